@@ -1,0 +1,114 @@
+//! The connection and its calls.
+
+use crate::error::Error;
+use crate::types::{
+    AppendResult, Direction, EventData, ExpectedVersion, ReadFrom, RecordedEvent, StreamId,
+};
+use evenire_proto::v1 as pb;
+use evenire_proto::v1::event_store_service_client::EventStoreServiceClient;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio_stream::Stream;
+use tonic::transport::{Channel, Endpoint};
+
+/// Largest response message accepted: room for the server's largest event (4 MiB of
+/// data and metadata by default) with its envelope.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// A connection to an Evenire server. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: EventStoreServiceClient<Channel>,
+}
+
+impl Client {
+    /// Connects to `uri`, such as `http://127.0.0.1:5243`.
+    pub async fn connect(uri: impl Into<String>) -> Result<Self, Error> {
+        let endpoint = Endpoint::from_shared(uri.into())?.tcp_nodelay(true);
+        Ok(Self::from_channel(endpoint.connect().await?))
+    }
+
+    /// A client over an existing channel.
+    pub fn from_channel(channel: Channel) -> Self {
+        Client {
+            inner: EventStoreServiceClient::new(channel)
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+        }
+    }
+
+    /// Appends `events` to `stream` if it meets `expected`, atomically: all of them or
+    /// none. Returns once they are durable on the server.
+    pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: impl IntoIterator<Item = EventData>,
+    ) -> Result<AppendResult, Error> {
+        let request = pb::AppendRequest {
+            stream: Some(stream.to_proto()),
+            expected_version: Some(expected.to_proto()),
+            events: events.into_iter().map(|e| e.to_proto()).collect(),
+        };
+        let response = self.inner.clone().append(request).await?.into_inner();
+        Ok(AppendResult {
+            version: response.version,
+            position: response.position,
+        })
+    }
+
+    /// Reads `stream` from `from` in `direction`, at most `max_count` events. Fails
+    /// with [`Error::NotFound`] for a stream never written.
+    pub async fn read(
+        &self,
+        stream: &StreamId,
+        from: ReadFrom,
+        direction: Direction,
+        max_count: Option<u64>,
+    ) -> Result<EventStream, Error> {
+        let request = pb::ReadRequest {
+            stream: Some(stream.to_proto()),
+            from: Some(from.to_proto()),
+            direction: direction.to_proto().into(),
+            max_count,
+        };
+        let responses = self.inner.clone().read(request).await?.into_inner();
+        Ok(EventStream {
+            responses,
+            buffered: VecDeque::new(),
+        })
+    }
+}
+
+/// The events of a read, one at a time, though the server sends them in batches.
+#[derive(Debug)]
+pub struct EventStream {
+    responses: tonic::Streaming<pb::ReadResponse>,
+    buffered: VecDeque<pb::RecordedEvent>,
+}
+
+impl Stream for EventStream {
+    type Item = Result<RecordedEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(event) = self.buffered.pop_front() {
+                return Poll::Ready(Some(
+                    RecordedEvent::from_proto(event).map_err(Error::BadResponse),
+                ));
+            }
+            match Pin::new(&mut self.responses).poll_next(cx) {
+                Poll::Ready(Some(Ok(response))) => self.buffered.extend(response.events),
+                Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status.into()))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl From<tonic::codegen::http::uri::InvalidUri> for Error {
+    fn from(e: tonic::codegen::http::uri::InvalidUri) -> Self {
+        Error::InvalidUri(e.to_string())
+    }
+}

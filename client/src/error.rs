@@ -1,0 +1,83 @@
+//! The client's error: one variant per case a caller handles differently.
+
+use tonic::{Code, Status};
+
+/// Trailing metadata the server sets on a wrong expected version.
+const ACTUAL_VERSION_KEY: &str = "evenire-actual-version";
+/// Trailing metadata that tells the two kinds of `ABORTED` apart.
+const ERROR_KIND_KEY: &str = "evenire-error";
+
+/// What went wrong with a call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The stream was not at the expected version; nothing was written. Re-read the
+    /// stream, decide again, and append with the new version.
+    #[error("wrong expected version (actual: {}): {message}", describe(*.actual))]
+    WrongExpectedVersion {
+        /// The stream's version; None when it has no events.
+        actual: Option<u64>,
+        /// The server's message.
+        message: String,
+    },
+    /// An event id of the append is already committed elsewhere; nothing was written.
+    #[error("event id conflict: {0}")]
+    EventIdConflict(String),
+    /// The stream has never been written.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request broke the contract or a limit; the message names the field or limit.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The server met a record that failed its checksum and refused to serve it.
+    #[error("data loss: {0}")]
+    DataLoss(String),
+    /// The server is starting, stopping, or cannot write; retry later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Any other status from the server.
+    #[error("server error: {0}")]
+    Status(Status),
+    /// The server address is not a valid URI.
+    #[error("invalid server URI: {0}")]
+    InvalidUri(String),
+    /// The connection could not be made.
+    #[error("cannot connect: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    /// The server sent something this client cannot understand.
+    #[error("bad response: {0}")]
+    BadResponse(String),
+}
+
+fn describe(actual: Option<u64>) -> String {
+    actual.map_or_else(|| "no stream".to_string(), |v| v.to_string())
+}
+
+impl From<Status> for Error {
+    fn from(status: Status) -> Self {
+        let message = status.message().to_string();
+        match status.code() {
+            Code::Aborted
+                if status
+                    .metadata()
+                    .get(ERROR_KIND_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    == Some("event-id-conflict") =>
+            {
+                Error::EventIdConflict(message)
+            }
+            Code::Aborted => Error::WrongExpectedVersion {
+                actual: status
+                    .metadata()
+                    .get(ACTUAL_VERSION_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+                message,
+            },
+            Code::NotFound => Error::NotFound(message),
+            Code::InvalidArgument => Error::InvalidArgument(message),
+            Code::DataLoss => Error::DataLoss(message),
+            Code::Unavailable => Error::Unavailable(message),
+            _ => Error::Status(status),
+        }
+    }
+}

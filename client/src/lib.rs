@@ -1,0 +1,37 @@
+//! Rust client for Evenire, an event store served over gRPC.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), evenire_client::Error> {
+//! use evenire_client::{Client, Direction, EventData, ExpectedVersion, ReadFrom, StreamId};
+//! use tokio_stream::StreamExt;
+//!
+//! let client = Client::connect("http://127.0.0.1:5243").await?;
+//! let order = StreamId::new(uuid::Uuid::new_v4(), "order");
+//! client
+//!     .append(&order, ExpectedVersion::NoStream, [EventData::new("Placed", "{}")])
+//!     .await?;
+//! let mut events = client.read(&order, ReadFrom::Start, Direction::Forward, None).await?;
+//! while let Some(event) = events.next().await {
+//!     println!("{:?}", event?);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - [`Client`]: connect, append, read;
+//! - [`types`](crate::StreamId): streams, events, expected versions, read positions;
+//! - [`Error`]: what the server or the connection said, with a variant per case a
+//!   caller acts on.
+
+mod client;
+mod error;
+mod types;
+
+pub use client::{Client, EventStream};
+pub use error::Error;
+pub use types::{
+    AppendResult, Direction, EventData, ExpectedVersion, ReadFrom, RecordedEvent, StreamId,
+};
+
+/// The generated protobuf types, for what the idiomatic API does not cover.
+pub use evenire_proto::v1 as proto;

@@ -1,0 +1,230 @@
+//! The client's types: plain Rust values, converted to and from the wire in one place.
+
+use bytes::Bytes;
+use evenire_proto::v1 as pb;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
+
+/// Names a stream: a UUID key and a type ("order", "sensor").
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    /// The stream's key.
+    pub key: Uuid,
+    /// The kind of stream: 1 to 255 bytes of UTF-8.
+    pub stream_type: String,
+}
+
+impl StreamId {
+    /// The stream `stream_type`/`key`.
+    pub fn new(key: Uuid, stream_type: impl Into<String>) -> Self {
+        StreamId {
+            key,
+            stream_type: stream_type.into(),
+        }
+    }
+
+    pub(crate) fn to_proto(&self) -> pb::StreamId {
+        pb::StreamId {
+            key: self.key.to_string(),
+            r#type: self.stream_type.clone(),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.stream_type, self.key)
+    }
+}
+
+/// An event to append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventData {
+    /// The event's id. Set it to make retries idempotent; left unset, the server picks
+    /// one.
+    pub id: Option<Uuid>,
+    /// The kind of event: 1 to 255 bytes of UTF-8.
+    pub event_type: String,
+    /// The payload.
+    pub data: Bytes,
+    /// Application metadata.
+    pub metadata: Bytes,
+}
+
+impl EventData {
+    /// An event of `event_type` carrying `data`, with a fresh random id so that a retry
+    /// of the same value is idempotent.
+    pub fn new(event_type: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        EventData {
+            id: Some(Uuid::new_v4()),
+            event_type: event_type.into(),
+            data: data.into(),
+            metadata: Bytes::new(),
+        }
+    }
+
+    /// An event whose data is `value` serialised as JSON.
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(
+        event_type: impl Into<String>,
+        value: &T,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self::new(event_type, serde_json::to_vec(value)?))
+    }
+
+    /// The same event with this id.
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// The same event with no id: the server picks one, and a retry writes it again.
+    pub fn without_id(mut self) -> Self {
+        self.id = None;
+        self
+    }
+
+    /// The same event with this metadata.
+    pub fn with_metadata(mut self, metadata: impl Into<Bytes>) -> Self {
+        self.metadata = metadata.into();
+        self
+    }
+
+    pub(crate) fn to_proto(&self) -> pb::EventData {
+        pb::EventData {
+            id: self.id.map(|id| id.to_string()).unwrap_or_default(),
+            r#type: self.event_type.clone(),
+            data: self.data.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+/// The precondition of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No precondition.
+    Any,
+    /// The stream must have no events.
+    NoStream,
+    /// The stream must have at least one event.
+    StreamExists,
+    /// The stream's last event must have this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    pub(crate) fn to_proto(self) -> pb::ExpectedVersion {
+        use pb::expected_version::Kind;
+        let kind = match self {
+            ExpectedVersion::Any => Kind::State(pb::ExpectedState::Any.into()),
+            ExpectedVersion::NoStream => Kind::State(pb::ExpectedState::NoStream.into()),
+            ExpectedVersion::StreamExists => Kind::State(pb::ExpectedState::StreamExists.into()),
+            ExpectedVersion::Exact(v) => Kind::Exact(v),
+        };
+        pb::ExpectedVersion { kind: Some(kind) }
+    }
+}
+
+/// Where a committed append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The stream's new version: the version of the append's last event.
+    pub version: u64,
+    /// The log position of the append's last event.
+    pub position: u64,
+}
+
+/// Where a read starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The first event.
+    Start,
+    /// The last event (backward), or nothing (forward).
+    End,
+    /// This version, included.
+    Version(u64),
+}
+
+impl ReadFrom {
+    pub(crate) fn to_proto(self) -> pb::read_request::From {
+        use pb::read_request::From;
+        match self {
+            ReadFrom::Start => From::Origin(pb::ReadOrigin::Start.into()),
+            ReadFrom::End => From::Origin(pb::ReadOrigin::End.into()),
+            ReadFrom::Version(v) => From::Version(v),
+        }
+    }
+}
+
+/// The order of a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending versions.
+    Forward,
+    /// Descending versions.
+    Backward,
+}
+
+impl Direction {
+    pub(crate) fn to_proto(self) -> pb::ReadDirection {
+        match self {
+            Direction::Forward => pb::ReadDirection::Forward,
+            Direction::Backward => pb::ReadDirection::Backward,
+        }
+    }
+}
+
+/// An event as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The event's id.
+    pub id: Uuid,
+    /// The kind of event.
+    pub event_type: String,
+    /// The payload.
+    pub data: Bytes,
+    /// Application metadata.
+    pub metadata: Bytes,
+    /// The stream it belongs to.
+    pub stream: StreamId,
+    /// Its 0-based index within the stream.
+    pub version: u64,
+    /// Its place in the whole store's log.
+    pub position: u64,
+    /// When the store committed it.
+    pub created: SystemTime,
+}
+
+impl RecordedEvent {
+    /// The data, parsed as JSON into `T`.
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.data)
+    }
+
+    pub(crate) fn from_proto(event: pb::RecordedEvent) -> Result<Self, String> {
+        let stream = event.stream.ok_or("event without a stream")?;
+        let parse = |text: &str, what: &str| {
+            Uuid::try_parse(text).map_err(|_| format!("{what} `{text}` is not a UUID"))
+        };
+        let created = event
+            .created
+            .map(|t| {
+                let since_epoch = Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32);
+                UNIX_EPOCH + since_epoch
+            })
+            .unwrap_or(UNIX_EPOCH);
+        Ok(RecordedEvent {
+            id: parse(&event.id, "event id")?,
+            event_type: event.r#type,
+            data: event.data,
+            metadata: event.metadata,
+            stream: StreamId::new(parse(&stream.key, "stream key")?, stream.r#type),
+            version: event.version,
+            position: event.position,
+            created,
+        })
+    }
+}

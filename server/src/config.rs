@@ -1,0 +1,173 @@
+//! The server's settings: each one a command-line flag and an `EVENIRE_*` environment
+//! variable, with the default that `--help` shows.
+
+use crate::store::{FsyncPolicy, StoreConfig};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Evenire: an event store served over gRPC.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "evenire-server", version, about, long_about = None)]
+pub struct Config {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "EVENIRE_LISTEN", default_value = "127.0.0.1:5243")]
+    pub listen: SocketAddr,
+
+    /// Directory that holds the log. Created if missing; one server at a time.
+    #[arg(long, env = "EVENIRE_DATA_DIR", default_value = "./evenire-data")]
+    pub data_dir: PathBuf,
+
+    /// Memory for recently written and read events (e.g. 256MiB, 1GiB; 0 turns the cache off).
+    #[arg(long, env = "EVENIRE_CACHE_SIZE", default_value_t = ByteSize::mib(256))]
+    pub cache_size: ByteSize,
+
+    /// When appends are acknowledged: `always` = after fdatasync (survives power loss);
+    /// `power-loss-unsafe` = once in the OS page cache (survives a process crash only;
+    /// for benchmarks and tests).
+    #[arg(long, env = "EVENIRE_FSYNC", value_enum, default_value_t = Fsync::Always)]
+    pub fsync: Fsync,
+
+    /// Size at which a log segment is closed and the next one started.
+    #[arg(long, env = "EVENIRE_SEGMENT_SIZE", default_value_t = ByteSize::mib(64))]
+    pub segment_size: ByteSize,
+
+    /// Largest event: its data plus its metadata.
+    #[arg(long, env = "EVENIRE_MAX_EVENT_SIZE", default_value_t = ByteSize::mib(4))]
+    pub max_event_size: ByteSize,
+
+    /// Most events in one append.
+    #[arg(long, env = "EVENIRE_MAX_EVENTS_PER_APPEND", default_value_t = 10_000)]
+    pub max_events_per_append: usize,
+
+    /// Largest request message, encoded.
+    #[arg(long, env = "EVENIRE_MAX_REQUEST_SIZE", default_value_t = ByteSize::mib(16))]
+    pub max_request_size: ByteSize,
+
+    /// Appends (in bytes) that may wait for the disk at once; later ones wait their turn.
+    #[arg(long, env = "EVENIRE_MAX_PENDING_BYTES", default_value_t = ByteSize::mib(64))]
+    pub max_pending_bytes: ByteSize,
+
+    /// Seconds that shutdown waits for requests in flight before closing them.
+    #[arg(long, env = "EVENIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    /// The defaults, with the log in `data_dir`: what tests and embedders start from.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5243)),
+            data_dir: data_dir.into(),
+            cache_size: ByteSize::mib(256),
+            fsync: Fsync::Always,
+            segment_size: ByteSize::mib(64),
+            max_event_size: ByteSize::mib(4),
+            max_events_per_append: 10_000,
+            max_request_size: ByteSize::mib(16),
+            max_pending_bytes: ByteSize::mib(64),
+            shutdown_grace_secs: 10,
+        }
+    }
+
+    /// What the store needs of the settings.
+    pub fn store(&self) -> StoreConfig {
+        StoreConfig {
+            data_dir: self.data_dir.clone(),
+            cache_bytes: self.cache_size.0,
+            fsync: match self.fsync {
+                Fsync::Always => FsyncPolicy::Always,
+                Fsync::PowerLossUnsafe => FsyncPolicy::PowerLossUnsafe,
+            },
+            segment_size: self.segment_size.0,
+            max_pending_bytes: self.max_pending_bytes.0,
+        }
+    }
+
+    /// How long shutdown waits for requests in flight.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// The `--fsync` choices; see [`FsyncPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fsync {
+    /// fdatasync before every acknowledgement.
+    Always,
+    /// No fsync: loses acknowledged appends on power loss.
+    PowerLossUnsafe,
+}
+
+/// A number of bytes, written with an optional binary unit: `4096`, `64KiB`, `4MiB`,
+/// `1GiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// `n` mebibytes.
+    pub const fn mib(n: u64) -> Self {
+        ByteSize(n << 20)
+    }
+
+    /// As a `usize`, saturating on 32-bit targets.
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+const UNITS: [(&str, u64); 4] = [
+    ("GiB", 1 << 30),
+    ("MiB", 1 << 20),
+    ("KiB", 1 << 10),
+    ("B", 1),
+];
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (number, multiplier) = UNITS
+            .iter()
+            .find_map(|(unit, m)| s.strip_suffix(unit).map(|n| (n.trim(), *m)))
+            .unwrap_or((s, 1));
+        let n: u64 = number.parse().map_err(|_| {
+            format!("`{s}` is not a size: use a whole number with an optional KiB, MiB or GiB")
+        })?;
+        n.checked_mul(multiplier)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{s}` is too large"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (unit, m) = UNITS
+            .iter()
+            .find(|(_, m)| self.0 != 0 && self.0.is_multiple_of(*m))
+            .copied()
+            .unwrap_or(("", 1));
+        write!(f, "{}{unit}", self.0 / m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_print_in_binary_units() {
+        assert_eq!("4MiB".parse(), Ok(ByteSize(4 << 20)));
+        assert_eq!("64 KiB".parse(), Ok(ByteSize(64 << 10)));
+        assert_eq!("1000".parse(), Ok(ByteSize(1000)));
+        assert_eq!("0".parse(), Ok(ByteSize(0)));
+        assert!("4MB".parse::<ByteSize>().is_err());
+        assert!("99999999999GiB".parse::<ByteSize>().is_err());
+        assert_eq!(ByteSize::mib(256).to_string(), "256MiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000B");
+        assert_eq!(ByteSize(0).to_string(), "0");
+    }
+}

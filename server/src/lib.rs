@@ -1,0 +1,130 @@
+//! Evenire's server: an event store served over gRPC.
+//!
+//! - [`config`]: the settings, as flags and `EVENIRE_*` environment variables;
+//! - [`service`]: the gRPC service, the only code that knows both protobuf and store
+//!   types: request checks, conversions, the error-to-status mapping;
+//! - [`store`]: the durable log, its index and cache; knows nothing of gRPC.
+//!
+//! [`run`] serves a bound listener until a shutdown future completes, so tests bind
+//! `127.0.0.1:0` and stop the server when they choose.
+
+pub mod config;
+pub mod service;
+pub mod store;
+
+pub use config::Config;
+
+use evenire_proto::v1::event_store_service_server::EventStoreServiceServer;
+use service::{EventStoreApi, Limits};
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+/// Why the server stopped other than by a requested shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store could not be opened: the log is damaged, locked, or unreadable. The
+    /// message names the file and offset; see the README's "Recovery" section.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The reflection service could not be built from the contract's descriptors.
+    #[error("reflection setup failed: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serves Evenire on `listener` until `shutdown` completes.
+///
+/// The gRPC server starts at once: health reports `NOT_SERVING` and the event store
+/// service answers `UNAVAILABLE` while the log is recovered, then both turn to serving.
+/// On shutdown, health turns `NOT_SERVING`, the server stops accepting, requests in
+/// flight get `config.shutdown_grace()` to finish, and the log is synced.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::NotServing).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(evenire_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let slot = Arc::new(OnceLock::new());
+    let limits = Limits {
+        max_event_size: config.max_event_size.as_usize(),
+        max_events_per_append: config.max_events_per_append,
+    };
+    let api = EventStoreServiceServer::new(EventStoreApi::new(slot.clone(), limits))
+        .max_decoding_message_size(config.max_request_size.as_usize());
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let incoming = TcpListenerStream::new(listener);
+    let mut server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(api)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            }),
+    );
+
+    let store_config = config.store();
+    let opened = tokio::task::spawn_blocking(move || Store::open(store_config)).await;
+    let store = match opened {
+        Ok(Ok(store)) => Arc::new(store),
+        Ok(Err(e)) => {
+            server.abort();
+            return Err(e.into());
+        }
+        // Store::open does not panic on anything the disk can cause.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    let _ = slot.set(store.clone());
+    set_health(&health, ServingStatus::Serving).await;
+    tracing::info!("serving");
+
+    let outcome = tokio::select! {
+        () = shutdown => {
+            tracing::info!("shutting down");
+            set_health(&health, ServingStatus::NotServing).await;
+            let _ = stop.send(());
+            match tokio::time::timeout(config.shutdown_grace(), &mut server).await {
+                Ok(joined) => joined_outcome(joined),
+                Err(_) => {
+                    tracing::warn!("requests still in flight after the grace period; closing them");
+                    server.abort();
+                    Ok(())
+                }
+            }
+        }
+        joined = &mut server => joined_outcome(joined),
+    };
+    store.shutdown().await;
+    tracing::info!("log synced; stopped");
+    outcome
+}
+
+fn joined_outcome(
+    joined: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> Result<(), RunError> {
+    match joined {
+        Ok(served) => served.map_err(RunError::from),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Ok(()),
+    }
+}
+
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(evenire_proto::SERVICE_NAME, status)
+        .await;
+}

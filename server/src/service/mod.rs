@@ -1,0 +1,96 @@
+//! The service layer: the only code that knows both the protobuf types and the store's.
+//! It checks requests (`convert`), calls the store, and maps errors (`status`).
+
+mod convert;
+pub mod status;
+
+pub use convert::Limits;
+
+use crate::store::Store;
+use evenire_proto::v1 as pb;
+use evenire_proto::v1::event_store_service_server::EventStoreService;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+/// Events per `ReadResponse` message at most.
+const READ_BATCH_EVENTS: usize = 1024;
+/// Data and metadata bytes per `ReadResponse` message, past its first event.
+const READ_BATCH_BYTES: usize = 1 << 20;
+/// Messages a read may have ready ahead of a slow client.
+const READ_AHEAD_MESSAGES: usize = 2;
+
+/// The `EventStoreService` implementation.
+#[derive(Debug, Clone)]
+pub struct EventStoreApi {
+    /// Empty until recovery has finished.
+    store: Arc<OnceLock<Arc<Store>>>,
+    limits: Limits,
+}
+
+impl EventStoreApi {
+    /// A service that answers `UNAVAILABLE` until `store` is filled.
+    pub fn new(store: Arc<OnceLock<Arc<Store>>>, limits: Limits) -> Self {
+        EventStoreApi { store, limits }
+    }
+
+    fn store(&self) -> Result<Arc<Store>, Status> {
+        self.store
+            .get()
+            .cloned()
+            .ok_or_else(|| Status::unavailable("the store is recovering its log; retry shortly"))
+    }
+}
+
+#[tonic::async_trait]
+impl EventStoreService for EventStoreApi {
+    async fn append(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        let append = convert::append(request.into_inner(), &self.limits)?;
+        let store = self.store()?;
+        let result = store
+            .append(append.stream, append.expected, append.events)
+            .await
+            .map_err(status::from_store)?;
+        Ok(Response::new(pb::AppendResponse {
+            version: result.version,
+            position: result.position,
+        }))
+    }
+
+    type ReadStream = ReceiverStream<Result<pb::ReadResponse, Status>>;
+
+    async fn read(
+        &self,
+        request: Request<pb::ReadRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
+        let read = convert::read(request.into_inner())?;
+        let store = self.store()?;
+        let mut cursor = store
+            .read(read.stream, read.from, read.direction, read.max_count)
+            .map_err(status::from_store)?;
+        let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
+        tokio::spawn(async move {
+            loop {
+                let (next, batch) = cursor.next_batch(READ_BATCH_EVENTS, READ_BATCH_BYTES).await;
+                cursor = next;
+                let message = match batch {
+                    Ok(events) if events.is_empty() => return,
+                    Ok(events) => Ok(pb::ReadResponse {
+                        events: events.into_iter().map(convert::recorded_event).collect(),
+                    }),
+                    Err(e) => Err(status::from_store(e)),
+                };
+                let failed = message.is_err();
+                // A send fails when the client has gone: stop reading for it.
+                if sender.send(message).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}

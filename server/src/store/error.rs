@@ -1,0 +1,93 @@
+//! The store's errors. The service layer maps each variant to a gRPC status in one
+//! exhaustive match (`service/status.rs`), so a new variant forces a decision there.
+
+use super::types::{ExpectedVersion, StreamId};
+use std::path::PathBuf;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Why the store refused or failed an operation.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The stream is not at the expected version. Nothing was written; the caller can
+    /// re-read the stream and decide again.
+    #[error("stream {stream} expected version {expected}, actual {}", describe_version(*.actual))]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: StreamId,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's version; None when it has no events.
+        actual: Option<u64>,
+    },
+    /// An event id of the append is already committed somewhere other than where this
+    /// append would put it. Nothing was written; use fresh ids for new events.
+    #[error("event id {id} is already committed in stream {stream} at version {version}")]
+    EventIdConflict {
+        /// The id at fault.
+        id: Uuid,
+        /// Where it is committed.
+        stream: StreamId,
+        /// Its version there.
+        version: u64,
+    },
+    /// The stream has never been written.
+    #[error("stream {0} not found")]
+    StreamNotFound(StreamId),
+    /// A stored record failed its checksum or does not parse. Never served; the
+    /// operator restores the file or truncates the log at `offset`.
+    #[error("corrupt record in {} at offset {offset}: {reason}", .path.display())]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte offset of the damaged frame.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log does not hold together (a position or version gap between valid
+    /// records): written by a bug, or segments were removed or mixed by hand.
+    #[error("inconsistent log in {} at offset {offset}: {reason}", .path.display())]
+    Inconsistent {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte offset of the record at fault.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The disk failed a read or write. A failed write was rolled back; the caller can
+    /// retry.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the store was doing.
+        context: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// An fsync failed, so the store can no longer tell what reached the disk; it
+    /// refuses all writes until restarted, when recovery re-reads the log.
+    #[error("the store refuses writes after a failed fsync ({0}); restart the server")]
+    WritesRefused(String),
+    /// Another process holds the data directory's lock.
+    #[error("data directory {} is in use by another Evenire process", .0.display())]
+    Locked(PathBuf),
+    /// The store is shutting down; the caller retries against the next instance.
+    #[error("the store is shutting down")]
+    ShuttingDown,
+}
+
+fn describe_version(version: Option<u64>) -> String {
+    version.map_or_else(|| "no_stream".to_string(), |v| v.to_string())
+}
+
+impl StoreError {
+    /// An I/O error with what the store was doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source: Arc::new(source),
+        }
+    }
+}

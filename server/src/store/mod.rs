@@ -1,0 +1,255 @@
+//! The store: an append-only log on disk, an in-memory index over it, and a cache.
+//!
+//! It knows nothing of gRPC. Files, each with one job:
+//! - `types`: the store's vocabulary (streams, events, expected versions);
+//! - `record`: the framed, checksummed record codec, one record per append;
+//! - `segment`: segment files, their header, and scanning them;
+//! - `recovery`: rebuilding the index from the log at start;
+//! - `index`: stream -> versions -> record locations, event ids -> positions;
+//! - `writer`: the single writer thread and its group commit;
+//! - `reader`: reading records back through the cache;
+//! - `read`: a stream read, batch by batch;
+//! - `error`: what can go wrong, for the service layer to map.
+//!
+//! The on-disk format is written down in `docs/storage.md`.
+
+mod error;
+mod index;
+mod read;
+mod reader;
+pub mod record;
+mod recovery;
+pub mod segment;
+mod types;
+mod writer;
+
+pub use error::StoreError;
+pub use read::StreamRead;
+pub use types::{
+    AppendResult, Direction, EventData, ExpectedVersion, MAX_TYPE_LEN, ReadFrom, RecordedEvent,
+    StreamId,
+};
+
+use index::Index;
+use reader::LogReader;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use writer::{AppendCommand, Command, Writer};
+
+/// When an append is acknowledged, relative to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// `fdatasync` before acknowledging: an acknowledged append survives a process
+    /// crash and a power loss. The default.
+    Always,
+    /// Acknowledge once the write reached the OS page cache: survives a process crash,
+    /// but a power loss or kernel crash loses the last acknowledged appends. For
+    /// benchmarks and tests only.
+    PowerLossUnsafe,
+}
+
+/// How the store is set up.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Where the segments live. Created if missing.
+    pub data_dir: PathBuf,
+    /// Bytes of decoded records the cache may hold; 0 turns it off.
+    pub cache_bytes: u64,
+    /// When appends are acknowledged.
+    pub fsync: FsyncPolicy,
+    /// A segment is closed and a new one started once it reaches this many bytes.
+    pub segment_size: u64,
+    /// Bytes of appends that may wait for the writer; callers past it wait their turn.
+    pub max_pending_bytes: u64,
+}
+
+/// What the writer and the readers share.
+#[derive(Debug)]
+struct Shared {
+    index: RwLock<Index>,
+    reader: LogReader,
+}
+
+/// An open store. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<Command>,
+    /// Bounds the bytes queued for the writer: the backpressure on appends.
+    pending_bytes: Arc<Semaphore>,
+    max_pending_permits: u32,
+    writer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held for the store's life so no second process opens the same log.
+    _lock: File,
+}
+
+/// Fixed cost charged to the queue budget for each append, whatever its size.
+const APPEND_OVERHEAD_BYTES: usize = 256;
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir`: locks the directory, recovers
+    /// the index from the log, and starts the writer. Blocking; may take a while on a
+    /// large log.
+    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        let lock = lock_dir(dir)?;
+        let started = std::time::Instant::now();
+        let recovered = recovery::recover(dir)?;
+        tracing::info!(
+            events = recovered.events,
+            streams = recovered.index.stream_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovered the log"
+        );
+        let active_path = segment::segment_path(dir, u64::from(recovered.active_segment));
+        let mut active = segment::open_for_append(&active_path)
+            .map_err(|e| StoreError::io(format!("opening {}", active_path.display()), e))?;
+        std::io::Seek::seek(&mut active, std::io::SeekFrom::Start(recovered.active_len))
+            .map_err(|e| StoreError::io("seeking to the end of the log", e))?;
+
+        let shared = Arc::new(Shared {
+            index: RwLock::new(recovered.index),
+            reader: LogReader::new(dir.clone(), config.cache_bytes),
+        });
+        let writer = Writer {
+            dir: dir.clone(),
+            fsync: config.fsync,
+            segment_size: config.segment_size,
+            active,
+            active_segment: recovered.active_segment,
+            active_len: recovered.active_len,
+            shared: shared.clone(),
+            refusing: None,
+        };
+        // The byte budget bounds memory; the channel's own bound only needs to be large
+        // enough never to be the tighter of the two for small appends.
+        let (commands, receiver) = mpsc::channel(16 * 1024);
+        let writer_thread = std::thread::Builder::new()
+            .name("evenire-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| StoreError::io("starting the writer thread", e))?;
+        let max_pending_permits = u32::try_from(config.max_pending_bytes)
+            .unwrap_or(u32::MAX)
+            .min(Semaphore::MAX_PERMITS as u32)
+            .max(1);
+        Ok(Store {
+            shared,
+            commands,
+            pending_bytes: Arc::new(Semaphore::new(max_pending_permits as usize)),
+            max_pending_permits,
+            writer_thread: std::sync::Mutex::new(Some(writer_thread)),
+            _lock: lock,
+        })
+    }
+
+    /// Appends `events` to `stream` if it meets `expected`. Returns once the events are
+    /// durable (as the fsync policy says) and visible to readers. Re-sending an append
+    /// whose event ids are already committed at the place it asks for returns the
+    /// original result and writes nothing.
+    pub async fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+    ) -> Result<AppendResult, StoreError> {
+        let cost = record::encoded_append_len(&stream, &events) + APPEND_OVERHEAD_BYTES;
+        let permits = u32::try_from(cost)
+            .unwrap_or(u32::MAX)
+            .min(self.max_pending_permits);
+        let permit = self
+            .pending_bytes
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?;
+        let (reply, outcome) = oneshot::channel();
+        let command = Command::Append(AppendCommand {
+            stream,
+            expected,
+            events,
+            reply,
+            permit,
+        });
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?;
+        outcome.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Starts a read of `stream`. The read sees the stream as it is now: events
+    /// appended later are not part of it. `NOT_FOUND` for a stream never written.
+    pub fn read(
+        &self,
+        stream: StreamId,
+        from: ReadFrom,
+        direction: Direction,
+        max_count: Option<u64>,
+    ) -> Result<StreamRead, StoreError> {
+        let version = self
+            .index()
+            .stream_version(&stream)
+            .ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+        Ok(StreamRead::new(
+            self.shared.clone(),
+            stream,
+            version,
+            from,
+            direction,
+            max_count,
+        ))
+    }
+
+    /// The stream's current version; None for a stream never written.
+    pub fn stream_version(&self, stream: &StreamId) -> Option<u64> {
+        self.index().stream_version(stream)
+    }
+
+    /// Lets the writer finish every append already queued, syncs the log, and stops
+    /// it. Appends after this fail with [`StoreError::ShuttingDown`].
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(done)).await.is_ok() {
+            let _ = finished.await;
+        }
+        self.pending_bytes.close();
+        let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        read_index(&self.shared)
+    }
+}
+
+fn read_index(shared: &Shared) -> std::sync::RwLockReadGuard<'_, Index> {
+    // A panic while the lock was held cannot leave the index half-updated: the writer
+    // applies each record with plain pushes and inserts after the record is durable.
+    match shared.index.read() {
+        Ok(index) => index,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn lock_dir(dir: &std::path::Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::io(format!("locking {}", path.display()), e))
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Reading records back: from the cache when they are there, else from their segment
+//! with a positioned read, checking the checksum every time a record comes off the disk.
+
+use super::error::StoreError;
+use super::index::RecordLoc;
+use super::record::{self, Record};
+use super::segment;
+use bytes::Bytes;
+use moka::sync::Cache;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// Reads records by location. Shared by the writer (idempotency look-ups) and readers.
+#[derive(Debug)]
+pub struct LogReader {
+    dir: PathBuf,
+    files: RwLock<HashMap<u32, Arc<File>>>,
+    /// Decoded records, weighted by their size on disk. None when the cache size is 0,
+    /// so that setting really means "no cache".
+    cache: Option<Cache<RecordLoc, Arc<Record>>>,
+}
+
+impl LogReader {
+    /// A reader over the segments in `dir` with a cache of `cache_bytes`.
+    pub fn new(dir: PathBuf, cache_bytes: u64) -> Self {
+        let cache = (cache_bytes > 0).then(|| {
+            Cache::builder()
+                .max_capacity(cache_bytes)
+                .weigher(|loc: &RecordLoc, _: &Arc<Record>| loc.len)
+                .build()
+        });
+        LogReader {
+            dir,
+            files: RwLock::new(HashMap::new()),
+            cache,
+        }
+    }
+
+    /// Offers a just-committed record to the cache: recent events are the likeliest to
+    /// be read.
+    pub fn remember(&self, loc: RecordLoc, record: Arc<Record>) {
+        if let Some(cache) = &self.cache {
+            cache.insert(loc, record);
+        }
+    }
+
+    /// The record at `loc`. Blocking: call from the writer thread or `spawn_blocking`.
+    pub fn read(&self, loc: RecordLoc) -> Result<Arc<Record>, StoreError> {
+        if let Some(record) = self.cache.as_ref().and_then(|c| c.get(&loc)) {
+            return Ok(record);
+        }
+        let record = Arc::new(self.read_from_disk(loc)?);
+        self.remember(loc, record.clone());
+        Ok(record)
+    }
+
+    fn read_from_disk(&self, loc: RecordLoc) -> Result<Record, StoreError> {
+        let path = segment::segment_path(&self.dir, u64::from(loc.segment));
+        let file = self.file(loc.segment, &path)?;
+        let mut frame = vec![0; loc.len as usize];
+        file.read_exact_at(&mut frame, loc.offset)
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        record::decode_frame(Bytes::from(frame)).map_err(|e| StoreError::Corrupt {
+            path,
+            offset: loc.offset,
+            reason: e.to_string(),
+        })
+    }
+
+    fn file(&self, segment: u32, path: &std::path::Path) -> Result<Arc<File>, StoreError> {
+        let open = self.files.read().map(|files| files.get(&segment).cloned());
+        if let Ok(Some(file)) = open {
+            return Ok(file);
+        }
+        let file = Arc::new(
+            File::open(path)
+                .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?,
+        );
+        if let Ok(mut files) = self.files.write() {
+            files.insert(segment, file.clone());
+        }
+        Ok(file)
+    }
+}

@@ -1,0 +1,200 @@
+//! Segment files: the log is a numbered series of them in the data directory.
+//!
+//! A segment is `segment-NNNNNNNNNNNNNNNNNNNN.log` (its sequence number, zero-padded to
+//! 20 digits so names sort in log order) and starts with a 24-byte header:
+//!
+//! ```text
+//! [8] magic "EVENIRE\0" | u32 format version = 1 | u32 reserved = 0 | u64 sequence number
+//! ```
+//!
+//! followed by framed records (see `record.rs`) back to back. Records never span
+//! segments. No user string ever becomes part of a path.
+
+use super::error::StoreError;
+use super::record::{self, FRAME_HEADER_LEN, Record};
+use bytes::Bytes;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Bytes of the segment header.
+pub const SEGMENT_HEADER_LEN: u64 = 24;
+const MAGIC: &[u8; 8] = b"EVENIRE\0";
+const FORMAT_VERSION: u32 = 1;
+const PREFIX: &str = "segment-";
+const SUFFIX: &str = ".log";
+
+/// The path of segment `seq` in `dir`.
+pub fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{PREFIX}{seq:020}{SUFFIX}"))
+}
+
+/// The segments in `dir`, in log order. Other files are ignored.
+pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let seq = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|n| n.strip_suffix(SUFFIX))
+            .filter(|n| n.len() == 20)
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(seq) = seq {
+            segments.push((seq, entry.path()));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+fn header_bytes(seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
+    let mut header = [0; SEGMENT_HEADER_LEN as usize];
+    header[0..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[16..24].copy_from_slice(&seq.to_le_bytes());
+    header
+}
+
+/// Creates segment `seq` with its header, durably: the file's contents and its entry in
+/// the directory are both synced before this returns.
+pub fn create_segment(dir: &Path, seq: u64) -> io::Result<File> {
+    let path = segment_path(dir, seq);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    file.write_all(&header_bytes(seq))?;
+    file.sync_all()?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+/// Makes a file's creation, removal or size change in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Opens an existing segment for appending at its end.
+pub fn open_for_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+/// One record found by [`scan`], with where it lies in its segment.
+#[derive(Debug)]
+pub struct ScannedRecord {
+    /// Offset of the frame in the segment.
+    pub offset: u64,
+    /// Length of the whole frame.
+    pub len: u64,
+    /// The decoded record.
+    pub record: Record,
+}
+
+/// The outcome of scanning a segment's bytes.
+#[derive(Debug)]
+pub struct Scan {
+    /// Every valid record, in order.
+    pub records: Vec<ScannedRecord>,
+    /// Where the valid records end. Less than the file's length when a torn tail follows.
+    pub valid_len: u64,
+    /// Why the bytes after `valid_len` were judged a torn write, if there are any.
+    pub torn: Option<String>,
+}
+
+/// Checks the header of segment `seq` and decodes every record in `bytes` (the whole
+/// file).
+///
+/// A damaged record in the last segment (`is_last`) after which no valid record can be
+/// found is a torn write: the crash came before its fsync, so it was never
+/// acknowledged, and recovery may drop it. Damage anywhere else means acknowledged data
+/// is unreadable: that is an error naming the file and offset, never silently skipped.
+pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan, StoreError> {
+    let corrupt = |offset: u64, reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    let file_len = bytes.len() as u64;
+    if file_len < SEGMENT_HEADER_LEN {
+        if is_last {
+            // A crash while a new segment's header was being written.
+            return Ok(Scan {
+                records: Vec::new(),
+                valid_len: 0,
+                torn: Some("segment header incomplete".into()),
+            });
+        }
+        return Err(corrupt(0, "shorter than a segment header".into()));
+    }
+    let expected = header_bytes(seq);
+    if bytes[..8] != expected[..8] {
+        return Err(corrupt(0, "not an Evenire segment (bad magic)".into()));
+    }
+    if bytes[8..12] != expected[8..12] {
+        return Err(corrupt(0, "unsupported segment format version".into()));
+    }
+    if bytes[16..24] != expected[16..24] {
+        return Err(corrupt(
+            16,
+            "sequence number differs from the file name".into(),
+        ));
+    }
+
+    let mut records = Vec::new();
+    let mut at = SEGMENT_HEADER_LEN as usize;
+    while at < bytes.len() {
+        match frame_at(bytes, at) {
+            Ok((record, len)) => {
+                records.push(ScannedRecord {
+                    offset: at as u64,
+                    len,
+                    record,
+                });
+                at += len as usize;
+            }
+            Err(problem) => {
+                if is_last && !has_valid_frame_after(bytes, at + 1) {
+                    return Ok(Scan {
+                        records,
+                        valid_len: at as u64,
+                        torn: Some(problem),
+                    });
+                }
+                return Err(corrupt(at as u64, problem));
+            }
+        }
+    }
+    Ok(Scan {
+        records,
+        valid_len: at as u64,
+        torn: None,
+    })
+}
+
+/// Decodes the frame at `at`, returning the record and the frame's length.
+fn frame_at(bytes: &Bytes, at: usize) -> Result<(Record, u64), String> {
+    let header: &[u8; FRAME_HEADER_LEN] = bytes
+        .get(at..at + FRAME_HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| "incomplete frame header".to_string())?;
+    let header = record::decode_header(header).map_err(|e| e.to_string())?;
+    let end = at as u64 + header.frame_len();
+    if end > bytes.len() as u64 {
+        return Err(format!(
+            "record of {} bytes runs past the end of the file",
+            header.frame_len()
+        ));
+    }
+    let payload = bytes.slice(at + FRAME_HEADER_LEN..end as usize);
+    let record = record::decode_payload(header, payload).map_err(|e| e.to_string())?;
+    Ok((record, header.frame_len()))
+}
+
+/// Whether any offset from `from` on holds a complete, valid frame. Only called on the
+/// error path of the last segment, to tell a torn tail from damage before good data.
+fn has_valid_frame_after(bytes: &Bytes, from: usize) -> bool {
+    (from..bytes.len().saturating_sub(FRAME_HEADER_LEN)).any(|at| frame_at(bytes, at).is_ok())
+}

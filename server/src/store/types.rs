@@ -1,0 +1,124 @@
+//! The store's own vocabulary. These types know nothing of gRPC or protobuf: the
+//! service layer converts to and from them.
+
+use bytes::Bytes;
+use std::fmt;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Names a stream: a UUID key and a short type string ("order", "sensor").
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId {
+    /// The stream's key.
+    pub key: Uuid,
+    /// The kind of stream: 1 to [`MAX_TYPE_LEN`] bytes of UTF-8.
+    pub stream_type: Arc<str>,
+}
+
+/// The longest stream or event type, in bytes of UTF-8.
+pub const MAX_TYPE_LEN: usize = 255;
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.stream_type, self.key)
+    }
+}
+
+/// An event as a client hands it to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventData {
+    /// Chosen by the client (for idempotent retries) or by the service layer.
+    pub id: Uuid,
+    /// The kind of event: 1 to [`MAX_TYPE_LEN`] bytes of UTF-8.
+    pub event_type: Arc<str>,
+    /// The payload, opaque to the store.
+    pub data: Bytes,
+    /// Application metadata, opaque to the store.
+    pub metadata: Bytes,
+}
+
+/// The precondition of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No precondition.
+    Any,
+    /// The stream must have no events.
+    NoStream,
+    /// The stream must have at least one event.
+    StreamExists,
+    /// The stream's last event must have this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream whose last version is `current` (None: no events) satisfies this.
+    pub fn accepts(self, current: Option<u64>) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current.is_none(),
+            ExpectedVersion::StreamExists => current.is_some(),
+            ExpectedVersion::Exact(v) => current == Some(v),
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("no_stream"),
+            ExpectedVersion::StreamExists => f.write_str("stream_exists"),
+            ExpectedVersion::Exact(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Where a committed append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The stream's new version: the version of the append's last event.
+    pub version: u64,
+    /// The log position of the append's last event.
+    pub position: u64,
+}
+
+/// An event as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The event's id.
+    pub id: Uuid,
+    /// The kind of event.
+    pub event_type: Arc<str>,
+    /// The payload.
+    pub data: Bytes,
+    /// Application metadata.
+    pub metadata: Bytes,
+    /// The stream it belongs to.
+    pub stream: StreamId,
+    /// Its 0-based index within the stream.
+    pub version: u64,
+    /// Its place in the whole log.
+    pub position: u64,
+    /// When it was committed, in microseconds since the Unix epoch.
+    pub created_micros: i64,
+}
+
+/// Where a stream read starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The first event.
+    Start,
+    /// The last event.
+    End,
+    /// This version, included.
+    Version(u64),
+}
+
+/// The order of a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending versions.
+    Forward,
+    /// Descending versions.
+    Backward,
+}

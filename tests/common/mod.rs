@@ -1,0 +1,154 @@
+//! A real server on 127.0.0.1:0 over a real data directory, for end-to-end tests.
+#![allow(dead_code)]
+
+use evenire_client::{Client, EventData, StreamId};
+use evenire_server::{Config, RunError, run};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// A running server. Stop it with [`TestServer::stop`] to check a clean shutdown.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), RunError>>,
+}
+
+impl TestServer {
+    /// Starts a server with `config` and waits until its health check says SERVING.
+    pub async fn start(config: Config) -> TestServer {
+        let server = Self::spawn(config).await;
+        server.wait_until_serving().await;
+        server
+    }
+
+    /// Starts a server without waiting for it to be ready.
+    pub async fn spawn(config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("bound address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let data_dir = config.data_dir.clone();
+        let handle = tokio::spawn(run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            data_dir,
+            stop: Some(stop),
+            handle,
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.uri())
+            .await
+            .expect("connect to the test server")
+    }
+
+    pub async fn health(&self) -> HealthClient<tonic::transport::Channel> {
+        let channel = tonic::transport::Endpoint::from_shared(self.uri())
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect for health");
+        HealthClient::new(channel)
+    }
+
+    async fn wait_until_serving(&self) {
+        for _ in 0..500 {
+            if self.handle.is_finished() {
+                panic!("the server stopped while starting");
+            }
+            let endpoint = tonic::transport::Endpoint::from_shared(self.uri()).expect("uri");
+            if let Ok(channel) = endpoint.connect().await {
+                let mut health = HealthClient::new(channel);
+                let request = HealthCheckRequest {
+                    service: String::new(),
+                };
+                if let Ok(response) = health.check(request).await
+                    && response.into_inner().status == ServingStatus::Serving as i32
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the server did not become SERVING within 5 s");
+    }
+
+    /// Requests shutdown and returns how `run` ended.
+    pub async fn stop(mut self) -> Result<(), RunError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.handle).await.expect("server task")
+    }
+
+    /// Waits for `run` to end by itself (for a server that fails to start).
+    pub async fn outcome(self) -> Result<(), RunError> {
+        self.handle.await.expect("server task")
+    }
+}
+
+/// The default settings over `dir`, with the cache at `cache_bytes`.
+pub fn config(dir: &Path, cache_bytes: u64) -> Config {
+    let mut config = Config::new(dir);
+    config.cache_size = evenire_server::config::ByteSize(cache_bytes);
+    config
+}
+
+/// A fresh stream of type `stream_type`.
+pub fn new_stream(stream_type: &str) -> StreamId {
+    StreamId::new(uuid::Uuid::new_v4(), stream_type)
+}
+
+/// `n` events numbered from `first`, their data the decimal number.
+pub fn numbered(first: u64, n: u64) -> Vec<EventData> {
+    (first..first + n)
+        .map(|i| EventData::new("Numbered", i.to_string()))
+        .collect()
+}
+
+/// The numbers carried by events made with [`numbered`].
+pub fn numbers(events: &[evenire_client::RecordedEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| {
+            std::str::from_utf8(&e.data)
+                .expect("utf-8")
+                .parse()
+                .expect("a number")
+        })
+        .collect()
+}
+
+/// Reads a whole read into a vector, failing the test on any error.
+pub async fn read_all(
+    client: &Client,
+    stream: &StreamId,
+    from: evenire_client::ReadFrom,
+    direction: evenire_client::Direction,
+    max_count: Option<u64>,
+) -> Vec<evenire_client::RecordedEvent> {
+    use tokio_stream::StreamExt;
+    let mut events = client
+        .read(stream, from, direction, max_count)
+        .await
+        .expect("read starts");
+    let mut out = Vec::new();
+    while let Some(event) = events.next().await {
+        out.push(event.expect("read event"));
+    }
+    out
+}
