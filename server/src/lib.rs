@@ -68,6 +68,9 @@ pub async fn run(
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .layer(tower::util::MapResponseLayer::new(
+                service::oversize::rewrite,
+            ))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(api)

@@ -13,6 +13,8 @@ async fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
@@ -21,8 +23,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let bound = listener.local_addr().map_or(config.listen, |a| a);
     tracing::info!(
-        listen = %config.listen,
+        listen = %bound,
         data_dir = %config.data_dir.display(),
         fsync = ?config.fsync,
         cache_size = %config.cache_size,

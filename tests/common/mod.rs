@@ -56,13 +56,17 @@ impl TestServer {
             .expect("connect to the test server")
     }
 
-    pub async fn health(&self) -> HealthClient<tonic::transport::Channel> {
-        let channel = tonic::transport::Endpoint::from_shared(self.uri())
+    /// A plain gRPC channel to the server, for the standard services' clients.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.uri())
             .expect("uri")
             .connect()
             .await
-            .expect("connect for health");
-        HealthClient::new(channel)
+            .expect("connect")
+    }
+
+    pub async fn health(&self) -> HealthClient<tonic::transport::Channel> {
+        HealthClient::new(self.channel().await)
     }
 
     async fn wait_until_serving(&self) {
@@ -95,9 +99,12 @@ impl TestServer {
         (&mut self.handle).await.expect("server task")
     }
 
-    /// Waits for `run` to end by itself (for a server that fails to start).
+    /// Waits (30 s at most) for `run` to end by itself, for a server that fails to start.
     pub async fn outcome(self) -> Result<(), RunError> {
-        self.handle.await.expect("server task")
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.handle)
+            .await
+            .expect("the server should have stopped by itself")
+            .expect("server task")
     }
 }
 

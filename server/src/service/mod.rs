@@ -2,6 +2,7 @@
 //! It checks requests (`convert`), calls the store, and maps errors (`status`).
 
 mod convert;
+pub mod oversize;
 pub mod status;
 
 pub use convert::Limits;

@@ -1,0 +1,160 @@
+//! The real `evenire-server` binary: its flags, its start-up log, a graceful SIGTERM
+//! that keeps every acknowledged event, and a clear refusal to start on a damaged log.
+
+use evenire_client::{Client, Direction, EventData, ExpectedVersion, ReadFrom, StreamId};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_stream::StreamExt;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_evenire-server");
+
+/// Starts the binary on a free port and returns it with the address it logged.
+fn start(data_dir: &Path) -> (Child, String) {
+    let mut child = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start evenire-server");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line.expect("log line");
+        if addr.is_none()
+            && let Some(rest) = line.split("listen=").nth(1)
+        {
+            addr = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.contains("serving") {
+            break;
+        }
+    }
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (
+        child,
+        format!("http://{}", addr.expect("the server logs its address")),
+    )
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+fn wait(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..1000 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    panic!("the server did not exit within 10 s");
+}
+
+#[test]
+fn help_documents_every_setting_with_its_variable_and_default() {
+    let output = Command::new(BINARY)
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for (flag, env, default) in [
+        ("--listen", "EVENIRE_LISTEN", "127.0.0.1:5243"),
+        ("--data-dir", "EVENIRE_DATA_DIR", "./evenire-data"),
+        ("--cache-size", "EVENIRE_CACHE_SIZE", "256MiB"),
+        ("--fsync", "EVENIRE_FSYNC", "always"),
+        ("--segment-size", "EVENIRE_SEGMENT_SIZE", "64MiB"),
+        ("--max-event-size", "EVENIRE_MAX_EVENT_SIZE", "4MiB"),
+        (
+            "--max-events-per-append",
+            "EVENIRE_MAX_EVENTS_PER_APPEND",
+            "10000",
+        ),
+        ("--max-request-size", "EVENIRE_MAX_REQUEST_SIZE", "16MiB"),
+        ("--max-pending-bytes", "EVENIRE_MAX_PENDING_BYTES", "64MiB"),
+        ("--shutdown-grace-secs", "EVENIRE_SHUTDOWN_GRACE_SECS", "10"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+        assert!(
+            help.contains(&format!("env: {env}")),
+            "{env} missing from --help"
+        );
+        assert!(
+            help.contains(&format!("default: {default}")),
+            "{flag} default missing"
+        );
+    }
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stream = StreamId::new(uuid::Uuid::new_v4(), "order");
+
+    let (mut child, uri) = start(dir.path());
+    runtime.block_on(async {
+        let client = Client::connect(&uri).await.expect("connect");
+        for i in 0..20 {
+            let event = EventData::new("Numbered", i.to_string());
+            let expected = match i {
+                0 => ExpectedVersion::NoStream,
+                _ => ExpectedVersion::Exact(i - 1),
+            };
+            client
+                .append(&stream, expected, [event])
+                .await
+                .expect("append");
+        }
+    });
+    terminate(&child);
+    let status = wait(&mut child);
+    assert!(status.success(), "exit status {status:?}");
+
+    let (mut child, uri) = start(dir.path());
+    let versions = runtime.block_on(async {
+        let client = Client::connect(&uri).await.expect("connect");
+        let mut events = client
+            .read(&stream, ReadFrom::Start, Direction::Forward, None)
+            .await
+            .expect("read");
+        let mut versions = Vec::new();
+        while let Some(event) = events.next().await {
+            versions.push(event.expect("event").version);
+        }
+        versions
+    });
+    assert_eq!(versions, (0..20).collect::<Vec<_>>());
+    terminate(&child);
+    assert!(wait(&mut child).success());
+}
+
+#[test]
+fn a_damaged_log_stops_the_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let segment = dir.path().join("segment-00000000000000000000.log");
+    std::fs::write(&segment, [0xAB; 100]).expect("write a bad segment");
+    let output = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run the server");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("segment-00000000000000000000.log") && stderr.contains("offset 0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bad magic"), "{stderr}");
+}

@@ -1,0 +1,140 @@
+//! The standard services: gRPC health (NOT_SERVING while the log is recovered, SERVING
+//! after, for "" and for the service) and server reflection for grpcurl.
+
+mod common;
+
+use common::{TestServer, config};
+use evenire_client::{Error, ExpectedVersion};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+async fn status_of(
+    health: &mut HealthClient<tonic::transport::Channel>,
+    service: &str,
+) -> Result<i32, tonic::Status> {
+    let request = HealthCheckRequest {
+        service: service.into(),
+    };
+    Ok(health.check(request).await?.into_inner().status)
+}
+
+#[tokio::test]
+async fn health_reports_serving_for_the_server_and_the_service() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(config(dir.path(), 0)).await;
+    let mut health = server.health().await;
+    assert_eq!(
+        status_of(&mut health, "").await.expect("check \"\""),
+        ServingStatus::Serving as i32
+    );
+    assert_eq!(
+        status_of(&mut health, evenire_proto::SERVICE_NAME)
+            .await
+            .expect("check service"),
+        ServingStatus::Serving as i32
+    );
+    let unknown = status_of(&mut health, "no.such.Service").await;
+    assert_eq!(unknown.expect_err("unknown service").code(), Code::NotFound);
+}
+
+/// Recovery made to wait: the only segment is a named pipe, so reading it blocks until
+/// the test writes to it. Meanwhile health says NOT_SERVING and appends are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_serving_while_recovering() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("segment-00000000000000000000.log");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let server = TestServer::spawn(config(dir.path(), 0)).await;
+
+    let mut health = None;
+    for _ in 0..200 {
+        if let Ok(channel) = tonic::transport::Endpoint::from_shared(server.uri())
+            .expect("uri")
+            .connect()
+            .await
+        {
+            health = Some(HealthClient::new(channel));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut health = health.expect("the server listens during recovery");
+    assert_eq!(
+        status_of(&mut health, "").await.expect("check"),
+        ServingStatus::NotServing as i32
+    );
+    assert_eq!(
+        status_of(&mut health, evenire_proto::SERVICE_NAME)
+            .await
+            .expect("check"),
+        ServingStatus::NotServing as i32
+    );
+    let client = server.client().await;
+    let refused = client
+        .append(
+            &common::new_stream("order"),
+            ExpectedVersion::Any,
+            common::numbered(0, 1),
+        )
+        .await;
+    match refused {
+        Err(Error::Unavailable(message)) => assert!(message.contains("recovering"), "{message}"),
+        other => panic!("expected UNAVAILABLE while recovering, got {other:?}"),
+    }
+
+    // Unblock recovery with bytes that are not a segment: the start fails cleanly.
+    let writer = std::thread::spawn(move || std::fs::write(&fifo, [b'x'; 64]));
+    let outcome = server.outcome().await;
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("write to the pipe");
+    assert!(outcome.is_err(), "a bad segment stops the start");
+}
+
+#[tokio::test]
+async fn reflection_lists_and_describes_the_service() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(config(dir.path(), 0)).await;
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol(evenire_proto::SERVICE_NAME.into()),
+    ]
+    .map(|message| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(message),
+    });
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("reflection call")
+        .into_inner();
+
+    let listed = responses.next().await.expect("a response").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = listed.message_response else {
+        panic!("expected a service list, got {listed:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&evenire_proto::SERVICE_NAME), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+
+    let described = responses.next().await.expect("a response").expect("ok");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = described.message_response else {
+        panic!("expected file descriptors, got {described:?}");
+    };
+    let bytes: Vec<u8> = files.file_descriptor_proto.concat();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("evenire/v1/evenire.proto") && text.contains("Append"));
+}

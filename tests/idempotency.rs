@@ -1,0 +1,126 @@
+//! Retried appends: re-sending events whose ids are committed at the place the append
+//! asks for returns the original result and writes nothing, in every mode; the same ids
+//! anywhere else are a conflict.
+
+mod common;
+
+use common::{TestServer, config, new_stream, numbered, read_all};
+use evenire_client::{Direction, Error, ExpectedVersion, ReadFrom};
+
+#[tokio::test]
+async fn a_retry_returns_the_original_result_in_every_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(config(dir.path(), 0)).await;
+    let client = server.client().await;
+    let stream = new_stream("order");
+
+    let first = numbered(0, 3);
+    let original = client
+        .append(&stream, ExpectedVersion::NoStream, first.clone())
+        .await
+        .expect("first append");
+    // Others write after it, so a retry cannot pass by luck.
+    client
+        .append(&stream, ExpectedVersion::Any, numbered(3, 2))
+        .await
+        .expect("later append");
+
+    for mode in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Any,
+        ExpectedVersion::StreamExists,
+    ] {
+        let retried = client
+            .append(&stream, mode, first.clone())
+            .await
+            .unwrap_or_else(|e| panic!("retry with {mode:?}: {e}"));
+        assert_eq!(retried, original, "mode {mode:?}");
+    }
+
+    let second = numbered(5, 2);
+    let original_second = client
+        .append(&stream, ExpectedVersion::Exact(4), second.clone())
+        .await
+        .expect("exact append");
+    let retried = client
+        .append(&stream, ExpectedVersion::Exact(4), second.clone())
+        .await
+        .expect("exact retry");
+    assert_eq!(retried, original_second);
+
+    let events = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
+    assert_eq!(
+        common::numbers(&events),
+        (0..7).collect::<Vec<_>>(),
+        "nothing duplicated"
+    );
+}
+
+#[tokio::test]
+async fn the_same_ids_at_another_place_conflict() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(config(dir.path(), 1 << 20)).await;
+    let client = server.client().await;
+    let stream = new_stream("order");
+    let events = numbered(0, 2);
+    client
+        .append(&stream, ExpectedVersion::NoStream, events.clone())
+        .await
+        .expect("append");
+    client
+        .append(&stream, ExpectedVersion::Any, numbered(2, 1))
+        .await
+        .expect("append");
+
+    // Exact version that is not where they are.
+    let wrong_place = client
+        .append(&stream, ExpectedVersion::Exact(2), events.clone())
+        .await;
+    assert!(
+        matches!(wrong_place, Err(Error::EventIdConflict(_))),
+        "{wrong_place:?}"
+    );
+
+    // Another stream.
+    let other = client
+        .append(&new_stream("order"), ExpectedVersion::Any, events.clone())
+        .await;
+    assert!(matches!(other, Err(Error::EventIdConflict(_))), "{other:?}");
+
+    // Only part of the append was committed.
+    let mut partly = events.clone();
+    partly.push(numbered(9, 1).remove(0));
+    let partial = client.append(&stream, ExpectedVersion::Any, partly).await;
+    match partial {
+        Err(Error::EventIdConflict(message)) => {
+            assert!(message.contains("already committed"), "{message}")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    let read = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
+    assert_eq!(read.len(), 3, "conflicts wrote nothing");
+}
+
+/// The original and its retry in flight at once: one write, two equal answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retries_write_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(config(dir.path(), 0)).await;
+    let client = server.client().await;
+    let stream = new_stream("payment");
+    let events = numbered(0, 1);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, stream, events) = (client.clone(), stream.clone(), events.clone());
+            tokio::spawn(async move { client.append(&stream, ExpectedVersion::Any, events).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task").expect("append or retry"));
+    }
+    assert!(results.iter().all(|r| *r == results[0]));
+    let read = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
+    assert_eq!(read.len(), 1);
+}
