@@ -72,6 +72,34 @@ impl Config {
         }
     }
 
+    /// Refuses settings the log format cannot honour: a record's length is a u32, so a
+    /// request (one record) is capped at 1 GiB.
+    pub fn validate(&self) -> Result<(), String> {
+        const MAX_REQUEST: ByteSize = ByteSize(1 << 30);
+        if self.max_request_size > MAX_REQUEST {
+            return Err(format!(
+                "--max-request-size {} is over the largest supported, {MAX_REQUEST}",
+                self.max_request_size
+            ));
+        }
+        if self.max_event_size > self.max_request_size {
+            return Err(format!(
+                "--max-event-size {} is over --max-request-size {}",
+                self.max_event_size, self.max_request_size
+            ));
+        }
+        if self.segment_size < ByteSize(1024) {
+            return Err(format!(
+                "--segment-size {} is under the smallest supported, 1KiB",
+                self.segment_size
+            ));
+        }
+        if self.max_events_per_append == 0 {
+            return Err("--max-events-per-append must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// What the store needs of the settings.
     pub fn store(&self) -> StoreConfig {
         StoreConfig {

@@ -26,6 +26,9 @@ use tonic_health::ServingStatus;
 /// Why the server stopped other than by a requested shutdown.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A setting is out of its range; the message names it.
+    #[error("invalid settings: {0}")]
+    Config(String),
     /// The store could not be opened: the log is damaged, locked, or unreadable. The
     /// message names the file and offset; see the README's "Recovery" section.
     #[error("cannot open the store: {0}")]
@@ -49,6 +52,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    config.validate().map_err(RunError::Config)?;
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
     let reflection = tonic_reflection::server::Builder::configure()

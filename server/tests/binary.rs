@@ -158,3 +158,29 @@ fn a_damaged_log_stops_the_start_with_a_clear_message() {
     );
     assert!(stderr.contains("bad magic"), "{stderr}");
 }
+
+#[test]
+fn settings_out_of_range_are_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BINARY)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--max-request-size",
+            "2GiB",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("run the server");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--max-request-size 2GiB"), "{stderr}");
+
+    let output = Command::new(BINARY)
+        .args(["--cache-size", "lots"])
+        .output()
+        .expect("run the server");
+    assert_eq!(output.status.code(), Some(2), "usage errors exit 2");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--cache-size"));
+}

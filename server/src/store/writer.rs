@@ -258,9 +258,11 @@ impl Writer {
         pending: &Pending,
         command: &AppendCommand,
     ) -> Result<Option<Decision>, StoreError> {
-        let mut places = Vec::new();
+        // Consecutive ids of a retry sit in the same record: read it once.
+        let mut last_read = None;
+        let mut places = Vec::with_capacity(command.events.len());
         for event in &command.events {
-            places.push(self.find_event(index, pending, event.id)?);
+            places.push(self.find_event(index, pending, event.id, &mut last_read)?);
         }
         let Some((conflict_at, first_known)) = places
             .iter()
@@ -299,11 +301,13 @@ impl Writer {
     }
 
     /// Where an event id is committed, in the index or earlier in this batch.
+    /// `last_read` keeps the record read for the previous id.
     fn find_event(
         &self,
         index: &Index,
         pending: &Pending,
         id: Uuid,
+        last_read: &mut Option<Arc<Record>>,
     ) -> Result<Option<EventPlace>, StoreError> {
         if let Some(place) = pending.ids.get(&id) {
             return Ok(Some(place.clone()));
@@ -311,10 +315,20 @@ impl Writer {
         let Some(position) = index.position_of(&id) else {
             return Ok(None);
         };
-        let Some(loc) = index.record_holding(position) else {
-            return Ok(None);
+        let record = match last_read.take() {
+            Some(record)
+                if record.first_position <= position && position <= record.last_position() =>
+            {
+                record
+            }
+            _ => {
+                let Some(loc) = index.record_holding(position) else {
+                    return Ok(None);
+                };
+                self.shared.reader.read(loc)?
+            }
         };
-        let record = self.shared.reader.read(loc)?;
+        *last_read = Some(record.clone());
         let offset = position - record.first_position;
         Ok(Some(EventPlace {
             stream: record.stream.clone(),
