@@ -13,7 +13,10 @@
 //! JSON output) is issue 6.
 
 use clap::Parser;
-use evenire_client::{Client, Direction, EventData, ExpectedVersion, ReadFrom, StreamId};
+use evenire_client::{
+    Client, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, StreamId, SubscribeFrom,
+    SubscribeOptions, SubscriptionMessage,
+};
 use evenire_server::config::{ByteSize, Fsync};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
@@ -48,27 +51,61 @@ struct Args {
     /// Events in the stream read back forward.
     #[arg(long, default_value_t = 200_000)]
     read_events: u64,
+    /// Events appended while live subscribers follow.
+    #[arg(long, default_value_t = 20_000)]
+    fanout_events: u64,
+}
+
+/// A server this program started, to stop or restart.
+struct Started {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), evenire_server::RunError>>,
+}
+
+async fn start_server(
+    config: evenire_server::Config,
+) -> Result<(String, Started), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let uri = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(evenire_server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    Ok((uri, Started { stop, handle }))
+}
+
+impl Started {
+    async fn stop(self) -> Result<(), Box<dyn std::error::Error>> {
+        let _ = self.stop.send(());
+        self.handle.await??;
+        Ok(())
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let (uri, server) = match &args.server {
-        Some(uri) => (uri.clone(), None),
-        None => {
-            let parent = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
-            let dir = tempfile::tempdir_in(parent)?;
+    let data = match &args.server {
+        Some(_) => None,
+        None => Some(tempfile::tempdir_in(
+            args.data_dir.clone().unwrap_or_else(std::env::temp_dir),
+        )?),
+    };
+    let server_config = |cache_size| {
+        data.as_ref().map(|dir| {
             let mut config = evenire_server::Config::new(dir.path());
             config.fsync = args.fsync;
-            config.cache_size = args.cache_size;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let uri = format!("http://{}", listener.local_addr()?);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let handle = tokio::spawn(evenire_server::run(listener, config, async {
-                let _ = stopped.await;
-            }));
-            (uri, Some((stop, handle, dir)))
+            config.cache_size = cache_size;
+            config
+        })
+    };
+    let (uri, mut server) = match (&args.server, server_config(args.cache_size)) {
+        (Some(uri), _) => (uri.clone(), None),
+        (None, Some(config)) => {
+            let (uri, started) = start_server(config).await?;
+            (uri, Some(started))
         }
+        (None, None) => unreachable!("a data directory exists when no server is given"),
     };
     let mut clients = Vec::new();
     for _ in 0..args.connections.max(1) {
@@ -94,21 +131,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!();
 
-    let single = appends(&clients, &args, 1, args.concurrency, args.events).await?;
+    let single = appends(&clients, args.payload, 1, args.concurrency, args.events).await?;
     single.print(&format!("append 1 event, {} clients", args.concurrency));
-    let one = appends(&clients, &args, 1, 1, (args.events / 20).max(100)).await?;
+    let one = appends(&clients, args.payload, 1, 1, (args.events / 20).max(100)).await?;
     one.print("append 1 event, 1 client");
     for batch in [100, 1000] {
         let total = (args.events * 4).max(batch as u64 * 8);
-        let batched = appends(&clients, &args, batch, 8, total).await?;
+        let batched = appends(&clients, args.payload, batch, 8, total).await?;
         batched.print(&format!("append batches of {batch}, 8 clients"));
     }
     let read = forward_read(&clients[0], &args).await?;
     read.print("read one stream forward (cached)");
+    for subscribers in [1, 100] {
+        let fanout = fan_out(&clients, &args, subscribers).await?;
+        fanout.print(&format!("live delivery to {subscribers} subscribers"));
+    }
 
-    if let Some((stop, handle, _dir)) = server {
-        let _ = stop.send(());
-        handle.await??;
+    if let Some(started) = server.take() {
+        started.stop().await?;
+        // Restart on the same log with the cache off: `$all` comes from the disk (the
+        // OS page cache is not dropped: that needs root and a quiet machine).
+        if let Some(config) = server_config(ByteSize(0)) {
+            let (uri, started) = start_server(config).await?;
+            let client = connect(&uri).await?;
+            let catch_up = read_log(&client).await?;
+            catch_up.print("read $all from the start (cache off)");
+            started.stop().await?;
+        }
     }
     Ok(())
 }
@@ -162,13 +211,13 @@ impl Outcome {
 /// stream; half of the tasks append with exact expected versions.
 async fn appends(
     clients: &[Client],
-    args: &Args,
+    payload: usize,
     batch: usize,
     concurrency: usize,
     total: u64,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     let per_task = (total / concurrency as u64 / batch as u64).max(1);
-    let payload = vec![b'x'; args.payload];
+    let payload = vec![b'x'; payload];
     let started = Instant::now();
     let mut tasks = Vec::new();
     for task in 0..concurrency {
@@ -201,6 +250,76 @@ async fn appends(
     }
     Ok(Outcome {
         events: per_task * concurrency as u64 * batch as u64,
+        elapsed: started.elapsed(),
+        latencies,
+    })
+}
+
+/// Reads the whole log forward.
+async fn read_log(client: &Client) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let mut events = client
+        .read_all(ReadAllFrom::Start, Direction::Forward, None)
+        .await?;
+    let mut count = 0;
+    while let Some(event) = events.next().await {
+        event?;
+        count += 1;
+    }
+    Ok(Outcome {
+        events: count,
+        elapsed: started.elapsed(),
+        latencies: vec![started.elapsed()],
+    })
+}
+
+/// `subscribers` live subscriptions while 16 writers append `fanout_events` events in
+/// batches of 10: events delivered per second, summed over subscribers, and each
+/// subscriber's time to receive them all.
+async fn fan_out(
+    clients: &[Client],
+    args: &Args,
+    subscribers: usize,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    // 16 writers of batches of 10: a multiple of 160 is what they append exactly.
+    let total = (args.fanout_events / 160).max(1) * 160;
+    let mut followers = Vec::new();
+    for i in 0..subscribers {
+        let client = &clients[i % clients.len()];
+        let mut subscription = client
+            .subscribe_all(SubscribeFrom::End, SubscribeOptions::default())
+            .await?;
+        while !matches!(
+            subscription.next().await,
+            Some(Ok(SubscriptionMessage::CaughtUp { .. }))
+        ) {}
+        followers.push(subscription);
+    }
+    let started = Instant::now();
+    let receivers: Vec<_> = followers
+        .into_iter()
+        .map(|mut subscription| {
+            tokio::spawn(async move {
+                let mut seen = 0;
+                while seen < total {
+                    match subscription.next().await {
+                        Some(Ok(SubscriptionMessage::Event(_))) => seen += 1,
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(e),
+                        None => break,
+                    }
+                }
+                Ok(started.elapsed())
+            })
+        })
+        .collect();
+    appends(clients, args.payload, 10, 16, total).await?;
+    let mut latencies = Vec::new();
+    for receiver in receivers {
+        latencies.push(receiver.await??);
+    }
+    Ok(Outcome {
+        events: total * subscribers as u64,
         elapsed: started.elapsed(),
         latencies,
     })

@@ -2,14 +2,15 @@
 
 use crate::error::Error;
 use crate::types::{
-    AppendResult, Direction, EventData, ExpectedVersion, ReadFrom, RecordedEvent, StreamId,
+    AppendResult, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, RecordedEvent,
+    StreamId,
 };
 use evenire_proto::v1 as pb;
 use evenire_proto::v1::event_store_service_client::EventStoreServiceClient;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Channel, Endpoint};
 
 /// Largest response message accepted: room for the server's largest event (4 MiB of
@@ -19,7 +20,7 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// A connection to an Evenire server. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: EventStoreServiceClient<Channel>,
+    pub(crate) inner: EventStoreServiceClient<Channel>,
 }
 
 impl Client {
@@ -73,18 +74,52 @@ impl Client {
             max_count,
         };
         let responses = self.inner.clone().read(request).await?.into_inner();
-        Ok(EventStream {
-            responses,
-            buffered: VecDeque::new(),
-        })
+        Ok(EventStream::new(responses.map(|r| r.map(|r| r.events))))
+    }
+
+    /// Reads every event of the store in position order, from `from` in `direction`,
+    /// at most `max_count` events.
+    pub async fn read_all(
+        &self,
+        from: ReadAllFrom,
+        direction: Direction,
+        max_count: Option<u64>,
+    ) -> Result<EventStream, Error> {
+        let request = pb::ReadAllRequest {
+            from: Some(from.to_proto()),
+            direction: direction.to_proto().into(),
+            max_count,
+        };
+        let responses = self.inner.clone().read_all(request).await?.into_inner();
+        Ok(EventStream::new(responses.map(|r| r.map(|r| r.events))))
     }
 }
 
+type Batches = Pin<Box<dyn Stream<Item = Result<Vec<pb::RecordedEvent>, tonic::Status>> + Send>>;
+
 /// The events of a read, one at a time, though the server sends them in batches.
-#[derive(Debug)]
 pub struct EventStream {
-    responses: tonic::Streaming<pb::ReadResponse>,
+    responses: Batches,
     buffered: VecDeque<pb::RecordedEvent>,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("buffered", &self.buffered.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventStream {
+    fn new(
+        responses: impl Stream<Item = Result<Vec<pb::RecordedEvent>, tonic::Status>> + Send + 'static,
+    ) -> Self {
+        EventStream {
+            responses: Box::pin(responses),
+            buffered: VecDeque::new(),
+        }
+    }
 }
 
 impl Stream for EventStream {
@@ -97,8 +132,8 @@ impl Stream for EventStream {
                     RecordedEvent::from_proto(event).map_err(Error::BadResponse),
                 ));
             }
-            match Pin::new(&mut self.responses).poll_next(cx) {
-                Poll::Ready(Some(Ok(response))) => self.buffered.extend(response.events),
+            match self.responses.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(events))) => self.buffered.extend(events),
                 Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status.into()))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,

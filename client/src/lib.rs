@@ -18,19 +18,24 @@
 //! # }
 //! ```
 //!
-//! - [`Client`]: connect, append, read;
+//! - [`Client`]: connect, append, read a stream or the whole log, subscribe;
 //! - [`types`](crate::StreamId): streams, events, expected versions, read positions;
 //! - [`Error`]: what the server or the connection said, with a variant per case a
 //!   caller acts on.
 
 mod client;
 mod error;
+mod subscription;
 mod types;
 
 pub use client::{Client, EventStream};
 pub use error::Error;
+pub use subscription::{
+    SubscribeFrom, SubscribeOptions, Subscription, SubscriptionFilter, SubscriptionMessage,
+};
 pub use types::{
-    AppendResult, Direction, EventData, ExpectedVersion, ReadFrom, RecordedEvent, StreamId,
+    AppendResult, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, RecordedEvent,
+    StreamId,
 };
 
 /// The generated protobuf types, for what the idiomatic API does not cover.

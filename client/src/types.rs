@@ -158,6 +158,28 @@ impl ReadFrom {
     }
 }
 
+/// Where a read of the whole log starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAllFrom {
+    /// The first event of the store.
+    Start,
+    /// The last event (backward), or nothing (forward).
+    End,
+    /// This position, included.
+    Position(u64),
+}
+
+impl ReadAllFrom {
+    pub(crate) fn to_proto(self) -> pb::read_all_request::From {
+        use pb::read_all_request::From;
+        match self {
+            ReadAllFrom::Start => From::Origin(pb::ReadOrigin::Start.into()),
+            ReadAllFrom::End => From::Origin(pb::ReadOrigin::End.into()),
+            ReadAllFrom::Position(p) => From::Position(p),
+        }
+    }
+}
+
 /// The order of a read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {

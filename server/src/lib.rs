@@ -20,7 +20,6 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use store::{Store, StoreError};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
 /// Why the server stopped other than by a requested shutdown.
@@ -68,10 +67,12 @@ pub async fn run(
         .max_decoding_message_size(config.max_request_size.as_usize());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let incoming = TcpListenerStream::new(listener);
+    // Our own incoming stream, so set TCP_NODELAY here: the builder's `tcp_nodelay` only
+    // applies to listeners tonic binds itself, and without it small responses and
+    // subscription messages wait out Nagle's algorithm against delayed ACKs (~40 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .layer(tower::util::MapResponseLayer::new(
                 service::oversize::rewrite,
             ))
@@ -102,6 +103,8 @@ pub async fn run(
         () = shutdown => {
             tracing::info!("shutting down");
             set_health(&health, ServingStatus::NotServing).await;
+            // Subscriptions never end by themselves: end them so the server can drain.
+            store.close_subscriptions();
             let _ = stop.send(());
             match tokio::time::timeout(config.shutdown_grace(), &mut server).await {
                 Ok(joined) => joined_outcome(joined),

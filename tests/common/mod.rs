@@ -27,11 +27,23 @@ impl TestServer {
         server
     }
 
+    /// Starts a server on `addr` (the address of a server stopped earlier, so that its
+    /// clients can come back) and waits until it is SERVING.
+    pub async fn start_at(addr: SocketAddr, config: Config) -> TestServer {
+        let server = Self::spawn_at(addr, config).await;
+        server.wait_until_serving().await;
+        server
+    }
+
     /// Starts a server without waiting for it to be ready.
     pub async fn spawn(config: Config) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::spawn_at(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    async fn spawn_at(addr: SocketAddr, config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .expect("bind 127.0.0.1:0");
+            .expect("bind the test address");
         let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
         let data_dir = config.data_dir.clone();

@@ -3,7 +3,8 @@
 //! happens before the store sees the request, so bad input changes nothing.
 
 use crate::store::{
-    Direction, EventData, ExpectedVersion, MAX_TYPE_LEN, ReadFrom, RecordedEvent, StreamId,
+    Direction, EventData, ExpectedVersion, Filter, MAX_TYPE_LEN, ReadFrom, RecordedEvent, StreamId,
+    SubscribeFrom, SubscribeTarget, SubscriptionItem,
 };
 use evenire_proto::v1 as pb;
 use std::collections::HashSet;
@@ -74,38 +75,150 @@ pub fn append(request: pb::AppendRequest, limits: &Limits) -> Result<Append, Sta
     })
 }
 
+/// A read of the whole log, checked. `from` names a position.
+#[derive(Debug)]
+pub struct ReadAll {
+    pub from: ReadFrom,
+    pub direction: Direction,
+    pub max_count: Option<u64>,
+}
+
+/// A subscription, checked.
+#[derive(Debug)]
+pub struct Subscribe {
+    pub target: SubscribeTarget,
+    pub filter: Filter,
+    pub checkpoint_interval: u64,
+}
+
+/// Most entries in each list of a subscription filter.
+pub const MAX_FILTER_ENTRIES: usize = 64;
+/// Checkpoint interval when the request leaves it at 0.
+pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 1000;
+
 /// Checks a read request.
 pub fn read(request: pb::ReadRequest) -> Result<Read, Status> {
     let stream = stream_id(request.stream, "stream")?;
     let from = match request.from {
         None => return Err(invalid("from: required (an origin or a version)".into())),
         Some(pb::read_request::From::Version(v)) => ReadFrom::Version(v),
-        Some(pb::read_request::From::Origin(o)) => match pb::ReadOrigin::try_from(o) {
-            Ok(pb::ReadOrigin::Start) => ReadFrom::Start,
-            Ok(pb::ReadOrigin::End) => ReadFrom::End,
-            Ok(pb::ReadOrigin::Unspecified) | Err(_) => {
-                return Err(invalid(format!(
-                    "origin: {o} is not READ_ORIGIN_START or READ_ORIGIN_END"
-                )));
-            }
-        },
-    };
-    let direction = match pb::ReadDirection::try_from(request.direction) {
-        Ok(pb::ReadDirection::Forward) => Direction::Forward,
-        Ok(pb::ReadDirection::Backward) => Direction::Backward,
-        Ok(pb::ReadDirection::Unspecified) | Err(_) => {
-            return Err(invalid(format!(
-                "direction: {} is not READ_DIRECTION_FORWARD or READ_DIRECTION_BACKWARD",
-                request.direction
-            )));
-        }
+        Some(pb::read_request::From::Origin(o)) => read_origin(o)?,
     };
     Ok(Read {
         stream,
         from,
-        direction,
+        direction: direction(request.direction)?,
         max_count: request.max_count,
     })
+}
+
+/// Checks a read of the whole log.
+pub fn read_all(request: pb::ReadAllRequest) -> Result<ReadAll, Status> {
+    let from = match request.from {
+        None => return Err(invalid("from: required (an origin or a position)".into())),
+        Some(pb::read_all_request::From::Position(p)) => ReadFrom::Version(p),
+        Some(pb::read_all_request::From::Origin(o)) => read_origin(o)?,
+    };
+    Ok(ReadAll {
+        from,
+        direction: direction(request.direction)?,
+        max_count: request.max_count,
+    })
+}
+
+/// Checks a subscription request.
+pub fn subscribe(request: pb::SubscribeRequest) -> Result<Subscribe, Status> {
+    use pb::subscribe_request::Target;
+    let target = match request.target {
+        None => return Err(invalid("target: required (all or stream)".into())),
+        Some(Target::All(all)) => SubscribeTarget::All(match all.from {
+            None => {
+                return Err(invalid(
+                    "all.from: required (an origin or after_position)".into(),
+                ));
+            }
+            Some(pb::subscribe_all::From::AfterPosition(p)) => SubscribeFrom::After(p),
+            Some(pb::subscribe_all::From::Origin(o)) => subscribe_origin(o, "all.origin")?,
+        }),
+        Some(Target::Stream(stream)) => {
+            let id = stream_id(stream.stream, "stream.stream")?;
+            let from = match stream.from {
+                None => {
+                    return Err(invalid(
+                        "stream.from: required (an origin or after_version)".into(),
+                    ));
+                }
+                Some(pb::subscribe_stream::From::AfterVersion(v)) => SubscribeFrom::After(v),
+                Some(pb::subscribe_stream::From::Origin(o)) => {
+                    subscribe_origin(o, "stream.origin")?
+                }
+            };
+            SubscribeTarget::Stream(id, from)
+        }
+    };
+    let filter = request.filter.unwrap_or_default();
+    let filter = Filter {
+        stream_types: filter_list(filter.stream_types, "filter.stream_types")?,
+        stream_type_prefixes: filter_list(
+            filter.stream_type_prefixes,
+            "filter.stream_type_prefixes",
+        )?,
+        event_types: filter_list(filter.event_types, "filter.event_types")?,
+        event_type_prefixes: filter_list(filter.event_type_prefixes, "filter.event_type_prefixes")?,
+    };
+    let checkpoint_interval = match request.checkpoint_interval {
+        0 => DEFAULT_CHECKPOINT_INTERVAL,
+        n => u64::from(n),
+    };
+    Ok(Subscribe {
+        target,
+        filter,
+        checkpoint_interval,
+    })
+}
+
+fn read_origin(origin: i32) -> Result<ReadFrom, Status> {
+    match pb::ReadOrigin::try_from(origin) {
+        Ok(pb::ReadOrigin::Start) => Ok(ReadFrom::Start),
+        Ok(pb::ReadOrigin::End) => Ok(ReadFrom::End),
+        Ok(pb::ReadOrigin::Unspecified) | Err(_) => Err(invalid(format!(
+            "origin: {origin} is not READ_ORIGIN_START or READ_ORIGIN_END"
+        ))),
+    }
+}
+
+fn subscribe_origin(origin: i32, field: &str) -> Result<SubscribeFrom, Status> {
+    match pb::SubscribeOrigin::try_from(origin) {
+        Ok(pb::SubscribeOrigin::Start) => Ok(SubscribeFrom::Start),
+        Ok(pb::SubscribeOrigin::End) => Ok(SubscribeFrom::End),
+        Ok(pb::SubscribeOrigin::Unspecified) | Err(_) => Err(invalid(format!(
+            "{field}: {origin} is not SUBSCRIBE_ORIGIN_START or SUBSCRIBE_ORIGIN_END"
+        ))),
+    }
+}
+
+fn direction(direction: i32) -> Result<Direction, Status> {
+    match pb::ReadDirection::try_from(direction) {
+        Ok(pb::ReadDirection::Forward) => Ok(Direction::Forward),
+        Ok(pb::ReadDirection::Backward) => Ok(Direction::Backward),
+        Ok(pb::ReadDirection::Unspecified) | Err(_) => Err(invalid(format!(
+            "direction: {direction} is not READ_DIRECTION_FORWARD or READ_DIRECTION_BACKWARD"
+        ))),
+    }
+}
+
+fn filter_list(entries: Vec<String>, field: &str) -> Result<Vec<String>, Status> {
+    if entries.len() > MAX_FILTER_ENTRIES {
+        return Err(invalid(format!(
+            "{field}: {} entries exceed the limit of {MAX_FILTER_ENTRIES}",
+            entries.len()
+        )));
+    }
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| type_name(entry, &format!("{field}[{i}]")).map(|t| t.to_string()))
+        .collect()
 }
 
 fn stream_id(stream: Option<pb::StreamId>, field: &str) -> Result<StreamId, Status> {
@@ -203,6 +316,23 @@ pub fn recorded_event(event: RecordedEvent) -> pb::RecordedEvent {
             seconds: event.created_micros.div_euclid(1_000_000),
             nanos: (event.created_micros.rem_euclid(1_000_000) * 1_000) as i32,
         }),
+    }
+}
+
+/// A subscription's step as the wire carries it.
+pub fn subscription_item(item: SubscriptionItem) -> pb::SubscribeResponse {
+    use pb::subscribe_response::Message;
+    let message = match item {
+        SubscriptionItem::Events(events) => Message::Events(pb::SubscribeEvents {
+            events: events.into_iter().map(recorded_event).collect(),
+        }),
+        SubscriptionItem::CaughtUp { position } => Message::CaughtUp(pb::CaughtUp { position }),
+        SubscriptionItem::Checkpoint { position } => {
+            Message::Checkpoint(pb::Checkpoint { position })
+        }
+    };
+    pb::SubscribeResponse {
+        message: Some(message),
     }
 }
 

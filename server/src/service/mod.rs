@@ -7,7 +7,7 @@ pub mod status;
 
 pub use convert::Limits;
 
-use crate::store::Store;
+use crate::store::{LogRead, Store};
 use evenire_proto::v1 as pb;
 use evenire_proto::v1::event_store_service_server::EventStoreService;
 use std::sync::{Arc, OnceLock};
@@ -69,29 +69,91 @@ impl EventStoreService for EventStoreApi {
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
         let read = convert::read(request.into_inner())?;
-        let store = self.store()?;
-        let mut cursor = store
+        let cursor = self
+            .store()?
             .read(read.stream, read.from, read.direction, read.max_count)
             .map_err(status::from_store)?;
+        Ok(Response::new(send_read(cursor, |events| {
+            pb::ReadResponse { events }
+        })))
+    }
+
+    type ReadAllStream = ReceiverStream<Result<pb::ReadAllResponse, Status>>;
+
+    async fn read_all(
+        &self,
+        request: Request<pb::ReadAllRequest>,
+    ) -> Result<Response<Self::ReadAllStream>, Status> {
+        let read = convert::read_all(request.into_inner())?;
+        let cursor = self
+            .store()?
+            .read_all(read.from, read.direction, read.max_count);
+        Ok(Response::new(send_read(cursor, |events| {
+            pb::ReadAllResponse { events }
+        })))
+    }
+
+    type SubscribeStream = ReceiverStream<Result<pb::SubscribeResponse, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let subscribe = convert::subscribe(request.into_inner())?;
+        let mut subscription = self.store()?.subscribe(
+            subscribe.target,
+            subscribe.filter,
+            subscribe.checkpoint_interval,
+        );
         let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
         tokio::spawn(async move {
             loop {
-                let (next, batch) = cursor.next_batch(READ_BATCH_EVENTS, READ_BATCH_BYTES).await;
-                cursor = next;
-                let message = match batch {
-                    Ok(events) if events.is_empty() => return,
-                    Ok(events) => Ok(pb::ReadResponse {
-                        events: events.into_iter().map(convert::recorded_event).collect(),
-                    }),
-                    Err(e) => Err(status::from_store(e)),
+                let item = tokio::select! {
+                    // The client went away while the subscription waited for commits.
+                    () = sender.closed() => return,
+                    item = subscription.next(READ_BATCH_EVENTS, READ_BATCH_BYTES) => item,
                 };
-                let failed = message.is_err();
-                // A send fails when the client has gone: stop reading for it.
-                if sender.send(message).await.is_err() || failed {
+                let message = match item {
+                    Some(Ok(item)) => Ok(convert::subscription_item(item)),
+                    Some(Err(e)) => Err(status::from_store(e)),
+                    None => Err(Status::unavailable(
+                        "the server is shutting down; subscribe again after the last \
+                         position or version received",
+                    )),
+                };
+                let last = message.is_err();
+                if sender.send(message).await.is_err() || last {
                     return;
                 }
             }
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
+}
+
+/// Serves a read from a task of its own: one message per batch, at most
+/// `READ_AHEAD_MESSAGES` ahead of the client, stopping when the client goes.
+fn send_read<T: Send + 'static>(
+    mut cursor: LogRead,
+    wrap: fn(Vec<pb::RecordedEvent>) -> T,
+) -> ReceiverStream<Result<T, Status>> {
+    let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
+    tokio::spawn(async move {
+        loop {
+            let (next, batch) = cursor.next_batch(READ_BATCH_EVENTS, READ_BATCH_BYTES).await;
+            cursor = next;
+            let message = match batch {
+                Ok(events) if events.is_empty() => return,
+                Ok(events) => Ok(wrap(
+                    events.into_iter().map(convert::recorded_event).collect(),
+                )),
+                Err(e) => Err(status::from_store(e)),
+            };
+            let failed = message.is_err();
+            if sender.send(message).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(receiver)
 }

@@ -39,6 +39,10 @@ pub fn from_store(error: StoreError) -> Status {
             tracing::error!(%message, "refused to serve damaged data");
             Status::new(Code::DataLoss, message)
         }
+        StoreError::IndexMismatch(_) => {
+            tracing::error!(%message, "index and log disagree");
+            Status::new(Code::Internal, message)
+        }
         StoreError::Io { .. } | StoreError::WritesRefused(_) => {
             tracing::error!(%message, "storage failure");
             Status::new(Code::Unavailable, message)

@@ -56,6 +56,10 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The index and the log disagree while serving: a bug. The read stops rather than
+    /// serve a wrong event.
+    #[error("internal error: {0}")]
+    IndexMismatch(String),
     /// The disk failed a read or write. A failed write was rolled back; the caller can
     /// retry.
     #[error("{context}: {source}")]

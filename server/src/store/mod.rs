@@ -8,7 +8,8 @@
 //! - `index`: stream -> versions -> record locations, event ids -> positions;
 //! - `writer`: the single writer thread and its group commit;
 //! - `reader`: reading records back through the cache;
-//! - `read`: a stream read, batch by batch;
+//! - `read`: a read of a stream or of the whole log, batch by batch;
+//! - `subscription`: catch-up then live delivery of commits;
 //! - `error`: what can go wrong, for the service layer to map.
 //!
 //! The on-disk format is written down in `docs/storage.md`.
@@ -20,11 +21,13 @@ mod reader;
 pub mod record;
 mod recovery;
 pub mod segment;
+mod subscription;
 mod types;
 mod writer;
 
 pub use error::StoreError;
-pub use read::StreamRead;
+pub use read::LogRead;
+pub use subscription::{Filter, SubscribeFrom, SubscribeTarget, Subscription, SubscriptionItem};
 pub use types::{
     AppendResult, Direction, EventData, ExpectedVersion, MAX_TYPE_LEN, ReadFrom, RecordedEvent,
     StreamId,
@@ -35,7 +38,7 @@ use reader::LogReader;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use writer::{AppendCommand, Command, Writer};
 
 /// When an append is acknowledged, relative to the disk.
@@ -70,6 +73,11 @@ pub struct StoreConfig {
 struct Shared {
     index: RwLock<Index>,
     reader: LogReader,
+    /// The log's next position, sent by the writer after each commit is in the index:
+    /// what subscriptions wait on.
+    committed: watch::Sender<u64>,
+    /// Set when the store begins to shut down: subscriptions end.
+    closing: watch::Sender<bool>,
 }
 
 /// An open store. Cheap to share behind an `Arc`.
@@ -112,6 +120,8 @@ impl Store {
             .map_err(|e| StoreError::io("seeking to the end of the log", e))?;
 
         let shared = Arc::new(Shared {
+            committed: watch::Sender::new(recovered.index.next_position()),
+            closing: watch::Sender::new(false),
             index: RwLock::new(recovered.index),
             reader: LogReader::new(dir.clone(), config.cache_bytes),
         });
@@ -189,19 +199,55 @@ impl Store {
         from: ReadFrom,
         direction: Direction,
         max_count: Option<u64>,
-    ) -> Result<StreamRead, StoreError> {
+    ) -> Result<LogRead, StoreError> {
         let version = self
             .index()
             .stream_version(&stream)
             .ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
-        Ok(StreamRead::new(
+        Ok(LogRead::new(
             self.shared.clone(),
-            stream,
-            version,
+            read::Scope::Stream(stream),
+            Some(version),
             from,
             direction,
             max_count,
         ))
+    }
+
+    /// Starts a read of the whole log (`$all`) in position order; `ReadFrom::Version`
+    /// names a position. Like a stream read, it sees the log as it is now.
+    pub fn read_all(
+        &self,
+        from: ReadFrom,
+        direction: Direction,
+        max_count: Option<u64>,
+    ) -> LogRead {
+        let last = self.index().next_position().checked_sub(1);
+        LogRead::new(
+            self.shared.clone(),
+            read::Scope::All,
+            last,
+            from,
+            direction,
+            max_count,
+        )
+    }
+
+    /// Starts a subscription: history first, then commits as they land. A filtered
+    /// subscription to the log reports a checkpoint after every `checkpoint_interval`
+    /// events it scanned without a match.
+    pub fn subscribe(
+        &self,
+        target: SubscribeTarget,
+        filter: Filter,
+        checkpoint_interval: u64,
+    ) -> Subscription {
+        Subscription::new(self.shared.clone(), target, filter, checkpoint_interval)
+    }
+
+    /// Ends every subscription (they return None); reads and appends go on.
+    pub fn close_subscriptions(&self) {
+        self.shared.closing.send_replace(true);
     }
 
     /// The stream's current version; None for a stream never written.
@@ -212,6 +258,7 @@ impl Store {
     /// Lets the writer finish every append already queued, syncs the log, and stops
     /// it. Appends after this fail with [`StoreError::ShuttingDown`].
     pub async fn shutdown(&self) {
+        self.close_subscriptions();
         let (done, finished) = oneshot::channel();
         if self.commands.send(Command::Shutdown(done)).await.is_ok() {
             let _ = finished.await;

@@ -1,5 +1,6 @@
-//! A stream read, served batch by batch so that a long stream never sits in memory at
-//! once and a slow client holds back only its own read.
+//! A read of one stream (by version) or of the whole log (by position), served batch
+//! by batch so that a long read never sits in memory at once and a slow client holds
+//! back only its own read.
 
 use super::error::StoreError;
 use super::record::Record;
@@ -7,125 +8,209 @@ use super::types::{Direction, ReadFrom, RecordedEvent, StreamId};
 use super::{Shared, read_index};
 use std::sync::Arc;
 
-/// A read in progress. Bounds are fixed when it starts: events appended later are not
-/// part of it.
+/// What a read walks through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One stream, by version.
+    Stream(StreamId),
+    /// The whole log (`$all`), by position.
+    All,
+}
+
+/// A read in progress. Its bound is fixed when it starts (events committed later are
+/// not part of it) unless a subscription moves it with [`LogRead::extend_to`].
 #[derive(Debug)]
-pub struct StreamRead {
+pub struct LogRead {
     shared: Arc<Shared>,
-    stream: StreamId,
-    /// The next version to return; None once the read is done.
+    scope: Scope,
+    /// The next version or position to return; None once a backward read passed 0 or a
+    /// forward read passed `u64::MAX`.
     next: Option<u64>,
-    /// The stream's last version when the read started.
-    last: u64,
+    /// Forward reads stop after this version or position; None while there is nothing.
+    end: Option<u64>,
     direction: Direction,
     remaining: u64,
     /// The record that held the previous event: the next one is usually in it too.
     current: Option<Arc<Record>>,
 }
 
-impl StreamRead {
+impl LogRead {
+    /// A read of `scope` whose last event is `last` (None: nothing yet).
     pub(super) fn new(
         shared: Arc<Shared>,
-        stream: StreamId,
-        last: u64,
+        scope: Scope,
+        last: Option<u64>,
         from: ReadFrom,
         direction: Direction,
         max_count: Option<u64>,
     ) -> Self {
-        let next = match (direction, from) {
-            (Direction::Forward, ReadFrom::Start) => Some(0),
-            (Direction::Forward, ReadFrom::End) => None,
-            (Direction::Forward, ReadFrom::Version(v)) => (v <= last).then_some(v),
-            (Direction::Backward, ReadFrom::Start) => Some(0),
-            (Direction::Backward, ReadFrom::End) => Some(last),
-            (Direction::Backward, ReadFrom::Version(v)) => Some(v.min(last)),
+        let next = match (direction, from, last) {
+            (_, _, None) => None,
+            (Direction::Forward, ReadFrom::Start, _) => Some(0),
+            (Direction::Forward, ReadFrom::End, Some(last)) => last.checked_add(1),
+            (Direction::Forward, ReadFrom::Version(v), _) => Some(v),
+            (Direction::Backward, ReadFrom::Start, _) => Some(0),
+            (Direction::Backward, ReadFrom::End, Some(last)) => Some(last),
+            (Direction::Backward, ReadFrom::Version(v), Some(last)) => Some(v.min(last)),
         };
-        StreamRead {
+        LogRead {
             shared,
-            stream,
+            scope,
             next,
-            last,
+            end: last,
             direction,
             remaining: max_count.unwrap_or(u64::MAX),
             current: None,
         }
     }
 
+    /// A forward read that starts at `next` whatever there is now: what subscriptions
+    /// use, moving the end as commits arrive.
+    pub(super) fn following(shared: Arc<Shared>, scope: Scope, next: Option<u64>) -> Self {
+        LogRead {
+            shared,
+            scope,
+            next,
+            end: None,
+            direction: Direction::Forward,
+            remaining: u64::MAX,
+            current: None,
+        }
+    }
+
+    /// Lets a forward read go on up to `end`, included.
+    pub(super) fn extend_to(&mut self, end: Option<u64>) {
+        self.end = end;
+    }
+
+    /// The next version or position this read will return, if it is not done.
+    pub fn next_index(&self) -> Option<u64> {
+        self.next
+    }
+
+    fn done(&self) -> bool {
+        let Some(next) = self.next else {
+            return true;
+        };
+        self.remaining == 0
+            || (self.direction == Direction::Forward && self.end.is_none_or(|end| next > end))
+    }
+
     /// The next events, at most `max_events` and, past the first, at most about
-    /// `max_bytes` of data and metadata. Empty once the read is done. Reads from disk
-    /// run on the blocking pool.
+    /// `max_bytes` of data and metadata. Empty once the read is done (or, for a
+    /// subscription, has reached its end). Events in the cache are taken at once; disk
+    /// reads run on the blocking pool.
     pub async fn next_batch(
         mut self,
         max_events: usize,
         max_bytes: usize,
     ) -> (Self, Result<Vec<RecordedEvent>, StoreError>) {
-        if self.next.is_none() || self.remaining == 0 {
+        if self.done() {
             return (self, Ok(Vec::new()));
         }
+        let mut batch = Vec::new();
+        if let Err(e) = self.fill(&mut batch, max_events, max_bytes, false) {
+            return (self, Err(e));
+        }
+        if !batch.is_empty() {
+            return (self, Ok(batch));
+        }
         let joined = tokio::task::spawn_blocking(move || {
-            let batch = self.fill(max_events, max_bytes);
-            (self, batch)
+            let filled = self.fill(&mut batch, max_events, max_bytes, true);
+            (self, filled.map(|()| batch))
         })
         .await;
         match joined {
             Ok(done) => done,
-            // The blocking pool only fails a task when the runtime shuts down.
+            // The blocking pool only drops a task when the runtime shuts down.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
 
+    /// Adds events to `batch`. Without `may_block`, stops at the first record that is
+    /// not in the cache.
     fn fill(
         &mut self,
+        batch: &mut Vec<RecordedEvent>,
         max_events: usize,
         max_bytes: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut batch = Vec::new();
+        may_block: bool,
+    ) -> Result<(), StoreError> {
         let mut bytes = 0;
-        while let Some(version) = self.next {
-            if self.remaining == 0 || batch.len() >= max_events || bytes >= max_bytes {
+        while !self.done() && batch.len() < max_events && bytes < max_bytes {
+            let Some(at) = self.next else { break };
+            let Some(record) = self.record_holding(at, may_block)? else {
                 break;
-            }
-            let record = self.record_holding(version)?;
+            };
             let event = record
-                .event((version - record.first_version) as usize)
-                .ok_or_else(|| self.inconsistent(version))?;
+                .event(self.offset_in(&record, at))
+                .ok_or_else(|| self.mismatch(at))?;
             bytes += event.data.len() + event.metadata.len();
             batch.push(event);
             self.remaining -= 1;
             self.next = match self.direction {
-                Direction::Forward => version.checked_add(1).filter(|v| *v <= self.last),
-                Direction::Backward => version.checked_sub(1),
+                Direction::Forward => at.checked_add(1),
+                Direction::Backward => at.checked_sub(1),
             };
         }
-        Ok(batch)
+        Ok(())
     }
 
-    fn record_holding(&mut self, version: u64) -> Result<Arc<Record>, StoreError> {
-        if let Some(record) = &self.current
-            && record.first_version <= version
-            && version <= record.last_version()
-        {
-            return Ok(record.clone());
+    fn first_in(&self, record: &Record) -> u64 {
+        match self.scope {
+            Scope::Stream(_) => record.first_version,
+            Scope::All => record.first_position,
         }
-        let loc = read_index(&self.shared)
-            .record_holding_version(&self.stream, version)
-            .ok_or_else(|| self.inconsistent(version))?;
-        let record = self.shared.reader.read(loc)?;
-        if record.stream != self.stream {
-            return Err(self.inconsistent(version));
+    }
+
+    fn offset_in(&self, record: &Record, at: u64) -> usize {
+        (at - self.first_in(record)) as usize
+    }
+
+    /// The record holding `at`; None when it is not cached and blocking is not allowed.
+    fn record_holding(
+        &mut self,
+        at: u64,
+        may_block: bool,
+    ) -> Result<Option<Arc<Record>>, StoreError> {
+        if let Some(record) = &self.current {
+            let first = self.first_in(record);
+            if first <= at && at < first + record.events.len() as u64 {
+                return Ok(Some(record.clone()));
+            }
+        }
+        let loc = {
+            let index = read_index(&self.shared);
+            match &self.scope {
+                Scope::Stream(stream) => index.record_holding_version(stream, at),
+                Scope::All => index.record_holding(at),
+            }
+        }
+        .ok_or_else(|| self.mismatch(at))?;
+        let record = if may_block {
+            self.shared.reader.read(loc)?
+        } else {
+            match self.shared.reader.cached(loc) {
+                Some(record) => record,
+                None => return Ok(None),
+            }
+        };
+        if let Scope::Stream(stream) = &self.scope
+            && record.stream != *stream
+        {
+            return Err(self.mismatch(at));
         }
         self.current = Some(record.clone());
-        Ok(record)
+        Ok(Some(record))
     }
 
-    fn inconsistent(&self, version: u64) -> StoreError {
-        StoreError::Inconsistent {
-            path: Default::default(),
-            offset: 0,
-            reason: format!(
-                "the index points version {version} of stream {} at a record that does not hold it",
-                self.stream
-            ),
-        }
+    fn mismatch(&self, at: u64) -> StoreError {
+        let what = match &self.scope {
+            Scope::Stream(stream) => format!("version {at} of stream {stream}"),
+            Scope::All => format!("position {at}"),
+        };
+        StoreError::IndexMismatch(format!(
+            "the index has no record holding {what}, or points at one that does not hold it"
+        ))
     }
 }

@@ -47,9 +47,14 @@ impl LogReader {
         }
     }
 
+    /// The record at `loc` if the cache has it. Never blocks.
+    pub fn cached(&self, loc: RecordLoc) -> Option<Arc<Record>> {
+        self.cache.as_ref().and_then(|c| c.get(&loc))
+    }
+
     /// The record at `loc`. Blocking: call from the writer thread or `spawn_blocking`.
     pub fn read(&self, loc: RecordLoc) -> Result<Arc<Record>, StoreError> {
-        if let Some(record) = self.cache.as_ref().and_then(|c| c.get(&loc)) {
+        if let Some(record) = self.cached(loc) {
             return Ok(record);
         }
         let record = Arc::new(self.read_from_disk(loc)?);

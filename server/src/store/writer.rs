@@ -373,48 +373,52 @@ impl Writer {
         StoreError::io("writing to the log", error)
     }
 
-    /// Makes the durable batch visible: index, cache, then the answers.
+    /// Makes the durable batch visible: cache first (so that readers woken by the
+    /// commit find it there), then the index, then subscribers and the answers.
     fn publish(&mut self, planned: Vec<Planned>, created_micros: i64) {
-        let mut replies = Vec::with_capacity(planned.len());
-        {
+        let mut committed = Vec::with_capacity(planned.len());
+        for p in planned {
+            let AppendCommand {
+                stream,
+                events,
+                reply,
+                permit,
+                ..
+            } = p.command;
+            let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+            let record = Arc::new(Record {
+                first_position: p.first_position,
+                first_version: p.first_version,
+                created_micros,
+                stream,
+                events: events.into_iter().map(stored).collect(),
+            });
+            self.shared.reader.remember(p.loc, record.clone());
+            committed.push((p.loc, record, ids, reply, permit));
+        }
+        let next_position = {
             let mut index = match self.shared.index.write() {
                 Ok(index) => index,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            for p in planned {
-                let AppendCommand {
-                    stream,
-                    events,
-                    reply,
-                    permit,
-                    ..
-                } = p.command;
+            for (loc, record, ids, _, _) in &committed {
                 index.apply(
-                    p.loc,
-                    &stream,
-                    p.first_version,
-                    p.first_position,
-                    events.iter().map(|e| e.id),
+                    *loc,
+                    &record.stream,
+                    record.first_version,
+                    record.first_position,
+                    ids.iter().copied(),
                 );
-                let count = events.len() as u64;
-                let record = Record {
-                    first_position: p.first_position,
-                    first_version: p.first_version,
-                    created_micros,
-                    stream,
-                    events: events.into_iter().map(stored).collect(),
-                };
-                self.shared.reader.remember(p.loc, Arc::new(record));
-                let result = AppendResult {
-                    version: p.first_version + count - 1,
-                    position: p.first_position + count - 1,
-                };
-                replies.push((reply, result, permit));
             }
-        }
-        for (reply, result, permit) in replies {
+            index.next_position()
+        };
+        self.shared.committed.send_replace(next_position);
+        for (_, record, _, reply, permit) in committed {
             drop(permit);
-            let _ = reply.send(Ok(result));
+            let _ = reply.send(Ok(AppendResult {
+                version: record.last_version(),
+                position: record.last_position(),
+            }));
         }
     }
 
