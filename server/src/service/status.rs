@@ -34,7 +34,10 @@ pub fn from_store(error: StoreError) -> Status {
             status
         }
         StoreError::EventIdConflict { .. } => aborted(message, "event-id-conflict"),
-        StoreError::StreamNotFound(_) => Status::new(Code::NotFound, message),
+        StoreError::StreamNotFound(_) | StoreError::StreamDeleted(_) => {
+            Status::new(Code::NotFound, message)
+        }
+        StoreError::StreamTombstoned(_) => Status::new(Code::FailedPrecondition, message),
         StoreError::Corrupt { .. } | StoreError::Inconsistent { .. } => {
             tracing::error!(%message, "refused to serve damaged data");
             Status::new(Code::DataLoss, message)

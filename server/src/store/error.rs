@@ -34,6 +34,13 @@ pub enum StoreError {
     /// The stream has never been written.
     #[error("stream {0} not found")]
     StreamNotFound(StreamId),
+    /// The stream's events are deleted (soft-deleted and not written since, or
+    /// tombstoned): there is nothing to read.
+    #[error("stream {0} not found: it is deleted")]
+    StreamDeleted(StreamId),
+    /// The stream is tombstoned and can never be written again.
+    #[error("stream {0} is tombstoned: it can never be written again")]
+    StreamTombstoned(StreamId),
     /// A stored record failed its checksum or does not parse. Never served; the
     /// operator restores the file or truncates the log at `offset`.
     #[error("corrupt record in {} at offset {offset}: {reason}", .path.display())]

@@ -9,8 +9,10 @@
 //! Cost per single-event append: 24 bytes in `records`, 16 in its stream, about 40 in
 //! `ids`; plus about 100 bytes per stream.
 
-use super::types::StreamId;
-use std::collections::HashMap;
+use super::types::{DeleteMode, StreamId, StreamInfo, StreamState};
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Where a record lies on disk.
@@ -40,6 +42,67 @@ struct Chunk {
 struct StreamEntry {
     chunks: Vec<Chunk>,
     version: u64,
+    /// Set by a delete: this version and those before it are gone from reads.
+    deleted_through: Option<u64>,
+    tombstoned: bool,
+    created_micros: i64,
+    last_appended_micros: i64,
+}
+
+impl StreamEntry {
+    /// The first version a read returns (past the end when everything is deleted).
+    fn first_visible(&self) -> u64 {
+        self.deleted_through.map_or(0, |v| v + 1)
+    }
+
+    fn state(&self) -> StreamState {
+        if self.tombstoned {
+            StreamState::Tombstoned
+        } else if self.first_visible() > self.version {
+            StreamState::Deleted
+        } else {
+            StreamState::Live
+        }
+    }
+}
+
+/// What the writer needs to know of a stream to decide an append or a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteState {
+    /// The version of its last event ever written.
+    pub version: u64,
+    /// Soft-deleted and not written since.
+    pub deleted: bool,
+    /// Never to be written again.
+    pub tombstoned: bool,
+}
+
+impl WriteState {
+    /// The version expected-version checks compare with: a deleted stream counts as no
+    /// stream.
+    pub fn current(self) -> Option<u64> {
+        (!self.deleted && !self.tombstoned).then_some(self.version)
+    }
+}
+
+/// One page of a stream listing.
+#[derive(Debug)]
+pub struct Listing {
+    /// The streams, in (type, key) order.
+    pub streams: Vec<StreamInfo>,
+    /// Where the next page starts, if the listing may go on.
+    pub next: Option<StreamId>,
+}
+
+/// What a listing selects.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only streams of this type.
+    pub stream_type: Option<String>,
+    /// Only keys whose canonical text starts with this.
+    pub key_prefix: Option<String>,
+    /// Deleted and tombstoned streams too.
+    pub include_deleted: bool,
 }
 
 /// The index. The writer is its only mutator; readers take short read locks.
@@ -47,14 +110,135 @@ struct StreamEntry {
 pub struct Index {
     records: Vec<LogRecord>,
     streams: HashMap<StreamId, StreamEntry>,
+    /// Every stream in (type, key) order, for stable, resumable listings.
+    ordered: BTreeSet<(Arc<str>, Uuid)>,
     ids: HashMap<Uuid, u64>,
     next_position: u64,
 }
 
 impl Index {
-    /// The version of the stream's last event; None for a stream never written.
+    /// The version of the stream's last event ever written; None for a stream never
+    /// written.
     pub fn stream_version(&self, stream: &StreamId) -> Option<u64> {
         self.streams.get(stream).map(|s| s.version)
+    }
+
+    /// The versions a read of the stream covers: (first, last). None for a stream never
+    /// written, or whose events are all deleted.
+    pub fn readable(&self, stream: &StreamId) -> Option<(u64, u64)> {
+        let entry = self.streams.get(stream)?;
+        (entry.state() == StreamState::Live).then(|| (entry.first_visible(), entry.version))
+    }
+
+    /// What the writer decides appends and deletes on.
+    pub fn write_state(&self, stream: &StreamId) -> Option<WriteState> {
+        self.streams.get(stream).map(|entry| WriteState {
+            version: entry.version,
+            deleted: entry.state() == StreamState::Deleted,
+            tombstoned: entry.tombstoned,
+        })
+    }
+
+    /// What the store knows about a stream.
+    pub fn info(&self, stream: &StreamId) -> Option<StreamInfo> {
+        let entry = self.streams.get(stream)?;
+        let first = entry.first_visible();
+        let live = entry.state() == StreamState::Live;
+        let position_of = |version| {
+            let at = entry.chunks.partition_point(|c| c.first_version <= version);
+            let chunk = entry.chunks.get(at.checked_sub(1)?)?;
+            let record = self.records.get(chunk.record)?;
+            Some(record.first_position + (version - chunk.first_version))
+        };
+        Some(StreamInfo {
+            stream: stream.clone(),
+            version: entry.version,
+            event_count: if live { entry.version - first + 1 } else { 0 },
+            first_position: if live { position_of(first) } else { None },
+            last_position: if live {
+                position_of(entry.version)
+            } else {
+                None
+            },
+            created_micros: entry.created_micros,
+            last_appended_micros: entry.last_appended_micros,
+            state: entry.state(),
+        })
+    }
+
+    /// Up to `limit` streams after `after` that pass `filter`, looking at no more than
+    /// `scan_limit` streams so that a sparse filter cannot make one call walk the whole
+    /// store; `next` says where to go on.
+    pub fn list(
+        &self,
+        after: Option<&StreamId>,
+        filter: &ListFilter,
+        limit: usize,
+        scan_limit: usize,
+    ) -> Listing {
+        let type_start = filter
+            .stream_type
+            .as_deref()
+            .map(|t| (Arc::<str>::from(t), Uuid::nil()));
+        let after = after.map(|a| (a.stream_type.clone(), a.key));
+        let start = match (after, type_start) {
+            (Some(after), Some(type_start)) if after < type_start => Bound::Included(type_start),
+            (Some(after), _) => Bound::Excluded(after),
+            (None, Some(type_start)) => Bound::Included(type_start),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut streams = Vec::new();
+        let mut last = None;
+        for (scanned, (stream_type, key)) in
+            self.ordered.range((start, Bound::Unbounded)).enumerate()
+        {
+            if filter
+                .stream_type
+                .as_deref()
+                .is_some_and(|t| t != &**stream_type)
+            {
+                // Past the requested type: nothing more can match.
+                return Listing {
+                    streams,
+                    next: None,
+                };
+            }
+            if scanned >= scan_limit || streams.len() >= limit {
+                return Listing {
+                    streams,
+                    next: last,
+                };
+            }
+            let stream = StreamId {
+                key: *key,
+                stream_type: stream_type.clone(),
+            };
+            let key_matches = filter
+                .key_prefix
+                .as_deref()
+                .is_none_or(|p| key.hyphenated().to_string().starts_with(p));
+            if key_matches
+                && let Some(info) = self.info(&stream)
+                && (filter.include_deleted || info.state == StreamState::Live)
+            {
+                streams.push(info);
+            }
+            last = Some(stream);
+        }
+        Listing {
+            streams,
+            next: None,
+        }
+    }
+
+    /// Records a delete. The caller has checked the stream exists.
+    pub fn apply_delete(&mut self, stream: &StreamId, mode: DeleteMode, through_version: u64) {
+        if let Some(entry) = self.streams.get_mut(stream) {
+            entry.deleted_through = Some(through_version);
+            if mode == DeleteMode::Tombstone {
+                entry.tombstoned = true;
+            }
+        }
     }
 
     /// The position the next committed event will get.
@@ -90,10 +274,12 @@ impl Index {
     }
 
     /// Whether `first_position` and `first_version` continue the log and the stream
-    /// without a gap: the invariant every committed record must keep.
+    /// without a gap, into a stream that is not tombstoned: the invariant every
+    /// committed append record keeps.
     pub fn continues(&self, stream: &StreamId, first_version: u64, first_position: u64) -> bool {
         let expected_version = self.stream_version(stream).map_or(0, |v| v + 1);
-        first_position == self.next_position && first_version == expected_version
+        let tombstoned = self.streams.get(stream).is_some_and(|s| s.tombstoned);
+        first_position == self.next_position && first_version == expected_version && !tombstoned
     }
 
     /// Adds a committed record whose events have `ids`. The caller has checked
@@ -104,6 +290,7 @@ impl Index {
         stream: &StreamId,
         first_version: u64,
         first_position: u64,
+        created_micros: i64,
         ids: impl IntoIterator<Item = Uuid>,
     ) {
         let record = self.records.len();
@@ -119,13 +306,20 @@ impl Index {
         self.next_position = position;
         let entry = match self.streams.get_mut(stream) {
             Some(entry) => entry,
-            None => self.streams.entry(stream.clone()).or_default(),
+            None => {
+                self.ordered
+                    .insert((stream.stream_type.clone(), stream.key));
+                let entry = self.streams.entry(stream.clone()).or_default();
+                entry.created_micros = created_micros;
+                entry
+            }
         };
         entry.chunks.push(Chunk {
             first_version,
             record,
         });
         entry.version = first_version + (position - first_position) - 1;
+        entry.last_appended_micros = created_micros;
     }
 
     /// Number of streams.

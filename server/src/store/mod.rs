@@ -7,6 +7,7 @@
 //! - `recovery`: rebuilding the index from the log at start;
 //! - `index`: stream -> versions -> record locations, event ids -> positions;
 //! - `writer`: the single writer thread and its group commit;
+//! - `decide`: the writer's checks: retries, expected versions, tombstones;
 //! - `reader`: reading records back through the cache;
 //! - `read`: a read of a stream or of the whole log, batch by batch;
 //! - `subscription`: catch-up then live delivery of commits;
@@ -14,6 +15,7 @@
 //!
 //! The on-disk format is written down in `docs/storage.md`.
 
+mod decide;
 mod error;
 mod index;
 mod read;
@@ -26,11 +28,12 @@ mod types;
 mod writer;
 
 pub use error::StoreError;
+pub use index::{ListFilter, Listing};
 pub use read::LogRead;
 pub use subscription::{Filter, SubscribeFrom, SubscribeTarget, Subscription, SubscriptionItem};
 pub use types::{
-    AppendResult, Direction, EventData, ExpectedVersion, MAX_TYPE_LEN, ReadFrom, RecordedEvent,
-    StreamId,
+    AppendResult, DeleteMode, DeleteResult, Direction, EventData, ExpectedVersion, MAX_TYPE_LEN,
+    ReadFrom, RecordedEvent, StreamId, StreamInfo, StreamState,
 };
 
 use index::Index;
@@ -39,7 +42,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-use writer::{AppendCommand, Command, Writer};
+use writer::{AppendCommand, Command, DeleteCommand, Writer};
 
 /// When an append is acknowledged, relative to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,14 +203,21 @@ impl Store {
         direction: Direction,
         max_count: Option<u64>,
     ) -> Result<LogRead, StoreError> {
-        let version = self
-            .index()
-            .stream_version(&stream)
-            .ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+        let (first, last) = {
+            let index = self.index();
+            match index.readable(&stream) {
+                Some(bounds) => bounds,
+                None if index.stream_version(&stream).is_some() => {
+                    return Err(StoreError::StreamDeleted(stream));
+                }
+                None => return Err(StoreError::StreamNotFound(stream)),
+            }
+        };
         Ok(LogRead::new(
             self.shared.clone(),
             read::Scope::Stream(stream),
-            Some(version),
+            first,
+            Some(last),
             from,
             direction,
             max_count,
@@ -226,6 +236,7 @@ impl Store {
         LogRead::new(
             self.shared.clone(),
             read::Scope::All,
+            0,
             last,
             from,
             direction,
@@ -250,9 +261,45 @@ impl Store {
         self.shared.closing.send_replace(true);
     }
 
-    /// The stream's current version; None for a stream never written.
-    pub fn stream_version(&self, stream: &StreamId) -> Option<u64> {
-        self.index().stream_version(stream)
+    /// Deletes `stream` if it meets `expected`: softly (its events disappear from
+    /// reads; a later append starts it again with versions after the deleted ones) or
+    /// for good (a tombstone: it can never be written again). Durable like an append,
+    /// and idempotent: deleting again what is already deleted that way succeeds.
+    pub async fn delete_stream(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        mode: DeleteMode,
+    ) -> Result<DeleteResult, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let command = Command::Delete(DeleteCommand {
+            stream,
+            expected,
+            mode,
+            reply,
+        });
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?;
+        outcome.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// What the store knows about `stream`; None for a stream never written.
+    pub fn stream_info(&self, stream: &StreamId) -> Option<StreamInfo> {
+        self.index().info(stream)
+    }
+
+    /// A page of streams in (type, key) order after `after`: at most `limit`, having
+    /// looked at no more than `scan_limit` streams.
+    pub fn list_streams(
+        &self,
+        after: Option<&StreamId>,
+        filter: &ListFilter,
+        limit: usize,
+        scan_limit: usize,
+    ) -> Listing {
+        self.index().list(after, filter, limit, scan_limit)
     }
 
     /// Lets the writer finish every append already queued, syncs the log, and stops

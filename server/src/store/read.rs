@@ -28,6 +28,8 @@ pub struct LogRead {
     next: Option<u64>,
     /// Forward reads stop after this version or position; None while there is nothing.
     end: Option<u64>,
+    /// Backward reads stop at this version or position: what deletes left readable.
+    start: u64,
     direction: Direction,
     remaining: u64,
     /// The record that held the previous event: the next one is usually in it too.
@@ -35,10 +37,12 @@ pub struct LogRead {
 }
 
 impl LogRead {
-    /// A read of `scope` whose last event is `last` (None: nothing yet).
+    /// A read of `scope` whose readable events run from `start` to `last` (None:
+    /// nothing yet).
     pub(super) fn new(
         shared: Arc<Shared>,
         scope: Scope,
+        start: u64,
         last: Option<u64>,
         from: ReadFrom,
         direction: Direction,
@@ -46,18 +50,21 @@ impl LogRead {
     ) -> Self {
         let next = match (direction, from, last) {
             (_, _, None) => None,
-            (Direction::Forward, ReadFrom::Start, _) => Some(0),
+            (Direction::Forward, ReadFrom::Start, _) => Some(start),
             (Direction::Forward, ReadFrom::End, Some(last)) => last.checked_add(1),
-            (Direction::Forward, ReadFrom::Version(v), _) => Some(v),
-            (Direction::Backward, ReadFrom::Start, _) => Some(0),
+            (Direction::Forward, ReadFrom::Version(v), _) => Some(v.max(start)),
+            (Direction::Backward, ReadFrom::Start, _) => Some(start),
             (Direction::Backward, ReadFrom::End, Some(last)) => Some(last),
-            (Direction::Backward, ReadFrom::Version(v), Some(last)) => Some(v.min(last)),
+            (Direction::Backward, ReadFrom::Version(v), Some(last)) => {
+                Some(v.min(last)).filter(|v| *v >= start)
+            }
         };
         LogRead {
             shared,
             scope,
             next,
             end: last,
+            start,
             direction,
             remaining: max_count.unwrap_or(u64::MAX),
             current: None,
@@ -72,6 +79,7 @@ impl LogRead {
             scope,
             next,
             end: None,
+            start: 0,
             direction: Direction::Forward,
             remaining: u64::MAX,
             current: None,
@@ -150,7 +158,7 @@ impl LogRead {
             self.remaining -= 1;
             self.next = match self.direction {
                 Direction::Forward => at.checked_add(1),
-                Direction::Backward => at.checked_sub(1),
+                Direction::Backward => at.checked_sub(1).filter(|v| *v >= self.start),
             };
         }
         Ok(())

@@ -3,7 +3,7 @@
 
 use super::error::StoreError;
 use super::index::RecordLoc;
-use super::record::{self, Record};
+use super::record::{self, Entry, Record};
 use super::segment;
 use bytes::Bytes;
 use moka::sync::Cache;
@@ -68,11 +68,19 @@ impl LogReader {
         let mut frame = vec![0; loc.len as usize];
         file.read_exact_at(&mut frame, loc.offset)
             .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-        record::decode_frame(Bytes::from(frame)).map_err(|e| StoreError::Corrupt {
-            path,
-            offset: loc.offset,
-            reason: e.to_string(),
-        })
+        match record::decode_frame(Bytes::from(frame)) {
+            Ok(Entry::Append(record)) => Ok(record),
+            Ok(Entry::Delete(_)) => Err(StoreError::IndexMismatch(format!(
+                "the index points at a delete record in {} at offset {}",
+                path.display(),
+                loc.offset
+            ))),
+            Err(e) => Err(StoreError::Corrupt {
+                path,
+                offset: loc.offset,
+                reason: e.to_string(),
+            }),
+        }
     }
 
     fn file(&self, segment: u32, path: &std::path::Path) -> Result<Arc<File>, StoreError> {

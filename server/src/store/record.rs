@@ -21,10 +21,18 @@
 //!   | u32 metadata length | metadata
 //! ```
 //!
+//! Delete payload (a soft delete or a tombstone; it takes no position):
+//!
+//! ```text
+//! u8  kind = 2 (delete)
+//! i64 created | [16] stream key | u16 stream type length | stream type
+//! u8  mode (1 = soft delete, 2 = tombstone) | u64 version deleted through
+//! ```
+//!
 //! Decoding never trusts a length: every read is bounds-checked, so arbitrary bytes give
 //! an error, never a panic.
 
-use super::types::{EventData, RecordedEvent, StreamId};
+use super::types::{DeleteMode, EventData, RecordedEvent, StreamId};
 use bytes::Bytes;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -33,6 +41,32 @@ use uuid::Uuid;
 pub const FRAME_HEADER_LEN: usize = 12;
 
 const KIND_APPEND: u8 = 1;
+const KIND_DELETE: u8 = 2;
+const MODE_SOFT: u8 = 1;
+const MODE_TOMBSTONE: u8 = 2;
+
+/// What one record of the log says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Events appended to a stream.
+    Append(Record),
+    /// A stream deleted or tombstoned.
+    Delete(Deletion),
+}
+
+/// A decoded delete record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    /// When it was committed, µs since the Unix epoch.
+    pub created_micros: i64,
+    /// The stream.
+    pub stream: StreamId,
+    /// Soft delete or tombstone.
+    pub mode: DeleteMode,
+    /// The stream's version when it was deleted: this event and those before it are
+    /// gone from reads.
+    pub through_version: u64,
+}
 
 /// A decoded append record: what the store reads back and caches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +177,7 @@ pub fn decode_header(header: &[u8; FRAME_HEADER_LEN]) -> Result<FrameHeader, Dec
 }
 
 /// Checks a payload against its header's checksum and decodes it.
-pub fn decode_payload(header: FrameHeader, payload: Bytes) -> Result<Record, DecodeError> {
+pub fn decode_payload(header: FrameHeader, payload: Bytes) -> Result<Entry, DecodeError> {
     let computed = crc32c::crc32c(&payload);
     if computed != header.payload_crc {
         return Err(DecodeError::PayloadChecksum {
@@ -155,11 +189,11 @@ pub fn decode_payload(header: FrameHeader, payload: Bytes) -> Result<Record, Dec
         buf: payload,
         at: 0,
     }
-    .append_record()
+    .entry()
 }
 
 /// Decodes a whole framed record held in memory.
-pub fn decode_frame(frame: Bytes) -> Result<Record, DecodeError> {
+pub fn decode_frame(frame: Bytes) -> Result<Entry, DecodeError> {
     let header_bytes: &[u8; FRAME_HEADER_LEN] = frame
         .get(..FRAME_HEADER_LEN)
         .and_then(|h| h.try_into().ok())
@@ -190,7 +224,6 @@ pub struct AppendHeader<'a> {
 pub fn encode_append(out: &mut Vec<u8>, header: AppendHeader<'_>, events: &[EventData]) {
     let frame_start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
-    let payload_start = out.len();
     out.push(KIND_APPEND);
     out.extend_from_slice(&header.first_position.to_le_bytes());
     out.extend_from_slice(&header.first_version.to_le_bytes());
@@ -204,6 +237,28 @@ pub fn encode_append(out: &mut Vec<u8>, header: AppendHeader<'_>, events: &[Even
         put_bytes(out, &event.data);
         put_bytes(out, &event.metadata);
     }
+    seal_frame(out, frame_start);
+}
+
+/// Appends one framed delete record to `out`.
+pub fn encode_delete(out: &mut Vec<u8>, deletion: &Deletion) {
+    let frame_start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    out.push(KIND_DELETE);
+    out.extend_from_slice(&deletion.created_micros.to_le_bytes());
+    out.extend_from_slice(deletion.stream.key.as_bytes());
+    put_short_str(out, &deletion.stream.stream_type);
+    out.push(match deletion.mode {
+        DeleteMode::Soft => MODE_SOFT,
+        DeleteMode::Tombstone => MODE_TOMBSTONE,
+    });
+    out.extend_from_slice(&deletion.through_version.to_le_bytes());
+    seal_frame(out, frame_start);
+}
+
+/// Fills in the frame header of the record that starts at `frame_start`.
+fn seal_frame(out: &mut [u8], frame_start: usize) {
+    let payload_start = frame_start + FRAME_HEADER_LEN;
     let payload_len = (out.len() - payload_start) as u32;
     let payload_crc = crc32c::crc32c(&out[payload_start..]);
     let header_bytes = &mut out[frame_start..payload_start];
@@ -300,15 +355,45 @@ impl Cursor {
         self.take(len)
     }
 
-    fn append_record(mut self) -> Result<Record, DecodeError> {
-        if self.u8()? != KIND_APPEND {
-            return Err(DecodeError::Malformed("unknown record kind"));
+    fn entry(mut self) -> Result<Entry, DecodeError> {
+        let entry = match self.u8()? {
+            KIND_APPEND => Entry::Append(self.append_record()?),
+            KIND_DELETE => Entry::Delete(self.delete_record()?),
+            _ => return Err(DecodeError::Malformed("unknown record kind")),
+        };
+        if self.at != self.buf.len() {
+            return Err(DecodeError::Malformed("trailing bytes after the record"));
         }
+        Ok(entry)
+    }
+
+    fn stream(&mut self) -> Result<StreamId, DecodeError> {
+        let key = self.uuid()?;
+        let stream_type = self.short_str()?;
+        Ok(StreamId { key, stream_type })
+    }
+
+    fn delete_record(&mut self) -> Result<Deletion, DecodeError> {
+        let created_micros = self.u64()? as i64;
+        let stream = self.stream()?;
+        let mode = match self.u8()? {
+            MODE_SOFT => DeleteMode::Soft,
+            MODE_TOMBSTONE => DeleteMode::Tombstone,
+            _ => return Err(DecodeError::Malformed("unknown delete mode")),
+        };
+        Ok(Deletion {
+            created_micros,
+            stream,
+            mode,
+            through_version: self.u64()?,
+        })
+    }
+
+    fn append_record(&mut self) -> Result<Record, DecodeError> {
         let first_position = self.u64()?;
         let first_version = self.u64()?;
         let created_micros = self.u64()? as i64;
-        let key = self.uuid()?;
-        let stream_type = self.short_str()?;
+        let stream = self.stream()?;
         let count = self.u32()?;
         if count == 0 {
             return Err(DecodeError::Malformed("append record without events"));
@@ -324,11 +409,6 @@ impl Cursor {
                 metadata: self.bytes()?,
             });
         }
-        if self.at != self.buf.len() {
-            return Err(DecodeError::Malformed(
-                "trailing bytes after the last event",
-            ));
-        }
         if first_position.checked_add(u64::from(count)).is_none()
             || first_version.checked_add(u64::from(count)).is_none()
         {
@@ -338,7 +418,7 @@ impl Cursor {
             first_position,
             first_version,
             created_micros,
-            stream: StreamId { key, stream_type },
+            stream,
             events,
         })
     }
@@ -381,7 +461,9 @@ mod tests {
     fn round_trips_and_predicts_its_length() {
         let (out, stream, events) = encoded();
         assert_eq!(out.len(), encoded_append_len(&stream, &events));
-        let record = decode_frame(Bytes::from(out)).expect("valid frame");
+        let Ok(Entry::Append(record)) = decode_frame(Bytes::from(out)) else {
+            panic!("expected a valid append record");
+        };
         assert_eq!(record.stream, stream);
         assert_eq!(record.first_position, 40);
         assert_eq!(record.last_version(), 7);
@@ -390,6 +472,20 @@ mod tests {
         assert_eq!(third.data, events[2].data);
         assert_eq!(third.position, 42);
         assert!(record.event(3).is_none());
+    }
+
+    #[test]
+    fn deletions_round_trip() {
+        let (stream, _) = sample();
+        let deletion = Deletion {
+            created_micros: 5,
+            stream,
+            mode: DeleteMode::Tombstone,
+            through_version: 41,
+        };
+        let mut out = Vec::new();
+        encode_delete(&mut out, &deletion);
+        assert_eq!(decode_frame(Bytes::from(out)), Ok(Entry::Delete(deletion)));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use super::error::StoreError;
 use super::index::{Index, RecordLoc};
+use super::record::Entry;
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use bytes::Bytes;
 use std::fs::OpenOptions;
@@ -56,34 +57,12 @@ pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         let is_last = *seq == last_seq;
         let scan = segment::scan(path, *seq, &bytes, is_last)?;
         for scanned in &scan.records {
-            let record = &scanned.record;
-            if !index.continues(&record.stream, record.first_version, record.first_position) {
-                return Err(StoreError::Inconsistent {
-                    path: path.clone(),
-                    offset: scanned.offset,
-                    reason: format!(
-                        "record for stream {} at version {} and position {} does not continue \
-                         the log (next position {}, stream version {:?})",
-                        record.stream,
-                        record.first_version,
-                        record.first_position,
-                        index.next_position(),
-                        index.stream_version(&record.stream),
-                    ),
-                });
-            }
             let loc = RecordLoc {
                 segment: seq32,
                 len: scanned.len as u32,
                 offset: scanned.offset,
             };
-            index.apply(
-                loc,
-                &record.stream,
-                record.first_version,
-                record.first_position,
-                record.events.iter().map(|e| e.id),
-            );
+            apply(&mut index, path, scanned.offset, loc, &scanned.entry)?;
         }
         if let Some(reason) = &scan.torn {
             tracing::warn!(
@@ -103,6 +82,56 @@ pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         active_segment: u32::try_from(last_seq).unwrap_or(u32::MAX),
         active_len,
     })
+}
+
+/// Replays one record into the index, checking that it continues the log.
+fn apply(
+    index: &mut Index,
+    path: &Path,
+    offset: u64,
+    loc: RecordLoc,
+    entry: &Entry,
+) -> Result<(), StoreError> {
+    let inconsistent = |reason: String| StoreError::Inconsistent {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    match entry {
+        Entry::Append(record) => {
+            if !index.continues(&record.stream, record.first_version, record.first_position) {
+                return Err(inconsistent(format!(
+                    "record for stream {} at version {} and position {} does not continue \
+                     the log (next position {}, stream version {:?})",
+                    record.stream,
+                    record.first_version,
+                    record.first_position,
+                    index.next_position(),
+                    index.stream_version(&record.stream),
+                )));
+            }
+            index.apply(
+                loc,
+                &record.stream,
+                record.first_version,
+                record.first_position,
+                record.created_micros,
+                record.events.iter().map(|e| e.id),
+            );
+        }
+        Entry::Delete(deletion) => {
+            if index.stream_version(&deletion.stream) != Some(deletion.through_version) {
+                return Err(inconsistent(format!(
+                    "delete of stream {} through version {} does not match its version {:?}",
+                    deletion.stream,
+                    deletion.through_version,
+                    index.stream_version(&deletion.stream),
+                )));
+            }
+            index.apply_delete(&deletion.stream, deletion.mode, deletion.through_version);
+        }
+    }
+    Ok(())
 }
 
 /// Cuts the last segment back to `valid_len`, or re-creates it when not even its header

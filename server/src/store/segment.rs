@@ -11,7 +11,7 @@
 //! segments. No user string ever becomes part of a path.
 
 use super::error::StoreError;
-use super::record::{self, FRAME_HEADER_LEN, Record};
+use super::record::{self, Entry, FRAME_HEADER_LEN};
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -90,7 +90,7 @@ pub struct ScannedRecord {
     /// Length of the whole frame.
     pub len: u64,
     /// The decoded record.
-    pub record: Record,
+    pub entry: Entry,
 }
 
 /// The outcome of scanning a segment's bytes.
@@ -147,11 +147,11 @@ pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan,
     let mut at = SEGMENT_HEADER_LEN as usize;
     while at < bytes.len() {
         match frame_at(bytes, at) {
-            Ok((record, len)) => {
+            Ok((entry, len)) => {
                 records.push(ScannedRecord {
                     offset: at as u64,
                     len,
-                    record,
+                    entry,
                 });
                 at += len as usize;
             }
@@ -175,7 +175,7 @@ pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan,
 }
 
 /// Decodes the frame at `at`, returning the record and the frame's length.
-fn frame_at(bytes: &Bytes, at: usize) -> Result<(Record, u64), String> {
+fn frame_at(bytes: &Bytes, at: usize) -> Result<(Entry, u64), String> {
     let header: &[u8; FRAME_HEADER_LEN] = bytes
         .get(at..at + FRAME_HEADER_LEN)
         .and_then(|h| h.try_into().ok())
@@ -189,8 +189,8 @@ fn frame_at(bytes: &Bytes, at: usize) -> Result<(Record, u64), String> {
         ));
     }
     let payload = bytes.slice(at + FRAME_HEADER_LEN..end as usize);
-    let record = record::decode_payload(header, payload).map_err(|e| e.to_string())?;
-    Ok((record, header.frame_len()))
+    let entry = record::decode_payload(header, payload).map_err(|e| e.to_string())?;
+    Ok((entry, header.frame_len()))
 }
 
 /// Whether any offset from `from` on holds a complete, valid frame. Only called on the

@@ -128,7 +128,7 @@ impl Subscription {
         let committed = shared.committed.subscribe();
         let closing = shared.closing.subscribe();
         let next = match from {
-            SubscribeFrom::Start => Some(0),
+            SubscribeFrom::Start => Some(first_of(&shared, &scope)),
             SubscribeFrom::After(at) => at.checked_add(1),
             SubscribeFrom::End => Some(last_of(&shared, &scope).map_or(0, |l| l + 1)),
         };
@@ -234,6 +234,19 @@ impl Subscription {
     fn is_behind(&self, end: Option<u64>) -> bool {
         let next = self.read.as_ref().and_then(LogRead::next_index);
         matches!((next, end), (Some(next), Some(end)) if next <= end)
+    }
+}
+
+/// The first position of the log, or the first version of the stream a read returns.
+fn first_of(shared: &Shared, scope: &Scope) -> u64 {
+    let index = read_index(shared);
+    match scope {
+        Scope::All => 0,
+        Scope::Stream(stream) => index
+            .readable(stream)
+            .map(|(first, _)| first)
+            .or_else(|| index.stream_version(stream).map(|v| v + 1))
+            .unwrap_or(0),
     }
 }
 

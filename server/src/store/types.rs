@@ -122,3 +122,52 @@ pub enum Direction {
     /// Descending versions.
     Backward,
 }
+
+/// How a stream is deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// Its events disappear from reads; a later append starts it again, with versions
+    /// after the deleted ones.
+    Soft,
+    /// It can never be written again.
+    Tombstone,
+}
+
+/// Where a stream stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamState {
+    /// Readable.
+    Live,
+    /// Soft-deleted and not written since.
+    Deleted,
+    /// Tombstoned: never to be written again.
+    Tombstoned,
+}
+
+/// What the store knows about a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The stream.
+    pub stream: StreamId,
+    /// The version of its last event ever written (deleted or not).
+    pub version: u64,
+    /// Events a read returns now.
+    pub event_count: u64,
+    /// Position of the first event a read returns; None when there is none.
+    pub first_position: Option<u64>,
+    /// Position of the last event a read returns; None when there is none.
+    pub last_position: Option<u64>,
+    /// When its first event was committed, µs since the Unix epoch.
+    pub created_micros: i64,
+    /// When its last event was committed, µs since the Unix epoch.
+    pub last_appended_micros: i64,
+    /// Live, deleted or tombstoned.
+    pub state: StreamState,
+}
+
+/// The outcome of a delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeleteResult {
+    /// The stream's events up to this version are gone from reads.
+    pub through_version: u64,
+}

@@ -1,8 +1,8 @@
 //! The single writer: one thread owns the active segment and commits appends in groups.
 //!
-//! It takes everything queued, checks each append against the index (idempotent
-//! retries, expected version), gives positions and versions in queue order, writes all
-//! the records with one `write`, calls `fdatasync` once, and only then publishes them
+//! It takes everything queued, decides each append and delete against the index
+//! (`decide.rs`: idempotent retries, expected versions, tombstones), gives positions and
+//! versions in queue order, writes all the records with one `write`, calls `fdatasync` once, and only then publishes them
 //! to the index and answers. Because one thread decides every append, two appends with
 //! the same expected version can never both succeed, and positions are gapless and in
 //! commit order.
@@ -12,22 +12,21 @@
 //! fsync is not retried: after one, the kernel may have dropped the dirty pages, so the
 //! writer refuses every later append until a restart re-reads the log.
 
+use super::decide::{self, AppendDecision, DeleteDecision, Pending};
 use super::error::StoreError;
-use super::index::{Index, RecordLoc};
-use super::record::{self, AppendHeader, Record, StoredEvent};
+use super::index::RecordLoc;
+use super::record::{self, AppendHeader, Deletion, Record, StoredEvent};
 use super::segment;
-use super::types::{AppendResult, EventData, ExpectedVersion, StreamId};
+use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
 use super::{FsyncPolicy, Shared};
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
-use uuid::Uuid;
 
-/// Group commits stop taking more appends once they hold this many bytes.
+/// Group commits stop taking more commands once they hold this many bytes.
 const MAX_BATCH_BYTES: usize = 32 << 20;
 
 /// A request to the writer.
@@ -35,6 +34,8 @@ const MAX_BATCH_BYTES: usize = 32 << 20;
 pub enum Command {
     /// Append events to a stream.
     Append(AppendCommand),
+    /// Delete or tombstone a stream.
+    Delete(DeleteCommand),
     /// Finish what is queued, sync, and stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -54,31 +55,76 @@ pub struct AppendCommand {
     pub permit: OwnedSemaphorePermit,
 }
 
-/// Where an event id is committed (or about to be, within the current batch).
-#[derive(Debug, Clone)]
-struct EventPlace {
-    stream: StreamId,
-    version: u64,
-    position: u64,
+/// One delete waiting for the writer.
+#[derive(Debug)]
+pub struct DeleteCommand {
+    /// The stream.
+    pub stream: StreamId,
+    /// The precondition.
+    pub expected: ExpectedVersion,
+    /// Soft delete or tombstone.
+    pub mode: DeleteMode,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<DeleteResult, StoreError>>,
 }
 
-/// What the writer decided for one append of a batch.
-enum Decision {
-    /// Write it with these first version and position.
-    Write {
-        first_version: u64,
-        first_position: u64,
+/// Where an answer goes.
+enum Reply {
+    Append(oneshot::Sender<Result<AppendResult, StoreError>>),
+    Delete(oneshot::Sender<Result<DeleteResult, StoreError>>),
+}
+
+/// A successful answer.
+enum Outcome {
+    Appended(AppendResult),
+    Deleted(DeleteResult),
+}
+
+impl Reply {
+    fn send(self, outcome: Result<Outcome, StoreError>) {
+        // A receiver that is gone (the client cancelled) needs no answer.
+        match (self, outcome) {
+            (Reply::Append(reply), Ok(Outcome::Appended(result))) => {
+                let _ = reply.send(Ok(result));
+            }
+            (Reply::Delete(reply), Ok(Outcome::Deleted(result))) => {
+                let _ = reply.send(Ok(result));
+            }
+            (Reply::Append(reply), Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            (Reply::Delete(reply), Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            (Reply::Append(_), Ok(Outcome::Deleted(_)))
+            | (Reply::Delete(_), Ok(Outcome::Appended(_))) => {
+                unreachable!("an answer always matches its command")
+            }
+        }
+    }
+}
+
+/// A write decided to go into the current batch, in batch order.
+enum Planned {
+    Append {
+        loc: RecordLoc,
+        record: Arc<Record>,
+        reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+        permit: OwnedSemaphorePermit,
     },
-    /// Its events are already committed where it asks: answer with the original result.
-    AlreadyCommitted(AppendResult),
+    Delete {
+        deletion: Deletion,
+        reply: oneshot::Sender<Result<DeleteResult, StoreError>>,
+    },
 }
 
-/// An append that will be written in the current batch.
-struct Planned {
-    command: AppendCommand,
-    loc: RecordLoc,
-    first_version: u64,
-    first_position: u64,
+impl Planned {
+    fn reply(self) -> Reply {
+        match self {
+            Planned::Append { reply, .. } => Reply::Append(reply),
+            Planned::Delete { reply, .. } => Reply::Delete(reply),
+        }
+    }
 }
 
 /// The writer thread's state.
@@ -91,7 +137,7 @@ pub struct Writer {
     pub(super) active_segment: u32,
     pub(super) active_len: u64,
     pub(super) shared: Arc<Shared>,
-    /// Set after a failed fsync: every later append is refused with this reason.
+    /// Set after a failed fsync: every later write is refused with this reason.
     pub(super) refusing: Option<String>,
 }
 
@@ -107,12 +153,16 @@ impl Writer {
                 match command {
                     Command::Append(append) => {
                         bytes += record::encoded_append_len(&append.stream, &append.events);
-                        batch.push(append);
-                        if bytes < MAX_BATCH_BYTES {
-                            next = commands.try_recv().ok();
-                        }
+                        batch.push(Command::Append(append));
                     }
-                    Command::Shutdown(done) => shutdown = Some(done),
+                    Command::Delete(delete) => batch.push(Command::Delete(delete)),
+                    Command::Shutdown(done) => {
+                        shutdown = Some(done);
+                        break;
+                    }
+                }
+                if bytes < MAX_BATCH_BYTES {
+                    next = commands.try_recv().ok();
                 }
             }
             self.commit(batch);
@@ -134,25 +184,23 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: Vec<AppendCommand>) {
+    fn commit(&mut self, batch: Vec<Command>) {
         if batch.is_empty() {
             return;
         }
         if let Some(reason) = &self.refusing {
-            for command in batch {
-                let _ = command
-                    .reply
-                    .send(Err(StoreError::WritesRefused(reason.clone())));
-            }
+            let error = StoreError::WritesRefused(reason.clone());
+            refuse_all(batch, &error);
             return;
         }
         if self.active_len >= self.segment_size
             && let Err(e) = self.rotate()
         {
-            let error = StoreError::io(format!("creating segment {}", self.active_segment + 1), e);
-            for command in batch {
-                let _ = command.reply.send(Err(error.clone()));
-            }
+            let next = self.active_segment + 1;
+            refuse_all(
+                batch,
+                &StoreError::io(format!("creating segment {next}"), e),
+            );
             return;
         }
 
@@ -160,181 +208,111 @@ impl Writer {
         let mut buf = Vec::new();
         let mut planned = Vec::new();
         let mut answered = Vec::new();
-        let batch_start;
         {
             let index = match self.shared.index.read() {
                 Ok(index) => index,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            batch_start = index.next_position();
-            let mut pending = Pending::new(batch_start);
+            let mut pending = Pending::new(index.next_position());
             for command in batch {
-                match self.decide(&index, &pending, &command) {
-                    Ok(Decision::AlreadyCommitted(result)) => answered.push((command, Ok(result))),
-                    Err(e) => answered.push((command, Err(e))),
-                    Ok(Decision::Write {
-                        first_version,
-                        first_position,
-                    }) => {
-                        let offset = self.active_len + buf.len() as u64;
-                        let header = AppendHeader {
-                            first_position,
-                            first_version,
-                            created_micros,
-                            stream: &command.stream,
-                        };
-                        record::encode_append(&mut buf, header, &command.events);
-                        let len = (self.active_len + buf.len() as u64 - offset) as u32;
-                        pending.add(&command, first_version, first_position);
-                        planned.push(Planned {
-                            loc: RecordLoc {
-                                segment: self.active_segment,
-                                len,
-                                offset,
-                            },
-                            command,
-                            first_version,
-                            first_position,
-                        });
+                match command {
+                    Command::Append(append) => {
+                        let decision = decide::append(
+                            &index,
+                            &pending,
+                            &self.shared.reader,
+                            &append.stream,
+                            append.expected,
+                            &append.events,
+                        );
+                        match decision {
+                            Ok(AppendDecision::AlreadyCommitted(result)) => answered
+                                .push((Reply::Append(append.reply), Ok(Outcome::Appended(result)))),
+                            Err(e) => answered.push((Reply::Append(append.reply), Err(e))),
+                            Ok(AppendDecision::Write {
+                                first_version,
+                                first_position,
+                            }) => {
+                                pending.add_append(
+                                    &append.stream,
+                                    &append.events,
+                                    first_version,
+                                    first_position,
+                                );
+                                let offset = self.active_len + buf.len() as u64;
+                                let header = AppendHeader {
+                                    first_position,
+                                    first_version,
+                                    created_micros,
+                                    stream: &append.stream,
+                                };
+                                record::encode_append(&mut buf, header, &append.events);
+                                let len = (self.active_len + buf.len() as u64 - offset) as u32;
+                                let record = Arc::new(Record {
+                                    first_position,
+                                    first_version,
+                                    created_micros,
+                                    stream: append.stream,
+                                    events: append.events.into_iter().map(stored).collect(),
+                                });
+                                planned.push(Planned::Append {
+                                    loc: RecordLoc {
+                                        segment: self.active_segment,
+                                        len,
+                                        offset,
+                                    },
+                                    record,
+                                    reply: append.reply,
+                                    permit: append.permit,
+                                });
+                            }
+                        }
                     }
+                    Command::Delete(delete) => {
+                        let decision = decide::delete(
+                            &index,
+                            &pending,
+                            &delete.stream,
+                            delete.expected,
+                            delete.mode,
+                            created_micros,
+                        );
+                        match decision {
+                            Ok(DeleteDecision::AlreadyDone(result)) => answered
+                                .push((Reply::Delete(delete.reply), Ok(Outcome::Deleted(result)))),
+                            Err(e) => answered.push((Reply::Delete(delete.reply), Err(e))),
+                            Ok(DeleteDecision::Write(deletion)) => {
+                                pending.add_delete(&deletion);
+                                record::encode_delete(&mut buf, &deletion);
+                                planned.push(Planned::Delete {
+                                    deletion,
+                                    reply: delete.reply,
+                                });
+                            }
+                        }
+                    }
+                    Command::Shutdown(_) => unreachable!("shutdown ends a batch, never joins it"),
                 }
             }
         }
 
-        let written = self.write_and_sync(&buf);
-        match &written {
+        match self.write_and_sync(&buf) {
+            Ok(()) => {
+                self.publish(planned);
+                for (reply, outcome) in answered {
+                    reply.send(outcome);
+                }
+            }
             Err(e) => {
+                // Some answers were decided on writes of this batch: none of it stands.
                 for p in planned {
-                    let _ = p.command.reply.send(Err(e.clone()));
+                    p.reply().send(Err(e.clone()));
+                }
+                for (reply, _) in answered {
+                    reply.send(Err(e.clone()));
                 }
             }
-            Ok(()) => self.publish(planned, created_micros),
         }
-        for (command, mut outcome) in answered {
-            // A retry of an append earlier in this batch shares that append's fate.
-            if let (Err(e), Ok(result)) = (&written, &outcome)
-                && result.position >= batch_start
-            {
-                outcome = Err(e.clone());
-            }
-            let _ = command.reply.send(outcome);
-        }
-    }
-
-    /// Checks one append against the index and the batch so far.
-    fn decide(
-        &self,
-        index: &Index,
-        pending: &Pending,
-        command: &AppendCommand,
-    ) -> Result<Decision, StoreError> {
-        if let Some(decision) = self.check_retry(index, pending, command)? {
-            return Ok(decision);
-        }
-        let current = pending
-            .versions
-            .get(&command.stream)
-            .copied()
-            .or_else(|| index.stream_version(&command.stream));
-        if !command.expected.accepts(current) {
-            return Err(StoreError::WrongExpectedVersion {
-                stream: command.stream.clone(),
-                expected: command.expected,
-                actual: current,
-            });
-        }
-        Ok(Decision::Write {
-            first_version: current.map_or(0, |v| v + 1),
-            first_position: pending.next_position,
-        })
-    }
-
-    /// An append whose event ids are all committed, consecutively, in this stream at the
-    /// place the append asks for is a retry: it gets the original result. Any other use
-    /// of a committed id is a conflict.
-    fn check_retry(
-        &self,
-        index: &Index,
-        pending: &Pending,
-        command: &AppendCommand,
-    ) -> Result<Option<Decision>, StoreError> {
-        // Consecutive ids of a retry sit in the same record: read it once.
-        let mut last_read = None;
-        let mut places = Vec::with_capacity(command.events.len());
-        for event in &command.events {
-            places.push(self.find_event(index, pending, event.id, &mut last_read)?);
-        }
-        let Some((conflict_at, first_known)) = places
-            .iter()
-            .enumerate()
-            .find_map(|(i, p)| p.as_ref().map(|p| (i, p)))
-        else {
-            return Ok(None);
-        };
-        let first_version = first_known.version;
-        let same_place = conflict_at == 0
-            && places.iter().enumerate().all(|(i, place)| {
-                place.as_ref().is_some_and(|p| {
-                    p.stream == command.stream && p.version == first_version + i as u64
-                })
-            })
-            && match command.expected {
-                ExpectedVersion::Exact(v) => v.checked_add(1) == Some(first_version),
-                ExpectedVersion::NoStream => first_version == 0,
-                ExpectedVersion::Any | ExpectedVersion::StreamExists => true,
-            };
-        if same_place {
-            let last = places
-                .last()
-                .and_then(|p| p.as_ref())
-                .unwrap_or(first_known);
-            return Ok(Some(Decision::AlreadyCommitted(AppendResult {
-                version: last.version,
-                position: last.position,
-            })));
-        }
-        Err(StoreError::EventIdConflict {
-            id: command.events[conflict_at].id,
-            stream: first_known.stream.clone(),
-            version: first_known.version,
-        })
-    }
-
-    /// Where an event id is committed, in the index or earlier in this batch.
-    /// `last_read` keeps the record read for the previous id.
-    fn find_event(
-        &self,
-        index: &Index,
-        pending: &Pending,
-        id: Uuid,
-        last_read: &mut Option<Arc<Record>>,
-    ) -> Result<Option<EventPlace>, StoreError> {
-        if let Some(place) = pending.ids.get(&id) {
-            return Ok(Some(place.clone()));
-        }
-        let Some(position) = index.position_of(&id) else {
-            return Ok(None);
-        };
-        let record = match last_read.take() {
-            Some(record)
-                if record.first_position <= position && position <= record.last_position() =>
-            {
-                record
-            }
-            _ => {
-                let Some(loc) = index.record_holding(position) else {
-                    return Ok(None);
-                };
-                self.shared.reader.read(loc)?
-            }
-        };
-        *last_read = Some(record.clone());
-        let offset = position - record.first_position;
-        Ok(Some(EventPlace {
-            stream: record.stream.clone(),
-            version: record.first_version + offset,
-            position,
-        }))
     }
 
     /// Writes the batch's records and makes them durable as the policy says.
@@ -375,50 +353,57 @@ impl Writer {
 
     /// Makes the durable batch visible: cache first (so that readers woken by the
     /// commit find it there), then the index, then subscribers and the answers.
-    fn publish(&mut self, planned: Vec<Planned>, created_micros: i64) {
-        let mut committed = Vec::with_capacity(planned.len());
-        for p in planned {
-            let AppendCommand {
-                stream,
-                events,
-                reply,
-                permit,
-                ..
-            } = p.command;
-            let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-            let record = Arc::new(Record {
-                first_position: p.first_position,
-                first_version: p.first_version,
-                created_micros,
-                stream,
-                events: events.into_iter().map(stored).collect(),
-            });
-            self.shared.reader.remember(p.loc, record.clone());
-            committed.push((p.loc, record, ids, reply, permit));
+    fn publish(&mut self, planned: Vec<Planned>) {
+        for p in &planned {
+            if let Planned::Append { loc, record, .. } = p {
+                self.shared.reader.remember(*loc, record.clone());
+            }
         }
         let next_position = {
             let mut index = match self.shared.index.write() {
                 Ok(index) => index,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            for (loc, record, ids, _, _) in &committed {
-                index.apply(
-                    *loc,
-                    &record.stream,
-                    record.first_version,
-                    record.first_position,
-                    ids.iter().copied(),
-                );
+            for p in &planned {
+                match p {
+                    Planned::Append { loc, record, .. } => index.apply(
+                        *loc,
+                        &record.stream,
+                        record.first_version,
+                        record.first_position,
+                        record.created_micros,
+                        record.events.iter().map(|e| e.id),
+                    ),
+                    Planned::Delete { deletion, .. } => index.apply_delete(
+                        &deletion.stream,
+                        deletion.mode,
+                        deletion.through_version,
+                    ),
+                }
             }
             index.next_position()
         };
         self.shared.committed.send_replace(next_position);
-        for (_, record, _, reply, permit) in committed {
-            drop(permit);
-            let _ = reply.send(Ok(AppendResult {
-                version: record.last_version(),
-                position: record.last_position(),
-            }));
+        for p in planned {
+            match p {
+                Planned::Append {
+                    record,
+                    reply,
+                    permit,
+                    ..
+                } => {
+                    drop(permit);
+                    let _ = reply.send(Ok(AppendResult {
+                        version: record.last_version(),
+                        position: record.last_position(),
+                    }));
+                }
+                Planned::Delete { deletion, reply } => {
+                    let _ = reply.send(Ok(DeleteResult {
+                        through_version: deletion.through_version,
+                    }));
+                }
+            }
         }
     }
 
@@ -434,35 +419,14 @@ impl Writer {
     }
 }
 
-/// Versions and ids given out earlier in the batch being decided.
-struct Pending {
-    versions: HashMap<StreamId, u64>,
-    ids: HashMap<Uuid, EventPlace>,
-    next_position: u64,
-}
-
-impl Pending {
-    fn new(next_position: u64) -> Self {
-        Pending {
-            versions: HashMap::new(),
-            ids: HashMap::new(),
-            next_position,
+/// Answers every command of a batch with `error`.
+fn refuse_all(batch: Vec<Command>, error: &StoreError) {
+    for command in batch {
+        match command {
+            Command::Append(append) => Reply::Append(append.reply).send(Err(error.clone())),
+            Command::Delete(delete) => Reply::Delete(delete.reply).send(Err(error.clone())),
+            Command::Shutdown(_) => {}
         }
-    }
-
-    fn add(&mut self, command: &AppendCommand, first_version: u64, first_position: u64) {
-        for (i, event) in command.events.iter().enumerate() {
-            let place = EventPlace {
-                stream: command.stream.clone(),
-                version: first_version + i as u64,
-                position: first_position + i as u64,
-            };
-            self.ids.insert(event.id, place);
-        }
-        let count = command.events.len() as u64;
-        self.versions
-            .insert(command.stream.clone(), first_version + count - 1);
-        self.next_position = first_position + count;
     }
 }
 

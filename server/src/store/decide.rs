@@ -1,0 +1,261 @@
+//! The writer's decisions: whether each append or delete of a group commit goes ahead,
+//! and with which versions and positions. Decided against the index plus the writes
+//! earlier in the same batch (`Pending`), in queue order, by the one writer thread.
+
+use super::error::StoreError;
+use super::index::{Index, WriteState};
+use super::reader::LogReader;
+use super::record::{Deletion, Record};
+use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What was decided for an append.
+#[derive(Debug)]
+pub enum AppendDecision {
+    /// Write it with these first version and position.
+    Write {
+        first_version: u64,
+        first_position: u64,
+    },
+    /// Its events are already committed where it asks: answer with the original result.
+    AlreadyCommitted(AppendResult),
+}
+
+/// What was decided for a delete.
+#[derive(Debug)]
+pub enum DeleteDecision {
+    /// Write this delete record.
+    Write(Deletion),
+    /// The stream is already deleted that way (or tombstoned): nothing to write.
+    AlreadyDone(DeleteResult),
+}
+
+/// Streams, ids and positions given out earlier in the batch being decided.
+#[derive(Debug)]
+pub struct Pending {
+    streams: HashMap<StreamId, WriteState>,
+    ids: HashMap<Uuid, EventPlace>,
+    next_position: u64,
+}
+
+/// Where an event id is committed (or about to be, within the current batch).
+#[derive(Debug, Clone)]
+struct EventPlace {
+    stream: StreamId,
+    version: u64,
+    position: u64,
+}
+
+impl Pending {
+    /// An empty batch whose first event will get `next_position`.
+    pub fn new(next_position: u64) -> Self {
+        Pending {
+            streams: HashMap::new(),
+            ids: HashMap::new(),
+            next_position,
+        }
+    }
+
+    fn state(&self, index: &Index, stream: &StreamId) -> Option<WriteState> {
+        self.streams
+            .get(stream)
+            .copied()
+            .or_else(|| index.write_state(stream))
+    }
+
+    /// Takes an append decided to be written into account.
+    pub fn add_append(
+        &mut self,
+        stream: &StreamId,
+        events: &[EventData],
+        first_version: u64,
+        first_position: u64,
+    ) {
+        for (i, event) in events.iter().enumerate() {
+            let place = EventPlace {
+                stream: stream.clone(),
+                version: first_version + i as u64,
+                position: first_position + i as u64,
+            };
+            self.ids.insert(event.id, place);
+        }
+        let count = events.len() as u64;
+        let state = WriteState {
+            version: first_version + count - 1,
+            deleted: false,
+            tombstoned: false,
+        };
+        self.streams.insert(stream.clone(), state);
+        self.next_position = first_position + count;
+    }
+
+    /// Takes a delete decided to be written into account.
+    pub fn add_delete(&mut self, deletion: &Deletion) {
+        let state = WriteState {
+            version: deletion.through_version,
+            deleted: true,
+            tombstoned: deletion.mode == DeleteMode::Tombstone,
+        };
+        self.streams.insert(deletion.stream.clone(), state);
+    }
+}
+
+/// Decides an append: an idempotent retry, a refusal, or where it goes.
+pub fn append(
+    index: &Index,
+    pending: &Pending,
+    reader: &LogReader,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[EventData],
+) -> Result<AppendDecision, StoreError> {
+    if let Some(result) = retried(index, pending, reader, stream, expected, events)? {
+        return Ok(AppendDecision::AlreadyCommitted(result));
+    }
+    let state = pending.state(index, stream);
+    if state.is_some_and(|s| s.tombstoned) {
+        return Err(StoreError::StreamTombstoned(stream.clone()));
+    }
+    let current = state.and_then(WriteState::current);
+    if !expected.accepts(current) {
+        return Err(StoreError::WrongExpectedVersion {
+            stream: stream.clone(),
+            expected,
+            actual: current,
+        });
+    }
+    Ok(AppendDecision::Write {
+        first_version: state.map_or(0, |s| s.version + 1),
+        first_position: pending.next_position,
+    })
+}
+
+/// Decides a delete. Deleting again what is already deleted that way succeeds without
+/// writing, whatever the expected version: deletes are idempotent.
+pub fn delete(
+    index: &Index,
+    pending: &Pending,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    mode: DeleteMode,
+    created_micros: i64,
+) -> Result<DeleteDecision, StoreError> {
+    let state = pending
+        .state(index, stream)
+        .ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+    let done = DeleteResult {
+        through_version: state.version,
+    };
+    if state.tombstoned || (mode == DeleteMode::Soft && state.deleted) {
+        return Ok(DeleteDecision::AlreadyDone(done));
+    }
+    if !expected.accepts(state.current()) {
+        return Err(StoreError::WrongExpectedVersion {
+            stream: stream.clone(),
+            expected,
+            actual: state.current(),
+        });
+    }
+    Ok(DeleteDecision::Write(Deletion {
+        created_micros,
+        stream: stream.clone(),
+        mode,
+        through_version: state.version,
+    }))
+}
+
+/// An append whose event ids are all committed, consecutively, in this stream at the
+/// place the append asks for is a retry: it gets the original result. Any other use of
+/// a committed id is a conflict.
+fn retried(
+    index: &Index,
+    pending: &Pending,
+    reader: &LogReader,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[EventData],
+) -> Result<Option<AppendResult>, StoreError> {
+    // Consecutive ids of a retry sit in the same record: read it once.
+    let mut last_read = None;
+    let mut places = Vec::with_capacity(events.len());
+    for event in events {
+        places.push(find_event(
+            index,
+            pending,
+            reader,
+            event.id,
+            &mut last_read,
+        )?);
+    }
+    let Some((conflict_at, first_known)) = places
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+    else {
+        return Ok(None);
+    };
+    let first_version = first_known.version;
+    let same_place = conflict_at == 0
+        && places.iter().enumerate().all(|(i, place)| {
+            place
+                .as_ref()
+                .is_some_and(|p| p.stream == *stream && p.version == first_version + i as u64)
+        })
+        && match expected {
+            ExpectedVersion::Exact(v) => v.checked_add(1) == Some(first_version),
+            ExpectedVersion::NoStream => first_version == 0,
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => true,
+        };
+    if same_place {
+        let last = places
+            .last()
+            .and_then(|p| p.as_ref())
+            .unwrap_or(first_known);
+        return Ok(Some(AppendResult {
+            version: last.version,
+            position: last.position,
+        }));
+    }
+    Err(StoreError::EventIdConflict {
+        id: events[conflict_at].id,
+        stream: first_known.stream.clone(),
+        version: first_known.version,
+    })
+}
+
+/// Where an event id is committed, in the index or earlier in this batch.
+/// `last_read` keeps the record read for the previous id.
+fn find_event(
+    index: &Index,
+    pending: &Pending,
+    reader: &LogReader,
+    id: Uuid,
+    last_read: &mut Option<Arc<Record>>,
+) -> Result<Option<EventPlace>, StoreError> {
+    if let Some(place) = pending.ids.get(&id) {
+        return Ok(Some(place.clone()));
+    }
+    let Some(position) = index.position_of(&id) else {
+        return Ok(None);
+    };
+    let record = match last_read.take() {
+        Some(record) if record.first_position <= position && position <= record.last_position() => {
+            record
+        }
+        _ => {
+            let Some(loc) = index.record_holding(position) else {
+                return Ok(None);
+            };
+            reader.read(loc)?
+        }
+    };
+    *last_read = Some(record.clone());
+    let offset = position - record.first_position;
+    Ok(Some(EventPlace {
+        stream: record.stream.clone(),
+        version: record.first_version + offset,
+        position,
+    }))
+}
