@@ -22,9 +22,12 @@ pub enum Error {
     /// An event id of the append is already committed elsewhere; nothing was written.
     #[error("event id conflict: {0}")]
     EventIdConflict(String),
-    /// The stream has never been written.
+    /// The stream has never been written, or is deleted.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The stream is tombstoned: it can never be written again.
+    #[error("tombstoned: {0}")]
+    Tombstoned(String),
     /// The request broke the contract or a limit; the message names the field or limit.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -74,6 +77,7 @@ impl From<Status> for Error {
                 message,
             },
             Code::NotFound => Error::NotFound(message),
+            Code::FailedPrecondition => Error::Tombstoned(message),
             Code::InvalidArgument => Error::InvalidArgument(message),
             Code::DataLoss => Error::DataLoss(message),
             Code::Unavailable => Error::Unavailable(message),

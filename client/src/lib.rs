@@ -18,16 +18,19 @@
 //! # }
 //! ```
 //!
-//! - [`Client`]: connect, append, read a stream or the whole log, subscribe;
+//! - [`Client`]: connect, append, read a stream or the whole log, subscribe, list,
+//!   inspect and delete streams;
 //! - [`types`](crate::StreamId): streams, events, expected versions, read positions;
 //! - [`Error`]: what the server or the connection said, with a variant per case a
 //!   caller acts on.
 
+mod admin;
 mod client;
 mod error;
 mod subscription;
 mod types;
 
+pub use admin::{ListStreams, StreamInfo, StreamPage, StreamState};
 pub use client::{Client, EventStream};
 pub use error::Error;
 pub use subscription::{

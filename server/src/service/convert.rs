@@ -3,8 +3,9 @@
 //! happens before the store sees the request, so bad input changes nothing.
 
 use crate::store::{
-    Direction, EventData, ExpectedVersion, Filter, MAX_TYPE_LEN, ReadFrom, RecordedEvent, StreamId,
-    SubscribeFrom, SubscribeTarget, SubscriptionItem,
+    DeleteMode, Direction, EventData, ExpectedVersion, Filter, ListFilter, MAX_TYPE_LEN, ReadFrom,
+    RecordedEvent, StreamId, StreamInfo, StreamState, SubscribeFrom, SubscribeTarget,
+    SubscriptionItem,
 };
 use evenire_proto::v1 as pb;
 use std::collections::HashSet;
@@ -91,6 +92,27 @@ pub struct Subscribe {
     pub checkpoint_interval: u64,
 }
 
+/// A listing request, checked.
+#[derive(Debug)]
+pub struct ListStreams {
+    pub filter: ListFilter,
+    pub after: Option<StreamId>,
+    pub page_size: usize,
+}
+
+/// A delete, checked.
+#[derive(Debug)]
+pub struct Delete {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub mode: DeleteMode,
+}
+
+/// Streams per page when the request says 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The most streams per page.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
 /// Most entries in each list of a subscription filter.
 pub const MAX_FILTER_ENTRIES: usize = 64;
 /// Checkpoint interval when the request leaves it at 0.
@@ -175,6 +197,105 @@ pub fn subscribe(request: pb::SubscribeRequest) -> Result<Subscribe, Status> {
         filter,
         checkpoint_interval,
     })
+}
+
+/// Checks a listing request.
+pub fn list_streams(request: pb::ListStreamsRequest) -> Result<ListStreams, Status> {
+    let stream_type = match request.stream_type.is_empty() {
+        true => None,
+        false => Some(type_name(request.stream_type, "stream_type")?.to_string()),
+    };
+    let key_prefix = match request.key_prefix.is_empty() {
+        true => None,
+        false if request.key_prefix.len() <= 36 => Some(request.key_prefix.to_ascii_lowercase()),
+        false => {
+            return Err(invalid(
+                "key_prefix: longer than a UUID (36 characters)".into(),
+            ));
+        }
+    };
+    let after = match request.page_token.is_empty() {
+        true => None,
+        false => Some(page_token(&request.page_token)?),
+    };
+    let page_size = match request.page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        n => (n as usize).min(MAX_PAGE_SIZE),
+    };
+    Ok(ListStreams {
+        filter: ListFilter {
+            stream_type,
+            key_prefix,
+            include_deleted: request.include_deleted,
+        },
+        after,
+        page_size,
+    })
+}
+
+/// The token that resumes a listing after `stream`: its key, then its type.
+pub fn next_page_token(stream: &StreamId) -> String {
+    format!("{}{}", stream.key.hyphenated(), stream.stream_type)
+}
+
+fn page_token(token: &str) -> Result<StreamId, Status> {
+    let bad = || invalid("page_token: not a token this server issued".into());
+    let key = token.get(..36).ok_or_else(bad)?;
+    let stream_type = token.get(36..).filter(|t| !t.is_empty()).ok_or_else(bad)?;
+    Ok(StreamId {
+        key: Uuid::try_parse(key).map_err(|_| bad())?,
+        stream_type: type_name(stream_type.to_string(), "page_token")?,
+    })
+}
+
+/// Checks a request naming one stream.
+pub fn get_stream(request: pb::GetStreamRequest) -> Result<StreamId, Status> {
+    stream_id(request.stream, "stream")
+}
+
+/// Checks a delete request.
+pub fn delete_stream(request: pb::DeleteStreamRequest) -> Result<Delete, Status> {
+    Ok(Delete {
+        stream: stream_id(request.stream, "stream")?,
+        expected: expected_version(request.expected_version)?,
+        mode: match request.tombstone {
+            true => DeleteMode::Tombstone,
+            false => DeleteMode::Soft,
+        },
+    })
+}
+
+/// A stream's info as the wire carries it.
+pub fn stream_info(info: StreamInfo) -> pb::StreamInfo {
+    pb::StreamInfo {
+        stream: Some(stream_id_to_proto(&info.stream)),
+        version: info.version,
+        event_count: info.event_count,
+        first_position: info.first_position,
+        last_position: info.last_position,
+        created: Some(timestamp(info.created_micros)),
+        last_appended: Some(timestamp(info.last_appended_micros)),
+        state: match info.state {
+            StreamState::Live => pb::StreamState::Live,
+            StreamState::Deleted => pb::StreamState::Deleted,
+            StreamState::Tombstoned => pb::StreamState::Tombstoned,
+        }
+        .into(),
+    }
+}
+
+fn stream_id_to_proto(stream: &StreamId) -> pb::StreamId {
+    pb::StreamId {
+        key: stream.key.to_string(),
+        r#type: stream.stream_type.to_string(),
+    }
+}
+
+fn timestamp(micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    }
 }
 
 fn read_origin(origin: i32) -> Result<ReadFrom, Status> {
@@ -306,16 +427,10 @@ pub fn recorded_event(event: RecordedEvent) -> pb::RecordedEvent {
         r#type: event.event_type.to_string(),
         data: event.data,
         metadata: event.metadata,
-        stream: Some(pb::StreamId {
-            key: event.stream.key.to_string(),
-            r#type: event.stream.stream_type.to_string(),
-        }),
+        stream: Some(stream_id_to_proto(&event.stream)),
         version: event.version,
         position: event.position,
-        created: Some(prost_types::Timestamp {
-            seconds: event.created_micros.div_euclid(1_000_000),
-            nanos: (event.created_micros.rem_euclid(1_000_000) * 1_000) as i32,
-        }),
+        created: Some(timestamp(event.created_micros)),
     }
 }
 

@@ -7,7 +7,7 @@ pub mod status;
 
 pub use convert::Limits;
 
-use crate::store::{LogRead, Store};
+use crate::store::{LogRead, Store, StoreError};
 use evenire_proto::v1 as pb;
 use evenire_proto::v1::event_store_service_server::EventStoreService;
 use std::sync::{Arc, OnceLock};
@@ -93,6 +93,60 @@ impl EventStoreService for EventStoreApi {
         })))
     }
 
+    async fn list_streams(
+        &self,
+        request: Request<pb::ListStreamsRequest>,
+    ) -> Result<Response<pb::ListStreamsResponse>, Status> {
+        let list = convert::list_streams(request.into_inner())?;
+        let listing = self.store()?.list_streams(
+            list.after.as_ref(),
+            &list.filter,
+            list.page_size,
+            LIST_SCAN_LIMIT,
+        );
+        Ok(Response::new(pb::ListStreamsResponse {
+            streams: listing
+                .streams
+                .into_iter()
+                .map(convert::stream_info)
+                .collect(),
+            next_page_token: listing
+                .next
+                .as_ref()
+                .map(convert::next_page_token)
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn get_stream(
+        &self,
+        request: Request<pb::GetStreamRequest>,
+    ) -> Result<Response<pb::GetStreamResponse>, Status> {
+        let stream = convert::get_stream(request.into_inner())?;
+        let info = self
+            .store()?
+            .stream_info(&stream)
+            .ok_or_else(|| status::from_store(StoreError::StreamNotFound(stream)))?;
+        Ok(Response::new(pb::GetStreamResponse {
+            info: Some(convert::stream_info(info)),
+        }))
+    }
+
+    async fn delete_stream(
+        &self,
+        request: Request<pb::DeleteStreamRequest>,
+    ) -> Result<Response<pb::DeleteStreamResponse>, Status> {
+        let delete = convert::delete_stream(request.into_inner())?;
+        let result = self
+            .store()?
+            .delete_stream(delete.stream, delete.expected, delete.mode)
+            .await
+            .map_err(status::from_store)?;
+        Ok(Response::new(pb::DeleteStreamResponse {
+            deleted_through_version: result.through_version,
+        }))
+    }
+
     type SubscribeStream = ReceiverStream<Result<pb::SubscribeResponse, Status>>;
 
     async fn subscribe(
@@ -130,6 +184,10 @@ impl EventStoreService for EventStoreApi {
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 }
+
+/// Streams a listing looks at per call at most, whatever the page size: a filter that
+/// matches little returns a short page instead of walking the whole store.
+const LIST_SCAN_LIMIT: usize = 10_000;
 
 /// Serves a read from a task of its own: one message per batch, at most
 /// `READ_AHEAD_MESSAGES` ahead of the client, stopping when the client goes.
