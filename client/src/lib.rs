@@ -41,5 +41,7 @@ pub use types::{
     StreamId,
 };
 
+/// The service's fully qualified name, as health checks know it.
+pub use evenire_proto::SERVICE_NAME;
 /// The generated protobuf types, for what the idiomatic API does not cover.
 pub use evenire_proto::v1 as proto;

@@ -1,0 +1,355 @@
+//! `evenire`: look into and operate an Evenire server from the shell.
+//!
+//! Exit codes: 0 success, 1 the server said no or could not be reached (a one-line
+//! message on stderr), 2 usage error.
+
+mod input;
+mod output;
+
+use clap::{Parser, Subcommand};
+use evenire_client::{
+    Client, Direction, Error, ListStreams, ReadFrom, StreamId, SubscribeFrom, SubscribeOptions,
+    SubscriptionFilter, SubscriptionMessage,
+};
+use std::process::ExitCode;
+use tokio_stream::StreamExt;
+
+/// Operate an Evenire event store.
+#[derive(Debug, Parser)]
+#[command(name = "evenire", version, about)]
+struct Cli {
+    /// The server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "EVENIRE_SERVER",
+        default_value = "http://127.0.0.1:5243"
+    )]
+    server: String,
+    /// JSON for scripts (one object per line for lists and events) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List streams with their info (live ones; --deleted for all).
+    Streams {
+        /// Only streams of this type.
+        #[arg(long = "type")]
+        stream_type: Option<String>,
+        /// Only keys starting with this.
+        #[arg(long)]
+        key_prefix: Option<String>,
+        /// Deleted and tombstoned streams too.
+        #[arg(long)]
+        deleted: bool,
+        /// Stop after this many streams.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show one stream's info.
+    Info {
+        /// The stream, as TYPE/KEY.
+        stream: String,
+    },
+    /// Read a stream's events.
+    Read {
+        /// The stream, as TYPE/KEY.
+        stream: String,
+        /// From the end, newest first.
+        #[arg(long)]
+        backward: bool,
+        /// Start at this version.
+        #[arg(long)]
+        from: Option<u64>,
+        /// At most this many events.
+        #[arg(long)]
+        max: Option<u64>,
+    },
+    /// Follow new events live, until Ctrl-C: of one stream, or of all with filters.
+    Tail {
+        /// The stream, as TYPE/KEY; or --all.
+        stream: Option<String>,
+        /// Every stream (the whole log).
+        #[arg(long, conflicts_with = "stream")]
+        all: bool,
+        /// Only streams of this type (repeatable; with --all).
+        #[arg(long = "stream-type")]
+        stream_types: Vec<String>,
+        /// Only events of this type (repeatable).
+        #[arg(long = "event-type")]
+        event_types: Vec<String>,
+        /// Start with the history instead of only new events.
+        #[arg(long)]
+        from_start: bool,
+    },
+    /// Append one event (--type and --data) or several (--jsonl).
+    Append {
+        /// The stream, as TYPE/KEY.
+        stream: String,
+        /// The event type.
+        #[arg(long = "type", required_unless_present = "jsonl")]
+        event_type: Option<String>,
+        /// The data: JSON text, or @FILE for a file's bytes.
+        #[arg(long, requires = "event_type")]
+        data: Option<String>,
+        /// The metadata: JSON text, or @FILE.
+        #[arg(long, requires = "event_type")]
+        metadata: Option<String>,
+        /// Events as JSON Lines from FILE (- for stdin), one object per line:
+        /// {"type": "...", "data": <json>, "metadata": <json>, "id": "uuid"}.
+        #[arg(long, conflicts_with_all = ["event_type", "data", "metadata"])]
+        jsonl: Option<String>,
+        /// The expected version: any, no-stream, exists, or a version.
+        #[arg(long, default_value = "any")]
+        expect: String,
+    },
+    /// Delete a stream: softly, or for good with --tombstone.
+    Delete {
+        /// The stream, as TYPE/KEY.
+        stream: String,
+        /// Never to be written again.
+        #[arg(long)]
+        tombstone: bool,
+        /// The expected version: any, no-stream, exists, or a version.
+        #[arg(long, default_value = "any")]
+        expect: String,
+    },
+    /// Check the server's health.
+    Health,
+}
+
+/// Why a command failed, and so how the process exits.
+enum Failure {
+    /// The input does not make sense: exit 2.
+    Usage(String),
+    /// The server said no, or could not be reached: exit 1.
+    Server(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Server(e.to_string())
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("evenire: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Server(message)) => {
+            eprintln!("evenire: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn connect(server: &str) -> Result<Client, Failure> {
+    Client::connect(server.to_string())
+        .await
+        .map_err(|e| match e {
+            Error::InvalidUri(m) => Failure::Usage(format!("--server {server}: {m}")),
+            other => Failure::Server(format!(
+                "cannot reach the server at {server}: {}",
+                root_cause(&other)
+            )),
+        })
+}
+
+/// The innermost cause of an error: "Connection refused", not a chain of wrappers.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+async fn run(cli: &Cli) -> Result<(), Failure> {
+    let out = output::Printer { json: cli.json };
+    match &cli.command {
+        Command::Streams {
+            stream_type,
+            key_prefix,
+            deleted,
+            limit,
+        } => {
+            let client = connect(&cli.server).await?;
+            let mut list = ListStreams {
+                stream_type: stream_type.clone(),
+                key_prefix: key_prefix.clone(),
+                include_deleted: *deleted,
+                page_size: 1000,
+                page_token: None,
+            };
+            let mut table = out.streams_table();
+            let mut shown = 0;
+            loop {
+                let page = client.list_streams(&list).await?;
+                for info in page.streams {
+                    if limit.is_some_and(|l| shown >= l) {
+                        table.finish();
+                        return Ok(());
+                    }
+                    table.row(&info);
+                    shown += 1;
+                }
+                match page.next_page_token {
+                    Some(token) => list.page_token = Some(token),
+                    None => break,
+                }
+            }
+            table.finish();
+        }
+        Command::Info { stream } => {
+            let stream = input::stream_id(stream)?;
+            let client = connect(&cli.server).await?;
+            out.info(&client.get_stream(&stream).await?);
+        }
+        Command::Read {
+            stream,
+            backward,
+            from,
+            max,
+        } => {
+            let stream = input::stream_id(stream)?;
+            let direction = if *backward {
+                Direction::Backward
+            } else {
+                Direction::Forward
+            };
+            let start = match (from, direction) {
+                (Some(v), _) => ReadFrom::Version(*v),
+                (None, Direction::Forward) => ReadFrom::Start,
+                (None, Direction::Backward) => ReadFrom::End,
+            };
+            let client = connect(&cli.server).await?;
+            let mut events = client.read(&stream, start, direction, *max).await?;
+            let mut table = out.events_table();
+            while let Some(event) = events.next().await {
+                table.row(&event?);
+            }
+            table.finish();
+        }
+        Command::Tail {
+            stream,
+            all,
+            stream_types,
+            event_types,
+            from_start,
+        } => {
+            let from = if *from_start {
+                SubscribeFrom::Start
+            } else {
+                SubscribeFrom::End
+            };
+            let filter = SubscriptionFilter {
+                stream_types: stream_types.clone(),
+                event_types: event_types.clone(),
+                ..SubscriptionFilter::default()
+            };
+            let options = SubscribeOptions::filtered(filter);
+            let target = match (stream, all) {
+                (Some(stream), false) => Some(input::stream_id(stream)?),
+                (None, true) => None,
+                _ => {
+                    return Err(Failure::Usage(
+                        "tail needs a stream (TYPE/KEY) or --all".into(),
+                    ));
+                }
+            };
+            let client = connect(&cli.server).await?;
+            let mut subscription = match &target {
+                Some(stream) => client.subscribe(stream, from, options).await?,
+                None => client.subscribe_all(from, options).await?,
+            };
+            let mut table = out.events_table();
+            while let Some(message) = subscription.next().await {
+                if let SubscriptionMessage::Event(event) = message? {
+                    table.row(&event);
+                    table.flush();
+                }
+            }
+        }
+        Command::Append {
+            stream,
+            event_type,
+            data,
+            metadata,
+            jsonl,
+            expect,
+        } => {
+            let stream: StreamId = input::stream_id(stream)?;
+            let expected = input::expected_version(expect)?;
+            let events = match (jsonl, event_type) {
+                (Some(source), _) => input::json_lines(source)?,
+                (None, Some(event_type)) => {
+                    vec![input::event(
+                        event_type,
+                        data.as_deref(),
+                        metadata.as_deref(),
+                    )?]
+                }
+                (None, None) => {
+                    return Err(Failure::Usage("append needs --type or --jsonl".into()));
+                }
+            };
+            let count = events.len();
+            let client = connect(&cli.server).await?;
+            let result = client.append(&stream, expected, events).await?;
+            out.appended(&stream, count, &result);
+        }
+        Command::Delete {
+            stream,
+            tombstone,
+            expect,
+        } => {
+            let stream = input::stream_id(stream)?;
+            let expected = input::expected_version(expect)?;
+            let client = connect(&cli.server).await?;
+            let through = client.delete_stream(&stream, expected, *tombstone).await?;
+            out.deleted(&stream, *tombstone, through);
+        }
+        Command::Health => {
+            let serving = health(&cli.server).await?;
+            out.health(&cli.server, &serving);
+            if serving != "SERVING" {
+                return Err(Failure::Server(format!("the server is {serving}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The server's status for its event store service, as grpc.health.v1 names it.
+async fn health(server: &str) -> Result<String, Failure> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let endpoint = tonic::transport::Endpoint::from_shared(server.to_string())
+        .map_err(|e| Failure::Usage(format!("--server {server}: {e}")))?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        Failure::Server(format!(
+            "cannot reach the server at {server}: {}",
+            root_cause(&e)
+        ))
+    })?;
+    let request = HealthCheckRequest {
+        service: evenire_client::SERVICE_NAME.to_string(),
+    };
+    let response = HealthClient::new(channel)
+        .check(request)
+        .await
+        .map_err(Error::from)?;
+    let status =
+        ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown);
+    Ok(status.as_str_name().to_string())
+}

@@ -1,0 +1,269 @@
+//! Printing results: aligned tables for people, JSON (one object per line for lists)
+//! for scripts. Event data is shown as JSON when it parses as JSON, else as base64.
+
+use base64::Engine;
+use evenire_client::{AppendResult, RecordedEvent, StreamId, StreamInfo, StreamState};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Prints in the chosen style.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub json: bool,
+}
+
+/// Rows printed as they come (JSON) or aligned at the end (tables).
+pub struct Table<T> {
+    json: bool,
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    render: fn(&T) -> (Vec<String>, Value),
+}
+
+impl<T> Table<T> {
+    /// Adds a row for `item`.
+    pub fn row(&mut self, item: &T) {
+        let (cells, value) = (self.render)(item);
+        if self.json {
+            println!("{value}");
+        } else {
+            self.rows.push(cells);
+        }
+    }
+
+    /// Prints what is buffered now: for live output.
+    pub fn flush(&mut self) {
+        if !self.json {
+            print_aligned(&self.header, &self.rows);
+            self.rows.clear();
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    /// Prints the table.
+    pub fn finish(mut self) {
+        if !self.json {
+            if self.rows.is_empty() {
+                eprintln!("(none)");
+            } else {
+                print_aligned(&self.header, &self.rows);
+            }
+            self.rows.clear();
+        }
+    }
+}
+
+fn print_aligned(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 == widths.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+}
+
+fn stream_name(stream: &StreamId) -> String {
+    format!("{}/{}", stream.stream_type, stream.key)
+}
+
+fn state_name(state: StreamState) -> &'static str {
+    match state {
+        StreamState::Live => "live",
+        StreamState::Deleted => "deleted",
+        StreamState::Tombstoned => "tombstoned",
+    }
+}
+
+fn or_dash(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn info_json(info: &StreamInfo) -> Value {
+    json!({
+        "stream": stream_name(&info.stream),
+        "version": info.version,
+        "event_count": info.event_count,
+        "first_position": info.first_position,
+        "last_position": info.last_position,
+        "created": rfc3339(info.created),
+        "last_appended": rfc3339(info.last_appended),
+        "state": state_name(info.state),
+    })
+}
+
+fn render_stream(info: &StreamInfo) -> (Vec<String>, Value) {
+    let cells = vec![
+        stream_name(&info.stream),
+        info.version.to_string(),
+        info.event_count.to_string(),
+        state_name(info.state).to_string(),
+        rfc3339(info.last_appended),
+    ];
+    (cells, info_json(info))
+}
+
+/// Data or metadata as JSON when it parses, else as base64 (tables mark it so).
+fn payload(bytes: &[u8]) -> (String, Option<Value>) {
+    if bytes.is_empty() {
+        return (String::new(), Some(Value::Null));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(value) => (value.to_string(), Some(value)),
+        Err(_) => (
+            format!(
+                "base64:{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            ),
+            None,
+        ),
+    }
+}
+
+fn render_event(event: &RecordedEvent) -> (Vec<String>, Value) {
+    let (data_text, data_json) = payload(&event.data);
+    let mut value = json!({
+        "stream": stream_name(&event.stream),
+        "version": event.version,
+        "position": event.position,
+        "id": event.id.to_string(),
+        "type": event.event_type,
+        "created": rfc3339(event.created),
+    });
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    match data_json {
+        Some(data) => value["data"] = data,
+        None => value["data_base64"] = Value::String(encode(&event.data)),
+    }
+    match payload(&event.metadata).1 {
+        Some(metadata) => value["metadata"] = metadata,
+        None => value["metadata_base64"] = Value::String(encode(&event.metadata)),
+    }
+    let cells = vec![
+        stream_name(&event.stream),
+        event.version.to_string(),
+        event.position.to_string(),
+        event.event_type.clone(),
+        rfc3339(event.created),
+        data_text,
+    ];
+    (cells, value)
+}
+
+impl Printer {
+    /// A table of streams.
+    pub fn streams_table(self) -> Table<StreamInfo> {
+        Table {
+            json: self.json,
+            header: vec!["STREAM", "VERSION", "EVENTS", "STATE", "LAST APPENDED"],
+            rows: Vec::new(),
+            render: render_stream,
+        }
+    }
+
+    /// A table of events.
+    pub fn events_table(self) -> Table<RecordedEvent> {
+        Table {
+            json: self.json,
+            header: vec!["STREAM", "VERSION", "POSITION", "TYPE", "CREATED", "DATA"],
+            rows: Vec::new(),
+            render: render_event,
+        }
+    }
+
+    /// One stream's info.
+    pub fn info(self, info: &StreamInfo) {
+        if self.json {
+            println!("{}", info_json(info));
+            return;
+        }
+        let rows = [
+            ("stream", stream_name(&info.stream)),
+            ("state", state_name(info.state).to_string()),
+            ("version", info.version.to_string()),
+            ("events", info.event_count.to_string()),
+            ("first position", or_dash(info.first_position)),
+            ("last position", or_dash(info.last_position)),
+            ("created", rfc3339(info.created)),
+            ("last appended", rfc3339(info.last_appended)),
+        ];
+        for (name, value) in rows {
+            println!("{name:<15} {value}");
+        }
+    }
+
+    /// What an append did.
+    pub fn appended(self, stream: &StreamId, count: usize, result: &AppendResult) {
+        if self.json {
+            let value = json!({"stream": stream_name(stream), "events": count,
+                "version": result.version, "position": result.position});
+            println!("{value}");
+        } else {
+            println!(
+                "appended {count} event(s) to {}: version {}, position {}",
+                stream_name(stream),
+                result.version,
+                result.position
+            );
+        }
+    }
+
+    /// What a delete did.
+    pub fn deleted(self, stream: &StreamId, tombstone: bool, through: u64) {
+        let how = if tombstone { "tombstoned" } else { "deleted" };
+        if self.json {
+            let value = json!({"stream": stream_name(stream), "state": how, "deleted_through_version": through});
+            println!("{value}");
+        } else {
+            println!("{how} {} through version {through}", stream_name(stream));
+        }
+    }
+
+    /// The health check's answer.
+    pub fn health(self, server: &str, status: &str) {
+        if self.json {
+            println!("{}", json!({"server": server, "status": status}));
+        } else {
+            println!("{server}: {status}");
+        }
+    }
+}
+
+/// A time as RFC 3339 in UTC with milliseconds, e.g. 2026-11-26T05:53:12.662Z.
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}

@@ -1,0 +1,250 @@
+//! The `evenire` command-line tool, run as a real process against a real server:
+//! output, `--json`, exit codes, and a clear one-line error when the server is down.
+#![cfg(feature = "cli")]
+
+use evenire_server::{Config, run};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_evenire");
+const KEY: &str = "7d0c3a4e-8a5f-4b44-9f0e-1f6d2a3b4c5d";
+
+/// A server on 127.0.0.1:0 in this process, on its own runtime thread.
+struct Server {
+    uri: String,
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn server() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = Config::new(dir.path());
+    let uri = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let uri = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(run(listener, config, std::future::pending()));
+        uri
+    });
+    // Ready once the health check answers SERVING.
+    for _ in 0..500 {
+        if evenire(&uri, &["health"]).status.success() {
+            return Server {
+                uri,
+                _runtime: runtime,
+                _dir: dir,
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the server did not start");
+}
+
+fn evenire(uri: &str, args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .arg("--server")
+        .arg(uri)
+        .args(args)
+        .output()
+        .expect("run evenire")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn append_read_info_streams_delete_as_tables_and_json() {
+    let server = server();
+    let uri = server.uri.as_str();
+    let stream = format!("order/{KEY}");
+
+    let appended = evenire(
+        uri,
+        &[
+            "append",
+            &stream,
+            "--type",
+            "Placed",
+            "--data",
+            "{\"total\": 42}",
+        ],
+    );
+    assert!(appended.status.success(), "{}", stderr(&appended));
+    assert!(stdout(&appended).contains("version 0"));
+
+    // Several events as JSON Lines on stdin, with an expected version.
+    let mut child = Command::new(BINARY)
+        .args([
+            "--server", uri, "append", &stream, "--jsonl", "-", "--expect", "0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run evenire");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            b"{\"type\":\"Paid\",\"data\":{\"amount\":42}}\n{\"type\":\"Blob\",\"data\":null}\n",
+        )
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success());
+    assert!(stdout(&output).contains("appended 2 event(s)"));
+
+    let binary = std::env::temp_dir().join(format!("evenire-cli-{}.bin", std::process::id()));
+    std::fs::write(&binary, [0xff, 0x00, 0x10]).expect("write data file");
+    let from_file = format!("@{}", binary.display());
+    let output = evenire(
+        uri,
+        &["append", &stream, "--type", "Raw", "--data", &from_file],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let table = stdout(&evenire(uri, &["read", &stream]));
+    let lines: Vec<_> = table.lines().collect();
+    assert!(lines[0].starts_with("STREAM") && lines[0].contains("DATA"));
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(lines[1].contains("Placed") && lines[1].contains("{\"total\":42}"));
+    assert!(
+        lines[4].contains("base64:/wAQ"),
+        "non-JSON data as base64: {}",
+        lines[4]
+    );
+
+    let json = stdout(&evenire(
+        uri,
+        &["--json", "read", &stream, "--backward", "--max", "2"],
+    ));
+    let events: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["version"], 3);
+    assert_eq!(events[0]["data_base64"], "/wAQ");
+    assert_eq!(events[1]["type"], "Blob");
+
+    let info: serde_json::Value =
+        serde_json::from_str(&stdout(&evenire(uri, &["--json", "info", &stream]))).expect("json");
+    assert_eq!(
+        (info["version"].as_u64(), info["event_count"].as_u64()),
+        (Some(3), Some(4))
+    );
+    assert_eq!(info["state"], "live");
+
+    let streams = stdout(&evenire(uri, &["streams", "--type", "order"]));
+    assert!(streams.contains(&stream) && streams.contains("live"));
+    let none = evenire(uri, &["streams", "--type", "sensor"]);
+    assert!(none.status.success() && stdout(&none).is_empty());
+
+    let stale = evenire(uri, &["delete", &stream, "--expect", "1"]);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(stderr(&stale).contains("actual 3"), "{}", stderr(&stale));
+    let deleted = evenire(uri, &["delete", &stream, "--tombstone", "--expect", "3"]);
+    assert!(deleted.status.success());
+    assert!(stdout(&deleted).contains("tombstoned"));
+    let refused = evenire(uri, &["append", &stream, "--type", "Late"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("tombstoned") && message.lines().count() == 1,
+        "{message}"
+    );
+    let _ = std::fs::remove_file(binary);
+}
+
+#[test]
+fn tail_follows_new_events() {
+    let server = server();
+    let uri = server.uri.as_str();
+    let mut tail = Command::new(BINARY)
+        .args([
+            "--server",
+            uri,
+            "--json",
+            "tail",
+            "--all",
+            "--stream-type",
+            "sensor",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run evenire tail");
+    let mut lines = BufReader::new(tail.stdout.take().expect("stdout")).lines();
+    // The subscription starts at the end: give it a moment to be in place, then append
+    // until the tail prints (appends before it subscribed are not shown).
+    let sensor = format!("sensor/{KEY}");
+    let other = format!("order/{KEY}");
+    let reader = std::thread::spawn(move || lines.next().map(|l| l.expect("line")));
+    for _ in 0..100 {
+        evenire(uri, &["append", &other, "--type", "Ignored"]);
+        evenire(
+            uri,
+            &[
+                "append",
+                &sensor,
+                "--type",
+                "ReadingTaken",
+                "--data",
+                "{\"c\": 21.5}",
+            ],
+        );
+        if reader.is_finished() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = tail.kill();
+    let first = reader
+        .join()
+        .expect("reader")
+        .expect("tail printed an event");
+    let event: serde_json::Value = serde_json::from_str(&first).expect("json");
+    assert_eq!(
+        event["stream"],
+        sensor.as_str(),
+        "the filter kept only sensor streams"
+    );
+    assert_eq!(event["data"]["c"], 21.5);
+    let _ = tail.wait();
+}
+
+#[test]
+fn errors_are_one_line_with_the_documented_exit_codes() {
+    // Nothing listens on port 1.
+    let down = evenire("http://127.0.0.1:1", &["streams"]);
+    assert_eq!(down.status.code(), Some(1));
+    let message = stderr(&down);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.contains("cannot reach the server at http://127.0.0.1:1"),
+        "{message}"
+    );
+
+    let usage = evenire("http://127.0.0.1:1", &["read", "not-a-stream"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(stderr(&usage).contains("TYPE/KEY"));
+    let unknown = evenire("http://127.0.0.1:1", &["frobnicate"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let bad_expect = evenire(
+        "http://127.0.0.1:1",
+        &["delete", &format!("order/{KEY}"), "--expect", "soon"],
+    );
+    assert_eq!(bad_expect.status.code(), Some(2));
+
+    let server = server();
+    let missing = evenire(&server.uri, &["info", &format!("order/{KEY}")]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("not found"));
+    let health = evenire(&server.uri, &["--json", "health"]);
+    assert!(stdout(&health).contains("\"SERVING\""));
+}
