@@ -1,0 +1,298 @@
+"""A thin, idiomatic wrapper over the generated gRPC stubs."""
+
+from __future__ import annotations
+
+import json as _json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+
+import grpc
+
+from .errors import from_rpc_error
+from .v1 import evenire_pb2 as pb
+from .v1 import evenire_pb2_grpc as pb_grpc
+
+#: Largest response accepted: room for the server's largest event (4 MiB by default).
+MAX_RESPONSE_BYTES = 64 << 20
+
+Expected = Union[str, int]
+"""An expected version: "any", "no_stream", "stream_exists", or an exact version."""
+
+Origin = Union[str, int]
+"""Where a read starts: "start", "end", or a version (a position for read_all)."""
+
+
+@dataclass(frozen=True)
+class StreamId:
+    """Names a stream: a type ("order") and a UUID key."""
+
+    type: str
+    key: str
+
+    @classmethod
+    def new(cls, stream_type: str) -> "StreamId":
+        """A stream of `stream_type` with a fresh random key."""
+        return cls(stream_type, str(uuid.uuid4()))
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.key}"
+
+    def _proto(self) -> pb.StreamId:
+        return pb.StreamId(key=str(self.key), type=self.type)
+
+
+@dataclass(frozen=True)
+class EventData:
+    """An event to append. The fresh id makes a retry of the same value idempotent."""
+
+    type: str
+    data: bytes = b""
+    metadata: bytes = b""
+    id: Optional[str] = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @classmethod
+    def json(cls, event_type: str, value: Any, metadata: Any = None) -> "EventData":
+        """An event whose data (and metadata, if given) is `value` as JSON."""
+        meta = b"" if metadata is None else _json.dumps(metadata).encode()
+        return cls(event_type, _json.dumps(value).encode(), meta)
+
+    def _proto(self) -> pb.EventData:
+        return pb.EventData(id=self.id or "", type=self.type, data=self.data, metadata=self.metadata)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as the store keeps it."""
+
+    id: str
+    type: str
+    data: bytes
+    metadata: bytes
+    stream: StreamId
+    version: int
+    position: int
+    created: datetime
+
+    def json(self) -> Any:
+        """The data, parsed as JSON."""
+        return _json.loads(self.data)
+
+    @classmethod
+    def _from(cls, e: pb.RecordedEvent) -> "RecordedEvent":
+        created = datetime.fromtimestamp(e.created.seconds + e.created.nanos / 1e9, tz=timezone.utc)
+        return cls(e.id, e.type, e.data, e.metadata, StreamId(e.stream.type, e.stream.key),
+                   e.version, e.position, created)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where an append landed: the stream's new version and the last event's position."""
+
+    version: int
+    position: int
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    """A subscription delivered its history; what follows is live."""
+
+    position: Optional[int]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A filtered subscription to all scanned this far without a match."""
+
+    position: int
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the store knows about a stream. `state` is "live", "deleted" or "tombstoned"."""
+
+    stream: StreamId
+    version: int
+    event_count: int
+    first_position: Optional[int]
+    last_position: Optional[int]
+    created: datetime
+    last_appended: datetime
+    state: str
+
+    @classmethod
+    def _from(cls, i: pb.StreamInfo) -> "StreamInfo":
+        def time(t: Any) -> datetime:
+            return datetime.fromtimestamp(t.seconds + t.nanos / 1e9, tz=timezone.utc)
+
+        states = {pb.STREAM_STATE_LIVE: "live", pb.STREAM_STATE_DELETED: "deleted",
+                  pb.STREAM_STATE_TOMBSTONED: "tombstoned"}
+        return cls(
+            StreamId(i.stream.type, i.stream.key), i.version, i.event_count,
+            i.first_position if i.HasField("first_position") else None,
+            i.last_position if i.HasField("last_position") else None,
+            time(i.created), time(i.last_appended), states.get(i.state, "unknown"),
+        )
+
+
+def _expected(expected: Expected) -> pb.ExpectedVersion:
+    states = {"any": pb.EXPECTED_STATE_ANY, "no_stream": pb.EXPECTED_STATE_NO_STREAM,
+              "stream_exists": pb.EXPECTED_STATE_STREAM_EXISTS}
+    if isinstance(expected, bool) or not isinstance(expected, (int, str)):
+        raise TypeError(f"expected version {expected!r}: use 'any', 'no_stream', 'stream_exists' or an int")
+    if isinstance(expected, int):
+        return pb.ExpectedVersion(exact=expected)
+    if expected not in states:
+        raise ValueError(f"expected version {expected!r}: use 'any', 'no_stream', 'stream_exists' or an int")
+    return pb.ExpectedVersion(state=states[expected])
+
+
+def _origin(origin: Origin) -> dict:
+    if isinstance(origin, bool):
+        raise TypeError(f"start {origin!r}: use 'start', 'end' or an int")
+    if isinstance(origin, int):
+        return {"version": origin}
+    origins = {"start": pb.READ_ORIGIN_START, "end": pb.READ_ORIGIN_END}
+    if origin not in origins:
+        raise ValueError(f"start {origin!r}: use 'start', 'end' or an int")
+    return {"origin": origins[origin]}
+
+
+def _direction(backward: bool) -> int:
+    return pb.READ_DIRECTION_BACKWARD if backward else pb.READ_DIRECTION_FORWARD
+
+
+class EvenireClient:
+    """A connection to an Evenire server. Calls raise `evenire.EvenireError` subclasses."""
+
+    def __init__(self, target: str = "127.0.0.1:5243", *, channel: Optional[grpc.Channel] = None) -> None:
+        self._channel = channel or grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
+        )
+        self._stub = pb_grpc.EventStoreServiceStub(self._channel)
+
+    def close(self) -> None:
+        """Closes the connection."""
+        self._channel.close()
+
+    def __enter__(self) -> "EvenireClient":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def append(self, stream: StreamId, events: Sequence[EventData], expected: Expected = "any",
+               *, timeout: Optional[float] = None) -> AppendResult:
+        """Appends `events` atomically if the stream meets `expected`; durable on return."""
+        request = pb.AppendRequest(stream=stream._proto(), expected_version=_expected(expected),
+                                   events=[e._proto() for e in events])
+        try:
+            response = self._stub.Append(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        return AppendResult(response.version, response.position)
+
+    def read(self, stream: StreamId, *, start: Origin = "start", backward: bool = False,
+             max_count: Optional[int] = None) -> Iterator[RecordedEvent]:
+        """The stream's events from `start` ("start", "end" or a version)."""
+        request = pb.ReadRequest(stream=stream._proto(), direction=_direction(backward),
+                                 max_count=max_count, **_origin(start))
+        return self._events(self._stub.Read(request))
+
+    def read_all(self, *, start: Origin = "start", backward: bool = False,
+                 max_count: Optional[int] = None) -> Iterator[RecordedEvent]:
+        """Every event of the store in position order from `start` ("start", "end" or a position)."""
+        origin = _origin(start)
+        if "version" in origin:
+            origin = {"position": origin.pop("version")}
+        request = pb.ReadAllRequest(direction=_direction(backward), max_count=max_count, **origin)
+        return self._events(self._stub.ReadAll(request))
+
+    def subscribe(self, stream: Optional[StreamId] = None, *, after: Optional[int] = None,
+                  from_end: bool = False, stream_types: Iterable[str] = (),
+                  stream_type_prefixes: Iterable[str] = (), event_types: Iterable[str] = (),
+                  event_type_prefixes: Iterable[str] = (), checkpoint_interval: int = 0,
+                  ) -> Iterator[Union[RecordedEvent, CaughtUp, Checkpoint]]:
+        """Follows the whole store (or one stream): history, then live, until you stop iterating.
+
+        Starts at the beginning, after a position (a version for a stream) you kept, or
+        with `from_end` at new events only. To resume after a dropped connection, call
+        again with `after` set to the last position (or version) you received.
+        """
+        if from_end and after is not None:
+            raise ValueError("pass either after or from_end")
+        if after is not None:
+            start = {"after_version": after} if stream else {"after_position": after}
+        else:
+            start = {"origin": pb.SUBSCRIBE_ORIGIN_END if from_end else pb.SUBSCRIBE_ORIGIN_START}
+        target = ({"stream": pb.SubscribeStream(stream=stream._proto(), **start)} if stream
+                  else {"all": pb.SubscribeAll(**start)})
+        request = pb.SubscribeRequest(
+            filter=pb.SubscriptionFilter(
+                stream_types=list(stream_types), stream_type_prefixes=list(stream_type_prefixes),
+                event_types=list(event_types), event_type_prefixes=list(event_type_prefixes)),
+            checkpoint_interval=checkpoint_interval, **target)
+        return self._subscription(self._stub.Subscribe(request))
+
+    def list_streams(self, *, stream_type: Optional[str] = None, key_prefix: Optional[str] = None,
+                     include_deleted: bool = False, page_size: int = 0) -> Iterator[StreamInfo]:
+        """Every stream (live ones unless `include_deleted`), in (type, key) order, page by page."""
+        token = ""
+        while True:
+            request = pb.ListStreamsRequest(stream_type=stream_type or "", key_prefix=key_prefix or "",
+                                            include_deleted=include_deleted, page_size=page_size,
+                                            page_token=token)
+            try:
+                page = self._stub.ListStreams(request)
+            except grpc.RpcError as e:
+                raise from_rpc_error(e) from None
+            yield from (StreamInfo._from(i) for i in page.streams)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def get_stream(self, stream: StreamId) -> StreamInfo:
+        """What the store knows about a stream; StreamNotFound for one never written."""
+        try:
+            return StreamInfo._from(self._stub.GetStream(pb.GetStreamRequest(stream=stream._proto())).info)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def delete_stream(self, stream: StreamId, expected: Expected = "any", *, tombstone: bool = False) -> int:
+        """Deletes a stream (softly, or for good with `tombstone`); returns the version deleted through."""
+        request = pb.DeleteStreamRequest(stream=stream._proto(), expected_version=_expected(expected),
+                                         tombstone=tombstone)
+        try:
+            return self._stub.DeleteStream(request).deleted_through_version
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    @staticmethod
+    def _events(responses: Any) -> Iterator[RecordedEvent]:
+        try:
+            for response in responses:
+                for event in response.events:
+                    yield RecordedEvent._from(event)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            responses.cancel()
+
+    @staticmethod
+    def _subscription(responses: Any) -> Iterator[Union[RecordedEvent, CaughtUp, Checkpoint]]:
+        try:
+            for response in responses:
+                kind = response.WhichOneof("message")
+                if kind == "events":
+                    for event in response.events.events:
+                        yield RecordedEvent._from(event)
+                elif kind == "caught_up":
+                    has = response.caught_up.HasField("position")
+                    yield CaughtUp(response.caught_up.position if has else None)
+                elif kind == "checkpoint":
+                    yield Checkpoint(response.checkpoint.position)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            responses.cancel()

@@ -1,0 +1,304 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExpectedState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPECTED_STATE_UNSPECIFIED: _ClassVar[ExpectedState]
+    EXPECTED_STATE_ANY: _ClassVar[ExpectedState]
+    EXPECTED_STATE_NO_STREAM: _ClassVar[ExpectedState]
+    EXPECTED_STATE_STREAM_EXISTS: _ClassVar[ExpectedState]
+
+class ReadOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    READ_ORIGIN_UNSPECIFIED: _ClassVar[ReadOrigin]
+    READ_ORIGIN_START: _ClassVar[ReadOrigin]
+    READ_ORIGIN_END: _ClassVar[ReadOrigin]
+
+class ReadDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    READ_DIRECTION_UNSPECIFIED: _ClassVar[ReadDirection]
+    READ_DIRECTION_FORWARD: _ClassVar[ReadDirection]
+    READ_DIRECTION_BACKWARD: _ClassVar[ReadDirection]
+
+class SubscribeOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SUBSCRIBE_ORIGIN_UNSPECIFIED: _ClassVar[SubscribeOrigin]
+    SUBSCRIBE_ORIGIN_START: _ClassVar[SubscribeOrigin]
+    SUBSCRIBE_ORIGIN_END: _ClassVar[SubscribeOrigin]
+
+class StreamState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAM_STATE_UNSPECIFIED: _ClassVar[StreamState]
+    STREAM_STATE_LIVE: _ClassVar[StreamState]
+    STREAM_STATE_DELETED: _ClassVar[StreamState]
+    STREAM_STATE_TOMBSTONED: _ClassVar[StreamState]
+EXPECTED_STATE_UNSPECIFIED: ExpectedState
+EXPECTED_STATE_ANY: ExpectedState
+EXPECTED_STATE_NO_STREAM: ExpectedState
+EXPECTED_STATE_STREAM_EXISTS: ExpectedState
+READ_ORIGIN_UNSPECIFIED: ReadOrigin
+READ_ORIGIN_START: ReadOrigin
+READ_ORIGIN_END: ReadOrigin
+READ_DIRECTION_UNSPECIFIED: ReadDirection
+READ_DIRECTION_FORWARD: ReadDirection
+READ_DIRECTION_BACKWARD: ReadDirection
+SUBSCRIBE_ORIGIN_UNSPECIFIED: SubscribeOrigin
+SUBSCRIBE_ORIGIN_START: SubscribeOrigin
+SUBSCRIBE_ORIGIN_END: SubscribeOrigin
+STREAM_STATE_UNSPECIFIED: StreamState
+STREAM_STATE_LIVE: StreamState
+STREAM_STATE_DELETED: StreamState
+STREAM_STATE_TOMBSTONED: StreamState
+
+class StreamId(_message.Message):
+    __slots__ = ("key", "type")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    type: str
+    def __init__(self, key: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
+
+class ExpectedVersion(_message.Message):
+    __slots__ = ("state", "exact")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    state: ExpectedState
+    exact: int
+    def __init__(self, state: _Optional[_Union[ExpectedState, str]] = ..., exact: _Optional[int] = ...) -> None: ...
+
+class EventData(_message.Message):
+    __slots__ = ("id", "type", "data", "metadata")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    type: str
+    data: bytes
+    metadata: bytes
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., data: _Optional[bytes] = ..., metadata: _Optional[bytes] = ...) -> None: ...
+
+class AppendRequest(_message.Message):
+    __slots__ = ("stream", "expected_version", "events")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    expected_version: ExpectedVersion
+    events: _containers.RepeatedCompositeFieldContainer[EventData]
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., expected_version: _Optional[_Union[ExpectedVersion, _Mapping]] = ..., events: _Optional[_Iterable[_Union[EventData, _Mapping]]] = ...) -> None: ...
+
+class AppendResponse(_message.Message):
+    __slots__ = ("version", "position")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    position: int
+    def __init__(self, version: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ReadRequest(_message.Message):
+    __slots__ = ("stream", "origin", "version", "direction", "max_count")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    origin: ReadOrigin
+    version: int
+    direction: ReadDirection
+    max_count: int
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., origin: _Optional[_Union[ReadOrigin, str]] = ..., version: _Optional[int] = ..., direction: _Optional[_Union[ReadDirection, str]] = ..., max_count: _Optional[int] = ...) -> None: ...
+
+class ReadResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RecordedEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[RecordedEvent, _Mapping]]] = ...) -> None: ...
+
+class RecordedEvent(_message.Message):
+    __slots__ = ("id", "type", "data", "metadata", "stream", "version", "position", "created")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    type: str
+    data: bytes
+    metadata: bytes
+    stream: StreamId
+    version: int
+    position: int
+    created: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., data: _Optional[bytes] = ..., metadata: _Optional[bytes] = ..., stream: _Optional[_Union[StreamId, _Mapping]] = ..., version: _Optional[int] = ..., position: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReadAllRequest(_message.Message):
+    __slots__ = ("origin", "position", "direction", "max_count")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    origin: ReadOrigin
+    position: int
+    direction: ReadDirection
+    max_count: int
+    def __init__(self, origin: _Optional[_Union[ReadOrigin, str]] = ..., position: _Optional[int] = ..., direction: _Optional[_Union[ReadDirection, str]] = ..., max_count: _Optional[int] = ...) -> None: ...
+
+class ReadAllResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RecordedEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[RecordedEvent, _Mapping]]] = ...) -> None: ...
+
+class SubscribeAll(_message.Message):
+    __slots__ = ("origin", "after_position")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
+    origin: SubscribeOrigin
+    after_position: int
+    def __init__(self, origin: _Optional[_Union[SubscribeOrigin, str]] = ..., after_position: _Optional[int] = ...) -> None: ...
+
+class SubscribeStream(_message.Message):
+    __slots__ = ("stream", "origin", "after_version")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    origin: SubscribeOrigin
+    after_version: int
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., origin: _Optional[_Union[SubscribeOrigin, str]] = ..., after_version: _Optional[int] = ...) -> None: ...
+
+class SubscriptionFilter(_message.Message):
+    __slots__ = ("stream_types", "stream_type_prefixes", "event_types", "event_type_prefixes")
+    STREAM_TYPES_FIELD_NUMBER: _ClassVar[int]
+    STREAM_TYPE_PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    stream_types: _containers.RepeatedScalarFieldContainer[str]
+    stream_type_prefixes: _containers.RepeatedScalarFieldContainer[str]
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    event_type_prefixes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, stream_types: _Optional[_Iterable[str]] = ..., stream_type_prefixes: _Optional[_Iterable[str]] = ..., event_types: _Optional[_Iterable[str]] = ..., event_type_prefixes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("all", "stream", "filter", "checkpoint_interval")
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    all: SubscribeAll
+    stream: SubscribeStream
+    filter: SubscriptionFilter
+    checkpoint_interval: int
+    def __init__(self, all: _Optional[_Union[SubscribeAll, _Mapping]] = ..., stream: _Optional[_Union[SubscribeStream, _Mapping]] = ..., filter: _Optional[_Union[SubscriptionFilter, _Mapping]] = ..., checkpoint_interval: _Optional[int] = ...) -> None: ...
+
+class CaughtUp(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class SubscribeResponse(_message.Message):
+    __slots__ = ("events", "caught_up", "checkpoint")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    events: SubscribeEvents
+    caught_up: CaughtUp
+    checkpoint: Checkpoint
+    def __init__(self, events: _Optional[_Union[SubscribeEvents, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
+
+class SubscribeEvents(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RecordedEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[RecordedEvent, _Mapping]]] = ...) -> None: ...
+
+class StreamInfo(_message.Message):
+    __slots__ = ("stream", "version", "event_count", "first_position", "last_position", "created", "last_appended", "state")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_POSITION_FIELD_NUMBER: _ClassVar[int]
+    LAST_POSITION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    LAST_APPENDED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    version: int
+    event_count: int
+    first_position: int
+    last_position: int
+    created: _timestamp_pb2.Timestamp
+    last_appended: _timestamp_pb2.Timestamp
+    state: StreamState
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., version: _Optional[int] = ..., event_count: _Optional[int] = ..., first_position: _Optional[int] = ..., last_position: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_appended: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[StreamState, str]] = ...) -> None: ...
+
+class ListStreamsRequest(_message.Message):
+    __slots__ = ("stream_type", "key_prefix", "include_deleted", "page_size", "page_token")
+    STREAM_TYPE_FIELD_NUMBER: _ClassVar[int]
+    KEY_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DELETED_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    stream_type: str
+    key_prefix: str
+    include_deleted: bool
+    page_size: int
+    page_token: str
+    def __init__(self, stream_type: _Optional[str] = ..., key_prefix: _Optional[str] = ..., include_deleted: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListStreamsResponse(_message.Message):
+    __slots__ = ("streams", "next_page_token")
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    streams: _containers.RepeatedCompositeFieldContainer[StreamInfo]
+    next_page_token: str
+    def __init__(self, streams: _Optional[_Iterable[_Union[StreamInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetStreamRequest(_message.Message):
+    __slots__ = ("stream",)
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ...) -> None: ...
+
+class GetStreamResponse(_message.Message):
+    __slots__ = ("info",)
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    info: StreamInfo
+    def __init__(self, info: _Optional[_Union[StreamInfo, _Mapping]] = ...) -> None: ...
+
+class DeleteStreamRequest(_message.Message):
+    __slots__ = ("stream", "expected_version", "tombstone")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONE_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    expected_version: ExpectedVersion
+    tombstone: bool
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., expected_version: _Optional[_Union[ExpectedVersion, _Mapping]] = ..., tombstone: _Optional[bool] = ...) -> None: ...
+
+class DeleteStreamResponse(_message.Message):
+    __slots__ = ("deleted_through_version",)
+    DELETED_THROUGH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    deleted_through_version: int
+    def __init__(self, deleted_through_version: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,140 @@
+"""The Python client against a real server: appends, reads, concurrency errors, retries,
+bad input, health, large reads, the global log, subscriptions and administration."""
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from evenire import (
+    CaughtUp,
+    EventData,
+    EventIdConflict,
+    InvalidArgument,
+    RecordedEvent,
+    StreamId,
+    StreamNotFound,
+    StreamTombstoned,
+    WrongExpectedVersion,
+)
+
+
+def numbered(first, count):
+    return [EventData.json("Numbered", n) for n in range(first, first + count)]
+
+
+def test_append_then_read_forward_and_backward(client):
+    order = StreamId.new("order")
+    result = client.append(order, numbered(0, 5), expected="no_stream")
+    assert (result.version, result.position >= 4) == (4, True)
+    assert [e.json() for e in client.read(order)] == [0, 1, 2, 3, 4]
+    assert [e.json() for e in client.read(order, start="end", backward=True)] == [4, 3, 2, 1, 0]
+    assert [e.version for e in client.read(order, start=2, max_count=2)] == [2, 3]
+    latest = list(client.read(order, start="end", backward=True, max_count=1))
+    assert latest[0].json() == 4 and latest[0].stream == order
+    assert list(client.read(order, start="end")) == []
+
+
+def test_wrong_expected_version_carries_the_actual_version(client):
+    order = StreamId.new("order")
+    client.append(order, numbered(0, 3))
+    with pytest.raises(WrongExpectedVersion) as refused:
+        client.append(order, numbered(3, 1), expected=0)
+    assert refused.value.actual_version == 2
+    with pytest.raises(WrongExpectedVersion) as refused:
+        client.append(StreamId.new("order"), numbered(0, 1), expected="stream_exists")
+    assert refused.value.actual_version is None
+
+
+def test_a_retry_returns_the_original_result(client):
+    order = StreamId.new("order")
+    events = numbered(0, 2)
+    first = client.append(order, events, expected="no_stream")
+    assert client.append(order, events, expected="no_stream") == first
+    assert len(list(client.read(order))) == 2
+    with pytest.raises(EventIdConflict):
+        client.append(StreamId.new("order"), events)
+
+
+@pytest.mark.parametrize(
+    "stream, events, field",
+    [
+        (StreamId("order", "not-a-uuid"), [EventData("A")], "stream.key"),
+        (StreamId("", "7d0c3a4e-8a5f-4b44-9f0e-1f6d2a3b4c5d"), [EventData("A")], "stream.type"),
+        (StreamId.new("order"), [], "events"),
+        (StreamId.new("order"), [EventData("")], "events[0].type"),
+        (StreamId.new("order"), [EventData("A", id="nope")], "events[0].id"),
+    ],
+)
+def test_invalid_input_names_the_field(client, stream, events, field):
+    with pytest.raises(InvalidArgument) as refused:
+        client.append(stream, events)
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in str(refused.value)
+
+
+def test_reading_a_stream_never_written_is_not_found(client):
+    with pytest.raises(StreamNotFound):
+        list(client.read(StreamId.new("order")))
+
+
+def test_health_check(server_address):
+    with grpc.insecure_channel(server_address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "evenire.v1.EventStoreService"):
+            status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_large_read_streams_in_order(client):
+    ledger = StreamId.new("ledger")
+    for chunk in range(10):
+        client.append(ledger, numbered(chunk * 2000, 2000))
+    versions = [e.version for e in client.read(ledger)]
+    assert versions == list(range(20_000))
+
+
+def test_read_all_and_subscribe(client):
+    sensor = StreamId.new("sensor-py")
+    written = client.append(sensor, numbered(0, 3))
+    everything = list(client.read_all())
+    assert [e.position for e in everything] == list(range(len(everything)))
+    assert everything[-1].position >= written.position
+    newest = list(client.read_all(start="end", backward=True, max_count=1))
+    assert newest[0].position == everything[-1].position
+
+    subscription = client.subscribe(sensor)
+    history = [next(subscription) for _ in range(4)]
+    assert [m.version for m in history[:3]] == [0, 1, 2]
+    assert isinstance(history[3], CaughtUp)
+    client.append(sensor, numbered(3, 1))
+    live = next(subscription)
+    assert isinstance(live, RecordedEvent) and live.version == 3
+    subscription.close()
+
+    filtered = client.subscribe(after=written.position - 3, stream_types=["sensor-py"])
+    first = next(filtered)
+    assert first.stream == sensor and first.version == 0
+    filtered.close()
+
+
+def test_list_get_and_delete_streams(client):
+    kind = "admin-py"
+    streams = [StreamId.new(kind) for _ in range(5)]
+    for stream in streams:
+        client.append(stream, numbered(0, 2))
+    listed = list(client.list_streams(stream_type=kind, page_size=2))
+    assert [s.stream for s in listed] == sorted(streams, key=lambda s: s.key)
+    info = client.get_stream(streams[0])
+    assert (info.version, info.event_count, info.state) == (1, 2, "live")
+
+    assert client.delete_stream(streams[0], expected=1) == 1
+    with pytest.raises(StreamNotFound):
+        list(client.read(streams[0]))
+    assert client.get_stream(streams[0]).state == "deleted"
+    assert client.append(streams[0], numbered(2, 1), expected="no_stream").version == 2
+
+    client.delete_stream(streams[1], tombstone=True)
+    with pytest.raises(StreamTombstoned):
+        client.append(streams[1], numbered(0, 1))
+    with pytest.raises(StreamNotFound):
+        client.get_stream(StreamId.new(kind))

@@ -1,0 +1,379 @@
+// A thin, idiomatic client for Evenire over gRPC (Node.js), on the generated
+// protobuf-es code in ./gen. Versions and positions are bigints, as on the wire.
+
+import { createClient, Code, ConnectError, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import * as pb from "./gen/evenire/v1/evenire_pb.js";
+
+export * as proto from "./gen/evenire/v1/evenire_pb.js";
+
+/** Names a stream: a type ("order") and a UUID key. */
+export interface StreamId {
+  type: string;
+  key: string;
+}
+
+/** A stream of `type` with a fresh random key. */
+export function newStream(type: string): StreamId {
+  return { type, key: crypto.randomUUID() };
+}
+
+/** An event to append. Give it an `id` to make retries idempotent. */
+export interface EventData {
+  type: string;
+  data?: Uint8Array;
+  metadata?: Uint8Array;
+  id?: string;
+}
+
+/** An event whose data is `value` as JSON, with a fresh id. */
+export function jsonEvent(type: string, value: unknown, metadata?: unknown): EventData {
+  const encode = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  return {
+    type,
+    data: encode(value),
+    metadata: metadata === undefined ? undefined : encode(metadata),
+    id: crypto.randomUUID(),
+  };
+}
+
+/** An event as the store keeps it. */
+export interface RecordedEvent {
+  id: string;
+  type: string;
+  data: Uint8Array;
+  metadata: Uint8Array;
+  stream: StreamId;
+  version: bigint;
+  position: bigint;
+  created: Date;
+}
+
+/** The data of an event, parsed as JSON. */
+export function eventJson<T = unknown>(event: RecordedEvent): T {
+  return JSON.parse(new TextDecoder().decode(event.data)) as T;
+}
+
+/** "any", "no_stream", "stream_exists", or an exact version. */
+export type Expected = "any" | "no_stream" | "stream_exists" | bigint;
+
+/** Where a read starts: "start", "end", or a version (a position for readAll). */
+export type Origin = "start" | "end" | bigint;
+
+/** One step of a subscription. */
+export type SubscriptionMessage =
+  | { kind: "event"; event: RecordedEvent }
+  | { kind: "caughtUp"; position?: bigint }
+  | { kind: "checkpoint"; position: bigint };
+
+/** What the store knows about a stream. */
+export interface StreamInfo {
+  stream: StreamId;
+  version: bigint;
+  eventCount: bigint;
+  firstPosition?: bigint;
+  lastPosition?: bigint;
+  created: Date;
+  lastAppended: Date;
+  state: "live" | "deleted" | "tombstoned";
+}
+
+/** Any error from the server or the connection; `code` is the gRPC status. */
+export class EvenireError extends Error {
+  constructor(message: string, readonly code: Code) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+/** The stream was not at the expected version; nothing was written. */
+export class WrongExpectedVersionError extends EvenireError {
+  constructor(message: string, readonly actualVersion: bigint | undefined) {
+    super(message, Code.Aborted);
+  }
+}
+/** An event id of the append is already committed elsewhere. */
+export class EventIdConflictError extends EvenireError {}
+/** The stream has never been written, or is deleted. */
+export class StreamNotFoundError extends EvenireError {}
+/** The stream is tombstoned: it can never be written again. */
+export class StreamTombstonedError extends EvenireError {}
+/** The request broke the contract or a limit; the message names the field or limit. */
+export class InvalidArgumentError extends EvenireError {}
+/** A stored record failed its checksum; the server refused to serve it. */
+export class DataLossError extends EvenireError {}
+/** The server is starting, stopping, or refusing writes; retry later. */
+export class UnavailableError extends EvenireError {}
+
+function translate(error: unknown): unknown {
+  if (!(error instanceof ConnectError)) return error;
+  const message = error.rawMessage;
+  switch (error.code) {
+    case Code.Aborted: {
+      if (error.metadata.get("evenire-error") === "event-id-conflict") {
+        return new EventIdConflictError(message, error.code);
+      }
+      const actual = error.metadata.get("evenire-actual-version");
+      return new WrongExpectedVersionError(message, actual === null ? undefined : BigInt(actual));
+    }
+    case Code.NotFound:
+      return new StreamNotFoundError(message, error.code);
+    case Code.FailedPrecondition:
+      return new StreamTombstonedError(message, error.code);
+    case Code.InvalidArgument:
+    case Code.ResourceExhausted:
+      return new InvalidArgumentError(message, error.code);
+    case Code.DataLoss:
+      return new DataLossError(message, error.code);
+    case Code.Unavailable:
+      return new UnavailableError(message, error.code);
+    default:
+      return new EvenireError(message, error.code);
+  }
+}
+
+async function call<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (error) {
+    throw translate(error);
+  }
+}
+
+async function* stream<T>(responses: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* responses;
+  } catch (error) {
+    throw translate(error);
+  }
+}
+
+function toDate(t: Timestamp | undefined): Date {
+  return new Date(t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : 0);
+}
+
+function toEvent(e: pb.RecordedEvent): RecordedEvent {
+  return {
+    id: e.id,
+    type: e.type,
+    data: e.data,
+    metadata: e.metadata,
+    stream: { type: e.stream?.type ?? "", key: e.stream?.key ?? "" },
+    version: e.version,
+    position: e.position,
+    created: toDate(e.created),
+  };
+}
+
+function toInfo(i: pb.StreamInfo): StreamInfo {
+  const states = {
+    [pb.StreamState.LIVE]: "live",
+    [pb.StreamState.DELETED]: "deleted",
+    [pb.StreamState.TOMBSTONED]: "tombstoned",
+  } as Record<number, StreamInfo["state"]>;
+  return {
+    stream: { type: i.stream?.type ?? "", key: i.stream?.key ?? "" },
+    version: i.version,
+    eventCount: i.eventCount,
+    firstPosition: i.firstPosition,
+    lastPosition: i.lastPosition,
+    created: toDate(i.created),
+    lastAppended: toDate(i.lastAppended),
+    state: states[i.state] ?? "live",
+  };
+}
+
+function expectedVersion(expected: Expected) {
+  const states = {
+    any: pb.ExpectedState.ANY,
+    no_stream: pb.ExpectedState.NO_STREAM,
+    stream_exists: pb.ExpectedState.STREAM_EXISTS,
+  };
+  return typeof expected === "bigint"
+    ? { kind: { case: "exact" as const, value: expected } }
+    : { kind: { case: "state" as const, value: states[expected] } };
+}
+
+function direction(backward: boolean | undefined) {
+  return backward ? pb.ReadDirection.BACKWARD : pb.ReadDirection.FORWARD;
+}
+
+function origin(start: Origin | undefined) {
+  if (typeof start === "bigint") return start;
+  return start === "end" ? pb.ReadOrigin.END : pb.ReadOrigin.START;
+}
+
+/** Options of a read. */
+export interface ReadOptions {
+  start?: Origin;
+  backward?: boolean;
+  maxCount?: bigint;
+}
+
+/** Options of a subscription: where to start, and a server-side filter. */
+export interface SubscribeOptions {
+  /** Resume after this position (a version for a stream subscription). */
+  after?: bigint;
+  /** Only new events. */
+  fromEnd?: boolean;
+  streamTypes?: string[];
+  streamTypePrefixes?: string[];
+  eventTypes?: string[];
+  eventTypePrefixes?: string[];
+  checkpointInterval?: number;
+  signal?: AbortSignal;
+}
+
+/** A connection to an Evenire server. Methods throw EvenireError subclasses. */
+export class EvenireClient {
+  private readonly rpc: Client<typeof pb.EventStoreService>;
+
+  /** `baseUrl` such as "http://127.0.0.1:5243". */
+  constructor(baseUrl = "http://127.0.0.1:5243") {
+    const transport = createGrpcTransport({ baseUrl, readMaxBytes: 64 << 20 });
+    this.rpc = createClient(pb.EventStoreService, transport);
+  }
+
+  /** Appends events atomically if the stream meets `expected`; durable on return. */
+  async append(
+    streamId: StreamId,
+    events: EventData[],
+    expected: Expected = "any",
+  ): Promise<{ version: bigint; position: bigint }> {
+    const response = await call(() =>
+      this.rpc.append({
+        stream: streamId,
+        expectedVersion: expectedVersion(expected),
+        events: events.map((e) => ({
+          id: e.id ?? "",
+          type: e.type,
+          data: e.data ?? new Uint8Array(),
+          metadata: e.metadata ?? new Uint8Array(),
+        })),
+      }),
+    );
+    return { version: response.version, position: response.position };
+  }
+
+  /** The stream's events, as an async iterator. */
+  async *read(streamId: StreamId, options: ReadOptions = {}): AsyncGenerator<RecordedEvent> {
+    const start = origin(options.start);
+    const responses = this.rpc.read({
+      stream: streamId,
+      from:
+        typeof start === "bigint" ? { case: "version", value: start } : { case: "origin", value: start },
+      direction: direction(options.backward),
+      maxCount: options.maxCount,
+    });
+    for await (const response of stream(responses)) {
+      yield* response.events.map(toEvent);
+    }
+  }
+
+  /** Every event of the store in position order, as an async iterator. */
+  async *readAll(options: ReadOptions = {}): AsyncGenerator<RecordedEvent> {
+    const start = origin(options.start);
+    const responses = this.rpc.readAll({
+      from:
+        typeof start === "bigint" ? { case: "position", value: start } : { case: "origin", value: start },
+      direction: direction(options.backward),
+      maxCount: options.maxCount,
+    });
+    for await (const response of stream(responses)) {
+      yield* response.events.map(toEvent);
+    }
+  }
+
+  /**
+   * Follows the whole store, or one stream: history, then live, until you stop
+   * iterating or abort `signal`. To resume after a dropped connection, subscribe again
+   * with `after` set to the last position (or version) received.
+   */
+  async *subscribe(
+    streamId?: StreamId,
+    options: SubscribeOptions = {},
+  ): AsyncGenerator<SubscriptionMessage> {
+    const origin = {
+      case: "origin" as const,
+      value: options.fromEnd ? pb.SubscribeOrigin.END : pb.SubscribeOrigin.START,
+    };
+    const target = streamId
+      ? {
+          case: "stream" as const,
+          value: {
+            stream: streamId,
+            from:
+              options.after === undefined
+                ? origin
+                : { case: "afterVersion" as const, value: options.after },
+          },
+        }
+      : {
+          case: "all" as const,
+          value: {
+            from:
+              options.after === undefined
+                ? origin
+                : { case: "afterPosition" as const, value: options.after },
+          },
+        };
+    const responses = this.rpc.subscribe(
+      {
+        target,
+        filter: {
+          streamTypes: options.streamTypes ?? [],
+          streamTypePrefixes: options.streamTypePrefixes ?? [],
+          eventTypes: options.eventTypes ?? [],
+          eventTypePrefixes: options.eventTypePrefixes ?? [],
+        },
+        checkpointInterval: options.checkpointInterval ?? 0,
+      },
+      { signal: options.signal },
+    );
+    for await (const response of stream(responses)) {
+      const message = response.message;
+      if (message.case === "events") {
+        for (const event of message.value.events) yield { kind: "event", event: toEvent(event) };
+      } else if (message.case === "caughtUp") {
+        yield { kind: "caughtUp", position: message.value.position };
+      } else if (message.case === "checkpoint") {
+        yield { kind: "checkpoint", position: message.value.position };
+      }
+    }
+  }
+
+  /** Every stream (live ones unless `includeDeleted`), in (type, key) order. */
+  async *listStreams(
+    options: { streamType?: string; keyPrefix?: string; includeDeleted?: boolean; pageSize?: number } = {},
+  ): AsyncGenerator<StreamInfo> {
+    let pageToken = "";
+    do {
+      const page = await call(() =>
+        this.rpc.listStreams({
+          streamType: options.streamType ?? "",
+          keyPrefix: options.keyPrefix ?? "",
+          includeDeleted: options.includeDeleted ?? false,
+          pageSize: options.pageSize ?? 0,
+          pageToken,
+        }),
+      );
+      yield* page.streams.map(toInfo);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+  }
+
+  /** What the store knows about a stream; StreamNotFoundError for one never written. */
+  async getStream(streamId: StreamId): Promise<StreamInfo> {
+    const response = await call(() => this.rpc.getStream({ stream: streamId }));
+    if (!response.info) throw new EvenireError("GetStream answered without info", Code.Internal);
+    return toInfo(response.info);
+  }
+
+  /** Deletes a stream (for good with `tombstone`); returns the version deleted through. */
+  async deleteStream(streamId: StreamId, expected: Expected = "any", tombstone = false): Promise<bigint> {
+    const response = await call(() =>
+      this.rpc.deleteStream({ stream: streamId, expectedVersion: expectedVersion(expected), tombstone }),
+    );
+    return response.deletedThroughVersion;
+  }
+}

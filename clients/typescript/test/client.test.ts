@@ -1,0 +1,195 @@
+// The TypeScript client against a real evenire-server (the binary cargo built), on
+// 127.0.0.1:0: the same scenarios as the Python suite.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  EvenireClient,
+  EventIdConflictError,
+  InvalidArgumentError,
+  StreamNotFoundError,
+  StreamTombstonedError,
+  WrongExpectedVersionError,
+  eventJson,
+  jsonEvent,
+  newStream,
+  type RecordedEvent,
+  type SubscriptionMessage,
+} from "../src/index.js";
+
+// dist/test/ -> the repository root is four levels up.
+const repo = resolve(import.meta.dirname, "..", "..", "..", "..");
+const binary = process.env.EVENIRE_SERVER_BIN ?? join(repo, "target", "debug", "evenire-server");
+
+let server: ChildProcessWithoutNullStreams;
+let baseUrl: string;
+let client: EvenireClient;
+
+before(async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "evenire-ts-"));
+  server = spawn(binary, ["--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+    env: { ...process.env, RUST_LOG: "info" },
+  });
+  const lines = createInterface({ input: server.stderr });
+  let address: string | undefined;
+  for await (const line of lines) {
+    address ??= line.split("listen=")[1]?.split(" ")[0];
+    if (line.includes(" serving")) break;
+  }
+  assert.ok(address, "the server logs its address");
+  server.stderr.resume();
+  baseUrl = `http://${address}`;
+  client = new EvenireClient(baseUrl);
+});
+
+after(async () => {
+  const exited = new Promise<number | null>((done) => server.once("exit", done));
+  server.kill("SIGTERM");
+  assert.equal(await exited, 0, "the server stops cleanly on SIGTERM");
+});
+
+const numbered = (first: number, count: number) =>
+  Array.from({ length: count }, (_, i) => jsonEvent("Numbered", first + i));
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+test("append then read forward and backward", async () => {
+  const order = newStream("order");
+  const result = await client.append(order, numbered(0, 5), "no_stream");
+  assert.equal(result.version, 4n);
+  const forward = await collect(client.read(order));
+  assert.deepEqual(forward.map((e) => eventJson(e)), [0, 1, 2, 3, 4]);
+  const backward = await collect(client.read(order, { start: "end", backward: true }));
+  assert.deepEqual(backward.map((e) => e.version), [4n, 3n, 2n, 1n, 0n]);
+  const page = await collect(client.read(order, { start: 2n, maxCount: 2n }));
+  assert.deepEqual(page.map((e) => e.version), [2n, 3n]);
+  assert.deepEqual(await collect(client.read(order, { start: "end" })), []);
+});
+
+test("a wrong expected version carries the actual version", async () => {
+  const order = newStream("order");
+  await client.append(order, numbered(0, 3));
+  await assert.rejects(client.append(order, numbered(3, 1), 0n), (e: unknown) => {
+    assert.ok(e instanceof WrongExpectedVersionError);
+    assert.equal(e.actualVersion, 2n);
+    return true;
+  });
+  await assert.rejects(client.append(newStream("order"), numbered(0, 1), "stream_exists"), (e: unknown) => {
+    assert.ok(e instanceof WrongExpectedVersionError);
+    assert.equal(e.actualVersion, undefined);
+    return true;
+  });
+});
+
+test("a retry returns the original result", async () => {
+  const order = newStream("order");
+  const events = numbered(0, 2);
+  const first = await client.append(order, events, "no_stream");
+  assert.deepEqual(await client.append(order, events, "no_stream"), first);
+  assert.equal((await collect(client.read(order))).length, 2);
+  await assert.rejects(client.append(newStream("order"), events), EventIdConflictError);
+});
+
+test("invalid input names the field", async () => {
+  const cases: [Parameters<EvenireClient["append"]>, string][] = [
+    [[{ type: "order", key: "not-a-uuid" }, numbered(0, 1)], "stream.key"],
+    [[newStream(""), numbered(0, 1)], "stream.type"],
+    [[newStream("order"), []], "events"],
+    [[newStream("order"), [{ type: "" }]], "events[0].type"],
+    [[newStream("order"), [{ type: "A", id: "nope" }]], "events[0].id"],
+  ];
+  for (const [args, field] of cases) {
+    await assert.rejects(client.append(...args), (e: unknown) => {
+      assert.ok(e instanceof InvalidArgumentError, String(e));
+      assert.ok(e.message.includes(field), e.message);
+      return true;
+    });
+  }
+  await assert.rejects(collect(client.read(newStream("order"))), StreamNotFoundError);
+});
+
+test("health check", async () => {
+  const { Health, HealthCheckResponse_ServingStatus } = await import("./health.js");
+  // Described at run time, so the client is untyped: give it the one method used.
+  const health = createClient(Health, createGrpcTransport({ baseUrl })) as unknown as {
+    check(request: { service: string }): Promise<{ status: number }>;
+  };
+  for (const service of ["", "evenire.v1.EventStoreService"]) {
+    const response = await health.check({ service });
+    assert.equal(response.status, HealthCheckResponse_ServingStatus.SERVING);
+  }
+});
+
+test("a large read streams in order", async () => {
+  const ledger = newStream("ledger");
+  for (let chunk = 0; chunk < 10; chunk++) {
+    await client.append(ledger, numbered(chunk * 2000, 2000));
+  }
+  const versions = (await collect(client.read(ledger))).map((e) => e.version);
+  assert.equal(versions.length, 20000);
+  assert.ok(versions.every((v, i) => v === BigInt(i)));
+});
+
+test("readAll and subscribe", async () => {
+  const sensor = newStream("sensor-ts");
+  const written = await client.append(sensor, numbered(0, 3));
+  const everything = await collect(client.readAll());
+  assert.ok(everything.every((e, i) => e.position === BigInt(i)));
+  const newest = await collect(client.readAll({ start: "end", backward: true, maxCount: 1n }));
+  assert.equal(newest[0].position, everything[everything.length - 1].position);
+
+  const abort = new AbortController();
+  const subscription = client.subscribe(sensor, { signal: abort.signal });
+  const seen: SubscriptionMessage[] = [];
+  for await (const message of subscription) {
+    seen.push(message);
+    if (message.kind === "caughtUp") await client.append(sensor, numbered(3, 1));
+    if (message.kind === "event" && message.event.version === 3n) break;
+  }
+  abort.abort();
+  const versions = seen.flatMap((m) => (m.kind === "event" ? [m.event.version] : []));
+  assert.deepEqual(versions, [0n, 1n, 2n, 3n]);
+  assert.ok(seen.some((m) => m.kind === "caughtUp"));
+
+  const filtered = client.subscribe(undefined, {
+    after: written.position - 3n,
+    streamTypes: ["sensor-ts"],
+  });
+  const first = (await filtered.next()).value as { kind: "event"; event: RecordedEvent };
+  await filtered.return(undefined);
+  assert.equal(first.event.stream.key, sensor.key);
+  assert.equal(first.event.version, 0n);
+});
+
+test("list, get and delete streams", async () => {
+  const kind = "admin-ts";
+  const streams = Array.from({ length: 5 }, () => newStream(kind));
+  for (const s of streams) await client.append(s, numbered(0, 2));
+  const listed = await collect(client.listStreams({ streamType: kind, pageSize: 2 }));
+  assert.deepEqual(
+    listed.map((i) => i.stream.key),
+    streams.map((s) => s.key).sort(),
+  );
+  const info = await client.getStream(streams[0]);
+  assert.deepEqual([info.version, info.eventCount, info.state], [1n, 2n, "live"]);
+
+  assert.equal(await client.deleteStream(streams[0], 1n), 1n);
+  await assert.rejects(collect(client.read(streams[0])), StreamNotFoundError);
+  assert.equal((await client.getStream(streams[0])).state, "deleted");
+  assert.equal((await client.append(streams[0], numbered(2, 1), "no_stream")).version, 2n);
+
+  await client.deleteStream(streams[1], "any", true);
+  await assert.rejects(client.append(streams[1], numbered(0, 1)), StreamTombstonedError);
+  await assert.rejects(client.getStream(newStream(kind)), StreamNotFoundError);
+});
