@@ -9,8 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Evenire: an event store served over gRPC.
-#[derive(Debug, Clone, clap::Parser)]
-#[command(name = "evenire-server", version, about, long_about = None)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Address to serve gRPC on.
     #[arg(long, env = "EVENIRE_LISTEN", default_value = "127.0.0.1:5243")]

@@ -184,3 +184,90 @@ fn settings_out_of_range_are_refused_by_name() {
     assert_eq!(output.status.code(), Some(2), "usage errors exit 2");
     assert!(String::from_utf8_lossy(&output.stderr).contains("--cache-size"));
 }
+
+fn offline(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BINARY)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run evenire-server offline")
+}
+
+#[test]
+fn verify_and_repair_cut_the_log_at_the_first_damage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stream = StreamId::new(uuid::Uuid::new_v4(), "order");
+    let (mut child, uri) = start(dir.path());
+    runtime.block_on(async {
+        let client = Client::connect(&uri).await.expect("connect");
+        for i in 0..3 {
+            let event = EventData::new("Numbered", i.to_string());
+            client
+                .append(&stream, ExpectedVersion::Any, [event])
+                .await
+                .expect("append");
+        }
+    });
+    terminate(&child);
+    assert!(wait(&mut child).success());
+
+    let sound = offline(dir.path(), &["verify"]);
+    assert!(sound.status.success());
+    assert!(
+        String::from_utf8_lossy(&sound.stdout)
+            .contains("sound: 1 segment(s), 3 record(s), 3 event(s)")
+    );
+
+    // Damage the second of three records: not a torn tail, so the server would refuse.
+    let segment = dir.path().join("segment-00000000000000000000.log");
+    let mut bytes = std::fs::read(&segment).expect("read segment");
+    let record_len = (bytes.len() - 24) / 3;
+    let second = 24 + record_len;
+    bytes[second + 30] ^= 0x04;
+    std::fs::write(&segment, &bytes).expect("write segment");
+
+    let verify = offline(dir.path(), &["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(report.contains(&format!("offset {second}")), "{report}");
+
+    let dry_run = offline(dir.path(), &["repair", "--dry-run"]);
+    assert_eq!(dry_run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dry_run.stdout).contains("would cut"));
+    assert_eq!(
+        std::fs::read(&segment).expect("read"),
+        bytes,
+        "a dry run changes nothing"
+    );
+
+    let repair = offline(dir.path(), &["repair"]);
+    assert!(
+        repair.status.success(),
+        "{}",
+        String::from_utf8_lossy(&repair.stdout)
+    );
+    assert_eq!(
+        std::fs::metadata(&segment).expect("stat").len(),
+        second as u64
+    );
+    assert!(offline(dir.path(), &["verify"]).status.success());
+
+    let (mut child, uri) = start(dir.path());
+    let versions = runtime.block_on(async {
+        let client = Client::connect(&uri).await.expect("connect");
+        let mut events = client
+            .read(&stream, ReadFrom::Start, Direction::Forward, None)
+            .await
+            .expect("read");
+        let mut versions = Vec::new();
+        while let Some(event) = events.next().await {
+            versions.push(event.expect("event").version);
+        }
+        versions
+    });
+    assert_eq!(versions, vec![0], "the record before the damage survives");
+    terminate(&child);
+    assert!(wait(&mut child).success());
+}

@@ -81,6 +81,29 @@ impl TestServer {
         HealthClient::new(self.channel().await)
     }
 
+    /// Waits until the server is SERVING (true) or has stopped by itself (false).
+    pub async fn wait_for_serving(&self) -> bool {
+        for _ in 0..500 {
+            if self.handle.is_finished() {
+                return false;
+            }
+            let endpoint = tonic::transport::Endpoint::from_shared(self.uri()).expect("uri");
+            if let Ok(channel) = endpoint.connect().await {
+                let mut health = HealthClient::new(channel);
+                let request = HealthCheckRequest {
+                    service: String::new(),
+                };
+                if let Ok(response) = health.check(request).await
+                    && response.into_inner().status == ServingStatus::Serving as i32
+                {
+                    return true;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the server neither served nor stopped within 5 s");
+    }
+
     async fn wait_until_serving(&self) {
         for _ in 0..500 {
             if self.handle.is_finished() {

@@ -5,6 +5,7 @@
 //! - `record`: the framed, checksummed record codec, one record per append;
 //! - `segment`: segment files, their header, and scanning them;
 //! - `recovery`: rebuilding the index from the log at start;
+//! - `repair`: offline verify and repair of a data directory;
 //! - `index`: stream -> versions -> record locations, event ids -> positions;
 //! - `writer`: the single writer thread and its group commit;
 //! - `decide`: the writer's checks: retries, expected versions, tombstones;
@@ -22,6 +23,7 @@ mod read;
 mod reader;
 pub mod record;
 mod recovery;
+pub mod repair;
 pub mod segment;
 mod subscription;
 mod types;
@@ -331,7 +333,9 @@ fn read_index(shared: &Shared) -> std::sync::RwLockReadGuard<'_, Index> {
     }
 }
 
-fn lock_dir(dir: &std::path::Path) -> Result<File, StoreError> {
+/// Takes the data directory's lock, as a server does, so that an offline repair cannot
+/// run beside a server.
+pub fn lock_dir(dir: &std::path::Path) -> Result<File, StoreError> {
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -12,7 +12,7 @@ use super::record::Entry;
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use bytes::Bytes;
 use std::fs::OpenOptions;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What recovery hands to the writer.
 #[derive(Debug)]
@@ -27,12 +27,91 @@ pub struct Recovered {
     pub events: u64,
 }
 
-/// Rebuilds the index from the segments in `dir`, creating the first segment of a new
-/// store.
-pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
+/// A torn write found at the end of the log.
+#[derive(Debug, Clone)]
+pub struct TornTail {
+    /// The last segment.
+    pub path: PathBuf,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Where its valid records end.
+    pub valid_len: u64,
+    /// Bytes after that.
+    pub dropped: u64,
+    /// What is wrong with them.
+    pub reason: String,
+}
+
+/// What reading the whole log found, without changing anything.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The index the log describes.
+    pub index: Index,
+    /// The segments, in order, with their sizes.
+    pub segments: Vec<(u64, PathBuf, u64)>,
+    /// Records read.
+    pub records: u64,
+    /// A torn write at the very end, if any.
+    pub torn: Option<TornTail>,
+}
+
+/// Reads and checks every segment in `dir` and rebuilds the index, changing nothing on
+/// disk. Fails, naming the file and offset, at the first damage that is not a torn
+/// tail.
+pub fn replay(dir: &Path) -> Result<Replayed, StoreError> {
     let segments = segment::list_segments(dir)
         .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
-    let Some(&(last_seq, _)) = segments.last() else {
+    let last_seq = segments.last().map(|(seq, _)| *seq);
+    let mut replayed = Replayed {
+        index: Index::default(),
+        segments: Vec::new(),
+        records: 0,
+        torn: None,
+    };
+    for (seq, path) in segments {
+        let seq32 = u32::try_from(seq).map_err(|_| StoreError::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            reason: "segment number out of range".into(),
+        })?;
+        let bytes = std::fs::read(&path)
+            .map(Bytes::from)
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        let scan = segment::scan(&path, seq, &bytes, Some(seq) == last_seq)?;
+        for scanned in &scan.records {
+            let loc = RecordLoc {
+                segment: seq32,
+                len: scanned.len as u32,
+                offset: scanned.offset,
+            };
+            apply(
+                &mut replayed.index,
+                &path,
+                scanned.offset,
+                loc,
+                &scanned.entry,
+            )?;
+        }
+        replayed.records += scan.records.len() as u64;
+        if let Some(reason) = scan.torn {
+            replayed.torn = Some(TornTail {
+                path: path.clone(),
+                seq,
+                valid_len: scan.valid_len,
+                dropped: bytes.len() as u64 - scan.valid_len,
+                reason,
+            });
+        }
+        replayed.segments.push((seq, path, bytes.len() as u64));
+    }
+    Ok(replayed)
+}
+
+/// Rebuilds the index from the segments in `dir`: [`replay`], then cuts off a torn
+/// tail, or creates the first segment of a new store.
+pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
+    let replayed = replay(dir)?;
+    let Some((last_seq, _, last_len)) = replayed.segments.last().cloned() else {
         segment::create_segment(dir, 0)
             .map_err(|e| StoreError::io("creating the first segment", e))?;
         return Ok(Recovered {
@@ -42,45 +121,23 @@ pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
             events: 0,
         });
     };
-
-    let mut index = Index::default();
-    let mut active_len = SEGMENT_HEADER_LEN;
-    for (seq, path) in &segments {
-        let seq32 = u32::try_from(*seq).map_err(|_| StoreError::Corrupt {
-            path: path.clone(),
-            offset: 0,
-            reason: "segment number out of range".into(),
-        })?;
-        let bytes = std::fs::read(path)
-            .map(Bytes::from)
-            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-        let is_last = *seq == last_seq;
-        let scan = segment::scan(path, *seq, &bytes, is_last)?;
-        for scanned in &scan.records {
-            let loc = RecordLoc {
-                segment: seq32,
-                len: scanned.len as u32,
-                offset: scanned.offset,
-            };
-            apply(&mut index, path, scanned.offset, loc, &scanned.entry)?;
-        }
-        if let Some(reason) = &scan.torn {
-            tracing::warn!(
-                segment = %path.display(),
-                offset = scan.valid_len,
-                dropped_bytes = bytes.len() as u64 - scan.valid_len,
-                reason = %reason,
-                "dropping a torn write at the end of the log (never acknowledged)"
-            );
-            repair_tail(dir, path, *seq, scan.valid_len)?;
-        }
-        active_len = scan.valid_len.max(SEGMENT_HEADER_LEN);
+    let mut active_len = last_len;
+    if let Some(torn) = &replayed.torn {
+        tracing::warn!(
+            segment = %torn.path.display(),
+            offset = torn.valid_len,
+            dropped_bytes = torn.dropped,
+            reason = %torn.reason,
+            "dropping a torn write at the end of the log (never acknowledged)"
+        );
+        repair_tail(dir, &torn.path, torn.seq, torn.valid_len)?;
+        active_len = torn.valid_len;
     }
     Ok(Recovered {
-        events: index.next_position(),
-        index,
+        events: replayed.index.next_position(),
+        index: replayed.index,
         active_segment: u32::try_from(last_seq).unwrap_or(u32::MAX),
-        active_len,
+        active_len: active_len.max(SEGMENT_HEADER_LEN),
     })
 }
 
@@ -136,7 +193,7 @@ fn apply(
 
 /// Cuts the last segment back to `valid_len`, or re-creates it when not even its header
 /// survived, and makes that durable.
-fn repair_tail(dir: &Path, path: &Path, seq: u64, valid_len: u64) -> Result<(), StoreError> {
+pub fn repair_tail(dir: &Path, path: &Path, seq: u64, valid_len: u64) -> Result<(), StoreError> {
     let io = |e| StoreError::io(format!("repairing the tail of {}", path.display()), e);
     if valid_len < SEGMENT_HEADER_LEN {
         std::fs::remove_file(path).map_err(io)?;
