@@ -110,6 +110,7 @@ impl Config {
             },
             segment_size: self.segment_size.0,
             max_pending_bytes: self.max_pending_bytes.0,
+            fs: std::sync::Arc::new(crate::store::fs::RealFs),
         }
     }
 

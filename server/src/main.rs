@@ -79,7 +79,7 @@ fn offline_command(config: &Config, offline: Offline) -> ExitCode {
             let lock = if dry_run {
                 None
             } else {
-                match evenire_server::store::lock_dir(dir) {
+                match evenire_server::store::lock_dir(&evenire_server::store::fs::RealFs, dir) {
                     Ok(lock) => Some(lock),
                     Err(e) => {
                         eprintln!("evenire-server: {e}");

@@ -4,6 +4,7 @@
 //! - `types`: the store's vocabulary (streams, events, expected versions);
 //! - `record`: the framed, checksummed record codec, one record per append;
 //! - `segment`: segment files, their header, and scanning them;
+//! - `fs`: the seam to the file system; `sim_fs`: a simulated one for durability tests;
 //! - `recovery`: rebuilding the index from the log at start;
 //! - `repair`: offline verify and repair of a data directory;
 //! - `index`: stream -> versions -> record locations, event ids -> positions;
@@ -18,6 +19,7 @@
 
 mod decide;
 mod error;
+pub mod fs;
 mod index;
 mod read;
 mod reader;
@@ -25,6 +27,7 @@ pub mod record;
 mod recovery;
 pub mod repair;
 pub mod segment;
+pub mod sim_fs;
 mod subscription;
 mod types;
 mod writer;
@@ -71,6 +74,8 @@ pub struct StoreConfig {
     pub segment_size: u64,
     /// Bytes of appends that may wait for the writer; callers past it wait their turn.
     pub max_pending_bytes: u64,
+    /// The file system underneath: [`fs::RealFs`] but in durability tests.
+    pub fs: Arc<dyn fs::Fs>,
 }
 
 /// What the writer and the readers share.
@@ -95,7 +100,7 @@ pub struct Store {
     max_pending_permits: u32,
     writer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Held for the store's life so no second process opens the same log.
-    _lock: File,
+    _lock: Option<File>,
 }
 
 /// Fixed cost charged to the queue budget for each append, whatever its size.
@@ -107,11 +112,12 @@ impl Store {
     /// large log.
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir)
+        let fs = config.fs.clone();
+        fs.create_dir_all(dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
-        let lock = lock_dir(dir)?;
+        let lock = lock_dir(fs.as_ref(), dir)?;
         let started = std::time::Instant::now();
-        let recovered = recovery::recover(dir)?;
+        let recovered = recovery::recover(fs.as_ref(), dir)?;
         tracing::info!(
             events = recovered.events,
             streams = recovered.index.stream_count(),
@@ -119,18 +125,18 @@ impl Store {
             "recovered the log"
         );
         let active_path = segment::segment_path(dir, u64::from(recovered.active_segment));
-        let mut active = segment::open_for_append(&active_path)
+        let active = fs
+            .open_write(&active_path)
             .map_err(|e| StoreError::io(format!("opening {}", active_path.display()), e))?;
-        std::io::Seek::seek(&mut active, std::io::SeekFrom::Start(recovered.active_len))
-            .map_err(|e| StoreError::io("seeking to the end of the log", e))?;
 
         let shared = Arc::new(Shared {
             committed: watch::Sender::new(recovered.index.next_position()),
             closing: watch::Sender::new(false),
             index: RwLock::new(recovered.index),
-            reader: LogReader::new(dir.clone(), config.cache_bytes),
+            reader: LogReader::new(fs.clone(), dir.clone(), config.cache_bytes),
         });
         let writer = Writer {
+            fs,
             dir: dir.clone(),
             fsync: config.fsync,
             segment_size: config.segment_size,
@@ -334,20 +340,10 @@ fn read_index(shared: &Shared) -> std::sync::RwLockReadGuard<'_, Index> {
 }
 
 /// Takes the data directory's lock, as a server does, so that an offline repair cannot
-/// run beside a server.
-pub fn lock_dir(dir: &std::path::Path) -> Result<File, StoreError> {
-    let path = dir.join("LOCK");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(StoreError::io(format!("locking {}", path.display()), e))
-        }
-    }
+/// run beside a server. Held until the returned file is dropped.
+pub fn lock_dir(fs: &dyn fs::Fs, dir: &std::path::Path) -> Result<Option<File>, StoreError> {
+    fs.lock(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => StoreError::Locked(dir.to_path_buf()),
+        _ => StoreError::io(format!("locking {}", dir.join("LOCK").display()), e),
+    })
 }

@@ -7,17 +7,17 @@ use super::record::{self, Entry, Record};
 use super::segment;
 use bytes::Bytes;
 use moka::sync::Cache;
+use super::fs::{Fs, ReadAt};
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 /// Reads records by location. Shared by the writer (idempotency look-ups) and readers.
 #[derive(Debug)]
 pub struct LogReader {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
-    files: RwLock<HashMap<u32, Arc<File>>>,
+    files: RwLock<HashMap<u32, Arc<dyn ReadAt>>>,
     /// Decoded records, weighted by their size on disk. None when the cache size is 0,
     /// so that setting really means "no cache".
     cache: Option<Cache<RecordLoc, Arc<Record>>>,
@@ -25,7 +25,7 @@ pub struct LogReader {
 
 impl LogReader {
     /// A reader over the segments in `dir` with a cache of `cache_bytes`.
-    pub fn new(dir: PathBuf, cache_bytes: u64) -> Self {
+    pub fn new(fs: Arc<dyn Fs>, dir: PathBuf, cache_bytes: u64) -> Self {
         let cache = (cache_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(cache_bytes)
@@ -33,6 +33,7 @@ impl LogReader {
                 .build()
         });
         LogReader {
+            fs,
             dir,
             files: RwLock::new(HashMap::new()),
             cache,
@@ -83,15 +84,15 @@ impl LogReader {
         }
     }
 
-    fn file(&self, segment: u32, path: &std::path::Path) -> Result<Arc<File>, StoreError> {
+    fn file(&self, segment: u32, path: &std::path::Path) -> Result<Arc<dyn ReadAt>, StoreError> {
         let open = self.files.read().map(|files| files.get(&segment).cloned());
         if let Ok(Some(file)) = open {
             return Ok(file);
         }
-        let file = Arc::new(
-            File::open(path)
-                .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?,
-        );
+        let file = self
+            .fs
+            .open_read(path)
+            .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
         if let Ok(mut files) = self.files.write() {
             files.insert(segment, file.clone());
         }

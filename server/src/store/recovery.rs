@@ -7,11 +7,11 @@
 //! silently.
 
 use super::error::StoreError;
+use super::fs::Fs;
 use super::index::{Index, RecordLoc};
 use super::record::Entry;
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use bytes::Bytes;
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 /// What recovery hands to the writer.
@@ -58,8 +58,8 @@ pub struct Replayed {
 /// Reads and checks every segment in `dir` and rebuilds the index, changing nothing on
 /// disk. Fails, naming the file and offset, at the first damage that is not a torn
 /// tail.
-pub fn replay(dir: &Path) -> Result<Replayed, StoreError> {
-    let segments = segment::list_segments(dir)
+pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
+    let segments = segment::list_segments(fs, dir)
         .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
     let last_seq = segments.last().map(|(seq, _)| *seq);
     let mut replayed = Replayed {
@@ -74,7 +74,8 @@ pub fn replay(dir: &Path) -> Result<Replayed, StoreError> {
             offset: 0,
             reason: "segment number out of range".into(),
         })?;
-        let bytes = std::fs::read(&path)
+        let bytes = fs
+            .read(&path)
             .map(Bytes::from)
             .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
         let scan = segment::scan(&path, seq, &bytes, Some(seq) == last_seq)?;
@@ -109,10 +110,10 @@ pub fn replay(dir: &Path) -> Result<Replayed, StoreError> {
 
 /// Rebuilds the index from the segments in `dir`: [`replay`], then cuts off a torn
 /// tail, or creates the first segment of a new store.
-pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
-    let replayed = replay(dir)?;
+pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
+    let replayed = replay(fs, dir)?;
     let Some((last_seq, _, last_len)) = replayed.segments.last().cloned() else {
-        segment::create_segment(dir, 0)
+        segment::create_segment(fs, dir, 0)
             .map_err(|e| StoreError::io("creating the first segment", e))?;
         return Ok(Recovered {
             index: Index::default(),
@@ -130,7 +131,7 @@ pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
             reason = %torn.reason,
             "dropping a torn write at the end of the log (never acknowledged)"
         );
-        repair_tail(dir, &torn.path, torn.seq, torn.valid_len)?;
+        repair_tail(fs, dir, &torn.path, torn.seq, torn.valid_len)?;
         active_len = torn.valid_len;
     }
     Ok(Recovered {
@@ -193,15 +194,20 @@ fn apply(
 
 /// Cuts the last segment back to `valid_len`, or re-creates it when not even its header
 /// survived, and makes that durable.
-pub fn repair_tail(dir: &Path, path: &Path, seq: u64, valid_len: u64) -> Result<(), StoreError> {
+pub fn repair_tail(
+    fs: &dyn Fs,
+    dir: &Path,
+    path: &Path,
+    seq: u64,
+    valid_len: u64,
+) -> Result<(), StoreError> {
     let io = |e| StoreError::io(format!("repairing the tail of {}", path.display()), e);
     if valid_len < SEGMENT_HEADER_LEN {
-        std::fs::remove_file(path).map_err(io)?;
-        segment::create_segment(dir, seq).map_err(io)?;
+        fs.remove(path).map_err(io)?;
+        segment::create_segment(fs, dir, seq).map_err(io)?;
         return Ok(());
     }
-    let file = OpenOptions::new().write(true).open(path).map_err(io)?;
-    file.set_len(valid_len).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    Ok(())
+    fs.open_write(path)
+        .and_then(|mut file| file.truncate(valid_len))
+        .map_err(io)
 }

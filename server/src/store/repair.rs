@@ -9,6 +9,7 @@
 //! nothing.
 
 use super::error::StoreError;
+use super::fs::{Fs, RealFs};
 use super::recovery::{self, TornTail};
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use std::fs::OpenOptions;
@@ -51,7 +52,7 @@ pub struct Damage {
 
 /// Reads the whole log in `dir` and says whether it is sound. Changes nothing.
 pub fn verify(dir: &Path) -> Result<Health, StoreError> {
-    match recovery::replay(dir) {
+    match recovery::replay(&RealFs, dir) {
         Ok(replayed) => Ok(Health::Sound {
             segments: replayed.segments.len(),
             records: replayed.records,
@@ -78,7 +79,7 @@ pub fn verify(dir: &Path) -> Result<Health, StoreError> {
 fn damage(dir: &Path, path: PathBuf, offset: u64, error: String) -> Result<Damage, StoreError> {
     let io = |e| StoreError::io(format!("reading {}", dir.display()), e);
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(io);
-    let segments = segment::list_segments(dir).map_err(io)?;
+    let segments = segment::list_segments(&RealFs, dir).map_err(io)?;
     let seq = segments
         .iter()
         .find(|(_, p)| *p == path)
@@ -115,7 +116,7 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Health, StoreError> {
         Health::Sound {
             torn: Some(torn), ..
         } => {
-            recovery::repair_tail(dir, &torn.path, torn.seq, torn.valid_len)?;
+            recovery::repair_tail(&RealFs, dir, &torn.path, torn.seq, torn.valid_len)?;
         }
         Health::Sound { torn: None, .. } => {}
         Health::Damaged(damage) => {
@@ -132,7 +133,7 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Health, StoreError> {
                 file.set_len(damage.offset).map_err(io)?;
                 file.sync_all().map_err(io)?;
             }
-            segment::sync_dir(dir).map_err(io)?;
+            RealFs.sync_dir(dir).map_err(io)?;
         }
     }
     Ok(health)

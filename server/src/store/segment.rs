@@ -11,10 +11,10 @@
 //! segments. No user string ever becomes part of a path.
 
 use super::error::StoreError;
+use super::fs::{Fs, LogFile};
 use super::record::{self, Entry, FRAME_HEADER_LEN};
 use bytes::Bytes;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Bytes of the segment header.
@@ -30,19 +30,18 @@ pub fn segment_path(dir: &Path, seq: u64) -> PathBuf {
 }
 
 /// The segments in `dir`, in log order. Other files are ignored.
-pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+pub fn list_segments(fs: &dyn Fs, dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut segments = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let seq = name
-            .to_str()
+    for path in fs.list(dir)? {
+        let seq = path
+            .file_name()
+            .and_then(|n| n.to_str())
             .and_then(|n| n.strip_prefix(PREFIX))
             .and_then(|n| n.strip_suffix(SUFFIX))
             .filter(|n| n.len() == 20)
             .and_then(|n| n.parse::<u64>().ok());
         if let Some(seq) = seq {
-            segments.push((seq, entry.path()));
+            segments.push((seq, path));
         }
     }
     segments.sort();
@@ -59,27 +58,12 @@ fn header_bytes(seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
 
 /// Creates segment `seq` with its header, durably: the file's contents and its entry in
 /// the directory are both synced before this returns.
-pub fn create_segment(dir: &Path, seq: u64) -> io::Result<File> {
-    let path = segment_path(dir, seq);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    file.write_all(&header_bytes(seq))?;
-    file.sync_all()?;
-    sync_dir(dir)?;
+pub fn create_segment(fs: &dyn Fs, dir: &Path, seq: u64) -> io::Result<Box<dyn LogFile>> {
+    let mut file = fs.create_new(&segment_path(dir, seq))?;
+    file.write_all_at(&header_bytes(seq), 0)?;
+    file.sync_data()?;
+    fs.sync_dir(dir)?;
     Ok(file)
-}
-
-/// Makes a file's creation, removal or size change in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Opens an existing segment for appending at its end.
-pub fn open_for_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).open(path)
 }
 
 /// One record found by [`scan`], with where it lies in its segment.

@@ -18,9 +18,8 @@ use super::index::RecordLoc;
 use super::record::{self, AppendHeader, Deletion, Record, StoredEvent};
 use super::segment;
 use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
+use super::fs::{Fs, LogFile};
 use super::{FsyncPolicy, Shared};
-use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -130,10 +129,11 @@ impl Planned {
 /// The writer thread's state.
 #[derive(Debug)]
 pub struct Writer {
+    pub(super) fs: Arc<dyn Fs>,
     pub(super) dir: PathBuf,
     pub(super) fsync: FsyncPolicy,
     pub(super) segment_size: u64,
-    pub(super) active: File,
+    pub(super) active: Box<dyn LogFile>,
     pub(super) active_segment: u32,
     pub(super) active_len: u64,
     pub(super) shared: Arc<Shared>,
@@ -320,7 +320,7 @@ impl Writer {
         if buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.active.write_all(buf) {
+        if let Err(e) = self.active.write_all_at(buf, self.active_len) {
             return Err(self.roll_back(e));
         }
         if self.fsync == FsyncPolicy::Always
@@ -337,10 +337,7 @@ impl Writer {
 
     /// Cuts a partly written batch off the segment so that nothing half-written stays.
     fn roll_back(&mut self, error: std::io::Error) -> StoreError {
-        let restored = self
-            .active
-            .set_len(self.active_len)
-            .and_then(|()| std::io::Seek::seek(&mut self.active, std::io::SeekFrom::End(0)));
+        let restored = self.active.truncate(self.active_len);
         if let Err(e) = restored {
             let reason = format!("rolling back a failed write ({error}) also failed: {e}");
             tracing::error!(%reason, "refusing all writes until restart");
@@ -410,7 +407,7 @@ impl Writer {
     fn rotate(&mut self) -> std::io::Result<()> {
         let next = self.active_segment + 1;
         self.active.sync_data()?;
-        let file = segment::create_segment(&self.dir, u64::from(next))?;
+        let file = segment::create_segment(self.fs.as_ref(), &self.dir, u64::from(next))?;
         tracing::info!(segment = next, "rotated to a new segment");
         self.active = file;
         self.active_segment = next;
