@@ -2,12 +2,12 @@
 //! with a positioned read, checking the checksum every time a record comes off the disk.
 
 use super::error::StoreError;
+use super::fs::{Fs, ReadAt};
 use super::index::RecordLoc;
 use super::record::{self, Entry, Record};
 use super::segment;
 use bytes::Bytes;
 use moka::sync::Cache;
-use super::fs::{Fs, ReadAt};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};

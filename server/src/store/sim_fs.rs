@@ -129,7 +129,10 @@ impl SimHandle {
 }
 
 fn missing(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} does not exist", path.display()),
+    )
 }
 
 impl LogFile for SimHandle {
@@ -148,7 +151,10 @@ impl LogFile for SimHandle {
             }
             file.data[start..end].copy_from_slice(&buf[..allowed]);
             if allowed < buf.len() {
-                return Err(io::Error::new(io::ErrorKind::StorageFull, "simulated disk full"));
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "simulated disk full",
+                ));
             }
             Ok(())
         })
@@ -168,7 +174,8 @@ impl LogFile for SimHandle {
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         self.with(|state, path| {
             let file = state.files.get_mut(path).ok_or_else(|| missing(path))?;
-            file.data.resize(usize::try_from(len).map_err(io::Error::other)?, 0);
+            file.data
+                .resize(usize::try_from(len).map_err(io::Error::other)?, 0);
             file.synced = file.data.clone();
             Ok(())
         })

@@ -14,11 +14,11 @@
 
 use super::decide::{self, AppendDecision, DeleteDecision, Pending};
 use super::error::StoreError;
+use super::fs::{Fs, LogFile};
 use super::index::RecordLoc;
 use super::record::{self, AppendHeader, Deletion, Record, StoredEvent};
 use super::segment;
 use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
-use super::fs::{Fs, LogFile};
 use super::{FsyncPolicy, Shared};
 use std::path::PathBuf;
 use std::sync::Arc;
