@@ -124,3 +124,33 @@ async fn concurrent_retries_write_once() {
     let read = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
     assert_eq!(read.len(), 1);
 }
+
+/// Regression: a retried `no_stream` append that had re-created a soft-deleted stream
+/// (so its first version was not 0) was refused as an event-id conflict instead of
+/// returning the original result. Found by server/tests/model.rs.
+#[tokio::test]
+async fn a_retry_that_recreated_a_deleted_stream_returns_the_original_result() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(config(dir.path(), 0)).await;
+    let client = server.client().await;
+    let stream = new_stream("order");
+    client
+        .append(&stream, ExpectedVersion::NoStream, numbered(0, 2))
+        .await
+        .expect("append");
+    client
+        .delete_stream(&stream, ExpectedVersion::Exact(1), false)
+        .await
+        .expect("soft delete");
+    let events = numbered(2, 2);
+    let original = client
+        .append(&stream, ExpectedVersion::NoStream, events.clone())
+        .await
+        .expect("re-create after delete");
+    assert_eq!(original.version, 3);
+    let retried = client
+        .append(&stream, ExpectedVersion::NoStream, events)
+        .await
+        .expect("the retry is idempotent");
+    assert_eq!(retried, original);
+}

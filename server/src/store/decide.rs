@@ -68,6 +68,7 @@ impl Pending {
     /// Takes an append decided to be written into account.
     pub fn add_append(
         &mut self,
+        index: &Index,
         stream: &StreamId,
         events: &[EventData],
         first_version: u64,
@@ -86,6 +87,7 @@ impl Pending {
             version: first_version + count - 1,
             deleted: false,
             tombstoned: false,
+            deleted_through: self.state(index, stream).and_then(|s| s.deleted_through),
         };
         self.streams.insert(stream.clone(), state);
         self.next_position = first_position + count;
@@ -97,6 +99,7 @@ impl Pending {
             version: deletion.through_version,
             deleted: true,
             tombstoned: deletion.mode == DeleteMode::Tombstone,
+            deleted_through: Some(deletion.through_version),
         };
         self.streams.insert(deletion.stream.clone(), state);
     }
@@ -205,7 +208,14 @@ fn retried(
         })
         && match expected {
             ExpectedVersion::Exact(v) => v.checked_add(1) == Some(first_version),
-            ExpectedVersion::NoStream => first_version == 0,
+            // No stream: the start of the stream, or the first version after a delete.
+            ExpectedVersion::NoStream => {
+                first_version == 0
+                    || pending
+                        .state(index, stream)
+                        .and_then(|s| s.deleted_through)
+                        .is_some_and(|through| first_version - 1 <= through)
+            }
             ExpectedVersion::Any | ExpectedVersion::StreamExists => true,
         };
     if same_place {

@@ -75,6 +75,8 @@ pub struct WriteState {
     pub deleted: bool,
     /// Never to be written again.
     pub tombstoned: bool,
+    /// Versions up to this one were deleted.
+    pub deleted_through: Option<u64>,
 }
 
 impl WriteState {
@@ -136,6 +138,7 @@ impl Index {
             version: entry.version,
             deleted: entry.state() == StreamState::Deleted,
             tombstoned: entry.tombstoned,
+            deleted_through: entry.deleted_through,
         })
     }
 

@@ -234,6 +234,7 @@ impl Writer {
                                 first_position,
                             }) => {
                                 pending.add_append(
+                                    &index,
                                     &append.stream,
                                     &append.events,
                                     first_version,
