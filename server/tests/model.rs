@@ -48,12 +48,24 @@ impl ModelStream {
     }
 }
 
+/// An acknowledged append, kept to retry it.
+#[derive(Debug, Clone)]
+struct Acked {
+    stream: StreamId,
+    expected: ExpectedVersion,
+    events: Vec<EventData>,
+    /// Version and position of its last event.
+    result: (u64, u64),
+}
+
+/// An event as a read returns it: version, position, id, data.
+type Row = (u64, u64, Uuid, Vec<u8>);
+
 #[derive(Debug, Default)]
 struct Model {
     streams: HashMap<StreamId, ModelStream>,
     next_position: u64,
-    /// The last acknowledged append, to retry it.
-    last_append: Option<(StreamId, ExpectedVersion, Vec<EventData>, (u64, u64))>,
+    last_append: Option<Acked>,
 }
 
 fn config(fs: &SimFs, cache: bool) -> StoreConfig {
@@ -190,9 +202,16 @@ async fn run(seed: u64) {
             }
             45..=54 => {
                 // Retry the last acknowledged append: the original result, nothing written.
-                if let Some((stream, expected, events, original)) = model.last_append.clone() {
-                    let retried = store.append(stream, expected, events).await.expect("retry");
-                    assert_eq!((retried.version, retried.position), original, "{at}: retry");
+                if let Some(acked) = model.last_append.clone() {
+                    let retried = store
+                        .append(acked.stream, acked.expected, acked.events)
+                        .await
+                        .expect("retry");
+                    assert_eq!(
+                        (retried.version, retried.position),
+                        acked.result,
+                        "{at}: retry"
+                    );
                 }
             }
             55..=74 => {
