@@ -85,7 +85,7 @@ async fn read(
     from: ReadFrom,
     direction: Direction,
     max: Option<u64>,
-) -> Result<Vec<(u64, u64, Uuid, Vec<u8>)>, StoreError> {
+) -> Result<Vec<Row>, StoreError> {
     let mut cursor = store.read(stream.clone(), from, direction, max)?;
     let mut out = Vec::new();
     loop {
@@ -109,7 +109,7 @@ fn expected_read(
     from: ReadFrom,
     direction: Direction,
     max: Option<u64>,
-) -> Vec<(u64, u64, Uuid, Vec<u8>)> {
+) -> Vec<Row> {
     let first = stream.first_visible;
     let last = stream.events.len() as u64 - 1;
     let versions: Vec<u64> = match (direction, from) {
@@ -186,8 +186,12 @@ async fn run(seed: u64) {
                         let expected_result =
                             (entry.events.len() as u64 - 1, model.next_position - 1);
                         assert_eq!((result.version, result.position), expected_result, "{at}");
-                        model.last_append =
-                            Some((stream.clone(), expected, events, expected_result));
+                        model.last_append = Some(Acked {
+                            stream: stream.clone(),
+                            expected,
+                            events,
+                            result: expected_result,
+                        });
                     }
                     Err(StoreError::StreamTombstoned(_)) => assert!(tombstoned, "{at}"),
                     Err(StoreError::WrongExpectedVersion { actual, .. }) => {
