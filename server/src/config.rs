@@ -49,6 +49,19 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_MAX_PENDING_BYTES", default_value_t = ByteSize::mib(64))]
     pub max_pending_bytes: ByteSize,
 
+    /// Most client connections open at once; more are closed as they arrive.
+    #[arg(long, env = "EVENIRE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Most calls in flight on one connection (HTTP/2 concurrent streams).
+    #[arg(long, env = "EVENIRE_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub max_concurrent_streams: u32,
+
+    /// Most reads and subscriptions in progress at once; more get RESOURCE_EXHAUSTED.
+    /// Each can hold about 0.75 MiB while its client does not read.
+    #[arg(long, env = "EVENIRE_MAX_OPEN_READS", default_value_t = 512)]
+    pub max_open_reads: usize,
+
     /// Seconds that shutdown waits for requests in flight before closing them.
     #[arg(long, env = "EVENIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -67,6 +80,9 @@ impl Config {
             max_events_per_append: 10_000,
             max_request_size: ByteSize::mib(16),
             max_pending_bytes: ByteSize::mib(64),
+            max_connections: 1024,
+            max_concurrent_streams: 256,
+            max_open_reads: 512,
             shutdown_grace_secs: 10,
         }
     }

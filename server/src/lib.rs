@@ -9,6 +9,7 @@
 //! `127.0.0.1:0` and stop the server when they choose.
 
 pub mod config;
+mod connections;
 pub mod service;
 pub mod store;
 
@@ -62,17 +63,19 @@ pub async fn run(
     let limits = Limits {
         max_event_size: config.max_event_size.as_usize(),
         max_events_per_append: config.max_events_per_append,
+        max_open_reads: config.max_open_reads,
     };
     let api = EventStoreServiceServer::new(EventStoreApi::new(slot.clone(), limits))
         .max_decoding_message_size(config.max_request_size.as_usize());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // Our own incoming stream, so set TCP_NODELAY here: the builder's `tcp_nodelay` only
-    // applies to listeners tonic binds itself, and without it small responses and
-    // subscription messages wait out Nagle's algorithm against delayed ACKs (~40 ms).
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = connections::accept(listener, config.max_connections);
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
+            .max_concurrent_streams(config.max_concurrent_streams)
+            // Find and drop connections whose client vanished without closing them.
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .layer(tower::util::MapResponseLayer::new(
                 service::oversize::rewrite,
             ))

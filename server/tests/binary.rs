@@ -83,6 +83,13 @@ fn help_documents_every_setting_with_its_variable_and_default() {
         ),
         ("--max-request-size", "EVENIRE_MAX_REQUEST_SIZE", "16MiB"),
         ("--max-pending-bytes", "EVENIRE_MAX_PENDING_BYTES", "64MiB"),
+        ("--max-connections", "EVENIRE_MAX_CONNECTIONS", "1024"),
+        (
+            "--max-concurrent-streams",
+            "EVENIRE_MAX_CONCURRENT_STREAMS",
+            "256",
+        ),
+        ("--max-open-reads", "EVENIRE_MAX_OPEN_READS", "512"),
         ("--shutdown-grace-secs", "EVENIRE_SHUTDOWN_GRACE_SECS", "10"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");

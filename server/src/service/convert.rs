@@ -20,6 +20,8 @@ pub struct Limits {
     pub max_event_size: usize,
     /// Most events in one append.
     pub max_events_per_append: usize,
+    /// Most streaming calls (reads, subscriptions) in progress at once.
+    pub max_open_reads: usize,
 }
 
 /// An append, checked.

@@ -11,14 +11,15 @@ use crate::store::{LogRead, Store, StoreError};
 use evenire_proto::v1 as pb;
 use evenire_proto::v1::event_store_service_server::EventStoreService;
 use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 /// Events per `ReadResponse` message at most.
 const READ_BATCH_EVENTS: usize = 1024;
-/// Data and metadata bytes per `ReadResponse` message, past its first event.
-const READ_BATCH_BYTES: usize = 1 << 20;
+/// Data and metadata bytes per `ReadResponse` message, past its first event. With two
+/// messages ready ahead, this bounds what an unread stream holds (about 0.75 MiB).
+const READ_BATCH_BYTES: usize = 256 << 10;
 /// Messages a read may have ready ahead of a slow client.
 const READ_AHEAD_MESSAGES: usize = 2;
 
@@ -28,12 +29,29 @@ pub struct EventStoreApi {
     /// Empty until recovery has finished.
     store: Arc<OnceLock<Arc<Store>>>,
     limits: Limits,
+    /// One permit per streaming call in progress (reads and subscriptions): what bounds
+    /// the memory that calls whose clients stopped reading can hold.
+    open_reads: Arc<Semaphore>,
 }
 
 impl EventStoreApi {
     /// A service that answers `UNAVAILABLE` until `store` is filled.
     pub fn new(store: Arc<OnceLock<Arc<Store>>>, limits: Limits) -> Self {
-        EventStoreApi { store, limits }
+        let open_reads = Arc::new(Semaphore::new(limits.max_open_reads.max(1)));
+        EventStoreApi {
+            store,
+            limits,
+            open_reads,
+        }
+    }
+
+    fn read_permit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.open_reads.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "max_open_reads of {} streaming calls is reached; retry when one ends",
+                self.limits.max_open_reads
+            ))
+        })
     }
 
     fn store(&self) -> Result<Arc<Store>, Status> {
@@ -69,11 +87,12 @@ impl EventStoreService for EventStoreApi {
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
         let read = convert::read(request.into_inner())?;
+        let permit = self.read_permit()?;
         let cursor = self
             .store()?
             .read(read.stream, read.from, read.direction, read.max_count)
             .map_err(status::from_store)?;
-        Ok(Response::new(send_read(cursor, |events| {
+        Ok(Response::new(send_read(cursor, permit, |events| {
             pb::ReadResponse { events }
         })))
     }
@@ -85,10 +104,11 @@ impl EventStoreService for EventStoreApi {
         request: Request<pb::ReadAllRequest>,
     ) -> Result<Response<Self::ReadAllStream>, Status> {
         let read = convert::read_all(request.into_inner())?;
+        let permit = self.read_permit()?;
         let cursor = self
             .store()?
             .read_all(read.from, read.direction, read.max_count);
-        Ok(Response::new(send_read(cursor, |events| {
+        Ok(Response::new(send_read(cursor, permit, |events| {
             pb::ReadAllResponse { events }
         })))
     }
@@ -154,6 +174,7 @@ impl EventStoreService for EventStoreApi {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let subscribe = convert::subscribe(request.into_inner())?;
+        let permit = self.read_permit()?;
         let mut subscription = self.store()?.subscribe(
             subscribe.target,
             subscribe.filter,
@@ -161,6 +182,7 @@ impl EventStoreService for EventStoreApi {
         );
         let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
         tokio::spawn(async move {
+            let _permit = permit;
             loop {
                 let item = tokio::select! {
                     // The client went away while the subscription waited for commits.
@@ -193,10 +215,12 @@ const LIST_SCAN_LIMIT: usize = 10_000;
 /// `READ_AHEAD_MESSAGES` ahead of the client, stopping when the client goes.
 fn send_read<T: Send + 'static>(
     mut cursor: LogRead,
+    permit: OwnedSemaphorePermit,
     wrap: fn(Vec<pb::RecordedEvent>) -> T,
 ) -> ReceiverStream<Result<T, Status>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
     tokio::spawn(async move {
+        let _permit = permit;
         loop {
             let (next, batch) = cursor.next_batch(READ_BATCH_EVENTS, READ_BATCH_BYTES).await;
             cursor = next;

@@ -1,0 +1,178 @@
+//! Careless and hostile clients against the real binary: reads opened and never read
+//! hold bounded memory and are capped in number, connections past the limit are closed
+//! while the server goes on serving, and nothing stays held after such clients go.
+
+use evenire_client::{Client, EventData, ExpectedVersion, StreamId};
+use evenire_proto::v1 as pb;
+use evenire_proto::v1::event_store_service_client::EventStoreServiceClient;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_evenire-server");
+
+fn start(data_dir: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start evenire-server");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line.expect("log line");
+        if addr.is_none()
+            && let Some(rest) = line.split("listen=").nth(1)
+        {
+            addr = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.contains("serving") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr.expect("the server logs its address"))
+}
+
+/// The server's resident memory, in KiB.
+fn rss_kib(child: &Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+fn read_request(stream: &StreamId) -> pb::ReadRequest {
+    pb::ReadRequest {
+        stream: Some(pb::StreamId {
+            key: stream.key.to_string(),
+            r#type: stream.stream_type.clone(),
+        }),
+        from: Some(pb::read_request::From::Origin(pb::ReadOrigin::Start as i32)),
+        direction: pb::ReadDirection::Forward as i32,
+        max_count: None,
+    }
+}
+
+#[test]
+fn unread_streams_hold_bounded_memory_and_are_capped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, addr) = start(
+        dir.path(),
+        &["--cache-size", "8MiB", "--max-open-reads", "100"],
+    );
+    let uri = format!("http://{addr}");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stream = StreamId::new(uuid::Uuid::new_v4(), "bulk");
+    runtime.block_on(async {
+        let client = Client::connect(&uri).await.expect("connect");
+        let payload = vec![b'x'; 1024];
+        for _ in 0..20 {
+            let batch = (0..1000).map(|_| EventData::new("Bulk", payload.clone()));
+            client
+                .append(&stream, ExpectedVersion::Any, batch)
+                .await
+                .expect("append");
+        }
+    });
+    let before = rss_kib(&child);
+
+    let (growth, refused) = runtime.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(
+                EventStoreServiceClient::connect(uri.clone())
+                    .await
+                    .expect("connect"),
+            );
+        }
+        // 100 reads of a 20 MiB stream, never read.
+        let mut held = Vec::new();
+        for i in 0..100 {
+            let response = clients[i % 4]
+                .read(read_request(&stream))
+                .await
+                .expect("read starts");
+            held.push(response.into_inner());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let growth = rss_kib(&child).saturating_sub(before);
+        let refused = clients[0]
+            .read(read_request(&stream))
+            .await
+            .expect_err("over the cap");
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Their permits came back: as many reads can be opened again, and read.
+        for i in 0..100 {
+            let mut read = clients[i % 4]
+                .read(read_request(&stream))
+                .await
+                .expect("reads work again once the careless ones went")
+                .into_inner();
+            assert!(read.message().await.expect("a message").is_some());
+        }
+        (growth, refused)
+    });
+    println!(
+        "100 unread reads of a 20 MiB stream: server memory grew {} KiB",
+        growth
+    );
+    assert!(
+        growth < 100 * 1024,
+        "grew {growth} KiB: more than 1 MiB per unread read"
+    );
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("max_open_reads of 100"),
+        "{}",
+        refused.message()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn connections_past_the_limit_are_closed_and_service_goes_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, addr) = start(dir.path(), &["--max-connections", "32"]);
+    let idle: Vec<_> = (0..32)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(&addr).expect("the kernel accepts");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 16];
+    let read = extra.read(&mut buf);
+    assert!(
+        matches!(read, Ok(0)) || read.is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock),
+        "a connection past the limit is closed by the server"
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(300));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let client = Client::connect(format!("http://{addr}"))
+            .await
+            .expect("connect");
+        client
+            .append(
+                &StreamId::new(uuid::Uuid::new_v4(), "order"),
+                ExpectedVersion::Any,
+                [EventData::new("Placed", "{}")],
+            )
+            .await
+            .expect("served once the idle connections went");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
