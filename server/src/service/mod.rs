@@ -7,6 +7,22 @@ pub mod status;
 
 pub use convert::Limits;
 
+/// Checks an append request as the service does before the store sees it, for fuzzing
+/// and for embedders: Ok, or the INVALID_ARGUMENT status a client would get.
+pub fn check_append(request: pb::AppendRequest, limits: &Limits) -> Result<(), Status> {
+    convert::append(request, limits).map(|_| ())
+}
+
+/// Checks a read, a read of the whole log, or a subscription request the same way.
+pub fn check_read(request: pb::ReadRequest) -> Result<(), Status> {
+    convert::read(request).map(|_| ())
+}
+
+/// See [`check_read`].
+pub fn check_subscribe(request: pb::SubscribeRequest) -> Result<(), Status> {
+    convert::subscribe(request).map(|_| ())
+}
+
 use crate::store::{LogRead, Store, StoreError};
 use evenire_proto::v1 as pb;
 use evenire_proto::v1::event_store_service_server::EventStoreService;

@@ -1,0 +1,32 @@
+//! Arbitrary bytes as Append, Read and Subscribe request messages: whatever decodes is
+//! accepted or refused with INVALID_ARGUMENT, never a panic.
+#![no_main]
+
+use evenire_proto::v1 as pb;
+use evenire_server::service::{self, Limits};
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+
+const LIMITS: Limits = Limits {
+    max_event_size: 4 << 20,
+    max_events_per_append: 10_000,
+    max_open_reads: 512,
+};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(request) = pb::AppendRequest::decode(data) {
+        if let Err(status) = service::check_append(request, &LIMITS) {
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        }
+    }
+    if let Ok(request) = pb::ReadRequest::decode(data) {
+        if let Err(status) = service::check_read(request) {
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        }
+    }
+    if let Ok(request) = pb::SubscribeRequest::decode(data) {
+        if let Err(status) = service::check_subscribe(request) {
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        }
+    }
+});
