@@ -54,6 +54,13 @@ struct Args {
     /// Events appended while live subscribers follow.
     #[arg(long, default_value_t = 20_000)]
     fanout_events: u64,
+    /// Instead of the benchmark: a soak of this many seconds of mixed load against the
+    /// server binary, sampling its memory every second.
+    #[arg(long)]
+    soak_seconds: Option<u64>,
+    /// The server binary the soak starts (default: evenire-server beside this program).
+    #[arg(long)]
+    server_bin: Option<std::path::PathBuf>,
 }
 
 /// A server this program started, to stop or restart.
@@ -82,9 +89,18 @@ impl Started {
     }
 }
 
+mod soak;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(seconds) = args.soak_seconds {
+        let binary = match &args.server_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("evenire-server"),
+        };
+        return soak::run(&binary, seconds, &args.cache_size.to_string(), args.payload).await;
+    }
     let data = match &args.server {
         Some(_) => None,
         None => Some(tempfile::tempdir_in(

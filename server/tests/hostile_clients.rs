@@ -176,3 +176,84 @@ fn connections_past_the_limit_are_closed_and_service_goes_on() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Two thousand connections against the default limit of 1,024, then fifty clients that
+/// start a large read, take one message and vanish: the server closes what is over the
+/// limit, its memory stays bounded, and everything those clients held comes back.
+#[test]
+fn thousands_of_connections_and_clients_that_vanish_mid_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, addr) = start(
+        dir.path(),
+        &["--cache-size", "8MiB", "--max-open-reads", "64"],
+    );
+    let uri = format!("http://{addr}");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stream = StreamId::new(uuid::Uuid::new_v4(), "bulk");
+    runtime.block_on(async {
+        let client = Client::connect(&uri).await.expect("connect");
+        let payload = vec![b'x'; 1024];
+        for _ in 0..10 {
+            let batch = (0..1000).map(|_| EventData::new("Bulk", payload.clone()));
+            client
+                .append(&stream, ExpectedVersion::Any, batch)
+                .await
+                .expect("append");
+        }
+    });
+    let before = rss_kib(&child);
+
+    let connections: Vec<_> = (0..2000)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let with_connections = rss_kib(&child);
+    drop(connections);
+    std::thread::sleep(Duration::from_millis(500));
+
+    runtime.block_on(async {
+        for _ in 0..50 {
+            let mut client = EventStoreServiceClient::connect(uri.clone())
+                .await
+                .expect("connect");
+            let mut read = client
+                .read(read_request(&stream))
+                .await
+                .expect("read")
+                .into_inner();
+            assert!(read.message().await.expect("one message").is_some());
+            // The client vanishes: its connection and its half-read stream are dropped.
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Every permit came back: the cap of 64 open reads is fully available.
+        let mut client = EventStoreServiceClient::connect(uri.clone())
+            .await
+            .expect("connect");
+        let mut held = Vec::new();
+        for _ in 0..64 {
+            held.push(
+                client
+                    .read(read_request(&stream))
+                    .await
+                    .expect("read")
+                    .into_inner(),
+            );
+        }
+        let over = client.read(read_request(&stream)).await;
+        assert_eq!(
+            over.expect_err("the 65th").code(),
+            tonic::Code::ResourceExhausted
+        );
+    });
+    let after = rss_kib(&child);
+    println!(
+        "2,000 connections: server memory {} KiB -> {} KiB; after 50 vanished readers and 64 open reads: {} KiB",
+        before, with_connections, after
+    );
+    assert!(
+        with_connections.saturating_sub(before) < 64 * 1024,
+        "idle connections cost more than 64 MiB"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

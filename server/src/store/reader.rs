@@ -12,6 +12,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+/// Memory a decoded event takes beyond its share of the frame.
+const EVENT_OVERHEAD_BYTES: u32 = 128;
+/// Memory a cache entry takes beyond its events: moka's bookkeeping and the record.
+const ENTRY_OVERHEAD_BYTES: u32 = 320;
+
 /// Reads records by location. Shared by the writer (idempotency look-ups) and readers.
 #[derive(Debug)]
 pub struct LogReader {
@@ -29,7 +34,15 @@ impl LogReader {
         let cache = (cache_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(cache_bytes)
-                .weigher(|loc: &RecordLoc, _: &Arc<Record>| loc.len)
+                // The frame's bytes plus what the entry and decoding add (the cache's
+                // own bookkeeping, the record, each event's struct and type string), so
+                // that the bound holds for small events too.
+                .weigher(|loc: &RecordLoc, record: &Arc<Record>| {
+                    let per_event = u32::try_from(record.events.len()).unwrap_or(u32::MAX);
+                    loc.len
+                        .saturating_add(ENTRY_OVERHEAD_BYTES)
+                        .saturating_add(per_event.saturating_mul(EVENT_OVERHEAD_BYTES))
+                })
                 .build()
         });
         LogReader {

@@ -16,10 +16,11 @@ use super::decide::{self, AppendDecision, DeleteDecision, Pending};
 use super::error::StoreError;
 use super::fs::{Fs, LogFile};
 use super::index::RecordLoc;
-use super::record::{self, AppendHeader, Deletion, Record, StoredEvent};
+use super::record::{self, AppendHeader, Deletion, Entry, Record};
 use super::segment;
 use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
 use super::{FsyncPolicy, Shared};
+use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -240,7 +241,8 @@ impl Writer {
                                     first_version,
                                     first_position,
                                 );
-                                let offset = self.active_len + buf.len() as u64;
+                                let frame_start = buf.len();
+                                let offset = self.active_len + frame_start as u64;
                                 let header = AppendHeader {
                                     first_position,
                                     first_version,
@@ -248,14 +250,8 @@ impl Writer {
                                     stream: &append.stream,
                                 };
                                 record::encode_append(&mut buf, header, &append.events);
-                                let len = (self.active_len + buf.len() as u64 - offset) as u32;
-                                let record = Arc::new(Record {
-                                    first_position,
-                                    first_version,
-                                    created_micros,
-                                    stream: append.stream,
-                                    events: append.events.into_iter().map(stored).collect(),
-                                });
+                                let len = (buf.len() - frame_start) as u32;
+                                let record = Arc::new(cacheable(&buf[frame_start..]));
                                 planned.push(Planned::Append {
                                     loc: RecordLoc {
                                         segment: self.active_segment,
@@ -428,12 +424,15 @@ fn refuse_all(batch: Vec<Command>, error: &StoreError) {
     }
 }
 
-fn stored(event: EventData) -> StoredEvent {
-    StoredEvent {
-        id: event.id,
-        event_type: event.event_type,
-        data: event.data,
-        metadata: event.metadata,
+/// The record as the cache and readers will hold it, decoded from its own encoded
+/// frame. The events' payloads must not point into the request they came in: those
+/// buffers are far larger than the events, and the cache weighs what it holds by the
+/// frame's size, so holding them would let it grow far past its bound.
+fn cacheable(frame: &[u8]) -> Record {
+    match record::decode_frame(Bytes::copy_from_slice(frame)) {
+        Ok(Entry::Append(record)) => record,
+        // The frame was encoded a moment ago: failing to decode it is a bug.
+        other => unreachable!("a freshly encoded append record decodes: {other:?}"),
     }
 }
 

@@ -1,0 +1,202 @@
+//! Soak: minutes of mixed load against the real server binary, with its resident
+//! memory sampled every second, to see it level off under the cache plus a bounded
+//! overhead. `evenire-bench --soak-seconds 300`.
+
+use evenire_client::{
+    Client, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, StreamId, SubscribeFrom,
+    SubscribeOptions,
+};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio_stream::StreamExt;
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// Starts the server binary on a free port; returns it with its address.
+fn start(binary: &Path, data_dir: &Path, cache: &str) -> Result<(Child, String), BoxError> {
+    let mut child = Command::new(binary)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-size",
+            cache,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line?;
+        if addr.is_none()
+            && let Some(rest) = line.split("listen=").nth(1)
+        {
+            addr = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.contains("serving") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok((
+        child,
+        format!(
+            "http://{}",
+            addr.ok_or("the server did not log its address")?
+        ),
+    ))
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Runs the soak and prints the samples and a verdict.
+pub async fn run(binary: &Path, seconds: u64, cache: &str, payload: usize) -> Result<(), BoxError> {
+    let dir = tempfile::tempdir()?;
+    let (mut child, uri) = start(binary, dir.path(), cache)?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let appended = Arc::new(AtomicU64::new(0));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let client = Client::connect(uri.clone()).await?;
+    let streams: Vec<StreamId> = (0..32)
+        .map(|_| StreamId::new(uuid::Uuid::new_v4(), "soak"))
+        .collect();
+    let mut tasks = Vec::new();
+
+    for (i, stream) in streams.iter().cloned().enumerate() {
+        let (client, appended) = (client.clone(), appended.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let count = if i % 4 == 0 { 10 } else { 1 };
+                let events = (0..count).map(|_| EventData::new("Soaked", vec![b's'; payload]));
+                if client
+                    .append(&stream, ExpectedVersion::Any, events)
+                    .await
+                    .is_ok()
+                {
+                    appended.fetch_add(count, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for i in 0..4 {
+        let (client, streams) = (client.clone(), streams.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = i;
+            while Instant::now() < deadline {
+                n += 1;
+                let stream = &streams[n % streams.len()];
+                if let Ok(mut read) = client
+                    .read(stream, ReadFrom::Start, Direction::Forward, None)
+                    .await
+                {
+                    while let Some(Ok(_)) = read.next().await {}
+                }
+                if let Ok(mut read) = client
+                    .read_all(ReadAllFrom::End, Direction::Backward, Some(1000))
+                    .await
+                {
+                    while let Some(Ok(_)) = read.next().await {}
+                }
+            }
+        }));
+    }
+    for _ in 0..8 {
+        let (client, delivered) = (client.clone(), delivered.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut subscription) = client
+                .subscribe_all(SubscribeFrom::End, SubscribeOptions::default())
+                .await
+            else {
+                return;
+            };
+            while Instant::now() < deadline {
+                match tokio::time::timeout(Duration::from_millis(200), subscription.next()).await {
+                    Ok(Some(Ok(_))) => {
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => return,
+                    Err(_) => {}
+                }
+            }
+        }));
+    }
+    // Connection churn: a client that connects, appends once and goes, every 50 ms.
+    let churn_uri = uri.clone();
+    tasks.push(tokio::spawn(async move {
+        while Instant::now() < deadline {
+            if let Ok(client) = Client::connect(churn_uri.clone()).await {
+                let stream = StreamId::new(uuid::Uuid::new_v4(), "churn");
+                let _ = client
+                    .append(
+                        &stream,
+                        ExpectedVersion::Any,
+                        [EventData::new("Hello", "{}")],
+                    )
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }));
+
+    println!(
+        "soak: {seconds} s against {} (cache {cache}, payload {payload} B): 32 appenders, 4 readers, 8 subscribers, connection churn every 50 ms",
+        binary.display()
+    );
+    println!(
+        "{:>6} {:>10} {:>14} {:>16}",
+        "t (s)", "RSS MiB", "appended", "delivered"
+    );
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss = rss_mib(pid);
+        samples.push(rss);
+        println!(
+            "{:>6} {:>10.1} {:>14} {:>16}",
+            started.elapsed().as_secs(),
+            rss,
+            appended.load(Ordering::Relaxed),
+            delivered.load(Ordering::Relaxed)
+        );
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let third = (samples.len() / 3).max(1);
+    let peak = |s: &[f64]| s.iter().copied().fold(0.0, f64::max);
+    let (middle, last) = (
+        peak(&samples[third.min(samples.len())..(2 * third).min(samples.len())]),
+        peak(&samples[(2 * third).min(samples.len())..]),
+    );
+    println!(
+        "peak RSS: {:.1} MiB overall, {middle:.1} MiB in the middle third, {last:.1} MiB in the last third ({})",
+        peak(&samples),
+        if last <= middle * 1.10 {
+            "levelled off"
+        } else {
+            "still growing"
+        }
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
+}
