@@ -2,44 +2,18 @@
 //! that keeps every acknowledged event, and a clear refusal to start on a damaged log.
 
 use evenire_client::{Client, Direction, EventData, ExpectedVersion, ReadFrom, StreamId};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_evenire-server");
+mod common;
+use common::BINARY;
 
-/// Starts the binary on a free port and returns it with the address it logged.
+/// The binary on a free port, with its URI.
 fn start(data_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(BINARY)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start evenire-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line.expect("log line");
-        if addr.is_none()
-            && let Some(rest) = line.split("listen=").nth(1)
-        {
-            addr = rest.split_whitespace().next().map(str::to_string);
-        }
-        if line.contains("serving") {
-            break;
-        }
-    }
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (
-        child,
-        format!("http://{}", addr.expect("the server logs its address")),
-    )
+    let (child, addr) = common::start(data_dir, &[]);
+    (child, format!("http://{addr}"))
 }
 
 fn terminate(child: &Child) {

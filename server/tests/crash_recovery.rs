@@ -10,15 +10,13 @@ use evenire_client::{
     Client, Direction, EventData, ExpectedVersion, ReadAllFrom, RecordedEvent, StreamId,
 };
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_evenire-server");
+mod common;
+
 const APPENDERS: usize = 16;
 
 /// A small deterministic generator, so a failing run can be replayed from its seed.
@@ -45,35 +43,6 @@ struct Sent {
     data: Vec<String>,
     /// Version and position of the last event, if the server acknowledged it.
     acked: Option<(u64, u64)>,
-}
-
-fn start(data_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(BINARY)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start evenire-server");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line.expect("log line");
-        if addr.is_none()
-            && let Some(rest) = line.split("listen=").nth(1)
-        {
-            addr = rest.split_whitespace().next().map(str::to_string);
-        }
-        if line.contains("serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (
-        child,
-        format!("http://{}", addr.expect("the server logs its address")),
-    )
 }
 
 /// Appends to its own stream until the server goes away; every append is recorded
@@ -210,7 +179,8 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
     let mut unknown_total = 0;
 
     for cycle in 0..cycles {
-        let (mut child, uri) = start(dir.path());
+        let (mut child, addr) = common::start(dir.path(), &[]);
+        let uri = format!("http://{addr}");
         runtime.block_on(async {
             let client = Client::connect(&uri).await.expect("connect");
             let tasks: Vec<_> = (0..APPENDERS)
@@ -227,7 +197,8 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
             }
         });
 
-        let (mut child, uri) = start(dir.path());
+        let (mut child, addr) = common::start(dir.path(), &[]);
+        let uri = format!("http://{addr}");
         runtime.block_on(async {
             let client = Client::connect(&uri).await.expect("connect");
             let snapshot = sent.lock().expect("log").clone();

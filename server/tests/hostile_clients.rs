@@ -5,39 +5,12 @@
 use evenire_client::{Client, EventData, ExpectedVersion, StreamId};
 use evenire_proto::v1 as pb;
 use evenire_proto::v1::event_store_service_client::EventStoreServiceClient;
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::Child;
 use std::time::Duration;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_evenire-server");
-
-fn start(data_dir: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BINARY)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start evenire-server");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line.expect("log line");
-        if addr.is_none()
-            && let Some(rest) = line.split("listen=").nth(1)
-        {
-            addr = rest.split_whitespace().next().map(str::to_string);
-        }
-        if line.contains("serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr.expect("the server logs its address"))
-}
+mod common;
+use common::start;
 
 /// The server's resident memory, in KiB.
 fn rss_kib(child: &Child) -> u64 {
