@@ -274,9 +274,17 @@ async fn appends(
 /// Reads the whole log forward.
 async fn read_log(client: &Client) -> Result<Outcome, Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let mut events = client
+    let events = client
         .read_all(ReadAllFrom::Start, Direction::Forward, None)
         .await?;
+    drain(events, started).await
+}
+
+/// Reads `events` to the end: how many, in how long since `started`.
+async fn drain(
+    mut events: evenire_client::EventStream,
+    started: Instant,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
     let mut count = 0;
     while let Some(event) = events.next().await {
         event?;
@@ -355,17 +363,8 @@ async fn forward_read(client: &Client, args: &Args) -> Result<Outcome, Box<dyn s
         written += n;
     }
     let started = Instant::now();
-    let mut events = client
+    let events = client
         .read(&stream, ReadFrom::Start, Direction::Forward, None)
         .await?;
-    let mut count = 0;
-    while let Some(event) = events.next().await {
-        event?;
-        count += 1;
-    }
-    Ok(Outcome {
-        events: count,
-        elapsed: started.elapsed(),
-        latencies: vec![started.elapsed()],
-    })
+    drain(events, started).await
 }

@@ -16,6 +16,20 @@ fn start(data_dir: &Path) -> (Child, String) {
     (child, format!("http://{addr}"))
 }
 
+/// The versions a forward read of `stream` returns.
+async fn versions_of(uri: &str, stream: &StreamId) -> Vec<u64> {
+    let client = Client::connect(uri.to_string()).await.expect("connect");
+    let mut events = client
+        .read(stream, ReadFrom::Start, Direction::Forward, None)
+        .await
+        .expect("read");
+    let mut versions = Vec::new();
+    while let Some(event) = events.next().await {
+        versions.push(event.expect("event").version);
+    }
+    versions
+}
+
 fn terminate(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -104,18 +118,7 @@ fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
     assert!(status.success(), "exit status {status:?}");
 
     let (mut child, uri) = start(dir.path());
-    let versions = runtime.block_on(async {
-        let client = Client::connect(&uri).await.expect("connect");
-        let mut events = client
-            .read(&stream, ReadFrom::Start, Direction::Forward, None)
-            .await
-            .expect("read");
-        let mut versions = Vec::new();
-        while let Some(event) = events.next().await {
-            versions.push(event.expect("event").version);
-        }
-        versions
-    });
+    let versions = runtime.block_on(versions_of(&uri, &stream));
     assert_eq!(versions, (0..20).collect::<Vec<_>>());
     terminate(&child);
     assert!(wait(&mut child).success());
@@ -236,18 +239,7 @@ fn verify_and_repair_cut_the_log_at_the_first_damage() {
     assert!(offline(dir.path(), &["verify"]).status.success());
 
     let (mut child, uri) = start(dir.path());
-    let versions = runtime.block_on(async {
-        let client = Client::connect(&uri).await.expect("connect");
-        let mut events = client
-            .read(&stream, ReadFrom::Start, Direction::Forward, None)
-            .await
-            .expect("read");
-        let mut versions = Vec::new();
-        while let Some(event) = events.next().await {
-            versions.push(event.expect("event").version);
-        }
-        versions
-    });
+    let versions = runtime.block_on(versions_of(&uri, &stream));
     assert_eq!(versions, vec![0], "the record before the damage survives");
     terminate(&child);
     assert!(wait(&mut child).success());

@@ -34,6 +34,21 @@ fn read_request(stream: &StreamId) -> pb::ReadRequest {
     }
 }
 
+/// A new stream of `thousands` x 1,000 events of 1 KiB.
+async fn bulk_stream(uri: &str, thousands: usize) -> StreamId {
+    let client = Client::connect(uri.to_string()).await.expect("connect");
+    let stream = StreamId::new(uuid::Uuid::new_v4(), "bulk");
+    let payload = vec![b'x'; 1024];
+    for _ in 0..thousands {
+        let batch = (0..1000).map(|_| EventData::new("Bulk", payload.clone()));
+        client
+            .append(&stream, ExpectedVersion::Any, batch)
+            .await
+            .expect("append");
+    }
+    stream
+}
+
 #[test]
 fn unread_streams_hold_bounded_memory_and_are_capped() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -43,18 +58,7 @@ fn unread_streams_hold_bounded_memory_and_are_capped() {
     );
     let uri = format!("http://{addr}");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let stream = StreamId::new(uuid::Uuid::new_v4(), "bulk");
-    runtime.block_on(async {
-        let client = Client::connect(&uri).await.expect("connect");
-        let payload = vec![b'x'; 1024];
-        for _ in 0..20 {
-            let batch = (0..1000).map(|_| EventData::new("Bulk", payload.clone()));
-            client
-                .append(&stream, ExpectedVersion::Any, batch)
-                .await
-                .expect("append");
-        }
-    });
+    let stream = runtime.block_on(bulk_stream(&uri, 20));
     let before = rss_kib(&child);
 
     let (growth, refused) = runtime.block_on(async {
@@ -162,18 +166,7 @@ fn thousands_of_connections_and_clients_that_vanish_mid_read() {
     );
     let uri = format!("http://{addr}");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let stream = StreamId::new(uuid::Uuid::new_v4(), "bulk");
-    runtime.block_on(async {
-        let client = Client::connect(&uri).await.expect("connect");
-        let payload = vec![b'x'; 1024];
-        for _ in 0..10 {
-            let batch = (0..1000).map(|_| EventData::new("Bulk", payload.clone()));
-            client
-                .append(&stream, ExpectedVersion::Any, batch)
-                .await
-                .expect("append");
-        }
-    });
+    let stream = runtime.block_on(bulk_stream(&uri, 10));
     let before = rss_kib(&child);
 
     let connections: Vec<_> = (0..2000)
