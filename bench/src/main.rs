@@ -1,370 +1,511 @@
-//! `evenire-bench`: appends and reads on a real server over real gRPC and prints
-//! events/s and latencies with the conditions they were measured under.
-//!
-//! It starts its own server on 127.0.0.1:0 over a fresh data directory (under
-//! `--data-dir`, default the system temp dir), or targets one with `--server`.
+//! `evenire-bench`: measures Evenire on a real server over real gRPC, next to the
+//! ceilings of the machine it runs on, and prints every figure with its conditions,
+//! latency percentiles (HDR histograms) and its ratio to the ceiling; writes the same
+//! as JSON. BENCHMARKS.md records the latest run.
 //!
 //! ```sh
-//! cargo run --release -p evenire-bench
-//! cargo run --release -p evenire-bench -- --events 200000 --concurrency 256
+//! cargo build --release -p evenire-server -p evenire-bench
+//! target/release/evenire-bench                       # everything, about 5 minutes
+//! target/release/evenire-bench --only ceilings,appends --seconds 3
+//! target/release/evenire-bench --quick               # small sizes, seconds
+//! target/release/evenire-bench --soak-seconds 300    # memory over minutes of load
 //! ```
 //!
-//! This is the first cut; the full benchmark (ceilings of the machine, HDR histograms,
-//! JSON output) is issue 6.
+//! The server is the `evenire-server` binary beside this program, started on
+//! 127.0.0.1:0 over a fresh directory under `--data-dir`; `--in-process` runs it in
+//! this process instead, `--server URI` targets one already running.
 
+mod appends;
+mod ceilings;
+mod reads;
+mod report;
+mod scale;
+mod server;
+mod soak;
+
+use appends::AppendLoad;
 use clap::Parser;
-use evenire_client::{
-    Client, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, StreamId, SubscribeFrom,
-    SubscribeOptions, SubscriptionMessage,
-};
+use evenire_client::{Client, StreamId};
 use evenire_server::config::{ByteSize, Fsync};
-use std::time::{Duration, Instant};
-use tokio_stream::StreamExt;
+use report::{Figure, Machine, Run};
+use server::{BoxError, InProcess, Process};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-#[derive(Debug, Parser)]
-#[command(about = "Benchmarks Evenire appends and reads on a real server")]
+#[derive(Debug, Parser, serde::Serialize)]
+#[command(about = "Benchmarks Evenire on a real server against this machine's ceilings")]
 struct Args {
-    /// Target an existing server instead of starting one.
+    /// Target an existing server instead of starting one (no cold reads, no scale).
     #[arg(long)]
     server: Option<String>,
-    /// Where the started server keeps its data (a fresh directory is made inside).
+    /// The server binary to start (default: evenire-server beside this program).
     #[arg(long)]
-    data_dir: Option<std::path::PathBuf>,
+    server_bin: Option<PathBuf>,
+    /// Run the server inside this process instead of as the binary.
+    #[arg(long)]
+    in_process: bool,
+    /// Where started servers keep their data (fresh directories are made inside).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// fsync policy of the started server.
     #[arg(long, value_enum, default_value_t = Fsync::Always)]
+    #[serde(serialize_with = "as_debug")]
     fsync: Fsync,
     /// Cache size of the started server.
     #[arg(long, default_value_t = ByteSize::mib(256))]
+    #[serde(serialize_with = "as_display")]
     cache_size: ByteSize,
-    /// Single-event appends in the concurrency run.
-    #[arg(long, default_value_t = 50_000)]
-    events: u64,
-    /// Concurrent appenders.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
-    /// gRPC connections the appenders share.
+    /// Cache size of the server the cached reads run on: large enough for the stream.
+    #[arg(long, default_value_t = ByteSize::mib(1024))]
+    #[serde(serialize_with = "as_display")]
+    read_cache_size: ByteSize,
+    /// gRPC connections the clients share.
     #[arg(long, default_value_t = 4)]
     connections: usize,
-    /// Bytes of data per event.
-    #[arg(long, default_value_t = 100)]
-    payload: usize,
-    /// Events in the stream read back forward.
-    #[arg(long, default_value_t = 200_000)]
-    read_events: u64,
-    /// Events appended while live subscribers follow.
-    #[arg(long, default_value_t = 20_000)]
-    fanout_events: u64,
+    /// Seconds each timed run lasts.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Events in the stream that is read forward.
+    #[arg(long, default_value_t = 1_000_000)]
+    stream_events: u64,
+    /// Streams whose last event is read backward.
+    #[arg(long, default_value_t = 100_000)]
+    streams: usize,
+    /// Log sizes (events, 10 per stream) whose start-up time and memory are measured.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000_u64, 10_000_000])]
+    scale: Vec<u64>,
+    /// Keep the scale logs in this directory (one subdirectory per size) and reuse them
+    /// on the next run, instead of writing fresh ones in a temporary directory.
+    #[arg(long)]
+    scale_dir: Option<PathBuf>,
+    /// Only these sections: ceilings, appends, reads, fanout, scale.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Small sizes and 1-second runs: to see the program work, not to quote.
+    #[arg(long)]
+    quick: bool,
+    /// Where the JSON results go.
+    #[arg(long, default_value = "target/evenire-bench.json")]
+    json: PathBuf,
     /// Instead of the benchmark: a soak of this many seconds of mixed load against the
     /// server binary, sampling its memory every second.
     #[arg(long)]
     soak_seconds: Option<u64>,
-    /// The server binary the soak starts (default: evenire-server beside this program).
-    #[arg(long)]
-    server_bin: Option<std::path::PathBuf>,
 }
 
-/// A server this program started, to stop or restart.
-struct Started {
-    stop: tokio::sync::oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), evenire_server::RunError>>,
+fn as_debug<T: std::fmt::Debug, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{v:?}"))
 }
 
-async fn start_server(
-    config: evenire_server::Config,
-) -> Result<(String, Started), Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let uri = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(evenire_server::run(listener, config, async {
-        let _ = stopped.await;
-    }));
-    Ok((uri, Started { stop, handle }))
+fn as_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
-impl Started {
-    async fn stop(self) -> Result<(), Box<dyn std::error::Error>> {
-        let _ = self.stop.send(());
-        self.handle.await??;
-        Ok(())
+impl Args {
+    fn wants(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(if self.quick { 1.0 } else { self.seconds })
     }
 }
 
-mod soak;
+/// The server a section runs against.
+enum Server {
+    External(String),
+    InProcess(InProcess),
+    Process(Process),
+}
+
+impl Server {
+    async fn start(args: &Args, dir: &Path, cache: ByteSize) -> Result<Server, BoxError> {
+        if let Some(uri) = &args.server {
+            return Ok(Server::External(uri.clone()));
+        }
+        if args.in_process {
+            let mut config = evenire_server::Config::new(dir);
+            config.fsync = args.fsync;
+            config.cache_size = cache;
+            return Ok(Server::InProcess(InProcess::start(config).await?));
+        }
+        let binary = server::binary(args.server_bin.as_deref())?;
+        let fsync = match args.fsync {
+            Fsync::Always => "always",
+            Fsync::PowerLossUnsafe => "power-loss-unsafe",
+        };
+        let cache = cache.to_string();
+        let process = tokio::task::block_in_place(|| {
+            Process::start(&binary, dir, &["--cache-size", &cache, "--fsync", fsync])
+        })?;
+        Ok(Server::Process(process))
+    }
+
+    fn uri(&self) -> &str {
+        match self {
+            Server::External(uri) => uri,
+            Server::InProcess(server) => &server.uri,
+            Server::Process(server) => &server.uri,
+        }
+    }
+
+    async fn clients(&self, connections: usize) -> Result<Vec<Client>, BoxError> {
+        let mut clients = Vec::new();
+        for _ in 0..connections.max(1) {
+            clients.push(Client::connect(self.uri().to_string()).await?);
+        }
+        Ok(clients)
+    }
+
+    async fn stop(self) -> Result<(), BoxError> {
+        match self {
+            Server::External(_) => Ok(()),
+            Server::InProcess(server) => server.stop().await,
+            Server::Process(server) => {
+                server.kill();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Figures as they are measured: each printed at once, all kept for the closing table.
+#[derive(Default)]
+struct Results {
+    figures: Vec<Figure>,
+    notes: Vec<String>,
+}
+
+impl Results {
+    fn add(&mut self, figure: Figure) -> Figure {
+        figure.print();
+        self.figures.push(figure.clone());
+        figure
+    }
+
+    fn note(&mut self, note: impl Into<String>) {
+        let note = note.into();
+        println!("  note: {note}");
+        self.notes.push(note);
+    }
+}
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+async fn main() -> Result<(), BoxError> {
+    let mut args = Args::parse();
     if let Some(seconds) = args.soak_seconds {
-        let binary = match &args.server_bin {
-            Some(path) => path.clone(),
-            None => std::env::current_exe()?.with_file_name("evenire-server"),
-        };
-        return soak::run(&binary, seconds, &args.cache_size.to_string(), args.payload).await;
+        let binary = server::binary(args.server_bin.as_deref())?;
+        return soak::run(&binary, seconds, &args.cache_size.to_string(), 100).await;
     }
-    let data = match &args.server {
-        Some(_) => None,
-        None => Some(tempfile::tempdir_in(
-            args.data_dir.clone().unwrap_or_else(std::env::temp_dir),
-        )?),
-    };
-    let server_config = |cache_size| {
-        data.as_ref().map(|dir| {
-            let mut config = evenire_server::Config::new(dir.path());
-            config.fsync = args.fsync;
-            config.cache_size = cache_size;
-            config
-        })
-    };
-    let (uri, mut server) = match (&args.server, server_config(args.cache_size)) {
-        (Some(uri), _) => (uri.clone(), None),
-        (None, Some(config)) => {
-            let (uri, started) = start_server(config).await?;
-            (uri, Some(started))
+    if args.quick {
+        args.stream_events = args.stream_events.min(100_000);
+        args.streams = args.streams.min(10_000);
+        args.scale = vec![100_000];
+    }
+    let root = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let machine = Machine::read(&root);
+    machine.print();
+    println!(
+        "server: {}; fsync {:?}; cache {}; {} s per timed run; {} connections",
+        match (&args.server, args.in_process) {
+            (Some(uri), _) => uri.clone(),
+            (None, true) => "in this process".to_string(),
+            (None, false) => "evenire-server binary, its own process".to_string(),
+        },
+        args.fsync,
+        args.cache_size,
+        args.duration().as_secs_f64(),
+        args.connections
+    );
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut results = Results::default();
+    report::print_header();
+
+    let main_dir = tempfile::tempdir_in(&root)?;
+    let server = Server::start(&args, main_dir.path(), args.cache_size).await?;
+    let clients = server.clients(args.connections).await?;
+    let ceilings = measure_ceilings(&args, &mut results, server.uri(), main_dir.path()).await?;
+    if args.wants("appends") {
+        append_figures(&args, &mut results, &clients, &ceilings).await?;
+    }
+    if args.wants("fanout") {
+        for subscribers in [1, 100] {
+            let (figure, _) = reads::fan_out(&clients, subscribers, args.duration(), 100).await?;
+            results.add(figure);
         }
-        (None, None) => unreachable!("a data directory exists when no server is given"),
-    };
-    let mut clients = Vec::new();
-    for _ in 0..args.connections.max(1) {
-        clients.push(connect(&uri).await?);
+    }
+    drop(clients);
+    server.stop().await?;
+    drop(main_dir);
+
+    if args.wants("reads") {
+        read_figures(&args, &mut results, &root, &ceilings).await?;
+    }
+    if args.wants("scale") {
+        scale_figures(&args, &mut results, &root).await?;
     }
 
-    println!("evenire-bench: conditions");
-    println!(
-        "  server          {}",
-        args.server.as_deref().unwrap_or("in-process, 127.0.0.1")
-    );
-    println!("  fsync           {:?}", args.fsync);
-    println!("  cache           {}", args.cache_size);
-    println!("  payload         {} B", args.payload);
-    println!(
-        "  concurrency     {} appenders over {} connections",
-        args.concurrency,
-        clients.len()
-    );
-    println!(
-        "  cores           {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
     println!();
-
-    let single = appends(&clients, args.payload, 1, args.concurrency, args.events).await?;
-    single.print(&format!("append 1 event, {} clients", args.concurrency));
-    let one = appends(&clients, args.payload, 1, 1, (args.events / 20).max(100)).await?;
-    one.print("append 1 event, 1 client");
-    for batch in [100, 1000] {
-        let total = (args.events * 4).max(batch as u64 * 8);
-        let batched = appends(&clients, args.payload, batch, 8, total).await?;
-        batched.print(&format!("append batches of {batch}, 8 clients"));
+    println!("closing table");
+    machine.print();
+    report::print_header();
+    for figure in &results.figures {
+        figure.print();
     }
-    let read = forward_read(&clients[0], &args).await?;
-    read.print("read one stream forward (cached)");
-    for subscribers in [1, 100] {
-        let fanout = fan_out(&clients, &args, subscribers).await?;
-        fanout.print(&format!("live delivery to {subscribers} subscribers"));
+    for note in &results.notes {
+        println!("note: {note}");
     }
+    let run = Run {
+        started_unix,
+        machine,
+        settings: serde_json::to_value(&args)?,
+        figures: results.figures,
+        notes: results.notes,
+    };
+    if let Some(parent) = args.json.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&run)?)?;
+    println!("written: {}", args.json.display());
+    Ok(())
+}
 
-    if let Some(started) = server.take() {
-        started.stop().await?;
-        // Restart on the same log with the cache off: `$all` comes from the disk (the
-        // OS page cache is not dropped: that needs root and a quiet machine).
-        if let Some(config) = server_config(ByteSize(0)) {
-            let (uri, started) = start_server(config).await?;
-            let client = connect(&uri).await?;
-            let catch_up = read_log(&client).await?;
-            catch_up.print("read $all from the start (cache off)");
-            started.stop().await?;
+/// What the other figures are compared with.
+struct Ceilings {
+    /// Empty calls per second, by concurrency.
+    empty_rpc: BTreeMap<usize, f64>,
+    /// Median latency of one empty call from one client.
+    empty_rpc_latency: Duration,
+    fdatasync_latency: Duration,
+    /// Bytes per second made durable in 1 MiB writes.
+    write_bandwidth: f64,
+}
+
+const CONCURRENCIES: [usize; 4] = [1, 16, 64, 256];
+
+async fn measure_ceilings(
+    args: &Args,
+    results: &mut Results,
+    uri: &str,
+    dir: &Path,
+) -> Result<Ceilings, BoxError> {
+    let short = Duration::from_secs_f64(args.duration().as_secs_f64().min(2.0));
+    let fsync = results.add(ceilings::fdatasync(dir, 4096, short)?);
+    let write = results.add(ceilings::fdatasync(dir, 1 << 20, short)?);
+    let mut empty_rpc = BTreeMap::new();
+    let mut empty_rpc_latency = Duration::ZERO;
+    for concurrency in CONCURRENCIES {
+        let figure = ceilings::empty_rpc(uri, args.connections, concurrency, short).await?;
+        if concurrency == 1 {
+            empty_rpc_latency = p50(&figure);
+        }
+        empty_rpc.insert(concurrency, figure.rate);
+        results.add(figure);
+    }
+    Ok(Ceilings {
+        empty_rpc,
+        empty_rpc_latency,
+        fdatasync_latency: p50(&fsync),
+        write_bandwidth: write.rate * 1024.0 * 1024.0,
+    })
+}
+
+fn p50(figure: &Figure) -> Duration {
+    figure
+        .latency
+        .as_ref()
+        .map_or(Duration::ZERO, |l| Duration::from_secs_f64(l.p50_ms / 1e3))
+}
+
+async fn append_figures(
+    args: &Args,
+    results: &mut Results,
+    clients: &[Client],
+    ceilings: &Ceilings,
+) -> Result<(), BoxError> {
+    let duration = args.duration();
+    for concurrency in CONCURRENCIES {
+        for payload in [100, 4096] {
+            if payload == 4096 && concurrency != 64 {
+                continue;
+            }
+            let load = AppendLoad {
+                batch: 1,
+                payload,
+                concurrency,
+                duration,
+            };
+            let figure = appends::run(clients, load).await?;
+            let figure = if concurrency == 1 {
+                let round_trip = ceilings.empty_rpc_latency + ceilings.fdatasync_latency;
+                figure.against(
+                    "1 / (empty RPC p50 + fdatasync p50)",
+                    1.0 / round_trip.as_secs_f64().max(1e-9),
+                )
+            } else {
+                figure.against(
+                    format!("empty RPC, {concurrency} clients"),
+                    ceilings.empty_rpc[&concurrency],
+                )
+            };
+            results.add(figure);
+        }
+    }
+    for payload in [100, 4096] {
+        for batch in [10, 100, 1000] {
+            let load = AppendLoad {
+                batch,
+                payload,
+                concurrency: 8,
+                duration,
+            };
+            let on_disk = on_disk_bytes_per_event(batch, payload);
+            let figure = appends::run(clients, load).await?.against(
+                format!("1 MiB write + fdatasync bandwidth / {on_disk:.0} B per event"),
+                ceilings.write_bandwidth / on_disk,
+            );
+            results.add(figure);
         }
     }
     Ok(())
 }
 
-async fn connect(uri: &str) -> Result<Client, Box<dyn std::error::Error>> {
-    for _ in 0..100 {
-        if let Ok(client) = Client::connect(uri.to_string()).await {
-            let probe = StreamId::new(uuid::Uuid::new_v4(), "bench-probe");
-            if client
-                .append(&probe, ExpectedVersion::Any, [EventData::new("Probe", "")])
-                .await
-                .is_ok()
-            {
-                return Ok(client);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(format!("no server answering at {uri}").into())
-}
-
-struct Outcome {
-    events: u64,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Outcome {
-    fn print(&self, what: &str) {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let pick = |q: f64| {
-            sorted
-                .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or_default()
-        };
-        println!(
-            "{what:<42} {:>12.0} events/s   p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  ({} events in {:.2} s)",
-            self.events as f64 / self.elapsed.as_secs_f64(),
-            pick(0.50).as_secs_f64() * 1e3,
-            pick(0.99).as_secs_f64() * 1e3,
-            sorted.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-            self.events,
-            self.elapsed.as_secs_f64(),
-        );
-    }
-}
-
-/// `total` events in appends of `batch`, from `concurrency` tasks, each on its own
-/// stream; half of the tasks append with exact expected versions.
-async fn appends(
-    clients: &[Client],
-    payload: usize,
-    batch: usize,
-    concurrency: usize,
-    total: u64,
-) -> Result<Outcome, Box<dyn std::error::Error>> {
-    let per_task = (total / concurrency as u64 / batch as u64).max(1);
-    let payload = vec![b'x'; payload];
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for task in 0..concurrency {
-        let client = clients[task % clients.len()].clone();
-        let payload = payload.clone();
-        tasks.push(tokio::spawn(async move {
-            let stream = StreamId::new(uuid::Uuid::new_v4(), "bench");
-            let mut latencies = Vec::with_capacity(per_task as usize);
-            let mut version: Option<u64> = None;
-            for _ in 0..per_task {
-                let events: Vec<_> = (0..batch)
-                    .map(|_| EventData::new("Benchmarked", payload.clone()))
-                    .collect();
-                let expected = match (task % 2, version) {
-                    (0, None) => ExpectedVersion::NoStream,
-                    (0, Some(v)) => ExpectedVersion::Exact(v),
-                    _ => ExpectedVersion::Any,
-                };
-                let sent = Instant::now();
-                let result = client.append(&stream, expected, events).await?;
-                latencies.push(sent.elapsed());
-                version = Some(result.version);
-            }
-            Ok::<_, evenire_client::Error>(latencies)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    Ok(Outcome {
-        events: per_task * concurrency as u64 * batch as u64,
-        elapsed: started.elapsed(),
-        latencies,
-    })
-}
-
-/// Reads the whole log forward.
-async fn read_log(client: &Client) -> Result<Outcome, Box<dyn std::error::Error>> {
-    let started = Instant::now();
-    let events = client
-        .read_all(ReadAllFrom::Start, Direction::Forward, None)
-        .await?;
-    drain(events, started).await
-}
-
-/// Reads `events` to the end: how many, in how long since `started`.
-async fn drain(
-    mut events: evenire_client::EventStream,
-    started: Instant,
-) -> Result<Outcome, Box<dyn std::error::Error>> {
-    let mut count = 0;
-    while let Some(event) = events.next().await {
-        event?;
-        count += 1;
-    }
-    Ok(Outcome {
-        events: count,
-        elapsed: started.elapsed(),
-        latencies: vec![started.elapsed()],
-    })
-}
-
-/// `subscribers` live subscriptions while 16 writers append `fanout_events` events in
-/// batches of 10: events delivered per second, summed over subscribers, and each
-/// subscriber's time to receive them all.
-async fn fan_out(
-    clients: &[Client],
-    args: &Args,
-    subscribers: usize,
-) -> Result<Outcome, Box<dyn std::error::Error>> {
-    // 16 writers of batches of 10: a multiple of 160 is what they append exactly.
-    let total = (args.fanout_events / 160).max(1) * 160;
-    let mut followers = Vec::new();
-    for i in 0..subscribers {
-        let client = &clients[i % clients.len()];
-        let mut subscription = client
-            .subscribe_all(SubscribeFrom::End, SubscribeOptions::default())
-            .await?;
-        while !matches!(
-            subscription.next().await,
-            Some(Ok(SubscriptionMessage::CaughtUp { .. }))
-        ) {}
-        followers.push(subscription);
-    }
-    let started = Instant::now();
-    let receivers: Vec<_> = followers
-        .into_iter()
-        .map(|mut subscription| {
-            tokio::spawn(async move {
-                let mut seen = 0;
-                while seen < total {
-                    match subscription.next().await {
-                        Some(Ok(SubscriptionMessage::Event(_))) => seen += 1,
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => return Err(e),
-                        None => break,
-                    }
-                }
-                Ok(started.elapsed())
-            })
+/// Bytes an event takes in the log when appended `batch` at a time.
+fn on_disk_bytes_per_event(batch: usize, payload: usize) -> f64 {
+    use evenire_server::store::{EventData, StreamId};
+    let stream = StreamId {
+        key: uuid::Uuid::nil(),
+        stream_type: "bench".into(),
+    };
+    let events: Vec<_> = (0..batch)
+        .map(|_| EventData {
+            id: uuid::Uuid::nil(),
+            event_type: "Benchmarked".into(),
+            data: bytes::Bytes::from(vec![0; payload]),
+            metadata: bytes::Bytes::new(),
         })
         .collect();
-    appends(clients, args.payload, 10, 16, total).await?;
-    let mut latencies = Vec::new();
-    for receiver in receivers {
-        latencies.push(receiver.await??);
-    }
-    Ok(Outcome {
-        events: total * subscribers as u64,
-        elapsed: started.elapsed(),
-        latencies,
-    })
+    evenire_server::store::record::encoded_append_len(&stream, &events) as f64 / batch as f64
 }
 
-/// Writes one stream of `read_events` events in batches of 1,000, then reads it forward.
-async fn forward_read(client: &Client, args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
+/// Reads from a server with a cache large enough for them, then from a restarted one
+/// with the cache off and the OS page cache dropped.
+async fn read_figures(
+    args: &Args,
+    results: &mut Results,
+    root: &Path,
+    ceilings: &Ceilings,
+) -> Result<(), BoxError> {
+    let dir = tempfile::tempdir_in(root)?;
+    let server = Server::start(args, dir.path(), args.read_cache_size).await?;
+    let clients = server.clients(args.connections).await?;
     let stream = StreamId::new(uuid::Uuid::new_v4(), "bench-read");
-    let payload = vec![b'x'; args.payload];
-    let mut written = 0;
-    while written < args.read_events {
-        let n = 1000.min(args.read_events - written);
-        let events: Vec<_> = (0..n)
-            .map(|_| EventData::new("Benchmarked", payload.clone()))
-            .collect();
-        client.append(&stream, ExpectedVersion::Any, events).await?;
-        written += n;
+    appends::fill_stream(&clients[0], &stream, args.stream_events, 100).await?;
+    let sensors = reads::fill_streams(&clients, args.streams, 1, 100).await?;
+    let segments = segment_files(dir.path())?;
+    let (bytes, elapsed) = ceilings::read_files(&segments)?;
+    let events = args.stream_events + args.streams as u64;
+    let per_event = bytes as f64 / events as f64;
+    let warm_rate = bytes as f64 / elapsed.as_secs_f64() / per_event;
+    let cached =
+        reads::stream_forward(&clients[0], &stream, "read 1 stream forward, cached").await?;
+    results.add(cached.against(
+        format!("reading the segment files, OS cache warm, {per_event:.0} B per event"),
+        warm_rate,
+    ));
+    let last = reads::last_event_backward(&clients, sensors, 64, args.duration()).await?;
+    results.add(last.against("empty RPC, 64 clients", ceilings.empty_rpc[&64]));
+    let all = reads::log_forward(&clients[0], "read $all forward, cached").await?;
+    results.add(all.against("reading the segment files, OS cache warm", warm_rate));
+    drop(clients);
+    server.stop().await?;
+    if args.server.is_some() {
+        results.note("cold reads need a server this program starts; skipped");
+        return Ok(());
     }
-    let started = Instant::now();
-    let events = client
-        .read(&stream, ReadFrom::Start, Direction::Forward, None)
-        .await?;
-    drain(events, started).await
+
+    let server = Server::start(args, dir.path(), ByteSize(0)).await?;
+    let clients = server.clients(1).await?;
+    let cold = match ceilings::drop_os_cache() {
+        Ok(()) => "cold",
+        Err(why) => {
+            results.note(why);
+            "cache off, OS cache warm"
+        }
+    };
+    let (bytes, elapsed) = ceilings::read_files(&segments)?;
+    let file_rate = bytes as f64 / elapsed.as_secs_f64() / per_event;
+    let _ = ceilings::drop_os_cache();
+    let figure = reads::stream_forward(
+        &clients[0],
+        &stream,
+        &format!("read 1 stream forward, {cold}"),
+    )
+    .await?;
+    results.add(figure.against(format!("reading the segment files, {cold}"), file_rate));
+    let _ = ceilings::drop_os_cache();
+    let figure = reads::log_forward(&clients[0], &format!("read $all forward, {cold}")).await?;
+    results.add(figure.against(format!("reading the segment files, {cold}"), file_rate));
+    drop(clients);
+    server.stop().await
+}
+
+fn segment_files(dir: &Path) -> Result<Vec<PathBuf>, BoxError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("segment-") && n.ends_with(".log"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+async fn scale_figures(args: &Args, results: &mut Results, root: &Path) -> Result<(), BoxError> {
+    if args.server.is_some() || args.in_process {
+        results.note("scale needs the server binary started by this program; skipped");
+        return Ok(());
+    }
+    let binary = server::binary(args.server_bin.as_deref())?;
+    let cache = args.cache_size.to_string();
+    let empty = tempfile::tempdir_in(root)?;
+    let baseline = tokio::task::block_in_place(|| {
+        Process::start(&binary, empty.path(), &["--cache-size", &cache]).map(|p| {
+            std::thread::sleep(Duration::from_millis(500));
+            let rss = p.rss_mib();
+            p.kill();
+            rss
+        })
+    })?;
+    results.note(format!("an empty server's RSS: {baseline:.0} MiB"));
+    for &events in &args.scale {
+        let per_stream = 10;
+        let temporary;
+        let dir = match &args.scale_dir {
+            Some(kept) => kept.join(format!("{events}-events")),
+            None => {
+                temporary = tempfile::tempdir_in(root)?;
+                temporary.path().to_path_buf()
+            }
+        };
+        if !dir.join("segment-00000000000000000000.log").exists() {
+            scale::fill(&dir, events, per_stream, 100).await?;
+        }
+        let point = tokio::task::block_in_place(|| {
+            scale::measure(&binary, &dir, events, events / per_stream, &cache, baseline)
+        })?;
+        results.add(point.start);
+        results.note(format!(
+            "{events} events in {} streams: RSS {:.0} MiB after start, index {:.0} B per event (RSS above an empty server's)",
+            events / per_stream,
+            point.rss_mib,
+            point.index_bytes_per_event
+        ));
+    }
+    Ok(())
 }

@@ -2,75 +2,22 @@
 //! memory sampled every second, to see it level off under the cache plus a bounded
 //! overhead. `evenire-bench --soak-seconds 300`.
 
+use crate::server::{BoxError, Process};
 use evenire_client::{
     Client, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, StreamId, SubscribeFrom,
     SubscribeOptions,
 };
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
 
-type BoxError = Box<dyn std::error::Error>;
-
-/// Starts the server binary on a free port; returns it with its address.
-fn start(binary: &Path, data_dir: &Path, cache: &str) -> Result<(Child, String), BoxError> {
-    let mut child = Command::new(binary)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--cache-size",
-            cache,
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line?;
-        if addr.is_none()
-            && let Some(rest) = line.split("listen=").nth(1)
-        {
-            addr = rest.split_whitespace().next().map(str::to_string);
-        }
-        if line.contains("serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Ok((
-        child,
-        format!(
-            "http://{}",
-            addr.ok_or("the server did not log its address")?
-        ),
-    ))
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 /// Runs the soak and prints the samples and a verdict.
 pub async fn run(binary: &Path, seconds: u64, cache: &str, payload: usize) -> Result<(), BoxError> {
     let dir = tempfile::tempdir()?;
-    let (mut child, uri) = start(binary, dir.path(), cache)?;
-    let pid = child.id();
+    let server = Process::start(binary, dir.path(), &["--cache-size", cache])?;
+    let uri = server.uri.clone();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let appended = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -168,7 +115,7 @@ pub async fn run(binary: &Path, seconds: u64, cache: &str, payload: usize) -> Re
     let mut samples = Vec::new();
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let rss = rss_mib(pid);
+        let rss = server.rss_mib();
         samples.push(rss);
         println!(
             "{:>6} {:>10.1} {:>14} {:>16}",
@@ -196,7 +143,6 @@ pub async fn run(binary: &Path, seconds: u64, cache: &str, payload: usize) -> Re
             "still growing"
         }
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
     Ok(())
 }

@@ -1,0 +1,243 @@
+//! What a benchmark run measured: one [`Figure`] per line of the closing table, with the
+//! latency histogram it came from, the conditions it ran under and its ratio to the
+//! machine's ceiling; printed as a table and written as JSON.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Latencies in microseconds, from 1 µs to 10 minutes, 3 significant digits.
+#[derive(Debug, Clone)]
+pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies(Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"))
+    }
+}
+
+impl Latencies {
+    pub fn record(&mut self, latency: Duration) {
+        self.0
+            .saturating_record((latency.as_micros() as u64).max(1));
+    }
+
+    pub fn merge(&mut self, other: &Latencies) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.0.add(&other.0);
+    }
+
+    fn summary(&self) -> Option<LatencySummary> {
+        let ms = |us: u64| us as f64 / 1e3;
+        (!self.0.is_empty()).then(|| LatencySummary {
+            p50_ms: ms(self.0.value_at_quantile(0.50)),
+            p99_ms: ms(self.0.value_at_quantile(0.99)),
+            p999_ms: ms(self.0.value_at_quantile(0.999)),
+            max_ms: ms(self.0.max()),
+            mean_ms: self.0.mean() / 1e3,
+            samples: self.0.len(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencySummary {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    pub samples: u64,
+}
+
+/// What a figure is compared with, as a rate in the figure's own unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ceiling {
+    pub what: String,
+    pub rate: f64,
+}
+
+/// One measured line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub name: String,
+    /// What the rate counts: "events/s", "calls/s", "fsyncs/s".
+    pub unit: &'static str,
+    pub rate: f64,
+    pub count: u64,
+    pub seconds: f64,
+    pub latency: Option<LatencySummary>,
+    /// Events per request, payload, clients, connections: what this line varied.
+    pub conditions: String,
+    pub ceiling: Option<Ceiling>,
+    /// The rate divided by the ceiling's rate.
+    pub ratio: Option<f64>,
+}
+
+impl Figure {
+    pub fn new(
+        name: impl Into<String>,
+        unit: &'static str,
+        count: u64,
+        elapsed: Duration,
+        latencies: &Latencies,
+    ) -> Figure {
+        Figure {
+            name: name.into(),
+            unit,
+            rate: count as f64 / elapsed.as_secs_f64().max(1e-9),
+            count,
+            seconds: elapsed.as_secs_f64(),
+            latency: latencies.summary(),
+            conditions: String::new(),
+            ceiling: None,
+            ratio: None,
+        }
+    }
+
+    pub fn conditions(mut self, conditions: impl Into<String>) -> Figure {
+        self.conditions = conditions.into();
+        self
+    }
+
+    pub fn against(mut self, what: impl Into<String>, rate: f64) -> Figure {
+        self.ratio = (rate > 0.0).then(|| self.rate / rate);
+        self.ceiling = Some(Ceiling {
+            what: what.into(),
+            rate,
+        });
+        self
+    }
+
+    /// One line of the table: rate, percentiles, ratio.
+    pub fn print(&self) {
+        let latency = match &self.latency {
+            Some(l) => format!(
+                "{:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+            ),
+            None => format!("{:>8} {:>8} {:>8} {:>8}", "", "", "", ""),
+        };
+        let ratio = self
+            .ratio
+            .map_or(String::new(), |r| format!("{:>6.0} %", r * 100.0));
+        println!(
+            "{:<46} {:>12.0} {:<9} {latency} {ratio:>8}  {}",
+            self.name, self.rate, self.unit, self.conditions
+        );
+    }
+}
+
+pub fn print_header() {
+    println!(
+        "{:<46} {:>12} {:<9} {:>8} {:>8} {:>8} {:>8} {:>8}  conditions",
+        "what", "rate", "", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "ceiling"
+    );
+}
+
+/// The whole run, as written to the JSON file.
+#[derive(Debug, Serialize)]
+pub struct Run {
+    pub started_unix: u64,
+    pub machine: Machine,
+    pub settings: serde_json::Value,
+    pub figures: Vec<Figure>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub cpu: String,
+    pub kernel: String,
+    pub data_dir_fs: String,
+}
+
+impl Machine {
+    pub fn read(data_dir: &std::path::Path) -> Machine {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+            .unwrap_or_default();
+        let memory_gib = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+        Machine {
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_gib,
+            cpu,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+            data_dir_fs: mount_of(data_dir),
+        }
+    }
+
+    pub fn print(&self) {
+        println!(
+            "machine: {} cores ({}), {:.1} GiB, Linux {}, data on {}",
+            self.cores, self.cpu, self.memory_gib, self.kernel, self.data_dir_fs
+        );
+    }
+}
+
+/// The file system type and device of the mount holding `path`, from /proc/mounts.
+fn mount_of(path: &std::path::Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (device, point, fs) = (parts.next()?, parts.next()?, parts.next()?);
+            path.starts_with(point)
+                .then(|| (point.len(), format!("{fs} ({device} at {point})")))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map_or_else(|| "unknown".to_string(), |(_, what)| what)
+}
+
+/// A counter that a one-line progress display reads twice a second while a run goes.
+#[derive(Debug)]
+pub struct Progress {
+    done: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    pub fn start(what: &str) -> Progress {
+        let done = Arc::new(AtomicU64::new(0));
+        let (counter, what) = (done.clone(), what.to_string());
+        let started = Instant::now();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let n = counter.load(Ordering::Relaxed);
+                let rate = n as f64 / started.elapsed().as_secs_f64();
+                eprint!(
+                    "\r  {what}: {n} in {:.0} s, {rate:.0}/s   ",
+                    started.elapsed().as_secs_f64()
+                );
+                let _ = std::io::stderr().flush();
+            }
+        });
+        Progress { done, task }
+    }
+
+    pub fn counter(&self) -> Arc<AtomicU64> {
+        self.done.clone()
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.task.abort();
+        eprint!("\r{:<100}\r", "");
+    }
+}

@@ -1,0 +1,106 @@
+//! Scale: how long the server binary takes to start (recover) on a log of N events, and
+//! how much memory it then holds. The log is written through the store library, with
+//! fsync off, which is only a faster way to make the same files the server writes.
+
+use crate::report::{Figure, Latencies, Progress};
+use crate::server::{BoxError, Process};
+use evenire_server::store::fs::RealFs;
+use evenire_server::store::{EventData, ExpectedVersion, FsyncPolicy, Store, StreamId};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What one scale point measured.
+#[derive(Debug)]
+pub struct ScalePoint {
+    pub start: Figure,
+    pub rss_mib: f64,
+    pub index_bytes_per_event: f64,
+}
+
+/// Writes `events` events in streams of `per_stream` into `dir`.
+pub async fn fill(
+    dir: &Path,
+    events: u64,
+    per_stream: u64,
+    payload: usize,
+) -> Result<(), BoxError> {
+    let mut config = evenire_server::Config::new(dir).store();
+    config.fsync = FsyncPolicy::PowerLossUnsafe;
+    config.cache_bytes = 0;
+    config.fs = Arc::new(RealFs);
+    let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(config)).await??);
+    let streams = events / per_stream;
+    let next = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start(&format!("writing {events} events in {streams} streams"));
+    let data = bytes::Bytes::from(vec![b'x'; payload]);
+    let event_type: Arc<str> = Arc::from("Reading");
+    let mut tasks = Vec::new();
+    for _ in 0..256 {
+        let (store, next, done) = (store.clone(), next.clone(), progress.counter());
+        let (data, event_type) = (data.clone(), event_type.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream_type: Arc<str> = Arc::from("sensor");
+            while next.fetch_add(1, Ordering::Relaxed) < streams {
+                let stream = StreamId {
+                    key: uuid::Uuid::new_v4(),
+                    stream_type: stream_type.clone(),
+                };
+                let batch = (0..per_stream)
+                    .map(|_| EventData {
+                        id: uuid::Uuid::new_v4(),
+                        event_type: event_type.clone(),
+                        data: data.clone(),
+                        metadata: bytes::Bytes::new(),
+                    })
+                    .collect();
+                store
+                    .append(stream, ExpectedVersion::NoStream, batch)
+                    .await?;
+                done.fetch_add(per_stream, Ordering::Relaxed);
+            }
+            Ok::<_, evenire_server::store::StoreError>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    store.shutdown().await;
+    Ok(())
+}
+
+/// Starts the binary on `dir` (holding `events` events) and measures it against an
+/// empty server's `baseline_mib`.
+pub fn measure(
+    binary: &Path,
+    dir: &Path,
+    events: u64,
+    streams: u64,
+    cache: &str,
+    baseline_mib: f64,
+) -> Result<ScalePoint, BoxError> {
+    let server = Process::start(binary, dir, &["--cache-size", cache])?;
+    // Let the allocator settle after recovery's peak.
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_mib = server.rss_mib();
+    let start_time = server.start_time;
+    server.kill();
+    let mut latencies = Latencies::default();
+    latencies.record(start_time);
+    let start = Figure::new(
+        format!("start (recover) {events} events"),
+        "events/s",
+        events,
+        start_time,
+        &latencies,
+    )
+    .conditions(format!(
+        "{streams} streams; server binary from spawn to serving; RSS after start {rss_mib:.0} MiB, cache {cache}"
+    ));
+    Ok(ScalePoint {
+        start,
+        rss_mib,
+        index_bytes_per_event: (rss_mib - baseline_mib).max(0.0) * 1024.0 * 1024.0 / events as f64,
+    })
+}
