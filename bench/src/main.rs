@@ -33,6 +33,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser, serde::Serialize)]
 #[command(about = "Benchmarks Evenire on a real server against this machine's ceilings")]
 struct Args {

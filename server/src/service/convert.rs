@@ -288,9 +288,16 @@ pub fn stream_info(info: StreamInfo) -> pb::StreamInfo {
 
 fn stream_id_to_proto(stream: &StreamId) -> pb::StreamId {
     pb::StreamId {
-        key: stream.key.to_string(),
-        r#type: stream.stream_type.to_string(),
+        key: uuid_text(stream.key),
+        r#type: String::from(&*stream.stream_type),
     }
+}
+
+/// A UUID's canonical text, written straight into its string: `to_string` goes through
+/// the formatting machinery, and reads format two UUIDs for every event they send.
+fn uuid_text(id: Uuid) -> String {
+    let mut buffer = Uuid::encode_buffer();
+    String::from(&*id.hyphenated().encode_lower(&mut buffer))
 }
 
 fn timestamp(micros: i64) -> prost_types::Timestamp {
@@ -425,8 +432,8 @@ fn event_data(event: pb::EventData, i: usize, limits: &Limits) -> Result<EventDa
 /// An event as the wire carries it.
 pub fn recorded_event(event: RecordedEvent) -> pb::RecordedEvent {
     pb::RecordedEvent {
-        id: event.id.to_string(),
-        r#type: event.event_type.to_string(),
+        id: uuid_text(event.id),
+        r#type: String::from(&*event.event_type),
         data: event.data,
         metadata: event.metadata,
         stream: Some(stream_id_to_proto(&event.stream)),
