@@ -59,10 +59,11 @@ pub fn append(request: pb::AppendRequest, limits: &Limits) -> Result<Append, Sta
             limits.max_events_per_append
         )));
     }
-    let mut seen = HashSet::with_capacity(request.events.len());
-    let mut events = Vec::with_capacity(request.events.len());
+    let mut seen: HashSet<Uuid, foldhash::fast::RandomState> =
+        HashSet::with_capacity_and_hasher(request.events.len(), Default::default());
+    let mut events: Vec<EventData> = Vec::with_capacity(request.events.len());
     for (i, event) in request.events.into_iter().enumerate() {
-        let event = event_data(event, i, limits)?;
+        let event = event_data(event, i, limits, events.last().map(|e| &e.event_type))?;
         if !seen.insert(event.id) {
             return Err(invalid(format!(
                 "events[{i}].id: {} appears twice in this append",
@@ -347,19 +348,20 @@ fn filter_list(entries: Vec<String>, field: &str) -> Result<Vec<String>, Status>
     entries
         .into_iter()
         .enumerate()
-        .map(|(i, entry)| type_name(entry, &format!("{field}[{i}]")).map(|t| t.to_string()))
+        .map(|(i, entry)| type_name(entry, format_args!("{field}[{i}]")).map(|t| t.to_string()))
         .collect()
 }
 
 fn stream_id(stream: Option<pb::StreamId>, field: &str) -> Result<StreamId, Status> {
     let stream = stream.ok_or_else(|| invalid(format!("{field}: required")))?;
     Ok(StreamId {
-        key: uuid(&stream.key, &format!("{field}.key"))?,
-        stream_type: type_name(stream.r#type, &format!("{field}.type"))?,
+        key: uuid(&stream.key, format_args!("{field}.key"))?,
+        stream_type: type_name(stream.r#type, format_args!("{field}.type"))?,
     })
 }
 
-fn uuid(text: &str, field: &str) -> Result<Uuid, Status> {
+/// `field` names the field in the error; it is only formatted when there is one.
+fn uuid(text: &str, field: impl std::fmt::Display) -> Result<Uuid, Status> {
     // Only the canonical hyphenated form: one spelling per id keeps ids comparable
     // across clients.
     if text.len() != 36 {
@@ -376,7 +378,7 @@ fn uuid(text: &str, field: &str) -> Result<Uuid, Status> {
     })
 }
 
-fn type_name(name: String, field: &str) -> Result<Arc<str>, Status> {
+fn type_name(name: String, field: impl std::fmt::Display) -> Result<Arc<str>, Status> {
     if name.is_empty() {
         return Err(invalid(format!("{field}: must not be empty")));
     }
@@ -406,13 +408,23 @@ fn expected_version(expected: Option<pb::ExpectedVersion>) -> Result<ExpectedVer
     }
 }
 
-fn event_data(event: pb::EventData, i: usize, limits: &Limits) -> Result<EventData, Status> {
+/// The event's type shares the previous event's `Arc` when they are the same: batches
+/// are mostly of one or a few types, and this saves an allocation per event.
+fn event_data(
+    event: pb::EventData,
+    i: usize,
+    limits: &Limits,
+    previous_type: Option<&Arc<str>>,
+) -> Result<EventData, Status> {
     let id = if event.id.is_empty() {
         Uuid::new_v4()
     } else {
-        uuid(&event.id, &format!("events[{i}].id"))?
+        uuid(&event.id, format_args!("events[{i}].id"))?
     };
-    let event_type = type_name(event.r#type, &format!("events[{i}].type"))?;
+    let event_type = match previous_type {
+        Some(previous) if **previous == *event.r#type => previous.clone(),
+        _ => type_name(event.r#type, format_args!("events[{i}].type"))?,
+    };
     let size = event.data.len() + event.metadata.len();
     if size > limits.max_event_size {
         return Err(invalid(format!(

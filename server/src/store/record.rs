@@ -343,11 +343,20 @@ impl Cursor {
     }
 
     fn short_str(&mut self) -> Result<Arc<str>, DecodeError> {
+        self.short_str_like(None)
+    }
+
+    /// A short string that shares `previous`'s allocation when it is the same: the
+    /// events of a record mostly have one type.
+    fn short_str_like(&mut self, previous: Option<&Arc<str>>) -> Result<Arc<str>, DecodeError> {
         let len = usize::from(self.u16()?);
         let bytes = self.take(len)?;
-        std::str::from_utf8(&bytes)
-            .map(Arc::from)
-            .map_err(|_| DecodeError::Malformed("type is not UTF-8"))
+        match previous {
+            Some(previous) if previous.as_bytes() == &bytes[..] => Ok(previous.clone()),
+            _ => std::str::from_utf8(&bytes)
+                .map(Arc::from)
+                .map_err(|_| DecodeError::Malformed("type is not UTF-8")),
+        }
     }
 
     fn bytes(&mut self) -> Result<Bytes, DecodeError> {
@@ -400,11 +409,14 @@ impl Cursor {
         }
         // Each event takes at least 26 bytes, so a forged count cannot make us allocate
         // more than the payload could hold.
-        let mut events = Vec::with_capacity((count as usize).min(self.buf.len() / 26));
+        let mut events: Vec<StoredEvent> =
+            Vec::with_capacity((count as usize).min(self.buf.len() / 26));
         for _ in 0..count {
+            let id = self.uuid()?;
+            let event_type = self.short_str_like(events.last().map(|e| &e.event_type))?;
             events.push(StoredEvent {
-                id: self.uuid()?,
-                event_type: self.short_str()?,
+                id,
+                event_type,
                 data: self.bytes()?,
                 metadata: self.bytes()?,
             });
