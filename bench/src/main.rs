@@ -272,7 +272,13 @@ async fn main() -> Result<(), BoxError> {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(&args.json, serde_json::to_string_pretty(&run)?)?;
-    println!("written: {}", args.json.display());
+    let markdown = args.json.with_extension("md");
+    std::fs::write(&markdown, run.markdown())?;
+    println!(
+        "written: {} and {}",
+        args.json.display(),
+        markdown.display()
+    );
     Ok(())
 }
 

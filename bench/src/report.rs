@@ -148,6 +148,44 @@ pub struct Run {
     pub notes: Vec<String>,
 }
 
+impl Run {
+    /// The closing table as Markdown, for BENCHMARKS.md.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut out = format!(
+            "Machine: {} cores ({}), {:.1} GiB, Linux {}, data on {}.\n\n\
+             | what | rate | p50 ms | p99 ms | p99.9 ms | max ms | vs ceiling | conditions |\n\
+             |---|---:|---:|---:|---:|---:|---:|---|\n",
+            m.cores, m.cpu, m.memory_gib, m.kernel, m.data_dir_fs
+        );
+        for f in &self.figures {
+            let (p50, p99, p999, max) = f.latency.as_ref().map_or_else(
+                Default::default,
+                |l| {
+                    (
+                        format!("{:.2}", l.p50_ms),
+                        format!("{:.2}", l.p99_ms),
+                        format!("{:.2}", l.p999_ms),
+                        format!("{:.2}", l.max_ms),
+                    )
+                },
+            );
+            let ratio = match (&f.ceiling, f.ratio) {
+                (Some(c), Some(r)) => format!("{:.0} % of {}", r * 100.0, c.what),
+                _ => String::new(),
+            };
+            out += &format!(
+                "| {} | {:.0} {} | {p50} | {p99} | {p999} | {max} | {ratio} | {} |\n",
+                f.name, f.rate, f.unit, f.conditions
+            );
+        }
+        for note in &self.notes {
+            out += &format!("\nNote: {note}\n");
+        }
+        out
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Machine {
     pub cores: usize,

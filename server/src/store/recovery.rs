@@ -78,22 +78,18 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
             .read(&path)
             .map(Bytes::from)
             .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-        let scan = segment::scan(&path, seq, &bytes, Some(seq) == last_seq)?;
-        for scanned in &scan.records {
+        let index = &mut replayed.index;
+        let mut records = 0;
+        let scan = segment::scan_each(&path, seq, &bytes, Some(seq) == last_seq, |scanned| {
             let loc = RecordLoc {
                 segment: seq32,
                 len: scanned.len as u32,
                 offset: scanned.offset,
             };
-            apply(
-                &mut replayed.index,
-                &path,
-                scanned.offset,
-                loc,
-                &scanned.entry,
-            )?;
-        }
-        replayed.records += scan.records.len() as u64;
+            records += 1;
+            apply(index, &path, scanned.offset, loc, &scanned.entry)
+        })?;
+        replayed.records += records;
         if let Some(reason) = scan.torn {
             replayed.torn = Some(TornTail {
                 path: path.clone(),

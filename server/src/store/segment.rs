@@ -89,13 +89,44 @@ pub struct Scan {
 }
 
 /// Checks the header of segment `seq` and decodes every record in `bytes` (the whole
-/// file).
+/// file), collecting them; [`scan_each`] has the rules.
+pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan, StoreError> {
+    let mut records = Vec::new();
+    let end = scan_each(path, seq, bytes, is_last, |record| {
+        records.push(record);
+        Ok(())
+    })?;
+    Ok(Scan {
+        records,
+        valid_len: end.valid_len,
+        torn: end.torn,
+    })
+}
+
+/// Where a segment's valid records end, and why, if bytes follow them.
+#[derive(Debug)]
+pub struct ScanEnd {
+    /// Where the valid records end. Less than the file's length when a torn tail follows.
+    pub valid_len: u64,
+    /// Why the bytes after `valid_len` were judged a torn write, if there are any.
+    pub torn: Option<String>,
+}
+
+/// Checks the header of segment `seq` and hands every record in `bytes` (the whole
+/// file) to `visit` as it is decoded, so that recovery holds one decoded record at a
+/// time rather than a whole segment's.
 ///
 /// A damaged record in the last segment (`is_last`) after which no valid record can be
 /// found is a torn write: the crash came before its fsync, so it was never
 /// acknowledged, and recovery may drop it. Damage anywhere else means acknowledged data
 /// is unreadable: that is an error naming the file and offset, never silently skipped.
-pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan, StoreError> {
+pub fn scan_each(
+    path: &Path,
+    seq: u64,
+    bytes: &Bytes,
+    is_last: bool,
+    mut visit: impl FnMut(ScannedRecord) -> Result<(), StoreError>,
+) -> Result<ScanEnd, StoreError> {
     let corrupt = |offset: u64, reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         offset,
@@ -105,8 +136,7 @@ pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan,
     if file_len < SEGMENT_HEADER_LEN {
         if is_last {
             // A crash while a new segment's header was being written.
-            return Ok(Scan {
-                records: Vec::new(),
+            return Ok(ScanEnd {
                 valid_len: 0,
                 torn: Some("segment header incomplete".into()),
             });
@@ -127,22 +157,20 @@ pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan,
         ));
     }
 
-    let mut records = Vec::new();
     let mut at = SEGMENT_HEADER_LEN as usize;
     while at < bytes.len() {
         match frame_at(bytes, at) {
             Ok((entry, len)) => {
-                records.push(ScannedRecord {
+                visit(ScannedRecord {
                     offset: at as u64,
                     len,
                     entry,
-                });
+                })?;
                 at += len as usize;
             }
             Err(problem) => {
                 if is_last && !has_valid_frame_after(bytes, at + 1) {
-                    return Ok(Scan {
-                        records,
+                    return Ok(ScanEnd {
                         valid_len: at as u64,
                         torn: Some(problem),
                     });
@@ -151,8 +179,7 @@ pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan,
             }
         }
     }
-    Ok(Scan {
-        records,
+    Ok(ScanEnd {
         valid_len: at as u64,
         torn: None,
     })
