@@ -159,17 +159,14 @@ impl Run {
             m.cores, m.cpu, m.memory_gib, m.kernel, m.data_dir_fs
         );
         for f in &self.figures {
-            let (p50, p99, p999, max) = f.latency.as_ref().map_or_else(
-                Default::default,
-                |l| {
-                    (
-                        format!("{:.2}", l.p50_ms),
-                        format!("{:.2}", l.p99_ms),
-                        format!("{:.2}", l.p999_ms),
-                        format!("{:.2}", l.max_ms),
-                    )
-                },
-            );
+            let (p50, p99, p999, max) = f.latency.as_ref().map_or_else(Default::default, |l| {
+                (
+                    format!("{:.2}", l.p50_ms),
+                    format!("{:.2}", l.p99_ms),
+                    format!("{:.2}", l.p999_ms),
+                    format!("{:.2}", l.max_ms),
+                )
+            });
             let ratio = match (&f.ceiling, f.ratio) {
                 (Some(c), Some(r)) => format!("{:.0} % of {}", r * 100.0, c.what),
                 _ => String::new(),
