@@ -26,7 +26,7 @@ impl StreamId {
 
     pub(crate) fn to_proto(&self) -> pb::StreamId {
         pb::StreamId {
-            key: self.key.to_string(),
+            key: uuid_text(self.key),
             r#type: self.stream_type.clone(),
         }
     }
@@ -93,7 +93,7 @@ impl EventData {
 
     pub(crate) fn to_proto(&self) -> pb::EventData {
         pb::EventData {
-            id: self.id.map(|id| id.to_string()).unwrap_or_default(),
+            id: self.id.map(uuid_text).unwrap_or_default(),
             r#type: self.event_type.clone(),
             data: self.data.clone(),
             metadata: self.metadata.clone(),
@@ -249,4 +249,11 @@ impl RecordedEvent {
             created,
         })
     }
+}
+
+/// A UUID's canonical text, written straight into its string (`to_string` goes through
+/// the formatting machinery, once per event of every append).
+fn uuid_text(id: Uuid) -> String {
+    let mut buffer = Uuid::encode_buffer();
+    String::from(&*id.hyphenated().encode_lower(&mut buffer))
 }
