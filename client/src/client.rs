@@ -7,7 +7,6 @@ use crate::types::{
 };
 use evenire_proto::v1 as pb;
 use evenire_proto::v1::event_store_service_client::EventStoreServiceClient;
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio_stream::{Stream, StreamExt};
@@ -100,7 +99,8 @@ type Batches = Pin<Box<dyn Stream<Item = Result<Vec<pb::RecordedEvent>, tonic::S
 /// The events of a read, one at a time, though the server sends them in batches.
 pub struct EventStream {
     responses: Batches,
-    buffered: VecDeque<pb::RecordedEvent>,
+    /// The rest of the last batch received, taken from it without copying.
+    buffered: std::vec::IntoIter<pb::RecordedEvent>,
 }
 
 impl std::fmt::Debug for EventStream {
@@ -117,7 +117,7 @@ impl EventStream {
     ) -> Self {
         EventStream {
             responses: Box::pin(responses),
-            buffered: VecDeque::new(),
+            buffered: Vec::new().into_iter(),
         }
     }
 }
@@ -127,13 +127,13 @@ impl Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            if let Some(event) = self.buffered.pop_front() {
+            if let Some(event) = self.buffered.next() {
                 return Poll::Ready(Some(
                     RecordedEvent::from_proto(event).map_err(Error::BadResponse),
                 ));
             }
             match self.responses.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(events))) => self.buffered.extend(events),
+                Poll::Ready(Some(Ok(events))) => self.buffered = events.into_iter(),
                 Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status.into()))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
