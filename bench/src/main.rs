@@ -505,15 +505,16 @@ async fn scale_figures(args: &Args, results: &mut Results, root: &Path) -> Resul
         if !dir.join("segment-00000000000000000000.log").exists() {
             scale::fill(&dir, events, per_stream, 100).await?;
         }
-        let point = tokio::task::block_in_place(|| {
-            scale::measure(&binary, &dir, events, events / per_stream, &cache, baseline)
-        })?;
+        let point =
+            scale::measure(&binary, &dir, events, events / per_stream, &cache, baseline).await?;
         results.add(point.start);
         results.note(format!(
-            "{events} events in {} streams: RSS {:.0} MiB after start, index {:.0} B per event (RSS above an empty server's)",
+            "{events} events in {} streams: RSS {:.0} MiB after start, index {:.0} B per event \
+             (RSS above an empty server's); {:.0} MiB after reading the whole log",
             events / per_stream,
             point.rss_mib,
-            point.index_bytes_per_event
+            point.index_bytes_per_event,
+            point.rss_full_cache_mib
         ));
     }
     Ok(())

@@ -15,7 +15,10 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct ScalePoint {
     pub start: Figure,
+    /// Resident memory right after the start.
     pub rss_mib: f64,
+    /// After `$all` was read from the start, so that the cache is as full as it gets.
+    pub rss_full_cache_mib: f64,
     pub index_bytes_per_event: f64,
 }
 
@@ -71,8 +74,9 @@ pub async fn fill(
 }
 
 /// Starts the binary on `dir` (holding `events` events) and measures it against an
-/// empty server's `baseline_mib`.
-pub fn measure(
+/// empty server's `baseline_mib`; then reads the whole log so that the cache fills, and
+/// measures again.
+pub async fn measure(
     binary: &Path,
     dir: &Path,
     events: u64,
@@ -80,11 +84,17 @@ pub fn measure(
     cache: &str,
     baseline_mib: f64,
 ) -> Result<ScalePoint, BoxError> {
-    let server = Process::start(binary, dir, &["--cache-size", cache])?;
-    // Let the allocator settle after recovery's peak.
-    std::thread::sleep(Duration::from_millis(500));
+    let server = tokio::task::block_in_place(|| {
+        let server = Process::start(binary, dir, &["--cache-size", cache])?;
+        // Let the allocator settle after recovery's peak.
+        std::thread::sleep(Duration::from_millis(500));
+        Ok::<_, BoxError>(server)
+    })?;
     let rss_mib = server.rss_mib();
     let start_time = server.start_time;
+    let client = evenire_client::Client::connect(server.uri.clone()).await?;
+    crate::reads::log_forward(&client, "reading the whole log to fill the cache").await?;
+    let rss_full_cache_mib = server.rss_mib();
     server.kill();
     let mut latencies = Latencies::default();
     latencies.record(start_time);
@@ -96,11 +106,13 @@ pub fn measure(
         &latencies,
     )
     .conditions(format!(
-        "{streams} streams; server binary from spawn to serving; RSS after start {rss_mib:.0} MiB, cache {cache}"
+        "{streams} streams; server binary from spawn to serving; RSS {rss_mib:.0} MiB after \
+         start, {rss_full_cache_mib:.0} MiB after reading the whole log (cache {cache})"
     ));
     Ok(ScalePoint {
         start,
         rss_mib,
+        rss_full_cache_mib,
         index_bytes_per_event: (rss_mib - baseline_mib).max(0.0) * 1024.0 * 1024.0 / events as f64,
     })
 }

@@ -12,6 +12,7 @@ use super::index::{Index, RecordLoc};
 use super::record::Entry;
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use bytes::Bytes;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// What recovery hands to the writer.
@@ -68,40 +69,63 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
         records: 0,
         torn: None,
     };
-    for (seq, path) in segments {
-        let seq32 = u32::try_from(seq).map_err(|_| StoreError::Corrupt {
-            path: path.clone(),
-            offset: 0,
-            reason: "segment number out of range".into(),
-        })?;
-        let bytes = fs
-            .read(&path)
-            .map(Bytes::from)
-            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-        let index = &mut replayed.index;
-        let mut records = 0;
-        let scan = segment::scan_each(&path, seq, &bytes, Some(seq) == last_seq, |scanned| {
-            let loc = RecordLoc {
-                segment: seq32,
-                len: scanned.len as u32,
-                offset: scanned.offset,
-            };
-            records += 1;
-            apply(index, &path, scanned.offset, loc, &scanned.entry)
-        })?;
-        replayed.records += records;
-        if let Some(reason) = scan.torn {
-            replayed.torn = Some(TornTail {
+    // One thread reads the next segment from the disk while this one checks and indexes
+    // the current: on a cold start the reads and the indexing overlap. It runs at most
+    // one segment ahead, so recovery holds two segments' bytes at most.
+    std::thread::scope(|scope| {
+        let (sender, read) = std::sync::mpsc::sync_channel(1);
+        let paths: Vec<PathBuf> = segments.iter().map(|(_, path)| path.clone()).collect();
+        scope.spawn(move || {
+            for path in paths {
+                let bytes = fs
+                    .read(&path)
+                    .map(Bytes::from)
+                    .map_err(|e| StoreError::io(format!("reading {}", path.display()), e));
+                if sender.send(bytes).is_err() {
+                    return;
+                }
+            }
+        });
+        for (seq, path) in segments {
+            let seq32 = u32::try_from(seq).map_err(|_| StoreError::Corrupt {
                 path: path.clone(),
-                seq,
-                valid_len: scan.valid_len,
-                dropped: bytes.len() as u64 - scan.valid_len,
-                reason,
-            });
+                offset: 0,
+                reason: "segment number out of range".into(),
+            })?;
+            let bytes = match read.recv() {
+                Ok(read) => read?,
+                Err(_) => {
+                    return Err(StoreError::io(
+                        "reading the log",
+                        io::ErrorKind::BrokenPipe.into(),
+                    ));
+                }
+            };
+            let index = &mut replayed.index;
+            let mut records = 0;
+            let scan = segment::scan_each(&path, seq, &bytes, Some(seq) == last_seq, |scanned| {
+                let loc = RecordLoc {
+                    segment: seq32,
+                    len: scanned.len as u32,
+                    offset: scanned.offset,
+                };
+                records += 1;
+                apply(index, &path, scanned.offset, loc, &scanned.entry)
+            })?;
+            replayed.records += records;
+            if let Some(reason) = scan.torn {
+                replayed.torn = Some(TornTail {
+                    path: path.clone(),
+                    seq,
+                    valid_len: scan.valid_len,
+                    dropped: bytes.len() as u64 - scan.valid_len,
+                    reason,
+                });
+            }
+            replayed.segments.push((seq, path, bytes.len() as u64));
         }
-        replayed.segments.push((seq, path, bytes.len() as u64));
-    }
-    Ok(replayed)
+        Ok(replayed)
+    })
 }
 
 /// Rebuilds the index from the segments in `dir`: [`replay`], then cuts off a torn
