@@ -17,6 +17,10 @@
 
 mod appends;
 mod ceilings;
+// The kill -9 harness of server/tests/crash_recovery.rs, compiled here too so that the
+// long mode runs the very same checks.
+#[path = "../../server/tests/common/crash_harness.rs"]
+mod crash_harness;
 mod reads;
 mod report;
 mod scale;
@@ -91,6 +95,14 @@ struct Args {
     /// Where the JSON results go.
     #[arg(long, default_value = "target/evenire-bench.json")]
     json: PathBuf,
+    /// Instead of the benchmark: this many kill -9 / restart cycles of the server binary
+    /// under concurrent appends, checking the whole log after each (the long mode of
+    /// server/tests/crash_recovery.rs).
+    #[arg(long)]
+    crash_cycles: Option<usize>,
+    /// Replays a crash run (the seed is printed at its start).
+    #[arg(long)]
+    crash_seed: Option<u64>,
     /// Instead of the benchmark: a soak of this many seconds of mixed load against the
     /// server binary, sampling its memory every second.
     #[arg(long)]
@@ -200,6 +212,23 @@ async fn main() -> Result<(), BoxError> {
     if let Some(seconds) = args.soak_seconds {
         let binary = server::binary(args.server_bin.as_deref())?;
         return soak::run(&binary, seconds, &args.cache_size.to_string(), 100).await;
+    }
+    if let Some(cycles) = args.crash_cycles {
+        let binary = server::binary(args.server_bin.as_deref())?;
+        let seed = args
+            .crash_seed
+            .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        let report = crash_harness::run(cycles, seed, |dir| {
+            let server = tokio::task::block_in_place(|| Process::start(&binary, dir, &[]))
+                .unwrap_or_else(|e| panic!("starting the server: {e}"));
+            (server.child, server.uri)
+        })
+        .await;
+        println!(
+            "kill -9: {} cycles, {} appends sent, {} unanswered and retried, {} events in the log, lost 0",
+            report.cycles, report.sent, report.unanswered, report.events
+        );
+        return Ok(());
     }
     if args.quick {
         args.stream_events = args.stream_events.min(100_000);
