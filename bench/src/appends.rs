@@ -66,10 +66,7 @@ pub async fn run(clients: &[Client], load: AppendLoad) -> Result<Figure, evenire
     }
     let mut latencies = Latencies::default();
     for task in tasks {
-        match task.await {
-            Ok(result) => latencies.merge(&result?),
-            Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
-        }
+        latencies.merge(&join(task).await?);
     }
     let events = progress.counter().load(Ordering::Relaxed);
     Ok(Figure::new(
@@ -83,6 +80,16 @@ pub async fn run(clients: &[Client], load: AppendLoad) -> Result<Figure, evenire
         "{} events/request, {} B, {} clients over {connections} connections",
         load.batch, load.payload, load.concurrency
     )))
+}
+
+/// A task's result; a panic in it goes on in the caller.
+pub async fn join<T>(
+    task: tokio::task::JoinHandle<Result<T, evenire_client::Error>>,
+) -> Result<T, evenire_client::Error> {
+    match task.await {
+        Ok(result) => result,
+        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+    }
 }
 
 /// A payload of `size` bytes, shared by every event that carries it.

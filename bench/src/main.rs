@@ -256,25 +256,15 @@ async fn main() -> Result<(), BoxError> {
     let mut results = Results::default();
     report::print_header();
 
-    let main_dir = tempfile::tempdir_in(&root)?;
-    let server = Server::start(&args, main_dir.path(), args.cache_size).await?;
-    let clients = server.clients(args.connections).await?;
-    let ceilings = measure_ceilings(&args, &mut results, server.uri(), main_dir.path()).await?;
-    if args.wants("appends") {
-        append_figures(&args, &mut results, &clients, &ceilings).await?;
-    }
-    if args.wants("fanout") {
-        for subscribers in [1, 100] {
-            let (figure, _) = reads::fan_out(&clients, subscribers, args.duration(), 100).await?;
-            results.add(figure);
+    // The scale section starts servers of its own; the others need the ceilings.
+    if ["ceilings", "appends", "fanout", "reads"]
+        .iter()
+        .any(|section| args.wants(section))
+    {
+        let ceilings = main_server_figures(&args, &mut results, &root).await?;
+        if args.wants("reads") {
+            read_figures(&args, &mut results, &root, &ceilings).await?;
         }
-    }
-    drop(clients);
-    server.stop().await?;
-    drop(main_dir);
-
-    if args.wants("reads") {
-        read_figures(&args, &mut results, &root, &ceilings).await?;
     }
     if args.wants("scale") {
         scale_figures(&args, &mut results, &root).await?;
@@ -309,6 +299,30 @@ async fn main() -> Result<(), BoxError> {
         markdown.display()
     );
     Ok(())
+}
+
+/// The ceilings, then appends and fan-out, on one server over a fresh directory.
+async fn main_server_figures(
+    args: &Args,
+    results: &mut Results,
+    root: &Path,
+) -> Result<Ceilings, BoxError> {
+    let main_dir = tempfile::tempdir_in(root)?;
+    let server = Server::start(args, main_dir.path(), args.cache_size).await?;
+    let clients = server.clients(args.connections).await?;
+    let ceilings = measure_ceilings(args, results, server.uri(), main_dir.path()).await?;
+    if args.wants("appends") {
+        append_figures(args, results, &clients, &ceilings).await?;
+    }
+    if args.wants("fanout") {
+        for subscribers in [1, 100] {
+            let (figure, _) = reads::fan_out(&clients, subscribers, args.duration(), 100).await?;
+            results.add(figure);
+        }
+    }
+    drop(clients);
+    server.stop().await?;
+    Ok(ceilings)
 }
 
 /// What the other figures are compared with.

@@ -1,7 +1,7 @@
 //! Read load: one stream read forward whole, `$all` from the start, the last event of
 //! many streams read backward, and live subscribers following appends.
 
-use crate::appends::{AppendLoad, bytes_of};
+use crate::appends::{AppendLoad, bytes_of, join};
 use crate::report::{Figure, Latencies, Progress};
 use evenire_client::{
     Client, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, StreamId, SubscribeFrom,
@@ -131,7 +131,7 @@ pub async fn last_event_backward(
                     got += 1;
                 }
                 latencies.record(sent.elapsed());
-                debug_assert_eq!(got, 1);
+                assert_eq!(got, 1, "a backward read of limit 1 of a written stream");
                 done.fetch_add(1, Ordering::Relaxed);
             }
             Ok::<_, evenire_client::Error>(latencies)
@@ -224,12 +224,4 @@ pub async fn fan_out(
         appended.rate * subscribers as f64,
     );
     Ok((figure, appended))
-}
-
-/// A task's result; a panic in it goes on in the caller.
-async fn join<T>(task: tokio::task::JoinHandle<Result<T>>) -> Result<T> {
-    match task.await {
-        Ok(result) => result,
-        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
-    }
 }

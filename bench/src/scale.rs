@@ -4,7 +4,6 @@
 
 use crate::report::{Figure, Latencies, Progress};
 use crate::server::{BoxError, Process};
-use evenire_server::store::fs::RealFs;
 use evenire_server::store::{EventData, ExpectedVersion, FsyncPolicy, Store, StreamId};
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +31,6 @@ pub async fn fill(
     let mut config = evenire_server::Config::new(dir).store();
     config.fsync = FsyncPolicy::PowerLossUnsafe;
     config.cache_bytes = 0;
-    config.fs = Arc::new(RealFs);
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(config)).await??);
     let streams = events / per_stream;
     let next = Arc::new(AtomicU64::new(0));

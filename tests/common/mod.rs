@@ -105,25 +105,10 @@ impl TestServer {
     }
 
     async fn wait_until_serving(&self) {
-        for _ in 0..500 {
-            if self.handle.is_finished() {
-                panic!("the server stopped while starting");
-            }
-            let endpoint = tonic::transport::Endpoint::from_shared(self.uri()).expect("uri");
-            if let Ok(channel) = endpoint.connect().await {
-                let mut health = HealthClient::new(channel);
-                let request = HealthCheckRequest {
-                    service: String::new(),
-                };
-                if let Ok(response) = health.check(request).await
-                    && response.into_inner().status == ServingStatus::Serving as i32
-                {
-                    return;
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("the server did not become SERVING within 5 s");
+        assert!(
+            self.wait_for_serving().await,
+            "the server stopped while starting"
+        );
     }
 
     /// Requests shutdown and returns how `run` ended.

@@ -218,10 +218,14 @@ impl Index {
                     key: Uuid::from_u128(key),
                     stream_type: stream_type.clone(),
                 };
-                let key_matches = filter
-                    .key_prefix
-                    .as_deref()
-                    .is_none_or(|p| stream.key.hyphenated().to_string().starts_with(p));
+                let key_matches = filter.key_prefix.as_deref().is_none_or(|p| {
+                    let mut text = Uuid::encode_buffer();
+                    stream
+                        .key
+                        .hyphenated()
+                        .encode_lower(&mut text)
+                        .starts_with(p)
+                });
                 if key_matches
                     && let Some(info) = self.info(&stream)
                     && (filter.include_deleted || info.state == StreamState::Live)

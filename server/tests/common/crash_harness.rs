@@ -16,23 +16,11 @@ use std::time::Duration;
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 
+#[path = "rng.rs"]
+mod rng;
+use rng::Rng;
+
 const APPENDERS: usize = 16;
-
-/// A small deterministic generator, so a failing run can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One append as the client sent it, and what it heard back.
 #[derive(Debug, Clone)]
