@@ -2,10 +2,31 @@
 //! from `proto/evenire/v1/evenire.proto`. This is the only crate that holds generated
 //! code; the server and the client import it.
 
-/// Package `evenire.v1`.
+mod encoded;
+mod event_batch;
+
+pub use encoded::Encoded;
+pub use event_batch::{EventBatch, WireEvent};
+
+/// Package `evenire.v1`: the messages and the client.
 pub mod v1 {
     #![allow(missing_docs, missing_debug_implementations, clippy::all)]
     tonic::include_proto!("evenire.v1");
+}
+
+/// The service trait and server of package `evenire.v1` as the server implements them:
+/// over the messages of [`v1`], except that the responses carrying events
+/// (`ReadResponse`, `ReadAllResponse`, `SubscribeResponse`) are [`Encoded`] bytes.
+pub mod server {
+    #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/server/evenire.v1.rs"));
+}
+
+/// The client of package `evenire.v1` as the Rust client uses it: over the messages of
+/// [`v1`], except that `ReadResponse` and `ReadAllResponse` arrive as [`EventBatch`]es.
+pub mod client {
+    #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/client/evenire.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of the contract (with its imports), for server

@@ -5,11 +5,12 @@ use crate::types::{
     AppendResult, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, RecordedEvent,
     StreamId,
 };
+use evenire_proto::client::event_store_service_client::EventStoreServiceClient;
 use evenire_proto::v1 as pb;
-use evenire_proto::v1::event_store_service_client::EventStoreServiceClient;
+use evenire_proto::{EventBatch, WireEvent};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::transport::{Channel, Endpoint};
 
 /// Largest response message accepted: room for the server's largest event (4 MiB of
@@ -73,7 +74,7 @@ impl Client {
             max_count,
         };
         let responses = self.inner.clone().read(request).await?.into_inner();
-        Ok(EventStream::new(responses.map(|r| r.map(|r| r.events))))
+        Ok(EventStream::new(responses))
     }
 
     /// Reads every event of the store in position order, from `from` in `direction`,
@@ -90,17 +91,17 @@ impl Client {
             max_count,
         };
         let responses = self.inner.clone().read_all(request).await?.into_inner();
-        Ok(EventStream::new(responses.map(|r| r.map(|r| r.events))))
+        Ok(EventStream::new(responses))
     }
 }
 
-type Batches = Pin<Box<dyn Stream<Item = Result<Vec<pb::RecordedEvent>, tonic::Status>> + Send>>;
+type Batches = Pin<Box<dyn Stream<Item = Result<EventBatch, tonic::Status>> + Send>>;
 
 /// The events of a read, one at a time, though the server sends them in batches.
 pub struct EventStream {
     responses: Batches,
     /// The rest of the last batch received, taken from it without copying.
-    buffered: std::vec::IntoIter<pb::RecordedEvent>,
+    buffered: std::vec::IntoIter<WireEvent>,
 }
 
 impl std::fmt::Debug for EventStream {
@@ -113,7 +114,7 @@ impl std::fmt::Debug for EventStream {
 
 impl EventStream {
     fn new(
-        responses: impl Stream<Item = Result<Vec<pb::RecordedEvent>, tonic::Status>> + Send + 'static,
+        responses: impl Stream<Item = Result<EventBatch, tonic::Status>> + Send + 'static,
     ) -> Self {
         EventStream {
             responses: Box::pin(responses),
@@ -129,11 +130,11 @@ impl Stream for EventStream {
         loop {
             if let Some(event) = self.buffered.next() {
                 return Poll::Ready(Some(
-                    RecordedEvent::from_proto(event).map_err(Error::BadResponse),
+                    RecordedEvent::from_wire(event).map_err(Error::BadResponse),
                 ));
             }
             match self.responses.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(events))) => self.buffered = events.into_iter(),
+                Poll::Ready(Some(Ok(batch))) => self.buffered = batch.events.into_iter(),
                 Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status.into()))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,

@@ -1,6 +1,7 @@
 //! The client's types: plain Rust values, converted to and from the wire in one place.
 
 use bytes::Bytes;
+use evenire_proto::WireEvent;
 use evenire_proto::v1 as pb;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -228,27 +229,54 @@ impl RecordedEvent {
 
     pub(crate) fn from_proto(event: pb::RecordedEvent) -> Result<Self, String> {
         let stream = event.stream.ok_or("event without a stream")?;
-        let parse = |text: &str, what: &str| {
-            Uuid::try_parse(text).map_err(|_| format!("{what} `{text}` is not a UUID"))
-        };
-        let created = event
-            .created
-            .map(|t| {
-                let since_epoch = Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32);
-                UNIX_EPOCH + since_epoch
-            })
-            .unwrap_or(UNIX_EPOCH);
         Ok(RecordedEvent {
-            id: parse(&event.id, "event id")?,
+            id: parse_uuid(event.id.as_bytes(), "event id")?,
             event_type: event.r#type,
             data: event.data,
             metadata: event.metadata,
-            stream: StreamId::new(parse(&stream.key, "stream key")?, stream.r#type),
+            stream: StreamId::new(
+                parse_uuid(stream.key.as_bytes(), "stream key")?,
+                stream.r#type,
+            ),
             version: event.version,
             position: event.position,
-            created,
+            created: time(event.created.map(|t| (t.seconds, t.nanos))),
         })
     }
+
+    /// The event of a read, from its fields as received.
+    pub(crate) fn from_wire(event: WireEvent) -> Result<Self, String> {
+        let (key, stream_type) = event.stream.clone().ok_or("event without a stream")?;
+        Ok(RecordedEvent {
+            id: parse_uuid(event.field(&event.id), "event id")?,
+            event_type: text(event.field(&event.event_type), "event type")?,
+            data: event.bytes.slice(event.data.clone()),
+            metadata: event.bytes.slice(event.metadata.clone()),
+            stream: StreamId::new(
+                parse_uuid(event.field(&key), "stream key")?,
+                text(event.field(&stream_type), "stream type")?,
+            ),
+            version: event.version,
+            position: event.position,
+            created: time(event.created),
+        })
+    }
+}
+
+fn parse_uuid(text: &[u8], what: &str) -> Result<Uuid, String> {
+    Uuid::try_parse_ascii(text)
+        .map_err(|_| format!("{what} `{}` is not a UUID", String::from_utf8_lossy(text)))
+}
+
+fn text(bytes: &[u8], what: &str) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+}
+
+/// A `google.protobuf.Timestamp` (seconds, nanoseconds) as a time; the epoch when absent.
+fn time(created: Option<(i64, i32)>) -> SystemTime {
+    created.map_or(UNIX_EPOCH, |(seconds, nanos)| {
+        UNIX_EPOCH + Duration::new(seconds.max(0) as u64, nanos.max(0) as u32)
+    })
 }
 
 /// A UUID's canonical text, written straight into its string (`to_string` goes through

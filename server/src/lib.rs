@@ -15,7 +15,7 @@ pub mod store;
 
 pub use config::Config;
 
-use evenire_proto::v1::event_store_service_server::EventStoreServiceServer;
+use evenire_proto::server::event_store_service_server::EventStoreServiceServer;
 use service::{EventStoreApi, Limits};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};

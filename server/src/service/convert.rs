@@ -2,12 +2,14 @@
 //! Every rejection is `INVALID_ARGUMENT` naming the field or limit at fault, and
 //! happens before the store sees the request, so bad input changes nothing.
 
+use super::encode;
 use crate::store::{
     DeleteMode, Direction, EventData, ExpectedVersion, Filter, ListFilter, MAX_TYPE_LEN, ReadFrom,
-    RecordedEvent, StreamId, StreamInfo, StreamState, SubscribeFrom, SubscribeTarget,
-    SubscriptionItem,
+    StreamId, StreamInfo, StreamState, SubscribeFrom, SubscribeTarget, SubscriptionItem,
 };
+use evenire_proto::Encoded;
 use evenire_proto::v1 as pb;
+use prost::Message as _;
 use std::collections::HashSet;
 use std::sync::Arc;
 use tonic::Status;
@@ -441,35 +443,20 @@ fn event_data(
     })
 }
 
-/// An event as the wire carries it.
-pub fn recorded_event(event: RecordedEvent) -> pb::RecordedEvent {
-    pb::RecordedEvent {
-        id: uuid_text(event.id),
-        r#type: String::from(&*event.event_type),
-        data: event.data,
-        metadata: event.metadata,
-        stream: Some(stream_id_to_proto(&event.stream)),
-        version: event.version,
-        position: event.position,
-        created: Some(timestamp(event.created_micros)),
-    }
-}
-
 /// A subscription's step as the wire carries it.
-pub fn subscription_item(item: SubscriptionItem) -> pb::SubscribeResponse {
+pub fn subscription_item(item: SubscriptionItem) -> Encoded {
     use pb::subscribe_response::Message;
     let message = match item {
-        SubscriptionItem::Events(events) => Message::Events(pb::SubscribeEvents {
-            events: events.into_iter().map(recorded_event).collect(),
-        }),
+        SubscriptionItem::Events(events) => return encode::subscribe_events(&events),
         SubscriptionItem::CaughtUp { position } => Message::CaughtUp(pb::CaughtUp { position }),
         SubscriptionItem::Checkpoint { position } => {
             Message::Checkpoint(pb::Checkpoint { position })
         }
     };
-    pb::SubscribeResponse {
+    let response = pb::SubscribeResponse {
         message: Some(message),
-    }
+    };
+    Encoded(response.encode_to_vec().into())
 }
 
 /// At most 64 characters of client input, for error messages.

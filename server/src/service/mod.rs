@@ -2,6 +2,7 @@
 //! It checks requests (`convert`), calls the store, and maps errors (`status`).
 
 mod convert;
+mod encode;
 pub mod oversize;
 pub mod status;
 
@@ -23,11 +24,14 @@ pub fn check_subscribe(request: pb::SubscribeRequest) -> Result<(), Status> {
     convert::subscribe(request).map(|_| ())
 }
 
-use crate::store::{LogRead, Store, StoreError};
+use crate::store::{LogRead, RecordedEvent, Store, StoreError, SubscriptionItem};
+use evenire_proto::Encoded;
+use evenire_proto::server::event_store_service_server::EventStoreService;
 use evenire_proto::v1 as pb;
-use evenire_proto::v1::event_store_service_server::EventStoreService;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::StreamExt;
+use tokio_stream::adapters::Map;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -96,7 +100,7 @@ impl EventStoreService for EventStoreApi {
         }))
     }
 
-    type ReadStream = ReceiverStream<Result<pb::ReadResponse, Status>>;
+    type ReadStream = Encoding<Vec<RecordedEvent>>;
 
     async fn read(
         &self,
@@ -108,12 +112,10 @@ impl EventStoreService for EventStoreApi {
             .store()?
             .read(read.stream, read.from, read.direction, read.max_count)
             .map_err(status::from_store)?;
-        Ok(Response::new(send_read(cursor, permit, |events| {
-            pb::ReadResponse { events }
-        })))
+        Ok(Response::new(send_read(cursor, permit)))
     }
 
-    type ReadAllStream = ReceiverStream<Result<pb::ReadAllResponse, Status>>;
+    type ReadAllStream = Encoding<Vec<RecordedEvent>>;
 
     async fn read_all(
         &self,
@@ -124,9 +126,7 @@ impl EventStoreService for EventStoreApi {
         let cursor = self
             .store()?
             .read_all(read.from, read.direction, read.max_count);
-        Ok(Response::new(send_read(cursor, permit, |events| {
-            pb::ReadAllResponse { events }
-        })))
+        Ok(Response::new(send_read(cursor, permit)))
     }
 
     async fn list_streams(
@@ -183,7 +183,7 @@ impl EventStoreService for EventStoreApi {
         }))
     }
 
-    type SubscribeStream = ReceiverStream<Result<pb::SubscribeResponse, Status>>;
+    type SubscribeStream = Encoding<SubscriptionItem>;
 
     async fn subscribe(
         &self,
@@ -206,7 +206,7 @@ impl EventStoreService for EventStoreApi {
                     item = subscription.next(READ_BATCH_EVENTS, READ_BATCH_BYTES) => item,
                 };
                 let message = match item {
-                    Some(Ok(item)) => Ok(convert::subscription_item(item)),
+                    Some(Ok(item)) => Ok(item),
                     Some(Err(e)) => Err(status::from_store(e)),
                     None => Err(Status::unavailable(
                         "the server is shutting down; subscribe again after the last \
@@ -219,8 +219,22 @@ impl EventStoreService for EventStoreApi {
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(receiver)))
+        Ok(Response::new(encoding(receiver, |item| {
+            item.map(convert::subscription_item)
+        })))
     }
+}
+
+/// A streaming call's messages: what its task sends, encoded as tonic takes each one.
+/// Until then they hold events that share the cache's bytes, not copies of them.
+type Encoding<T> =
+    Map<ReceiverStream<Result<T, Status>>, fn(Result<T, Status>) -> Result<Encoded, Status>>;
+
+fn encoding<T>(
+    receiver: mpsc::Receiver<Result<T, Status>>,
+    encode: fn(Result<T, Status>) -> Result<Encoded, Status>,
+) -> Encoding<T> {
+    ReceiverStream::new(receiver).map(encode)
 }
 
 /// Streams a listing looks at per call at most, whatever the page size: a filter that
@@ -229,11 +243,7 @@ const LIST_SCAN_LIMIT: usize = 10_000;
 
 /// Serves a read from a task of its own: one message per batch, at most
 /// `READ_AHEAD_MESSAGES` ahead of the client, stopping when the client goes.
-fn send_read<T: Send + 'static>(
-    mut cursor: LogRead,
-    permit: OwnedSemaphorePermit,
-    wrap: fn(Vec<pb::RecordedEvent>) -> T,
-) -> ReceiverStream<Result<T, Status>> {
+fn send_read(mut cursor: LogRead, permit: OwnedSemaphorePermit) -> Encoding<Vec<RecordedEvent>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
     tokio::spawn(async move {
         let _permit = permit;
@@ -242,9 +252,7 @@ fn send_read<T: Send + 'static>(
             cursor = next;
             let message = match batch {
                 Ok(events) if events.is_empty() => return,
-                Ok(events) => Ok(wrap(
-                    events.into_iter().map(convert::recorded_event).collect(),
-                )),
+                Ok(events) => Ok(events),
                 Err(e) => Err(status::from_store(e)),
             };
             let failed = message.is_err();
@@ -253,5 +261,7 @@ fn send_read<T: Send + 'static>(
             }
         }
     });
-    ReceiverStream::new(receiver)
+    encoding(receiver, |batch| {
+        batch.map(|events| encode::events(&events))
+    })
 }
