@@ -4,10 +4,10 @@
 
 use super::error::StoreError;
 use super::index::{Index, WriteState};
+use super::maps::FastMap;
 use super::reader::LogReader;
 use super::record::{Deletion, Record};
 use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -35,8 +35,8 @@ pub enum DeleteDecision {
 /// Streams, ids and positions given out earlier in the batch being decided.
 #[derive(Debug)]
 pub struct Pending {
-    streams: HashMap<StreamId, WriteState>,
-    ids: HashMap<Uuid, EventPlace>,
+    streams: FastMap<StreamId, WriteState>,
+    ids: FastMap<Uuid, EventPlace>,
     next_position: u64,
 }
 
@@ -49,11 +49,12 @@ struct EventPlace {
 }
 
 impl Pending {
-    /// An empty batch whose first event will get `next_position`.
-    pub fn new(next_position: u64) -> Self {
+    /// An empty batch whose first event will get `next_position`, sized for `events`
+    /// events: a batch of large appends would otherwise grow its id map many times.
+    pub fn new(next_position: u64, events: usize) -> Self {
         Pending {
-            streams: HashMap::new(),
-            ids: HashMap::new(),
+            streams: FastMap::default(),
+            ids: FastMap::with_capacity_and_hasher(events, Default::default()),
             next_position,
         }
     }

@@ -9,16 +9,12 @@
 //! Cost per single-event append: 24 bytes in `records`, 16 in its stream, about 40 in
 //! `ids`; plus about 100 bytes per stream.
 
+use super::maps::ShardedMap;
 use super::types::{DeleteMode, StreamId, StreamInfo, StreamState};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 use uuid::Uuid;
-
-/// foldhash instead of SipHash: recovery inserts every event id of the log into `ids`,
-/// and SipHash was a tenth of a 10M-event recovery. It is seeded per process, so keys
-/// a client picks cannot be aimed at one bucket.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Where a record lies on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,12 +112,12 @@ pub struct ListFilter {
 #[derive(Debug, Default)]
 pub struct Index {
     records: Vec<LogRecord>,
-    streams: FastMap<StreamId, StreamEntry>,
+    streams: ShardedMap<StreamId, StreamEntry>,
     /// Every stream in (type, key) order, for stable, resumable listings. Keys as
     /// integers (same order as their bytes): comparing them is one instruction, where
     /// a (type, key) tuple compared two byte strings at every level of the tree.
     ordered: BTreeMap<Arc<str>, BTreeSet<u128>>,
-    ids: FastMap<Uuid, u64>,
+    ids: ShardedMap<Uuid, u64>,
     next_position: u64,
 }
 

@@ -21,6 +21,7 @@ mod decide;
 mod error;
 pub mod fs;
 mod index;
+mod maps;
 mod read;
 mod reader;
 pub mod record;

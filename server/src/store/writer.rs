@@ -166,7 +166,7 @@ impl Writer {
                     next = commands.try_recv().ok();
                 }
             }
-            self.commit(batch);
+            self.commit(batch, bytes);
             if let Some(done) = shutdown {
                 self.finish();
                 let _ = done.send(());
@@ -185,7 +185,8 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: Vec<Command>) {
+    /// Decides, writes, syncs and publishes `batch`, whose appends encode to `bytes`.
+    fn commit(&mut self, batch: Vec<Command>, bytes: usize) {
         if batch.is_empty() {
             return;
         }
@@ -206,7 +207,15 @@ impl Writer {
         }
 
         let created_micros = now_micros();
-        let mut buf = Vec::new();
+        let events = batch
+            .iter()
+            .map(|command| match command {
+                Command::Append(append) => append.events.len(),
+                _ => 0,
+            })
+            .sum();
+        // Deletes are a few dozen bytes each: room for the appends is what matters.
+        let mut buf = Vec::with_capacity(bytes);
         let mut planned = Vec::new();
         let mut answered = Vec::new();
         {
@@ -214,7 +223,7 @@ impl Writer {
                 Ok(index) => index,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            let mut pending = Pending::new(index.next_position());
+            let mut pending = Pending::new(index.next_position(), events);
             for command in batch {
                 match command {
                     Command::Append(append) => {
