@@ -250,24 +250,44 @@ async fn a_full_disk_fails_appends_cleanly_and_they_work_again_with_room() {
         .await
         .expect("append");
     fs.set_space_left(Some(10));
+    let refused = events(&mut rng);
     let full = store
-        .append(order.clone(), ExpectedVersion::Any, events(&mut rng))
+        .append(order.clone(), ExpectedVersion::Any, refused.clone())
         .await;
     assert!(matches!(full, Err(StoreError::Io { .. })), "{full:?}");
     let log = read_log(&store).await;
     assert_eq!(log.len(), first.len(), "nothing half-written is visible");
     fs.set_space_left(None);
-    let next = events(&mut rng);
-    let count = next.len();
-    let later = store
+    // Other events take the positions and versions the refused append was given...
+    let other: Vec<EventData> = refused
+        .iter()
+        .map(|e| EventData {
+            id: Uuid::new_v4(),
+            ..e.clone()
+        })
+        .collect();
+    let count = other.len();
+    store
         .append(
             order.clone(),
             ExpectedVersion::Exact(log.len() as u64 - 1),
-            next,
+            other,
         )
         .await
         .expect("appends work again once there is room");
-    assert_eq!(later.version as usize, log.len() + count - 1);
+    // ...then the client retries the refused one. Its ids were never committed: this
+    // is a first write, not a retry of the events now where it would have gone.
+    let later = store
+        .append(order.clone(), ExpectedVersion::Any, refused.clone())
+        .await
+        .expect("the refused append, retried");
+    assert_eq!(later.version as usize, log.len() + 2 * count - 1);
+    let ids: Vec<_> = read_log(&store).await[log.len() + count..]
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let expected: Vec<_> = refused.iter().map(|e| e.id).collect();
+    assert_eq!(ids, expected, "the retried events are in the log");
     store.shutdown().await;
     drop(store);
     fs.power_loss(|_| 0);

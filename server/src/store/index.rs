@@ -4,10 +4,12 @@
 //!   are gapless, so the record holding a position is found by binary search.
 //! - `streams`: for each stream, its version and, per append, the first version and the
 //!   record it was written in.
-//! - `ids`: every committed event id and its position, for idempotent retries.
 //!
-//! Cost per single-event append: 24 bytes in `records`, 16 in its stream, about 40 in
-//! `ids`; plus about 100 bytes per stream.
+//! Every event id and its position are kept apart, by the writer alone (`EventIds` in
+//! decide.rs): readers never need them.
+//!
+//! Cost per single-event append: 24 bytes in `records`, 16 in its stream (and about 40
+//! in the writer's id map); plus about 100 bytes per stream.
 
 use super::maps::ShardedMap;
 use super::types::{DeleteMode, StreamId, StreamInfo, StreamState};
@@ -117,7 +119,6 @@ pub struct Index {
     /// integers (same order as their bytes): comparing them is one instruction, where
     /// a (type, key) tuple compared two byte strings at every level of the tree.
     ordered: BTreeMap<Arc<str>, BTreeSet<u128>>,
-    ids: ShardedMap<Uuid, u64>,
     next_position: u64,
 }
 
@@ -252,11 +253,6 @@ impl Index {
         self.next_position
     }
 
-    /// The position of a committed event id.
-    pub fn position_of(&self, id: &Uuid) -> Option<u64> {
-        self.ids.get(id).copied()
-    }
-
     /// The record that holds `position`.
     pub fn record_holding(&self, position: u64) -> Option<RecordLoc> {
         if position >= self.next_position {
@@ -289,7 +285,7 @@ impl Index {
         first_position == self.next_position && first_version == expected_version && !tombstoned
     }
 
-    /// Adds a committed record whose events have `ids`. The caller has checked
+    /// Adds a committed record of `count` events. The caller has checked
     /// [`Index::continues`].
     pub fn apply(
         &mut self,
@@ -298,18 +294,14 @@ impl Index {
         first_version: u64,
         first_position: u64,
         created_micros: i64,
-        ids: impl IntoIterator<Item = Uuid>,
+        count: u64,
     ) {
         let record = self.records.len();
         self.records.push(LogRecord {
             first_position,
             loc,
         });
-        let mut position = first_position;
-        for id in ids {
-            self.ids.insert(id, position);
-            position += 1;
-        }
+        let position = first_position + count;
         self.next_position = position;
         let entry = match self.streams.get_mut(stream) {
             Some(entry) => entry,

@@ -59,6 +59,11 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         self.shards[shard].insert(key, value)
     }
 
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let shard = self.shard(key);
+        self.shards[shard].remove(key)
+    }
+
     pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
         let shard = self.shard(&key);
         self.shards[shard].entry(key)

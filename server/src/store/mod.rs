@@ -145,6 +145,7 @@ impl Store {
             active_segment: recovered.active_segment,
             active_len: recovered.active_len,
             shared: shared.clone(),
+            ids: recovered.ids,
             refusing: None,
         };
         // The byte budget bounds memory; the channel's own bound only needs to be large

@@ -6,6 +6,7 @@
 //! an error naming the file and offset: acknowledged data would otherwise vanish
 //! silently.
 
+use super::decide::EventIds;
 use super::error::StoreError;
 use super::fs::Fs;
 use super::index::{Index, RecordLoc};
@@ -20,6 +21,8 @@ use std::path::{Path, PathBuf};
 pub struct Recovered {
     /// The rebuilt index.
     pub index: Index,
+    /// Every event id and its position, for the writer.
+    pub ids: EventIds,
     /// The segment new records go to.
     pub active_segment: u32,
     /// Its length after any torn tail was cut off.
@@ -48,6 +51,8 @@ pub struct TornTail {
 pub struct Replayed {
     /// The index the log describes.
     pub index: Index,
+    /// Every event id and its position.
+    pub ids: EventIds,
     /// The segments, in order, with their sizes.
     pub segments: Vec<(u64, PathBuf, u64)>,
     /// Records read.
@@ -65,6 +70,7 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
     let last_seq = segments.last().map(|(seq, _)| *seq);
     let mut replayed = Replayed {
         index: Index::default(),
+        ids: EventIds::default(),
         segments: Vec::new(),
         records: 0,
         torn: None,
@@ -101,7 +107,7 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
                     ));
                 }
             };
-            let index = &mut replayed.index;
+            let (index, ids) = (&mut replayed.index, &mut replayed.ids);
             let mut records = 0;
             let scan = segment::scan_each(&path, seq, &bytes, Some(seq) == last_seq, |scanned| {
                 let loc = RecordLoc {
@@ -110,7 +116,7 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
                     offset: scanned.offset,
                 };
                 records += 1;
-                apply(index, &path, scanned.offset, loc, &scanned.entry)
+                apply(index, ids, &path, scanned.offset, loc, &scanned.entry)
             })?;
             replayed.records += records;
             if let Some(reason) = scan.torn {
@@ -137,6 +143,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
             .map_err(|e| StoreError::io("creating the first segment", e))?;
         return Ok(Recovered {
             index: Index::default(),
+            ids: EventIds::default(),
             active_segment: 0,
             active_len: SEGMENT_HEADER_LEN,
             events: 0,
@@ -157,6 +164,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
     Ok(Recovered {
         events: replayed.index.next_position(),
         index: replayed.index,
+        ids: replayed.ids,
         active_segment: u32::try_from(last_seq).unwrap_or(u32::MAX),
         active_len: active_len.max(SEGMENT_HEADER_LEN),
     })
@@ -165,6 +173,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
 /// Replays one record into the index, checking that it continues the log.
 fn apply(
     index: &mut Index,
+    ids: &mut EventIds,
     path: &Path,
     offset: u64,
     loc: RecordLoc,
@@ -194,8 +203,11 @@ fn apply(
                 record.first_version,
                 record.first_position,
                 record.created_micros,
-                record.events.iter().map(|e| e.id),
+                record.events.len() as u64,
             );
+            for (position, event) in (record.first_position..).zip(&record.events) {
+                ids.insert(event.id, position);
+            }
         }
         Entry::Delete(deletion) => {
             if index.stream_version(&deletion.stream) != Some(deletion.through_version) {

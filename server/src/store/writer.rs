@@ -12,7 +12,7 @@
 //! fsync is not retried: after one, the kernel may have dropped the dirty pages, so the
 //! writer refuses every later append until a restart re-reads the log.
 
-use super::decide::{self, AppendDecision, DeleteDecision, Pending};
+use super::decide::{self, AppendDecision, DeleteDecision, EventIds, Pending};
 use super::error::StoreError;
 use super::fs::{Fs, LogFile};
 use super::index::RecordLoc;
@@ -138,6 +138,8 @@ pub struct Writer {
     pub(super) active_segment: u32,
     pub(super) active_len: u64,
     pub(super) shared: Arc<Shared>,
+    /// Every event id in the log and its position; only the writer needs them.
+    pub(super) ids: EventIds,
     /// Set after a failed fsync: every later write is refused with this reason.
     pub(super) refusing: Option<String>,
 }
@@ -207,13 +209,6 @@ impl Writer {
         }
 
         let created_micros = now_micros();
-        let events = batch
-            .iter()
-            .map(|command| match command {
-                Command::Append(append) => append.events.len(),
-                _ => 0,
-            })
-            .sum();
         // Deletes are a few dozen bytes each: room for the appends is what matters.
         let mut buf = Vec::with_capacity(bytes);
         let mut planned = Vec::new();
@@ -223,13 +218,14 @@ impl Writer {
                 Ok(index) => index,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            let mut pending = Pending::new(index.next_position(), events);
+            let mut pending = Pending::new(index.next_position());
             for command in batch {
                 match command {
                     Command::Append(append) => {
                         let decision = decide::append(
                             &index,
                             &pending,
+                            &self.ids,
                             &self.shared.reader,
                             &append.stream,
                             append.expected,
@@ -245,6 +241,7 @@ impl Writer {
                             }) => {
                                 pending.add_append(
                                     &index,
+                                    &mut self.ids,
                                     &append.stream,
                                     &append.events,
                                     first_version,
@@ -310,7 +307,15 @@ impl Writer {
                 }
             }
             Err(e) => {
-                // Some answers were decided on writes of this batch: none of it stands.
+                // Some answers were decided on writes of this batch: none of it stands,
+                // and a retry of it must not be taken for a duplicate.
+                for p in &planned {
+                    if let Planned::Append { record, .. } = p {
+                        for event in &record.events {
+                            self.ids.remove(&event.id);
+                        }
+                    }
+                }
                 for p in planned {
                     p.reply().send(Err(e.clone()));
                 }
@@ -375,7 +380,7 @@ impl Writer {
                         record.first_version,
                         record.first_position,
                         record.created_micros,
-                        record.events.iter().map(|e| e.id),
+                        record.events.len() as u64,
                     ),
                     Planned::Delete { deletion, .. } => index.apply_delete(
                         &deletion.stream,
