@@ -8,8 +8,9 @@
 //! - `server/evenire.v1.rs`: the service trait the server implements, over the same
 //!   messages except the responses that carry events, which it sends as bytes it
 //!   encoded itself (`proto/encoded.rs` says why);
-//! - `client/evenire.v1.rs`: the client the Rust client wraps, which reads those
-//!   responses into `EventBatch`es (`proto/event_batch.rs` says why).
+//! - `client/evenire.v1.rs`: the client the Rust client wraps, which sends appends as
+//!   bytes it encoded itself and reads responses carrying events into `EventBatch`es
+//!   (`proto/event_batch.rs` says why).
 
 use prost::Message;
 use prost_types::FileDescriptorSet;
@@ -17,10 +18,20 @@ use std::path::{Path, PathBuf};
 
 const PROTOS: &[&str] = &["proto/evenire/v1/evenire.proto"];
 
-/// Responses the server encodes itself: the ones that carry events.
-const SERVER_ENCODED: &[&str] = &["ReadResponse", "ReadAllResponse", "SubscribeResponse"];
-/// Responses the Rust client decodes into `EventBatch`es.
-const CLIENT_BATCHES: &[&str] = &["ReadResponse", "ReadAllResponse"];
+/// What the server's trait uses in place of generated messages: the responses that
+/// carry events, which it encodes itself.
+const SERVER: &[(&str, &str)] = &[
+    ("ReadResponse", "crate::Encoded"),
+    ("ReadAllResponse", "crate::Encoded"),
+    ("SubscribeResponse", "crate::Encoded"),
+];
+/// What the Rust client's stub uses in place of generated messages: appends it encodes
+/// itself, and reads it decodes into batches.
+const CLIENT: &[(&str, &str)] = &[
+    ("AppendRequest", "crate::Encoded"),
+    ("ReadResponse", "crate::EventBatch"),
+    ("ReadAllResponse", "crate::EventBatch"),
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -41,36 +52,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = tonic_prost_build::configure()
         .build_server(true)
         .build_client(false);
-    variant(
-        server,
-        &out_dir,
-        "server",
-        SERVER_ENCODED,
-        "crate::Encoded",
-        &descriptors,
-    )?;
+    variant(server, &out_dir, "server", SERVER, &descriptors)?;
     let client = tonic_prost_build::configure()
         .build_server(false)
         .build_client(true);
-    variant(
-        client,
-        &out_dir,
-        "client",
-        CLIENT_BATCHES,
-        "crate::EventBatch",
-        &descriptors,
-    )?;
+    variant(client, &out_dir, "client", CLIENT, &descriptors)?;
     Ok(())
 }
 
-/// Generates the service into `out_dir/dir` over the messages of `crate::v1`, with the
-/// messages named in `replaced` standing for `with`.
+/// Generates the service into `out_dir/dir` over the messages of `crate::v1`, with
+/// each message of `replaced` standing for the Rust type beside it.
 fn variant(
     builder: tonic_prost_build::Builder,
     out_dir: &Path,
     dir: &str,
-    replaced: &[&str],
-    with: &str,
+    replaced: &[(&str, &str)],
     descriptors: &FileDescriptorSet,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let dir = out_dir.join(dir);
@@ -78,8 +74,8 @@ fn variant(
     let mut builder = builder
         .out_dir(&dir)
         .extern_path(".evenire.v1", "crate::v1");
-    for message in replaced {
-        builder = builder.extern_path(format!(".evenire.v1.{message}"), with);
+    for (message, with) in replaced {
+        builder = builder.extern_path(format!(".evenire.v1.{message}"), *with);
     }
     builder.compile_fds(descriptors.clone())?;
     Ok(())

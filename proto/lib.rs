@@ -4,6 +4,7 @@
 
 mod encoded;
 mod event_batch;
+pub mod wire;
 
 pub use encoded::Encoded;
 pub use event_batch::{EventBatch, WireEvent};
@@ -23,7 +24,8 @@ pub mod server {
 }
 
 /// The client of package `evenire.v1` as the Rust client uses it: over the messages of
-/// [`v1`], except that `ReadResponse` and `ReadAllResponse` arrive as [`EventBatch`]es.
+/// [`v1`], except that it sends `AppendRequest`s as [`Encoded`] bytes and receives
+/// `ReadResponse` and `ReadAllResponse` as [`EventBatch`]es.
 pub mod client {
     #![allow(missing_docs, missing_debug_implementations, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/client/evenire.v1.rs"));

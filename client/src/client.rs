@@ -1,5 +1,6 @@
 //! The connection and its calls.
 
+use crate::encode;
 use crate::error::Error;
 use crate::types::{
     AppendResult, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, RecordedEvent,
@@ -46,11 +47,8 @@ impl Client {
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = EventData>,
     ) -> Result<AppendResult, Error> {
-        let request = pb::AppendRequest {
-            stream: Some(stream.to_proto()),
-            expected_version: Some(expected.to_proto()),
-            events: events.into_iter().map(|e| e.to_proto()).collect(),
-        };
+        let events: Vec<EventData> = events.into_iter().collect();
+        let request = encode::append_request(stream, expected, &events);
         let response = self.inner.clone().append(request).await?.into_inner();
         Ok(AppendResult {
             version: response.version,

@@ -26,6 +26,7 @@
 
 mod admin;
 mod client;
+mod encode;
 mod error;
 mod subscription;
 mod types;

@@ -92,6 +92,8 @@ impl EventData {
         self
     }
 
+    /// The generated message: what `encode::append_request` is checked against.
+    #[cfg(test)]
     pub(crate) fn to_proto(&self) -> pb::EventData {
         pb::EventData {
             id: self.id.map(uuid_text).unwrap_or_default(),

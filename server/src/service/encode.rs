@@ -4,30 +4,33 @@
 //! the tests below check.
 
 use crate::store::RecordedEvent;
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use evenire_proto::Encoded;
-use prost::encoding::{encode_varint, encoded_len_varint};
+use evenire_proto::wire::{
+    bytes_field_len, len_field_len, put_bytes, put_len_prefix, put_varint, varint_field_len,
+};
 use uuid::Uuid;
 
-/// Field keys (field number << 3 | wire type): 0 varint, 2 length-delimited.
+/// Field keys.
 mod key {
+    use evenire_proto::wire::{len_key, varint_key};
     /// `repeated RecordedEvent events = 1` of the responses, and
     /// `SubscribeEvents events = 1` of `SubscribeResponse`.
-    pub const EVENTS: u8 = 1 << 3 | 2;
-    pub const ID: u8 = 1 << 3 | 2;
-    pub const TYPE: u8 = 2 << 3 | 2;
-    pub const DATA: u8 = 3 << 3 | 2;
-    pub const METADATA: u8 = 4 << 3 | 2;
-    pub const STREAM: u8 = 5 << 3 | 2;
-    pub const VERSION: u8 = 6 << 3;
-    pub const POSITION: u8 = 7 << 3;
-    pub const CREATED: u8 = 8 << 3 | 2;
+    pub const EVENTS: u8 = len_key(1);
+    pub const ID: u8 = len_key(1);
+    pub const TYPE: u8 = len_key(2);
+    pub const DATA: u8 = len_key(3);
+    pub const METADATA: u8 = len_key(4);
+    pub const STREAM: u8 = len_key(5);
+    pub const VERSION: u8 = varint_key(6);
+    pub const POSITION: u8 = varint_key(7);
+    pub const CREATED: u8 = len_key(8);
     /// `StreamId`.
-    pub const STREAM_KEY: u8 = 1 << 3 | 2;
-    pub const STREAM_TYPE: u8 = 2 << 3 | 2;
+    pub const STREAM_KEY: u8 = len_key(1);
+    pub const STREAM_TYPE: u8 = len_key(2);
     /// `google.protobuf.Timestamp`.
-    pub const SECONDS: u8 = 1 << 3;
-    pub const NANOS: u8 = 2 << 3;
+    pub const SECONDS: u8 = varint_key(1);
+    pub const NANOS: u8 = varint_key(2);
 }
 
 /// Length of a UUID's canonical text.
@@ -36,7 +39,7 @@ const UUID_TEXT_LEN: usize = 36;
 /// A `ReadResponse` or `ReadAllResponse` (one `repeated RecordedEvent` field 1).
 pub fn events(events: &[RecordedEvent]) -> Encoded {
     let layouts: Vec<Layout> = events.iter().map(Layout::of).collect();
-    let len = layouts.iter().map(|l| field_len(l.event)).sum();
+    let len = layouts.iter().map(|l| len_field_len(l.event)).sum();
     let mut buf = BytesMut::with_capacity(len);
     put_events(events, &layouts, &mut buf);
     Encoded(buf.freeze())
@@ -45,18 +48,16 @@ pub fn events(events: &[RecordedEvent]) -> Encoded {
 /// A `SubscribeResponse` whose `events` is a `SubscribeEvents` holding `events`.
 pub fn subscribe_events(events: &[RecordedEvent]) -> Encoded {
     let layouts: Vec<Layout> = events.iter().map(Layout::of).collect();
-    let inner: usize = layouts.iter().map(|l| field_len(l.event)).sum();
-    let mut buf = BytesMut::with_capacity(field_len(inner));
-    buf.put_u8(key::EVENTS);
-    encode_varint(inner as u64, &mut buf);
+    let inner: usize = layouts.iter().map(|l| len_field_len(l.event)).sum();
+    let mut buf = BytesMut::with_capacity(len_field_len(inner));
+    put_len_prefix(key::EVENTS, inner, &mut buf);
     put_events(events, &layouts, &mut buf);
     Encoded(buf.freeze())
 }
 
 fn put_events(events: &[RecordedEvent], layouts: &[Layout], buf: &mut BytesMut) {
     for (event, layout) in events.iter().zip(layouts) {
-        buf.put_u8(key::EVENTS);
-        encode_varint(layout.event as u64, buf);
+        put_len_prefix(key::EVENTS, layout.event, buf);
         put_event(event, layout, buf);
     }
 }
@@ -77,16 +78,16 @@ impl Layout {
         let seconds = event.created_micros.div_euclid(1_000_000);
         let nanos = (event.created_micros.rem_euclid(1_000_000) * 1_000) as i32;
         // int64 and int32 are varints of their two's complement, sign-extended.
-        let created = varint_len(seconds as u64) + varint_len(i64::from(nanos) as u64);
-        let stream = field_len(UUID_TEXT_LEN) + bytes_len(event.stream.stream_type.len());
-        let event_len = field_len(UUID_TEXT_LEN)
-            + bytes_len(event.event_type.len())
-            + bytes_len(event.data.len())
-            + bytes_len(event.metadata.len())
-            + field_len(stream)
-            + varint_len(event.version)
-            + varint_len(event.position)
-            + field_len(created);
+        let created = varint_field_len(seconds as u64) + varint_field_len(i64::from(nanos) as u64);
+        let stream = len_field_len(UUID_TEXT_LEN) + bytes_field_len(event.stream.stream_type.len());
+        let event_len = len_field_len(UUID_TEXT_LEN)
+            + bytes_field_len(event.event_type.len())
+            + bytes_field_len(event.data.len())
+            + bytes_field_len(event.metadata.len())
+            + len_field_len(stream)
+            + varint_field_len(event.version)
+            + varint_field_len(event.position)
+            + len_field_len(created);
         Layout {
             event: event_len,
             stream,
@@ -97,40 +98,17 @@ impl Layout {
     }
 }
 
-/// A length-delimited field of `len` bytes with its one-byte key.
-fn field_len(len: usize) -> usize {
-    1 + encoded_len_varint(len as u64) + len
-}
-
-/// A varint field with its one-byte key; proto3 leaves out zeros.
-fn varint_len(value: u64) -> usize {
-    match value {
-        0 => 0,
-        v => 1 + encoded_len_varint(v),
-    }
-}
-
-/// A bytes or string field; proto3 leaves out empty ones.
-fn bytes_len(len: usize) -> usize {
-    match len {
-        0 => 0,
-        n => field_len(n),
-    }
-}
-
 fn put_event(event: &RecordedEvent, layout: &Layout, buf: &mut BytesMut) {
     put_uuid(key::ID, event.id, buf);
     put_bytes(key::TYPE, event.event_type.as_bytes(), buf);
     put_bytes(key::DATA, &event.data, buf);
     put_bytes(key::METADATA, &event.metadata, buf);
-    buf.put_u8(key::STREAM);
-    encode_varint(layout.stream as u64, buf);
+    put_len_prefix(key::STREAM, layout.stream, buf);
     put_uuid(key::STREAM_KEY, event.stream.key, buf);
     put_bytes(key::STREAM_TYPE, event.stream.stream_type.as_bytes(), buf);
     put_varint(key::VERSION, event.version, buf);
     put_varint(key::POSITION, event.position, buf);
-    buf.put_u8(key::CREATED);
-    encode_varint(layout.created as u64, buf);
+    put_len_prefix(key::CREATED, layout.created, buf);
     put_varint(key::SECONDS, layout.seconds as u64, buf);
     put_varint(key::NANOS, i64::from(layout.nanos) as u64, buf);
 }
@@ -138,21 +116,6 @@ fn put_event(event: &RecordedEvent, layout: &Layout, buf: &mut BytesMut) {
 fn put_uuid(key: u8, id: Uuid, buf: &mut BytesMut) {
     let mut text = Uuid::encode_buffer();
     put_bytes(key, id.hyphenated().encode_lower(&mut text).as_bytes(), buf);
-}
-
-fn put_bytes(key: u8, value: &[u8], buf: &mut BytesMut) {
-    if !value.is_empty() {
-        buf.put_u8(key);
-        encode_varint(value.len() as u64, buf);
-        buf.put_slice(value);
-    }
-}
-
-fn put_varint(key: u8, value: u64, buf: &mut BytesMut) {
-    if value != 0 {
-        buf.put_u8(key);
-        encode_varint(value, buf);
-    }
 }
 
 #[cfg(test)]

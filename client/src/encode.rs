@@ -1,0 +1,133 @@
+//! The bytes of an `AppendRequest`, written straight from the client's events (see
+//! `evenire_proto::Encoded`): the same bytes prost writes for the generated type, which
+//! the tests check, without a string for every id and type and a second walk to size
+//! the message. A batch of 1,000 events spent more on that than on sending it.
+
+use crate::types::{EventData, ExpectedVersion, StreamId};
+use bytes::{BufMut, BytesMut};
+use evenire_proto::Encoded;
+use evenire_proto::v1 as pb;
+use evenire_proto::wire::{
+    bytes_field_len, len_field_len, len_key, put_bytes, put_len_prefix, varint_key,
+};
+use prost::encoding::encoded_len_varint;
+use uuid::Uuid;
+
+/// `AppendRequest`: `StreamId stream = 1; ExpectedVersion expected_version = 2;
+/// repeated EventData events = 3`.
+const STREAM: u8 = len_key(1);
+const EXPECTED: u8 = len_key(2);
+const EVENTS: u8 = len_key(3);
+/// `StreamId`: `string key = 1; string type = 2`.
+const STREAM_KEY: u8 = len_key(1);
+const STREAM_TYPE: u8 = len_key(2);
+/// `ExpectedVersion`: `oneof kind { ExpectedState state = 1; uint64 exact = 2; }`.
+const STATE: u8 = varint_key(1);
+const EXACT: u8 = varint_key(2);
+/// `EventData`: `string id = 1; string type = 2; bytes data = 3; bytes metadata = 4`.
+const ID: u8 = len_key(1);
+const TYPE: u8 = len_key(2);
+const DATA: u8 = len_key(3);
+const METADATA: u8 = len_key(4);
+
+/// Length of a UUID's canonical text.
+const UUID_TEXT_LEN: usize = 36;
+
+/// The request appending `events` to `stream` if it meets `expected`.
+pub fn append_request(
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[EventData],
+) -> Encoded {
+    let stream_len = len_field_len(UUID_TEXT_LEN) + bytes_field_len(stream.stream_type.len());
+    let (kind, value) = expected_kind(expected);
+    // A oneof member is written even when it is zero.
+    let expected_len = 1 + encoded_len_varint(value);
+    let event_lens: Vec<usize> = events.iter().map(event_len).collect();
+    let len = len_field_len(stream_len)
+        + len_field_len(expected_len)
+        + event_lens.iter().map(|&n| len_field_len(n)).sum::<usize>();
+    let mut buf = BytesMut::with_capacity(len);
+    put_len_prefix(STREAM, stream_len, &mut buf);
+    put_uuid(STREAM_KEY, stream.key, &mut buf);
+    put_bytes(STREAM_TYPE, stream.stream_type.as_bytes(), &mut buf);
+    put_len_prefix(EXPECTED, expected_len, &mut buf);
+    buf.put_u8(kind);
+    prost::encoding::encode_varint(value, &mut buf);
+    for (event, len) in events.iter().zip(event_lens) {
+        put_len_prefix(EVENTS, len, &mut buf);
+        if let Some(id) = event.id {
+            put_uuid(ID, id, &mut buf);
+        }
+        put_bytes(TYPE, event.event_type.as_bytes(), &mut buf);
+        put_bytes(DATA, &event.data, &mut buf);
+        put_bytes(METADATA, &event.metadata, &mut buf);
+    }
+    Encoded(buf.freeze())
+}
+
+/// The key and value of the `ExpectedVersion` member that is set.
+fn expected_kind(expected: ExpectedVersion) -> (u8, u64) {
+    let state = |state: pb::ExpectedState| (STATE, state as i32 as u64);
+    match expected {
+        ExpectedVersion::Any => state(pb::ExpectedState::Any),
+        ExpectedVersion::NoStream => state(pb::ExpectedState::NoStream),
+        ExpectedVersion::StreamExists => state(pb::ExpectedState::StreamExists),
+        ExpectedVersion::Exact(version) => (EXACT, version),
+    }
+}
+
+fn event_len(event: &EventData) -> usize {
+    event.id.map_or(0, |_| len_field_len(UUID_TEXT_LEN))
+        + bytes_field_len(event.event_type.len())
+        + bytes_field_len(event.data.len())
+        + bytes_field_len(event.metadata.len())
+}
+
+fn put_uuid(key: u8, id: Uuid, buf: &mut BytesMut) {
+    let mut text = Uuid::encode_buffer();
+    put_bytes(key, id.hyphenated().encode_lower(&mut text).as_bytes(), buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn append_requests_are_what_prost_writes() {
+        let sizes = [0, 1, 127, 128, 300, 70_000];
+        let events: Vec<EventData> = (0..36)
+            .map(|i| EventData {
+                id: (i % 5 != 0).then(|| Uuid::from_u128(i as u128 * 0x1234_5678_9abc)),
+                event_type: "e".repeat(1 + sizes[i % 6] % 255),
+                data: vec![i as u8; sizes[i % 6]].into(),
+                metadata: vec![1; sizes[(i / 6) % 6] % 1000].into(),
+            })
+            .collect();
+        let expectations = [
+            ExpectedVersion::Any,
+            ExpectedVersion::NoStream,
+            ExpectedVersion::StreamExists,
+            ExpectedVersion::Exact(0),
+            ExpectedVersion::Exact(300),
+            ExpectedVersion::Exact(u64::MAX),
+        ];
+        for (i, expected) in expectations.into_iter().enumerate() {
+            let stream = StreamId::new(Uuid::from_u128(i as u128), "s".repeat(1 + i * 50));
+            for batch in [&events[..], &events[i..=i], &[]] {
+                let generated = pb::AppendRequest {
+                    stream: Some(stream.to_proto()),
+                    expected_version: Some(expected.to_proto()),
+                    events: batch.iter().map(EventData::to_proto).collect(),
+                };
+                assert_eq!(
+                    append_request(&stream, expected, batch).0,
+                    generated.encode_to_vec(),
+                    "{expected:?}, {} events",
+                    batch.len()
+                );
+            }
+        }
+    }
+}

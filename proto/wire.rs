@@ -1,0 +1,62 @@
+//! Writing protobuf fields by hand, for the messages Evenire encodes itself
+//! ([`Encoded`](crate::Encoded)): the server's responses that carry events and the Rust
+//! client's appends. Every field they write is numbered 1 to 15, so its key is one byte.
+//! Each writer is tested byte for byte against prost's encoding of the generated types.
+
+use prost::bytes::BufMut;
+use prost::encoding::{encode_varint, encoded_len_varint};
+
+/// The key of field `number` (1 to 15) with a varint value.
+pub const fn varint_key(number: u8) -> u8 {
+    number << 3
+}
+
+/// The key of field `number` (1 to 15) with a length-delimited value.
+pub const fn len_key(number: u8) -> u8 {
+    number << 3 | 2
+}
+
+/// Bytes a length-delimited field of `len` bytes takes, key included: a nested message,
+/// which is written even when empty.
+pub fn len_field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+/// Bytes a string or bytes field of `len` bytes takes: none when empty, as proto3
+/// leaves it out.
+pub fn bytes_field_len(len: usize) -> usize {
+    match len {
+        0 => 0,
+        n => len_field_len(n),
+    }
+}
+
+/// Bytes a varint field takes: none when zero, as proto3 leaves it out.
+pub fn varint_field_len(value: u64) -> usize {
+    match value {
+        0 => 0,
+        v => 1 + encoded_len_varint(v),
+    }
+}
+
+/// The key and length of a nested message of `len` bytes, which follows.
+pub fn put_len_prefix(key: u8, len: usize, buf: &mut impl BufMut) {
+    buf.put_u8(key);
+    encode_varint(len as u64, buf);
+}
+
+/// A string or bytes field; nothing when empty.
+pub fn put_bytes(key: u8, value: &[u8], buf: &mut impl BufMut) {
+    if !value.is_empty() {
+        put_len_prefix(key, value.len(), buf);
+        buf.put_slice(value);
+    }
+}
+
+/// A varint field; nothing when zero.
+pub fn put_varint(key: u8, value: u64, buf: &mut impl BufMut) {
+    if value != 0 {
+        buf.put_u8(key);
+        encode_varint(value, buf);
+    }
+}
