@@ -177,7 +177,7 @@ impl Store {
         &self,
         stream: StreamId,
         expected: ExpectedVersion,
-        events: Vec<EventData>,
+        mut events: Vec<EventData>,
     ) -> Result<AppendResult, StoreError> {
         let cost = record::encoded_append_len(&stream, &events) + APPEND_OVERHEAD_BYTES;
         let permits = u32::try_from(cost)
@@ -189,6 +189,8 @@ impl Store {
             .acquire_many_owned(permits)
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
+        // Here, on the caller's task, rather than on the one writer thread.
+        record::compact(&mut events);
         let (reply, outcome) = oneshot::channel();
         let command = Command::Append(AppendCommand {
             stream,

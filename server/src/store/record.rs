@@ -33,7 +33,7 @@
 //! an error, never a panic.
 
 use super::types::{DeleteMode, EventData, RecordedEvent, StreamId};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -94,6 +94,36 @@ pub struct StoredEvent {
     pub data: Bytes,
     /// Application metadata.
     pub metadata: Bytes,
+}
+
+impl From<EventData> for StoredEvent {
+    fn from(event: EventData) -> Self {
+        StoredEvent {
+            id: event.id,
+            event_type: event.event_type,
+            data: event.data,
+            metadata: event.metadata,
+        }
+    }
+}
+
+/// Copies the events' payloads into one buffer of their own, and points the events at
+/// it. Appended events go to the cache as they are, and the cache weighs a record by
+/// its size in the log: payloads that still pointed into the request they came in
+/// (far larger than the events, shared with whatever else it held) would let the
+/// cache grow far past its bound.
+pub fn compact(events: &mut [EventData]) {
+    let len = events.iter().map(|e| e.data.len() + e.metadata.len()).sum();
+    let mut buf = BytesMut::with_capacity(len);
+    for event in events.iter() {
+        buf.extend_from_slice(&event.data);
+        buf.extend_from_slice(&event.metadata);
+    }
+    let mut payloads = buf.freeze();
+    for event in events {
+        event.data = payloads.split_to(event.data.len());
+        event.metadata = payloads.split_to(event.metadata.len());
+    }
 }
 
 impl Record {
@@ -518,6 +548,29 @@ mod tests {
         let (out, _, _) = encoded();
         for len in 0..out.len() {
             assert!(decode_frame(Bytes::copy_from_slice(&out[..len])).is_err());
+        }
+    }
+
+    #[test]
+    fn compacted_events_keep_their_bytes_but_not_the_request() {
+        let request = Bytes::from((0..=255u8).cycle().take(1 << 16).collect::<Vec<u8>>());
+        let mut events: Vec<EventData> = (0..10)
+            .map(|i| EventData {
+                id: Uuid::from_u128(i),
+                event_type: Arc::from("Sliced"),
+                data: request.slice(i as usize * 100..i as usize * 100 + 17),
+                metadata: match i % 3 {
+                    0 => Bytes::new(),
+                    _ => request.slice(5_000..5_000 + i as usize),
+                },
+            })
+            .collect();
+        let before = events.clone();
+        compact(&mut events);
+        assert_eq!(events, before, "same events, same bytes");
+        let inside = |b: &Bytes| request.as_ptr_range().contains(&b.as_ptr());
+        for event in &events {
+            assert!(!inside(&event.data) && !inside(&event.metadata));
         }
     }
 }

@@ -16,11 +16,10 @@ use super::decide::{self, AppendDecision, DeleteDecision, EventIds, Pending};
 use super::error::StoreError;
 use super::fs::{Fs, LogFile};
 use super::index::RecordLoc;
-use super::record::{self, AppendHeader, Deletion, Entry, Record};
+use super::record::{self, AppendHeader, Deletion, Record, StoredEvent};
 use super::segment;
 use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
 use super::{FsyncPolicy, Shared};
-use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -257,7 +256,19 @@ impl Writer {
                                 };
                                 record::encode_append(&mut buf, header, &append.events);
                                 let len = (buf.len() - frame_start) as u32;
-                                let record = Arc::new(cacheable(&buf[frame_start..]));
+                                // The events' payloads were compacted by
+                                // `Store::append`: the record can keep them as they are.
+                                let record = Arc::new(Record {
+                                    first_position,
+                                    first_version,
+                                    created_micros,
+                                    stream: append.stream,
+                                    events: append
+                                        .events
+                                        .into_iter()
+                                        .map(StoredEvent::from)
+                                        .collect(),
+                                });
                                 planned.push(Planned::Append {
                                     loc: RecordLoc {
                                         segment: self.active_segment,
@@ -435,18 +446,6 @@ fn refuse_all(batch: Vec<Command>, error: &StoreError) {
             Command::Delete(delete) => Reply::Delete(delete.reply).send(Err(error.clone())),
             Command::Shutdown(_) => {}
         }
-    }
-}
-
-/// The record as the cache and readers will hold it, decoded from its own encoded
-/// frame. The events' payloads must not point into the request they came in: those
-/// buffers are far larger than the events, and the cache weighs what it holds by the
-/// frame's size, so holding them would let it grow far past its bound.
-fn cacheable(frame: &[u8]) -> Record {
-    match record::decode_frame(Bytes::copy_from_slice(frame)) {
-        Ok(Entry::Append(record)) => record,
-        // The frame was encoded a moment ago: failing to decode it is a bug.
-        other => unreachable!("a freshly encoded append record decodes: {other:?}"),
     }
 }
 
