@@ -42,7 +42,16 @@ pub fn varint_field_len(value: u64) -> usize {
 /// The key and length of a nested message of `len` bytes, which follows.
 pub fn put_len_prefix(key: u8, len: usize, buf: &mut impl BufMut) {
     buf.put_u8(key);
-    encode_varint(len as u64, buf);
+    put_raw_varint(len as u64, buf);
+}
+
+/// A varint on its own, the one-byte ones (most lengths here) without prost's loop.
+#[inline]
+pub fn put_raw_varint(value: u64, buf: &mut impl BufMut) {
+    match u8::try_from(value) {
+        Ok(byte) if byte < 0x80 => buf.put_u8(byte),
+        _ => encode_varint(value, buf),
+    }
 }
 
 /// A string or bytes field; nothing when empty.
@@ -57,6 +66,6 @@ pub fn put_bytes(key: u8, value: &[u8], buf: &mut impl BufMut) {
 pub fn put_varint(key: u8, value: u64, buf: &mut impl BufMut) {
     if value != 0 {
         buf.put_u8(key);
-        encode_varint(value, buf);
+        put_raw_varint(value, buf);
     }
 }

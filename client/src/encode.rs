@@ -8,7 +8,7 @@ use bytes::{BufMut, BytesMut};
 use evenire_proto::Encoded;
 use evenire_proto::v1 as pb;
 use evenire_proto::wire::{
-    bytes_field_len, len_field_len, len_key, put_bytes, put_len_prefix, varint_key,
+    bytes_field_len, len_field_len, len_key, put_bytes, put_len_prefix, put_raw_varint, varint_key,
 };
 use prost::encoding::encoded_len_varint;
 use uuid::Uuid;
@@ -53,7 +53,7 @@ pub fn append_request(
     put_bytes(STREAM_TYPE, stream.stream_type.as_bytes(), &mut buf);
     put_len_prefix(EXPECTED, expected_len, &mut buf);
     buf.put_u8(kind);
-    prost::encoding::encode_varint(value, &mut buf);
+    put_raw_varint(value, &mut buf);
     for (event, len) in events.iter().zip(event_lens) {
         put_len_prefix(EVENTS, len, &mut buf);
         if let Some(id) = event.id {

@@ -2,7 +2,7 @@
 //! It checks requests (`convert`), calls the store, and maps errors (`status`).
 
 mod convert;
-mod encode;
+pub mod encode;
 pub mod oversize;
 pub mod status;
 
