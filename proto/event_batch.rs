@@ -9,8 +9,7 @@
 
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{
-    DecodeContext, WireType, check_wire_type, decode_key, decode_varint, encode_key, encode_varint,
-    skip_field,
+    DecodeContext, WireType, check_wire_type, decode_key, decode_varint, skip_field,
 };
 use std::ops::Range;
 
@@ -180,9 +179,7 @@ const EVENTS_TAG: u32 = 1;
 impl prost::Message for EventBatch {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         for event in &self.events {
-            encode_key(EVENTS_TAG, WireType::LengthDelimited, buf);
-            encode_varint(event.bytes.len() as u64, buf);
-            buf.put_slice(&event.bytes);
+            prost::encoding::bytes::encode(EVENTS_TAG, &event.bytes, buf);
         }
     }
 

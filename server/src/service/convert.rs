@@ -303,7 +303,9 @@ fn uuid_text(id: Uuid) -> String {
     String::from(&*id.hyphenated().encode_lower(&mut buffer))
 }
 
-fn timestamp(micros: i64) -> prost_types::Timestamp {
+/// Microseconds since the epoch as a `google.protobuf.Timestamp`, whose nanoseconds are
+/// never negative.
+pub fn timestamp(micros: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: micros.div_euclid(1_000_000),
         nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,

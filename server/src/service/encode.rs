@@ -3,6 +3,7 @@
 //! for the generated `ReadResponse`, `ReadAllResponse` and `SubscribeResponse`, which
 //! the tests below check.
 
+use super::convert::timestamp;
 use crate::store::RecordedEvent;
 use bytes::BytesMut;
 use evenire_proto::Encoded;
@@ -38,19 +39,23 @@ const UUID_TEXT_LEN: usize = 36;
 
 /// A `ReadResponse` or `ReadAllResponse` (one `repeated RecordedEvent` field 1).
 pub fn events(events: &[RecordedEvent]) -> Encoded {
-    let layouts: Vec<Layout> = events.iter().map(Layout::of).collect();
-    let len = layouts.iter().map(|l| len_field_len(l.event)).sum();
-    let mut buf = BytesMut::with_capacity(len);
-    put_events(events, &layouts, &mut buf);
-    Encoded(buf.freeze())
+    encode(events, false)
 }
 
 /// A `SubscribeResponse` whose `events` is a `SubscribeEvents` holding `events`.
 pub fn subscribe_events(events: &[RecordedEvent]) -> Encoded {
+    encode(events, true)
+}
+
+/// The events as `repeated RecordedEvent events = 1`, within a message that is field 1
+/// of the outer one when `nested`.
+fn encode(events: &[RecordedEvent], nested: bool) -> Encoded {
     let layouts: Vec<Layout> = events.iter().map(Layout::of).collect();
-    let inner: usize = layouts.iter().map(|l| len_field_len(l.event)).sum();
-    let mut buf = BytesMut::with_capacity(len_field_len(inner));
-    put_len_prefix(key::EVENTS, inner, &mut buf);
+    let len: usize = layouts.iter().map(|l| len_field_len(l.event)).sum();
+    let mut buf = BytesMut::with_capacity(if nested { len_field_len(len) } else { len });
+    if nested {
+        put_len_prefix(key::EVENTS, len, &mut buf);
+    }
     put_events(events, &layouts, &mut buf);
     Encoded(buf.freeze())
 }
@@ -74,9 +79,7 @@ struct Layout {
 
 impl Layout {
     fn of(event: &RecordedEvent) -> Self {
-        // `google.protobuf.Timestamp`: nanoseconds are never negative.
-        let seconds = event.created_micros.div_euclid(1_000_000);
-        let nanos = (event.created_micros.rem_euclid(1_000_000) * 1_000) as i32;
+        let prost_types::Timestamp { seconds, nanos } = timestamp(event.created_micros);
         // int64 and int32 are varints of their two's complement, sign-extended.
         let created = varint_field_len(seconds as u64) + varint_field_len(i64::from(nanos) as u64);
         let stream = len_field_len(UUID_TEXT_LEN) + bytes_field_len(event.stream.stream_type.len());

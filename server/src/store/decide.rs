@@ -47,8 +47,6 @@ pub struct Pending {
     streams: FastMap<StreamId, WriteState>,
     /// The appends decided so far, in position order.
     appends: Vec<PendingAppend>,
-    /// The position of the batch's first event.
-    first_position: u64,
     next_position: u64,
 }
 
@@ -74,7 +72,6 @@ impl Pending {
         Pending {
             streams: FastMap::default(),
             appends: Vec::new(),
-            first_position: next_position,
             next_position,
         }
     }
@@ -88,9 +85,10 @@ impl Pending {
 
     /// Where the event at `position` goes, if an append of this batch holds it.
     fn place(&self, position: u64) -> Option<EventPlace> {
-        if position < self.first_position || position >= self.next_position {
+        if position >= self.next_position {
             return None;
         }
+        // None when the position is before the batch's first append.
         let after = self
             .appends
             .partition_point(|a| a.first_position <= position);

@@ -12,6 +12,7 @@
 //! in the writer's id map); plus about 100 bytes per stream.
 
 use super::maps::ShardedMap;
+use super::record::Record;
 use super::types::{DeleteMode, StreamId, StreamInfo, StreamState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -285,24 +286,16 @@ impl Index {
         first_position == self.next_position && first_version == expected_version && !tombstoned
     }
 
-    /// Adds a committed record of `count` events. The caller has checked
+    /// Adds a committed append record found at `loc`. The caller has checked
     /// [`Index::continues`].
-    pub fn apply(
-        &mut self,
-        loc: RecordLoc,
-        stream: &StreamId,
-        first_version: u64,
-        first_position: u64,
-        created_micros: i64,
-        count: u64,
-    ) {
-        let record = self.records.len();
+    pub fn apply(&mut self, loc: RecordLoc, record: &Record) {
+        let stream = &record.stream;
+        let index = self.records.len();
         self.records.push(LogRecord {
-            first_position,
+            first_position: record.first_position,
             loc,
         });
-        let position = first_position + count;
-        self.next_position = position;
+        self.next_position = record.last_position() + 1;
         let entry = match self.streams.get_mut(stream) {
             Some(entry) => entry,
             None => {
@@ -311,16 +304,16 @@ impl Index {
                     .or_default()
                     .insert(stream.key.as_u128());
                 let entry = self.streams.entry(stream.clone()).or_default();
-                entry.created_micros = created_micros;
+                entry.created_micros = record.created_micros;
                 entry
             }
         };
         entry.chunks.push(Chunk {
-            first_version,
-            record,
+            first_version: record.first_version,
+            record: index,
         });
-        entry.version = first_version + (position - first_position) - 1;
-        entry.last_appended_micros = created_micros;
+        entry.version = record.last_version();
+        entry.last_appended_micros = record.created_micros;
     }
 
     /// Number of streams.

@@ -197,14 +197,7 @@ fn apply(
                     index.stream_version(&record.stream),
                 )));
             }
-            index.apply(
-                loc,
-                &record.stream,
-                record.first_version,
-                record.first_position,
-                record.created_micros,
-                record.events.len() as u64,
-            );
+            index.apply(loc, record);
             for (position, event) in (record.first_position..).zip(&record.events) {
                 ids.insert(event.id, position);
             }

@@ -385,14 +385,7 @@ impl Writer {
             };
             for p in &planned {
                 match p {
-                    Planned::Append { loc, record, .. } => index.apply(
-                        *loc,
-                        &record.stream,
-                        record.first_version,
-                        record.first_position,
-                        record.created_micros,
-                        record.events.len() as u64,
-                    ),
+                    Planned::Append { loc, record, .. } => index.apply(*loc, record),
                     Planned::Delete { deletion, .. } => index.apply_delete(
                         &deletion.stream,
                         deletion.mode,
