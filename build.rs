@@ -6,8 +6,9 @@
 //! - `evenire.v1.rs`: every message and a client of them all, for tests and for what
 //!   the Rust client does not wrap;
 //! - `server/evenire.v1.rs`: the service trait the server implements, over the same
-//!   messages except the responses that carry events, which it sends as bytes it
-//!   encoded itself (`proto/encoded.rs` says why);
+//!   messages except appends, which it reads in place (`proto/incoming_append.rs` says
+//!   why), and the responses that carry events, which it writes itself straight into
+//!   tonic's buffer (`proto/outgoing.rs` and `proto/codec.rs` say why);
 //! - `client/evenire.v1.rs`: the client the Rust client wraps, which sends appends as
 //!   bytes it encoded itself and reads responses carrying events into `EventBatch`es
 //!   (`proto/event_batch.rs` says why).
@@ -18,12 +19,13 @@ use std::path::{Path, PathBuf};
 
 const PROTOS: &[&str] = &["proto/evenire/v1/evenire.proto"];
 
-/// What the server's trait uses in place of generated messages: the responses that
-/// carry events, which it encodes itself.
+/// What the server's trait uses in place of generated messages: appends, which it
+/// decodes itself, and the responses that carry events, which it encodes itself.
 const SERVER: &[(&str, &str)] = &[
-    ("ReadResponse", "crate::Encoded"),
-    ("ReadAllResponse", "crate::Encoded"),
-    ("SubscribeResponse", "crate::Encoded"),
+    ("AppendRequest", "crate::IncomingAppend"),
+    ("ReadResponse", "crate::Outgoing"),
+    ("ReadAllResponse", "crate::Outgoing"),
+    ("SubscribeResponse", "crate::Outgoing"),
 ];
 /// What the Rust client's stub uses in place of generated messages: appends it encodes
 /// itself, and reads it decodes into batches.
@@ -51,7 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let server = tonic_prost_build::configure()
         .build_server(true)
-        .build_client(false);
+        .build_client(false)
+        .codec_path("crate::SizedCodec");
     variant(server, &out_dir, "server", SERVER, &descriptors)?;
     let client = tonic_prost_build::configure()
         .build_server(false)

@@ -1,11 +1,6 @@
-//! A message sent as bytes encoded beforehand.
-//!
-//! The server sends events by the million; building a generated `RecordedEvent` for
-//! each (four strings, a nested message, a timestamp) and then walking it twice to
-//! encode it cost more CPU than the rest of a read. So the server writes the wire bytes
-//! of its streaming responses itself (server/src/service/encode.rs, tested byte for
-//! byte against the generated types) and hands them to tonic as an `Encoded`, which the
-//! server's generated trait uses in place of those responses.
+//! A message sent as bytes encoded beforehand: the Rust client's appends
+//! (client/src/encode.rs says why), and the server's subscription messages that carry
+//! no events.
 
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{DecodeContext, WireType, skip_field};

@@ -7,10 +7,9 @@
 //! wire format in one pass and copies nothing (tested against the generated types);
 //! the client turns each `WireEvent` into its own type.
 
+use crate::read_fields::{event_fields, for_each_field, skip, value, varint};
 use prost::bytes::{Buf, BufMut, Bytes};
-use prost::encoding::{
-    DecodeContext, WireType, check_wire_type, decode_key, decode_varint, skip_field,
-};
+use prost::encoding::{DecodeContext, WireType, skip_field};
 use std::ops::Range;
 
 /// The events of one `ReadResponse` or `ReadAllResponse` (field 1, repeated).
@@ -54,16 +53,10 @@ impl WireEvent {
     pub fn decode(bytes: Bytes) -> Result<Self, prost::DecodeError> {
         let mut event = WireEvent::default();
         let all = &bytes[..];
-        let mut rest = all;
-        while !rest.is_empty() {
-            let (tag, wire_type) = key(&mut rest)?;
+        let [id, event_type, data, metadata] = event_fields(all, |tag, wire_type, rest| {
             match tag {
-                1 => event.id = value(all, &mut rest, tag, wire_type)?,
-                2 => event.event_type = value(all, &mut rest, tag, wire_type)?,
-                3 => event.data = value(all, &mut rest, tag, wire_type)?,
-                4 => event.metadata = value(all, &mut rest, tag, wire_type)?,
                 5 => {
-                    let inner = value(all, &mut rest, tag, wire_type)?;
+                    let inner = value(all, rest, tag, wire_type)?;
                     let (mut key, mut stream_type) = event.stream.take().unwrap_or_default();
                     for_each_field(all, inner, |upto, tag, wire_type, rest| {
                         match tag {
@@ -75,10 +68,10 @@ impl WireEvent {
                     })?;
                     event.stream = Some((key, stream_type));
                 }
-                6 => event.version = varint(&mut rest, wire_type)?,
-                7 => event.position = varint(&mut rest, wire_type)?,
+                6 => event.version = varint(rest, wire_type)?,
+                7 => event.position = varint(rest, wire_type)?,
                 8 => {
-                    let inner = value(all, &mut rest, tag, wire_type)?;
+                    let inner = value(all, rest, tag, wire_type)?;
                     let (mut seconds, mut nanos) = event.created.unwrap_or_default();
                     for_each_field(all, inner, |_, tag, wire_type, rest| {
                         match tag {
@@ -91,86 +84,19 @@ impl WireEvent {
                     })?;
                     event.created = Some((seconds, nanos));
                 }
-                _ => skip(&mut rest, tag, wire_type)?,
+                _ => skip(rest, tag, wire_type)?,
             }
-        }
-        event.bytes = bytes;
-        Ok(event)
+            Ok(())
+        })?;
+        Ok(WireEvent {
+            bytes,
+            id,
+            event_type,
+            data,
+            metadata,
+            ..event
+        })
     }
-}
-
-/// Calls `field` on each field of the message at `range` of `all`, with `all` up to
-/// the message's end, of which the rest of the message is the end (for [`value`]).
-fn for_each_field(
-    all: &[u8],
-    range: Range<usize>,
-    mut field: impl FnMut(&[u8], u32, WireType, &mut &[u8]) -> Result<(), prost::DecodeError>,
-) -> Result<(), prost::DecodeError> {
-    let upto = &all[..range.end];
-    let mut rest = &upto[range.start..];
-    while !rest.is_empty() {
-        let (tag, wire_type) = key(&mut rest)?;
-        field(upto, tag, wire_type, &mut rest)?;
-    }
-    Ok(())
-}
-
-/// The length-delimited value at the front of `rest` as a range of `all` (of which
-/// `rest` is the end), moving `rest` past it.
-fn value(
-    all: &[u8],
-    rest: &mut &[u8],
-    tag: u32,
-    wire_type: WireType,
-) -> Result<Range<usize>, prost::DecodeError> {
-    check_wire_type(WireType::LengthDelimited, wire_type)?;
-    let mut after_len = *rest;
-    let len = short_varint(&mut after_len)?;
-    match usize::try_from(len)
-        .ok()
-        .and_then(|len| after_len.get(len..))
-    {
-        Some(tail) => {
-            *rest = tail;
-            let end = all.len() - tail.len();
-            Ok(end - len as usize..end)
-        }
-        // The value runs past the end: this fails with prost's own error.
-        None => skip(rest, tag, wire_type).map(|()| 0..0),
-    }
-}
-
-fn varint(rest: &mut &[u8], wire_type: WireType) -> Result<u64, prost::DecodeError> {
-    check_wire_type(WireType::Varint, wire_type)?;
-    short_varint(rest)
-}
-
-/// A varint, without a call for the one-byte ones: every key here, and most lengths.
-#[inline]
-fn short_varint(rest: &mut &[u8]) -> Result<u64, prost::DecodeError> {
-    match *rest {
-        [byte @ 0..0x80, tail @ ..] => {
-            *rest = tail;
-            Ok(u64::from(*byte))
-        }
-        _ => decode_varint(rest),
-    }
-}
-
-/// A field's key, without a call for the one-byte ones (fields 1 to 15).
-#[inline]
-fn key(rest: &mut &[u8]) -> Result<(u32, WireType), prost::DecodeError> {
-    if let [byte @ 0x08..0x80, tail @ ..] = *rest
-        && let Ok(wire_type) = WireType::try_from(u64::from(byte & 7))
-    {
-        *rest = tail;
-        return Ok((u32::from(*byte >> 3), wire_type));
-    }
-    decode_key(rest)
-}
-
-fn skip(rest: &mut &[u8], tag: u32, wire_type: WireType) -> Result<(), prost::DecodeError> {
-    skip_field(wire_type, tag, rest, DecodeContext::default())
 }
 
 /// Field 1, `repeated RecordedEvent events`, of both responses.

@@ -2,12 +2,19 @@
 //! from `proto/evenire/v1/evenire.proto`. This is the only crate that holds generated
 //! code; the server and the client import it.
 
+mod codec;
 mod encoded;
 mod event_batch;
+mod incoming_append;
+mod outgoing;
+mod read_fields;
 pub mod wire;
 
+pub use codec::{SizedCodec, SizedEncoder};
 pub use encoded::Encoded;
 pub use event_batch::{EventBatch, WireEvent};
+pub use incoming_append::{IncomingAppend, IncomingEvent};
+pub use outgoing::{EventSource, EventView, EventsMessage, Outgoing, timestamp};
 
 /// Package `evenire.v1`: the messages and the client.
 pub mod v1 {
@@ -16,8 +23,10 @@ pub mod v1 {
 }
 
 /// The service trait and server of package `evenire.v1` as the server implements them:
-/// over the messages of [`v1`], except that the responses carrying events
-/// (`ReadResponse`, `ReadAllResponse`, `SubscribeResponse`) are [`Encoded`] bytes.
+/// over the messages of [`v1`], except that `AppendRequest` arrives as an
+/// [`IncomingAppend`] and the responses carrying events (`ReadResponse`,
+/// `ReadAllResponse`, `SubscribeResponse`) are [`Outgoing`] messages, and with the
+/// [`SizedCodec`].
 pub mod server {
     #![allow(missing_docs, missing_debug_implementations, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/server/evenire.v1.rs"));

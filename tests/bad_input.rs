@@ -284,3 +284,63 @@ async fn undecodable_messages_are_refused() {
     let mut client = raw_client(&server).await;
     client.append(valid_append()).await.expect("still serving");
 }
+
+/// Strings that are not UTF-8, which the generated types cannot even carry: refused
+/// naming the field, as the server reads appends itself.
+#[tokio::test]
+async fn strings_that_are_not_utf8_are_refused_naming_the_field() {
+    use evenire_proto::Encoded;
+    use evenire_proto::client::event_store_service_client::EventStoreServiceClient as Wire;
+    use prost::Message;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(config(dir.path(), 0)).await;
+    let mut wire = Wire::connect(server.uri()).await.expect("connect");
+    // The request with the marker's bytes broken into invalid UTF-8.
+    let broken = |request: pb::AppendRequest, marker: &str| {
+        let mut bytes = request.encode_to_vec();
+        let at = bytes
+            .windows(marker.len())
+            .position(|w| w == marker.as_bytes())
+            .expect("the marker is in the request");
+        bytes[at + 1] = 0xff;
+        Encoded(bytes.into())
+    };
+    let mut append = valid_append();
+    append.stream = stream(KEY, "MARKER");
+    let cases = [
+        (broken(append, "MARKER"), "stream.type: not valid UTF-8"),
+        (
+            broken(
+                pb::AppendRequest {
+                    events: vec![event("", "Placed", 1), event("", "MARKER", 1)],
+                    ..valid_append()
+                },
+                "MARKER",
+            ),
+            "events[1].type: not valid UTF-8",
+        ),
+        (
+            broken(
+                pb::AppendRequest {
+                    events: vec![event("MARKER", "Placed", 1)],
+                    ..valid_append()
+                },
+                "MARKER",
+            ),
+            "events[0].id: not valid UTF-8",
+        ),
+    ];
+    for (request, needle) in cases {
+        let status = wire.append(request).await.expect_err(needle);
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(needle), "{status:?}");
+    }
+    let mut client = raw_client(&server).await;
+    let read = client
+        .read(valid_read())
+        .await
+        .expect_err("nothing written");
+    assert_eq!(read.code(), Code::NotFound);
+    client.append(valid_append()).await.expect("still serving");
+}

@@ -3,8 +3,8 @@
 use crate::encode;
 use crate::error::Error;
 use crate::types::{
-    AppendResult, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, RecordedEvent,
-    StreamId,
+    AppendResult, Direction, EventData, ExpectedVersion, LastStream, ReadAllFrom, ReadFrom,
+    RecordedEvent, StreamId,
 };
 use evenire_proto::client::event_store_service_client::EventStoreServiceClient;
 use evenire_proto::v1 as pb;
@@ -100,6 +100,7 @@ pub struct EventStream {
     responses: Batches,
     /// The rest of the last batch received, taken from it without copying.
     buffered: std::vec::IntoIter<WireEvent>,
+    last_stream: LastStream,
 }
 
 impl std::fmt::Debug for EventStream {
@@ -117,6 +118,7 @@ impl EventStream {
         EventStream {
             responses: Box::pin(responses),
             buffered: Vec::new().into_iter(),
+            last_stream: LastStream::default(),
         }
     }
 }
@@ -125,14 +127,16 @@ impl Stream for EventStream {
     type Item = Result<RecordedEvent, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
         loop {
-            if let Some(event) = self.buffered.next() {
+            if let Some(event) = this.buffered.next() {
                 return Poll::Ready(Some(
-                    RecordedEvent::from_wire(event).map_err(Error::BadResponse),
+                    RecordedEvent::from_wire(event, &mut this.last_stream)
+                        .map_err(Error::BadResponse),
                 ));
             }
-            match self.responses.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(batch))) => self.buffered = batch.events.into_iter(),
+            match this.responses.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(batch))) => this.buffered = batch.events.into_iter(),
                 Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status.into()))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,

@@ -246,22 +246,53 @@ impl RecordedEvent {
         })
     }
 
-    /// The event of a read, from its fields as received.
-    pub(crate) fn from_wire(event: WireEvent) -> Result<Self, String> {
+    /// The event of a read, from its fields as received; `last` is the stream of the
+    /// event before it.
+    pub(crate) fn from_wire(event: WireEvent, last: &mut LastStream) -> Result<Self, String> {
         let (key, stream_type) = event.stream.clone().ok_or("event without a stream")?;
         Ok(RecordedEvent {
             id: parse_uuid(event.field(&event.id), "event id")?,
             event_type: text(event.field(&event.event_type), "event type")?,
             data: event.bytes.slice(event.data.clone()),
             metadata: event.bytes.slice(event.metadata.clone()),
-            stream: StreamId::new(
-                parse_uuid(event.field(&key), "stream key")?,
-                text(event.field(&stream_type), "stream type")?,
-            ),
+            stream: last.stream(event.field(&key), event.field(&stream_type))?,
             version: event.version,
             position: event.position,
             created: time(event.created),
         })
+    }
+}
+
+/// The stream of the last event received, and its key and type as they came: the
+/// events of a read mostly share one stream, which then need not be parsed again for
+/// each of them.
+#[derive(Debug, Default)]
+pub(crate) struct LastStream {
+    /// The key's text, then the type's.
+    wire: Vec<u8>,
+    key_len: usize,
+    stream: Option<StreamId>,
+}
+
+impl LastStream {
+    fn stream(&mut self, key: &[u8], stream_type: &[u8]) -> Result<StreamId, String> {
+        let same = self.key_len == key.len()
+            && self.wire.len() == key.len() + stream_type.len()
+            && self.wire.starts_with(key)
+            && self.wire.ends_with(stream_type);
+        if same && let Some(stream) = &self.stream {
+            return Ok(stream.clone());
+        }
+        let stream = StreamId::new(
+            parse_uuid(key, "stream key")?,
+            text(stream_type, "stream type")?,
+        );
+        self.wire.clear();
+        self.wire.extend_from_slice(key);
+        self.wire.extend_from_slice(stream_type);
+        self.key_len = key.len();
+        self.stream = Some(stream.clone());
+        Ok(stream)
     }
 }
 
@@ -286,4 +317,31 @@ fn time(created: Option<(i64, i32)>) -> SystemTime {
 fn uuid_text(id: Uuid) -> String {
     let mut buffer = Uuid::encode_buffer();
     String::from(&*id.hyphenated().encode_lower(&mut buffer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_stream_is_reused_only_for_the_same_key_and_type() {
+        let a = "8d6f2a54-58a4-4c8e-9d0e-0f5ef3a1c201";
+        let b = "8d6f2a54-58a4-4c8e-9d0e-0f5ef3a1c202";
+        let mut last = LastStream::default();
+        for (key, stream_type) in [
+            (a, "order"),
+            (a, "order"),
+            (b, "order"),
+            (b, "orders"),
+            (a, "orders"),
+        ] {
+            let expected = StreamId::new(Uuid::parse_str(key).expect("a UUID"), stream_type);
+            let stream = last.stream(key.as_bytes(), stream_type.as_bytes());
+            assert_eq!(stream, Ok(expected));
+        }
+        // The same bytes as the last key and type, split elsewhere: a key that is not
+        // a UUID.
+        let stream = last.stream(&a.as_bytes()[..35], b"1orders");
+        assert!(stream.is_err(), "{stream:?}");
+    }
 }

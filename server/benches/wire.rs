@@ -1,17 +1,20 @@
 //! Micro-benchmarks of a read's wire work for a batch of 1,024 events of 100 bytes (one
 //! `ReadResponse`), the hand-written way against the generated types' way:
 //! - the server's side: protobuf bytes from the store's events, written directly
-//!   (`service::encode::events`) or by building a generated `RecordedEvent` per event
-//!   and encoding the message with prost (what the server did before);
+//!   (`service::encode::events`, an `evenire_proto::Outgoing`, into room reserved once
+//!   as `SizedEncoder` does) or by building a generated `RecordedEvent` per event and
+//!   encoding the message with prost (what the server did before);
 //! - the client's side: decoding the message into an `EventBatch` (one pass, no copies)
-//!   or into the generated types (four strings per event).
+//!   or into the generated types (four strings per event);
+//! - and an append of 1,024 such events as the server receives it: decoded into an
+//!   `IncomingAppend` (one pass, no copies) or into the generated `AppendRequest`.
 //!
 //! `cargo bench -p evenire-server --bench wire`; `scripts/test-all` runs each once.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use evenire_proto::EventBatch;
 use evenire_proto::v1 as pb;
+use evenire_proto::{EventBatch, IncomingAppend};
 use evenire_server::service::encode;
 use evenire_server::store::{RecordedEvent, StreamId};
 use prost::Message;
@@ -69,22 +72,58 @@ fn generated(events: &[RecordedEvent]) -> pb::ReadResponse {
     }
 }
 
+/// The server's way: the response made from the events (they share the payloads), then
+/// written into a buffer with room for all of it.
+fn by_hand(events: &[RecordedEvent]) -> BytesMut {
+    let message = encode::events(events.to_vec());
+    let mut buf = BytesMut::with_capacity(message.encoded_len());
+    message.encode_raw(&mut buf);
+    buf
+}
+
 fn wire(c: &mut Criterion) {
     let events = events();
     let mut group = c.benchmark_group("read batch of 1024");
     group.throughput(Throughput::Elements(EVENTS as u64));
-    group.bench_function("encode by hand", |b| {
-        b.iter(|| encode::events(black_box(&events)))
-    });
+    group.bench_function("encode by hand", |b| b.iter(|| by_hand(black_box(&events))));
     group.bench_function("encode via generated types", |b| {
         b.iter(|| generated(black_box(&events)).encode_to_vec())
     });
-    let message = encode::events(&events).0;
+    let message = by_hand(&events).freeze();
     group.bench_function("decode into EventBatch", |b| {
         b.iter(|| EventBatch::decode(black_box(message.clone())).expect("decodes"))
     });
     group.bench_function("decode into generated types", |b| {
         b.iter(|| pb::ReadResponse::decode(black_box(message.clone())).expect("decodes"))
+    });
+    group.finish();
+
+    let append = pb::AppendRequest {
+        stream: Some(pb::StreamId {
+            key: Uuid::new_v4().to_string(),
+            r#type: "sensor".into(),
+        }),
+        expected_version: Some(pb::ExpectedVersion {
+            kind: Some(pb::expected_version::Kind::Exact(41)),
+        }),
+        events: events
+            .iter()
+            .map(|e| pb::EventData {
+                id: uuid_text(e.id),
+                r#type: String::from(&*e.event_type),
+                data: e.data.clone(),
+                metadata: e.metadata.clone(),
+            })
+            .collect(),
+    };
+    let append = Bytes::from(append.encode_to_vec());
+    let mut group = c.benchmark_group("append of 1024");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("decode into IncomingAppend", |b| {
+        b.iter(|| IncomingAppend::decode(black_box(append.clone())).expect("decodes"))
+    });
+    group.bench_function("decode into generated types", |b| {
+        b.iter(|| pb::AppendRequest::decode(black_box(append.clone())).expect("decodes"))
     });
     group.finish();
 }

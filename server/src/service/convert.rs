@@ -7,8 +7,8 @@ use crate::store::{
     DeleteMode, Direction, EventData, ExpectedVersion, Filter, ListFilter, MAX_TYPE_LEN, ReadFrom,
     StreamId, StreamInfo, StreamState, SubscribeFrom, SubscribeTarget, SubscriptionItem,
 };
-use evenire_proto::Encoded;
 use evenire_proto::v1 as pb;
+use evenire_proto::{Encoded, IncomingAppend, IncomingEvent, Outgoing, timestamp};
 use prost::Message as _;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -48,8 +48,14 @@ fn invalid(message: String) -> Status {
 }
 
 /// Checks an append request against the contract and the limits.
-pub fn append(request: pb::AppendRequest, limits: &Limits) -> Result<Append, Status> {
-    let stream = stream_id(request.stream, "stream")?;
+pub fn append(request: IncomingAppend, limits: &Limits) -> Result<Append, Status> {
+    let stream = match &request.stream {
+        None => return Err(invalid("stream: required".into())),
+        Some((key, stream_type)) => StreamId {
+            key: uuid(utf8(key, "stream.key")?, "stream.key")?,
+            stream_type: type_name(utf8(stream_type, "stream.type")?.into(), "stream.type")?,
+        },
+    };
     let expected = expected_version(request.expected_version)?;
     if request.events.is_empty() {
         return Err(invalid("events: an append needs at least one event".into()));
@@ -303,15 +309,6 @@ fn uuid_text(id: Uuid) -> String {
     String::from(&*id.hyphenated().encode_lower(&mut buffer))
 }
 
-/// Microseconds since the epoch as a `google.protobuf.Timestamp`, whose nanoseconds are
-/// never negative.
-pub fn timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-    }
-}
-
 fn read_origin(origin: i32) -> Result<ReadFrom, Status> {
     match pb::ReadOrigin::try_from(origin) {
         Ok(pb::ReadOrigin::Start) => Ok(ReadFrom::Start),
@@ -413,21 +410,27 @@ fn expected_version(expected: Option<pb::ExpectedVersion>) -> Result<ExpectedVer
 }
 
 /// The event's type shares the previous event's `Arc` when they are the same: batches
-/// are mostly of one or a few types, and this saves an allocation per event.
+/// are mostly of one or a few types, and this saves an allocation (and a UTF-8 check)
+/// per event.
 fn event_data(
-    event: pb::EventData,
+    event: IncomingEvent,
     i: usize,
     limits: &Limits,
     previous_type: Option<&Arc<str>>,
 ) -> Result<EventData, Status> {
-    let id = if event.id.is_empty() {
-        Uuid::new_v4()
-    } else {
-        uuid(&event.id, format_args!("events[{i}].id"))?
+    let id = match event.field(&event.id) {
+        [] => Uuid::new_v4(),
+        text => uuid(
+            utf8(text, format_args!("events[{i}].id"))?,
+            format_args!("events[{i}].id"),
+        )?,
     };
-    let event_type = match previous_type {
-        Some(previous) if **previous == *event.r#type => previous.clone(),
-        _ => type_name(event.r#type, format_args!("events[{i}].type"))?,
+    let event_type = match (previous_type, event.field(&event.event_type)) {
+        (Some(previous), name) if previous.as_bytes() == name => previous.clone(),
+        (_, name) => {
+            let field = format_args!("events[{i}].type");
+            type_name(utf8(name, field)?.into(), field)?
+        }
     };
     let size = event.data.len() + event.metadata.len();
     if size > limits.max_event_size {
@@ -440,16 +443,21 @@ fn event_data(
     Ok(EventData {
         id,
         event_type,
-        data: event.data,
-        metadata: event.metadata,
+        data: event.bytes.slice(event.data.clone()),
+        metadata: event.bytes.slice(event.metadata.clone()),
     })
 }
 
+/// A string field as received, which must be UTF-8.
+fn utf8(bytes: &[u8], field: impl std::fmt::Display) -> Result<&str, Status> {
+    std::str::from_utf8(bytes).map_err(|_| invalid(format!("{field}: not valid UTF-8")))
+}
+
 /// A subscription's step as the wire carries it.
-pub fn subscription_item(item: SubscriptionItem) -> Encoded {
+pub fn subscription_item(item: SubscriptionItem) -> Outgoing {
     use pb::subscribe_response::Message;
     let message = match item {
-        SubscriptionItem::Events(events) => return encode::subscribe_events(&events),
+        SubscriptionItem::Events(events) => return encode::subscribe_events(events),
         SubscriptionItem::CaughtUp { position } => Message::CaughtUp(pb::CaughtUp { position }),
         SubscriptionItem::Checkpoint { position } => {
             Message::Checkpoint(pb::Checkpoint { position })
@@ -458,7 +466,7 @@ pub fn subscription_item(item: SubscriptionItem) -> Encoded {
     let response = pb::SubscribeResponse {
         message: Some(message),
     };
-    Encoded(response.encode_to_vec().into())
+    Outgoing::Encoded(Encoded(response.encode_to_vec().into()))
 }
 
 /// At most 64 characters of client input, for error messages.

@@ -10,7 +10,7 @@ pub use convert::Limits;
 
 /// Checks an append request as the service does before the store sees it, for fuzzing
 /// and for embedders: Ok, or the INVALID_ARGUMENT status a client would get.
-pub fn check_append(request: pb::AppendRequest, limits: &Limits) -> Result<(), Status> {
+pub fn check_append(request: IncomingAppend, limits: &Limits) -> Result<(), Status> {
     convert::append(request, limits).map(|_| ())
 }
 
@@ -25,9 +25,9 @@ pub fn check_subscribe(request: pb::SubscribeRequest) -> Result<(), Status> {
 }
 
 use crate::store::{LogRead, RecordedEvent, Store, StoreError, SubscriptionItem};
-use evenire_proto::Encoded;
 use evenire_proto::server::event_store_service_server::EventStoreService;
 use evenire_proto::v1 as pb;
+use evenire_proto::{IncomingAppend, Outgoing};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::StreamExt;
@@ -86,7 +86,7 @@ impl EventStoreApi {
 impl EventStoreService for EventStoreApi {
     async fn append(
         &self,
-        request: Request<pb::AppendRequest>,
+        request: Request<IncomingAppend>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
         let append = convert::append(request.into_inner(), &self.limits)?;
         let store = self.store()?;
@@ -225,14 +225,15 @@ impl EventStoreService for EventStoreApi {
     }
 }
 
-/// A streaming call's messages: what its task sends, encoded as tonic takes each one.
-/// Until then they hold events that share the cache's bytes, not copies of them.
+/// A streaming call's messages: what its task sends, made into responses as tonic takes
+/// each one. They hold events that share the cache's bytes, not copies of them, until
+/// tonic writes them into its buffer.
 type Encoding<T> =
-    Map<ReceiverStream<Result<T, Status>>, fn(Result<T, Status>) -> Result<Encoded, Status>>;
+    Map<ReceiverStream<Result<T, Status>>, fn(Result<T, Status>) -> Result<Outgoing, Status>>;
 
 fn encoding<T>(
     receiver: mpsc::Receiver<Result<T, Status>>,
-    encode: fn(Result<T, Status>) -> Result<Encoded, Status>,
+    encode: fn(Result<T, Status>) -> Result<Outgoing, Status>,
 ) -> Encoding<T> {
     ReceiverStream::new(receiver).map(encode)
 }
@@ -261,7 +262,5 @@ fn send_read(mut cursor: LogRead, permit: OwnedSemaphorePermit) -> Encoding<Vec<
             }
         }
     });
-    encoding(receiver, |batch| {
-        batch.map(|events| encode::events(&events))
-    })
+    encoding(receiver, |batch| batch.map(encode::events))
 }
