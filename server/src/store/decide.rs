@@ -41,13 +41,16 @@ pub enum DeleteDecision {
 /// a table of every id in the log.
 pub type EventIds = ShardedMap<Uuid, u64>;
 
-/// Streams and positions given out earlier in the batch being decided.
+/// Streams and positions given out earlier in the batch being decided, and in the
+/// batch before it while that one is still syncing (not yet in the index).
 #[derive(Debug)]
 pub struct Pending {
     streams: FastMap<StreamId, WriteState>,
     /// The appends decided so far, in position order.
     appends: Vec<PendingAppend>,
     next_position: u64,
+    /// The batch before, written but not yet published.
+    earlier: Option<Box<Pending>>,
 }
 
 /// An append decided into the batch.
@@ -73,18 +76,38 @@ impl Pending {
             streams: FastMap::default(),
             appends: Vec::new(),
             next_position,
+            earlier: None,
+        }
+    }
+
+    /// An empty batch after `earlier`, which is written but not yet in the index. The
+    /// batch before `earlier` is in the index by now: it is let go.
+    pub fn after(mut earlier: Pending) -> Self {
+        earlier.earlier = None;
+        Pending {
+            next_position: earlier.next_position,
+            earlier: Some(Box::new(earlier)),
+            ..Pending::new(0)
         }
     }
 
     fn state(&self, index: &Index, stream: &StreamId) -> Option<WriteState> {
+        let earlier = || self.earlier.as_ref()?.streams.get(stream).copied();
         self.streams
             .get(stream)
             .copied()
+            .or_else(earlier)
             .or_else(|| index.write_state(stream))
     }
 
-    /// Where the event at `position` goes, if an append of this batch holds it.
+    /// Where the event at `position` goes, if an append of this batch or the one
+    /// before holds it.
     fn place(&self, position: u64) -> Option<EventPlace> {
+        self.own_place(position)
+            .or_else(|| self.earlier.as_ref()?.own_place(position))
+    }
+
+    fn own_place(&self, position: u64) -> Option<EventPlace> {
         if position >= self.next_position {
             return None;
         }

@@ -10,14 +10,15 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A file the writer appends to.
-pub trait LogFile: Send + Debug {
+/// A file the writer appends to. Shared: the writer writes the next group while the
+/// sync thread syncs the last one.
+pub trait LogFile: Send + Sync + Debug {
     /// Writes all of `buf` at `offset`.
-    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()>;
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Makes what was written durable (`fdatasync`).
-    fn sync_data(&mut self) -> io::Result<()>;
+    fn sync_data(&self) -> io::Result<()>;
     /// Cuts or extends the file to `len` and makes that durable.
-    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    fn truncate(&self, len: u64) -> io::Result<()>;
 }
 
 /// A file readers read records from.
@@ -57,15 +58,15 @@ pub struct RealFs;
 struct RealFile(File);
 
 impl LogFile for RealFile {
-    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         FileExt::write_all_at(&self.0, buf, offset)
     }
 
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
 
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
+    fn truncate(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)?;
         self.0.sync_all()
     }

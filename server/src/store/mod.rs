@@ -30,6 +30,7 @@ pub mod repair;
 pub mod segment;
 pub mod sim_fs;
 mod subscription;
+mod syncer;
 mod types;
 mod writer;
 
@@ -47,6 +48,7 @@ use reader::LogReader;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use syncer::Syncer;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use writer::{AppendCommand, Command, DeleteCommand, Writer};
 
@@ -136,12 +138,14 @@ impl Store {
             index: RwLock::new(recovered.index),
             reader: LogReader::new(fs.clone(), dir.clone(), config.cache_bytes),
         });
+        let syncer = Syncer::spawn().map_err(|e| StoreError::io("starting the sync thread", e))?;
         let writer = Writer {
             fs,
             dir: dir.clone(),
             fsync: config.fsync,
             segment_size: config.segment_size,
-            active,
+            active: active.into(),
+            syncer,
             active_segment: recovered.active_segment,
             active_len: recovered.active_len,
             shared: shared.clone(),

@@ -233,6 +233,6 @@ pub fn repair_tail(
         return Ok(());
     }
     fs.open_write(path)
-        .and_then(|mut file| file.truncate(valid_len))
+        .and_then(|file| file.truncate(valid_len))
         .map_err(io)
 }

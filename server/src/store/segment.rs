@@ -59,7 +59,7 @@ fn header_bytes(seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
 /// Creates segment `seq` with its header, durably: the file's contents and its entry in
 /// the directory are both synced before this returns.
 pub fn create_segment(fs: &dyn Fs, dir: &Path, seq: u64) -> io::Result<Box<dyn LogFile>> {
-    let mut file = fs.create_new(&segment_path(dir, seq))?;
+    let file = fs.create_new(&segment_path(dir, seq))?;
     file.write_all_at(&header_bytes(seq), 0)?;
     file.sync_data()?;
     fs.sync_dir(dir)?;

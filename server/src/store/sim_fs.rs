@@ -136,7 +136,7 @@ fn missing(path: &Path) -> io::Error {
 }
 
 impl LogFile for SimHandle {
-    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.with(|state, path| {
             let mut allowed = buf.len();
             if let Some(left) = state.space_left {
@@ -160,7 +160,7 @@ impl LogFile for SimHandle {
         })
     }
 
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         self.with(|state, path| {
             if std::mem::take(&mut state.fail_next_sync) {
                 return Err(io::Error::other("simulated fsync failure"));
@@ -171,7 +171,7 @@ impl LogFile for SimHandle {
         })
     }
 
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
+    fn truncate(&self, len: u64) -> io::Result<()> {
         self.with(|state, path| {
             let file = state.files.get_mut(path).ok_or_else(|| missing(path))?;
             file.data

@@ -2,15 +2,23 @@
 //!
 //! It takes everything queued, decides each append and delete against the index
 //! (`decide.rs`: idempotent retries, expected versions, tombstones), gives positions and
-//! versions in queue order, writes all the records with one `write`, calls `fdatasync` once, and only then publishes them
-//! to the index and answers. Because one thread decides every append, two appends with
-//! the same expected version can never both succeed, and positions are gapless and in
-//! commit order.
+//! versions in queue order, writes all the records with one `write`, has them synced
+//! with one `fdatasync`, and only then publishes them to the index and answers.
+//! Because one thread decides every append, two appends with the same expected version
+//! can never both succeed, and positions are gapless and in commit order.
 //!
-//! A failed write is rolled back by truncating the segment to its last committed
-//! length, so the next batch can try again (say, once a full disk has room). A failed
+//! The sync runs on a thread of its own (`syncer.rs`): while one group syncs, the
+//! writer decides and writes the next from whatever queued meanwhile, deciding it after
+//! the syncing group's writes (`Pending::after`), then waits for that sync, answers
+//! that group, and starts the next sync. At most one group syncs at a time, and groups
+//! are answered in order, each after its own sync: nothing is acknowledged before it
+//! is on disk.
+//!
+//! A failed write is rolled back by truncating the segment to the end of the group
+//! before, so the next batch can try again (say, once a full disk has room). A failed
 //! fsync is not retried: after one, the kernel may have dropped the dirty pages, so the
-//! writer refuses every later append until a restart re-reads the log.
+//! writer refuses every later append (and the group decided after the failed one)
+//! until a restart re-reads the log.
 
 use super::decide::{self, AppendDecision, DeleteDecision, EventIds, Pending};
 use super::error::StoreError;
@@ -18,6 +26,7 @@ use super::fs::{Fs, LogFile};
 use super::index::RecordLoc;
 use super::record::{self, AppendHeader, Deletion, Record, StoredEvent};
 use super::segment;
+use super::syncer::Syncer;
 use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
 use super::{FsyncPolicy, Shared};
 use std::path::PathBuf;
@@ -126,6 +135,15 @@ impl Planned {
     }
 }
 
+/// A group written to the log, to be answered once its sync succeeds.
+struct Syncing {
+    planned: Vec<Planned>,
+    answered: Vec<(Reply, Result<Outcome, StoreError>)>,
+    /// Its decisions, which the next group is decided after; taken when it is.
+    pending: Option<Pending>,
+    segment: u32,
+}
+
 /// The writer thread's state.
 #[derive(Debug)]
 pub struct Writer {
@@ -133,9 +151,11 @@ pub struct Writer {
     pub(super) dir: PathBuf,
     pub(super) fsync: FsyncPolicy,
     pub(super) segment_size: u64,
-    pub(super) active: Box<dyn LogFile>,
+    pub(super) active: Arc<dyn LogFile>,
     pub(super) active_segment: u32,
+    /// Where the next group is written: the end of the last one written, synced or not.
     pub(super) active_len: u64,
+    pub(super) syncer: Syncer,
     pub(super) shared: Arc<Shared>,
     /// Every event id in the log and its position; only the writer needs them.
     pub(super) ids: EventIds,
@@ -146,34 +166,35 @@ pub struct Writer {
 impl Writer {
     /// Serves commands until a shutdown command or until every sender is gone.
     pub fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        while let Some(first) = commands.blocking_recv() {
-            let mut batch = Vec::new();
-            let mut bytes = 0;
-            let mut shutdown = None;
-            let mut next = Some(first);
-            while let Some(command) = next.take() {
-                match command {
-                    Command::Append(append) => {
-                        bytes += record::encoded_append_len(&append.stream, &append.events);
-                        batch.push(Command::Append(append));
+        let mut syncing: Option<Syncing> = None;
+        loop {
+            let first = match syncing {
+                // While a group syncs, the next one is what is queued already; with
+                // nothing queued, the writer waits for the sync and answers the group.
+                Some(_) => match commands.try_recv() {
+                    Ok(command) => command,
+                    Err(_) => {
+                        self.land(syncing.take());
+                        continue;
                     }
-                    Command::Delete(delete) => batch.push(Command::Delete(delete)),
-                    Command::Shutdown(done) => {
-                        shutdown = Some(done);
-                        break;
-                    }
-                }
-                if bytes < MAX_BATCH_BYTES {
-                    next = commands.try_recv().ok();
-                }
-            }
-            self.commit(batch, bytes);
+                },
+                None => match commands.blocking_recv() {
+                    Some(command) => command,
+                    None => break,
+                },
+            };
+            let (batch, bytes, shutdown) = gather(first, &mut commands);
+            syncing = self
+                .commit(batch, bytes, syncing)
+                .and_then(|group| self.sync(group, commands.is_empty()));
             if let Some(done) = shutdown {
+                self.land(syncing.take());
                 self.finish();
                 let _ = done.send(());
                 return;
             }
         }
+        self.land(syncing.take());
         self.finish();
     }
 
@@ -186,15 +207,22 @@ impl Writer {
         }
     }
 
-    /// Decides, writes, syncs and publishes `batch`, whose appends encode to `bytes`.
-    fn commit(&mut self, batch: Vec<Command>, bytes: usize) {
+    /// Decides and writes `batch`, whose appends encode to `bytes`, after the group
+    /// still `syncing`; answers that group; and returns this one, to be synced (or
+    /// nothing, when this one is answered already).
+    fn commit(
+        &mut self,
+        batch: Vec<Command>,
+        bytes: usize,
+        mut syncing: Option<Syncing>,
+    ) -> Option<Syncing> {
         if batch.is_empty() {
-            return;
+            return syncing;
         }
         if let Some(reason) = &self.refusing {
             let error = StoreError::WritesRefused(reason.clone());
             refuse_all(batch, &error);
-            return;
+            return syncing;
         }
         if self.active_len >= self.segment_size
             && let Err(e) = self.rotate()
@@ -204,7 +232,7 @@ impl Writer {
                 batch,
                 &StoreError::io(format!("creating segment {next}"), e),
             );
-            return;
+            return syncing;
         }
 
         let created_micros = now_micros();
@@ -212,12 +240,15 @@ impl Writer {
         let mut buf = Vec::with_capacity(bytes);
         let mut planned = Vec::new();
         let mut answered = Vec::new();
-        {
+        let pending = {
             let index = match self.shared.index.read() {
                 Ok(index) => index,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            let mut pending = Pending::new(index.next_position());
+            let mut pending = match syncing.as_mut().and_then(|s| s.pending.take()) {
+                Some(earlier) => Pending::after(earlier),
+                None => Pending::new(index.next_position()),
+            };
             for command in batch {
                 match command {
                     Command::Append(append) => {
@@ -308,53 +339,108 @@ impl Writer {
                     Command::Shutdown(_) => unreachable!("shutdown ends a batch, never joins it"),
                 }
             }
-        }
+            pending
+        };
 
-        match self.write_and_sync(&buf) {
-            Ok(()) => {
-                self.publish(planned);
-                for (reply, outcome) in answered {
-                    reply.send(outcome);
-                }
-            }
-            Err(e) => {
-                // Some answers were decided on writes of this batch: none of it stands,
-                // and a retry of it must not be taken for a duplicate.
-                for p in &planned {
-                    if let Planned::Append { record, .. } = p {
-                        for event in &record.events {
-                            self.ids.remove(&event.id);
-                        }
-                    }
-                }
-                for p in planned {
-                    p.reply().send(Err(e.clone()));
-                }
-                for (reply, _) in answered {
-                    reply.send(Err(e.clone()));
-                }
-            }
+        let written = self.write(&buf);
+        // The group before was written first and its sync started first: it is
+        // answered first.
+        self.land(syncing);
+        let failed = match written {
+            Err(e) => Some(e),
+            // The group before failed to sync, and this one was decided after it.
+            Ok(()) => self.refusing.clone().map(StoreError::WritesRefused),
+        };
+        if let Some(error) = failed {
+            self.fail(planned, answered, &error);
+            return None;
         }
+        if buf.is_empty() || self.fsync != FsyncPolicy::Always {
+            self.publish(planned, answered);
+            return None;
+        }
+        Some(Syncing {
+            planned,
+            answered,
+            pending: Some(pending),
+            segment: self.active_segment,
+        })
     }
 
-    /// Writes the batch's records and makes them durable as the policy says.
-    fn write_and_sync(&mut self, buf: &[u8]) -> Result<(), StoreError> {
+    /// Writes a group's records after the last group's.
+    fn write(&mut self, buf: &[u8]) -> Result<(), StoreError> {
         if buf.is_empty() {
             return Ok(());
         }
         if let Err(e) = self.active.write_all_at(buf, self.active_len) {
             return Err(self.roll_back(e));
         }
-        if self.fsync == FsyncPolicy::Always
-            && let Err(e) = self.active.sync_data()
-        {
-            let reason = format!("fdatasync of segment {}: {e}", self.active_segment);
-            tracing::error!(%reason, "refusing all writes until restart");
-            self.refusing = Some(reason.clone());
-            return Err(StoreError::WritesRefused(reason));
-        }
         self.active_len += buf.len() as u64;
         Ok(())
+    }
+
+    /// Syncs the group just written: on the sync thread when commands are queued
+    /// behind it, returning it to be answered once the next group is written; else on
+    /// this thread, answering it now (a hand-off would only add a thread's wake-up to
+    /// a lone append's wait).
+    fn sync(&mut self, group: Syncing, queue_empty: bool) -> Option<Syncing> {
+        if queue_empty {
+            let synced = self.active.sync_data();
+            self.settle(group, synced);
+            return None;
+        }
+        self.syncer.start(self.active.clone());
+        Some(group)
+    }
+
+    /// Waits for the sync of the group `syncing`, if any, and answers it.
+    fn land(&mut self, syncing: Option<Syncing>) {
+        if let Some(group) = syncing {
+            let synced = self.syncer.wait();
+            self.settle(group, synced);
+        }
+    }
+
+    /// Answers a group by how its sync went: published when it succeeded, refused
+    /// (and every write after it) when it failed.
+    fn settle(&mut self, group: Syncing, synced: std::io::Result<()>) {
+        match synced {
+            Ok(()) => self.publish(group.planned, group.answered),
+            Err(e) => {
+                let reason = format!("fdatasync of segment {}: {e}", group.segment);
+                tracing::error!(%reason, "refusing all writes until restart");
+                self.refusing = Some(reason.clone());
+                self.fail(
+                    group.planned,
+                    group.answered,
+                    &StoreError::WritesRefused(reason),
+                );
+            }
+        }
+    }
+
+    /// Answers every command of a group that did not become durable with `error`.
+    fn fail(
+        &mut self,
+        planned: Vec<Planned>,
+        answered: Vec<(Reply, Result<Outcome, StoreError>)>,
+        error: &StoreError,
+    ) {
+        // Some answers were decided on writes of this group: none of it stands, and a
+        // retry of it must not be taken for a duplicate.
+        for p in &planned {
+            if let Planned::Append { record, .. } = p {
+                for event in &record.events {
+                    self.ids.remove(&event.id);
+                }
+            }
+        }
+        for p in planned {
+            p.reply().send(Err(error.clone()));
+        }
+        for (reply, _) in answered {
+            reply.send(Err(error.clone()));
+        }
     }
 
     /// Cuts a partly written batch off the segment so that nothing half-written stays.
@@ -371,8 +457,13 @@ impl Writer {
     }
 
     /// Makes the durable batch visible: cache first (so that readers woken by the
-    /// commit find it there), then the index, then subscribers and the answers.
-    fn publish(&mut self, planned: Vec<Planned>) {
+    /// commit find it there), then the index, then subscribers and the answers, the
+    /// `answered` ones (decided without a write) last.
+    fn publish(
+        &mut self,
+        planned: Vec<Planned>,
+        answered: Vec<(Reply, Result<Outcome, StoreError>)>,
+    ) {
         for p in &planned {
             if let Planned::Append { loc, record, .. } = p {
                 self.shared.reader.remember(*loc, record.clone());
@@ -417,6 +508,9 @@ impl Writer {
                 }
             }
         }
+        for (reply, outcome) in answered {
+            reply.send(outcome);
+        }
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -424,11 +518,36 @@ impl Writer {
         self.active.sync_data()?;
         let file = segment::create_segment(self.fs.as_ref(), &self.dir, u64::from(next))?;
         tracing::info!(segment = next, "rotated to a new segment");
-        self.active = file;
+        self.active = file.into();
         self.active_segment = next;
         self.active_len = segment::SEGMENT_HEADER_LEN;
         Ok(())
     }
+}
+
+/// Takes `first` and whatever else is queued, up to `MAX_BATCH_BYTES` of appends or a
+/// shutdown command: the batch, its appends' encoded bytes, and the shutdown's reply.
+fn gather(
+    first: Command,
+    commands: &mut mpsc::Receiver<Command>,
+) -> (Vec<Command>, usize, Option<oneshot::Sender<()>>) {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    let mut next = Some(first);
+    while let Some(command) = next.take() {
+        match command {
+            Command::Append(append) => {
+                bytes += record::encoded_append_len(&append.stream, &append.events);
+                batch.push(Command::Append(append));
+            }
+            Command::Delete(delete) => batch.push(Command::Delete(delete)),
+            Command::Shutdown(done) => return (batch, bytes, Some(done)),
+        }
+        if bytes < MAX_BATCH_BYTES {
+            next = commands.try_recv().ok();
+        }
+    }
+    (batch, bytes, None)
 }
 
 /// Answers every command of a batch with `error`.
