@@ -7,7 +7,7 @@
 //! wire format in one pass and copies nothing (tested against the generated types);
 //! the client turns each `WireEvent` into its own type.
 
-use crate::read_fields::{event_fields, for_each_field, skip, value, varint};
+use crate::read_fields::{event_fields, for_each_field, length_delimited, skip, value, varint};
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{DecodeContext, WireType, skip_field};
 use std::ops::Range;
@@ -119,9 +119,7 @@ impl prost::Message for EventBatch {
         if tag != EVENTS_TAG {
             return skip_field(wire_type, tag, buf, ctx);
         }
-        // The event's bytes without copying them: a slice of the message received.
-        let mut bytes = Bytes::new();
-        prost::encoding::bytes::merge(wire_type, &mut bytes, buf, ctx)?;
+        let bytes = length_delimited(wire_type, buf, ctx)?;
         self.events.push(WireEvent::decode(bytes)?);
         Ok(())
     }

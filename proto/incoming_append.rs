@@ -10,8 +10,9 @@
 //! UTF-8 too: the server refuses those itself, naming the field (the tests below check
 //! both).
 
-use crate::read_fields::{event_fields, for_each_field, skip, value};
+use crate::read_fields::{event_fields, for_each_field, length_delimited, skip, value};
 use crate::v1 as pb;
+use crate::wire::{bytes_field_len, len_field_len, len_key, put_bytes, put_len_prefix};
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{DecodeContext, WireType, message, skip_field};
 use std::ops::Range;
@@ -63,20 +64,25 @@ impl IncomingEvent {
     }
 }
 
+/// The length of a `StreamId` of `key` and `stream_type`.
+fn stream_len(key: &[u8], stream_type: &[u8]) -> usize {
+    bytes_field_len(key.len()) + bytes_field_len(stream_type.len())
+}
+
 /// Field numbers of `AppendRequest`.
 const STREAM_TAG: u32 = 1;
 const EXPECTED_VERSION_TAG: u32 = 2;
 const EVENTS_TAG: u32 = 3;
 
 impl prost::Message for IncomingAppend {
-    /// Writes the fields back as received (the tests compare it with prost's encoding).
+    /// Writes the fields back as received, bytes for bytes (the tests compare it with
+    /// prost's encoding).
     fn encode_raw(&self, buf: &mut impl BufMut) {
         if let Some((key, stream_type)) = &self.stream {
-            let stream = pb::StreamId {
-                key: String::from_utf8_lossy(key).into_owned(),
-                r#type: String::from_utf8_lossy(stream_type).into_owned(),
-            };
-            message::encode(STREAM_TAG, &stream, buf);
+            // `StreamId`: `string key = 1; string type = 2`.
+            put_len_prefix(len_key(STREAM_TAG as u8), stream_len(key, stream_type), buf);
+            put_bytes(len_key(1), key, buf);
+            put_bytes(len_key(2), stream_type, buf);
         }
         if let Some(expected) = &self.expected_version {
             message::encode(EXPECTED_VERSION_TAG, expected, buf);
@@ -127,26 +133,24 @@ impl prost::Message for IncomingAppend {
     }
 
     fn encoded_len(&self) -> usize {
-        let mut buf = Vec::new();
-        self.encode_raw(&mut buf);
-        buf.len()
+        let stream = self.stream.as_ref().map_or(0, |(key, stream_type)| {
+            len_field_len(stream_len(key, stream_type))
+        });
+        let expected = self
+            .expected_version
+            .as_ref()
+            .map_or(0, |e| message::encoded_len(EXPECTED_VERSION_TAG, e));
+        let events: usize = self
+            .events
+            .iter()
+            .map(|e| prost::encoding::bytes::encoded_len(EVENTS_TAG, &e.bytes))
+            .sum();
+        stream + expected + events
     }
 
     fn clear(&mut self) {
         *self = IncomingAppend::default();
     }
-}
-
-/// A length-delimited field's bytes without copying them: a slice of the message
-/// received.
-fn length_delimited(
-    wire_type: WireType,
-    buf: &mut impl Buf,
-    ctx: DecodeContext,
-) -> Result<Bytes, prost::DecodeError> {
-    let mut bytes = Bytes::new();
-    prost::encoding::bytes::merge(wire_type, &mut bytes, buf, ctx)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -207,6 +211,7 @@ mod tests {
             let append = IncomingAppend::decode(&bytes[..]).expect("decodes");
             assert_eq!(generated(&append), request);
             assert_eq!(append.encode_to_vec(), bytes);
+            assert_eq!(append.encoded_len(), bytes.len());
         }
     }
 

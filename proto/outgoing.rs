@@ -12,7 +12,8 @@
 
 use crate::Encoded;
 use crate::wire::{
-    bytes_field_len, len_field_len, put_bytes, put_len_prefix, put_varint, varint_field_len,
+    UUID_TEXT_LEN, bytes_field_len, len_field_len, put_bytes, put_len_prefix, put_uuid, put_varint,
+    varint_field_len,
 };
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{DecodeContext, WireType, skip_field};
@@ -190,9 +191,6 @@ mod key {
     pub const NANOS: u8 = varint_key(2);
 }
 
-/// Length of a UUID's canonical text.
-const UUID_TEXT_LEN: usize = 36;
-
 /// What an event's encoding needs worked out before it is written: its nested
 /// messages' lengths go before them, and the whole event's before it.
 #[derive(Debug)]
@@ -237,10 +235,9 @@ fn put_event(
     scratch: &mut Vec<u8>,
     buf: &mut impl BufMut,
 ) {
-    let mut id = Uuid::encode_buffer();
     scratch.clear();
     put_len_prefix(key::EVENTS, layout.event, scratch);
-    put_bytes(key::ID, uuid_text(event.id, &mut id), scratch);
+    put_uuid(key::ID, event.id, scratch);
     put_bytes(key::TYPE, event.event_type.as_bytes(), scratch);
     put_payload(key::DATA, event.data, scratch, buf);
     put_payload(key::METADATA, event.metadata, scratch, buf);
@@ -266,10 +263,6 @@ fn put_payload(key: u8, value: &[u8], scratch: &mut Vec<u8>, buf: &mut impl BufM
     }
 }
 
-fn uuid_text(id: Uuid, buffer: &mut [u8]) -> &[u8] {
-    id.hyphenated().encode_lower(buffer).as_bytes()
-}
-
 /// The text of the last stream key written: the events of a message mostly share one
 /// stream, whose key then need not be formatted again for each of them.
 struct StreamKeyText {
@@ -289,7 +282,7 @@ impl Default for StreamKeyText {
 impl StreamKeyText {
     fn of(&mut self, key: Uuid) -> &[u8] {
         if self.key != Some(key) {
-            uuid_text(key, &mut self.text);
+            key.hyphenated().encode_lower(&mut self.text);
             self.key = Some(key);
         }
         &self.text

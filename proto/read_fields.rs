@@ -3,10 +3,23 @@
 //! field's value is found as a range of the message's bytes, not copied out of them.
 //! Every error is prost's own, for the same input (the decoders' tests check it).
 
+use prost::bytes::{Buf, Bytes};
 use prost::encoding::{
     DecodeContext, WireType, check_wire_type, decode_key, decode_varint, skip_field,
 };
 use std::ops::Range;
+
+/// A length-delimited field's bytes, as a message's `merge_field` meets it, without
+/// copying them: a slice of the message received.
+pub(crate) fn length_delimited(
+    wire_type: WireType,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<Bytes, prost::DecodeError> {
+    let mut bytes = Bytes::new();
+    prost::encoding::bytes::merge(wire_type, &mut bytes, buf, ctx)?;
+    Ok(bytes)
+}
 
 /// Reads the event encoded in `all`: fields 1 to 4, which `RecordedEvent` and
 /// `EventData` share (`id`, `type`, `data`, `metadata`), as ranges of it (empty when

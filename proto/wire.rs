@@ -1,10 +1,14 @@
-//! Writing protobuf fields by hand, for the messages Evenire encodes itself
-//! ([`Encoded`](crate::Encoded)): the server's responses that carry events and the Rust
-//! client's appends. Every field they write is numbered 1 to 15, so its key is one byte.
+//! Writing protobuf fields by hand, for the messages Evenire encodes itself: the
+//! server's responses that carry events ([`Outgoing`](crate::Outgoing)) and the Rust
+//! client's appends ([`Encoded`](crate::Encoded)). Every field they write is numbered 1 to 15, so its key is one byte.
 //! Each writer is tested byte for byte against prost's encoding of the generated types.
 
 use prost::bytes::BufMut;
 use prost::encoding::{encode_varint, encoded_len_varint};
+use uuid::Uuid;
+
+/// Length of a UUID's canonical text, the form every id takes on the wire.
+pub const UUID_TEXT_LEN: usize = 36;
 
 /// The key of field `number` (1 to 15) with a varint value.
 pub const fn varint_key(number: u8) -> u8 {
@@ -60,6 +64,12 @@ pub fn put_bytes(key: u8, value: &[u8], buf: &mut impl BufMut) {
         put_len_prefix(key, value.len(), buf);
         buf.put_slice(value);
     }
+}
+
+/// A UUID as a string field, in its canonical text.
+pub fn put_uuid(key: u8, id: Uuid, buf: &mut impl BufMut) {
+    let mut text = [0; UUID_TEXT_LEN];
+    put_bytes(key, id.hyphenated().encode_lower(&mut text).as_bytes(), buf);
 }
 
 /// A varint field; nothing when zero.

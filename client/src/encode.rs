@@ -8,10 +8,10 @@ use bytes::{BufMut, BytesMut};
 use evenire_proto::Encoded;
 use evenire_proto::v1 as pb;
 use evenire_proto::wire::{
-    bytes_field_len, len_field_len, len_key, put_bytes, put_len_prefix, put_raw_varint, varint_key,
+    UUID_TEXT_LEN, bytes_field_len, len_field_len, len_key, put_bytes, put_len_prefix,
+    put_raw_varint, put_uuid, varint_key,
 };
 use prost::encoding::encoded_len_varint;
-use uuid::Uuid;
 
 /// `AppendRequest`: `StreamId stream = 1; ExpectedVersion expected_version = 2;
 /// repeated EventData events = 3`.
@@ -29,9 +29,6 @@ const ID: u8 = len_key(1);
 const TYPE: u8 = len_key(2);
 const DATA: u8 = len_key(3);
 const METADATA: u8 = len_key(4);
-
-/// Length of a UUID's canonical text.
-const UUID_TEXT_LEN: usize = 36;
 
 /// The request appending `events` to `stream` if it meets `expected`.
 pub fn append_request(
@@ -84,15 +81,11 @@ fn event_len(event: &EventData) -> usize {
         + bytes_field_len(event.metadata.len())
 }
 
-fn put_uuid(key: u8, id: Uuid, buf: &mut BytesMut) {
-    let mut text = Uuid::encode_buffer();
-    put_bytes(key, id.hyphenated().encode_lower(&mut text).as_bytes(), buf);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use prost::Message;
+    use uuid::Uuid;
 
     #[test]
     fn append_requests_are_what_prost_writes() {

@@ -112,6 +112,9 @@ impl Reply {
     }
 }
 
+/// An answer decided without a write (a retry, a refusal), sent with its group's.
+type Answer = (Reply, Result<Outcome, StoreError>);
+
 /// A write decided to go into the current batch, in batch order.
 enum Planned {
     Append {
@@ -138,7 +141,7 @@ impl Planned {
 /// A group written to the log, to be answered once its sync succeeds.
 struct Syncing {
     planned: Vec<Planned>,
-    answered: Vec<(Reply, Result<Outcome, StoreError>)>,
+    answered: Vec<Answer>,
     /// Its decisions, which the next group is decided after; taken when it is.
     pending: Option<Pending>,
     segment: u32,
@@ -420,12 +423,7 @@ impl Writer {
     }
 
     /// Answers every command of a group that did not become durable with `error`.
-    fn fail(
-        &mut self,
-        planned: Vec<Planned>,
-        answered: Vec<(Reply, Result<Outcome, StoreError>)>,
-        error: &StoreError,
-    ) {
+    fn fail(&mut self, planned: Vec<Planned>, answered: Vec<Answer>, error: &StoreError) {
         // Some answers were decided on writes of this group: none of it stands, and a
         // retry of it must not be taken for a duplicate.
         for p in &planned {
@@ -459,11 +457,7 @@ impl Writer {
     /// Makes the durable batch visible: cache first (so that readers woken by the
     /// commit find it there), then the index, then subscribers and the answers, the
     /// `answered` ones (decided without a write) last.
-    fn publish(
-        &mut self,
-        planned: Vec<Planned>,
-        answered: Vec<(Reply, Result<Outcome, StoreError>)>,
-    ) {
+    fn publish(&mut self, planned: Vec<Planned>, answered: Vec<Answer>) {
         for p in &planned {
             if let Planned::Append { loc, record, .. } = p {
                 self.shared.reader.remember(*loc, record.clone());
