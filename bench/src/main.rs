@@ -89,6 +89,10 @@ struct Args {
     /// Only these sections: ceilings, appends, reads, fanout, scale.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Only the append runs whose name contains this text ("batches of 1000 x 100"):
+    /// for a quick before-and-after of one figure.
+    #[arg(long)]
+    appends_named: Option<String>,
     /// Small sizes and 1-second runs: to see the program work, not to quote.
     #[arg(long)]
     quick: bool,
@@ -120,6 +124,12 @@ fn as_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result
 impl Args {
     fn wants(&self, section: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
+
+    fn wants_append(&self, load: &AppendLoad) -> bool {
+        self.appends_named
+            .as_ref()
+            .is_none_or(|text| load.name().contains(text.as_str()))
     }
 
     fn duration(&self) -> Duration {
@@ -390,6 +400,9 @@ async fn append_figures(
                 concurrency,
                 duration,
             };
+            if !args.wants_append(&load) {
+                continue;
+            }
             let figure = appends::run(clients, load).await?;
             let figure = if concurrency == 1 {
                 let round_trip = ceilings.empty_rpc_latency + ceilings.fdatasync_latency;
@@ -414,6 +427,9 @@ async fn append_figures(
                 concurrency: 8,
                 duration,
             };
+            if !args.wants_append(&load) {
+                continue;
+            }
             let on_disk = on_disk_bytes_per_event(batch, payload);
             let figure = appends::run(clients, load).await?.against(
                 format!("1 MiB write + fdatasync bandwidth / {on_disk:.0} B per event"),
