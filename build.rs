@@ -9,9 +9,9 @@
 //!   messages except appends, which it reads in place (`proto/incoming_append.rs` says
 //!   why), and the responses that carry events, which it writes itself straight into
 //!   tonic's buffer (`proto/outgoing.rs` and `proto/codec.rs` say why);
-//! - `client/evenire.v1.rs`: the client the Rust client wraps, which sends appends as
-//!   bytes it encoded itself and reads responses carrying events into `EventBatch`es
-//!   (`proto/event_batch.rs` says why).
+//! - `client/evenire.v1.rs`: the client the Rust client wraps, which writes appends
+//!   itself straight into tonic's buffer (`proto/outgoing_append.rs` says why) and reads
+//!   responses carrying events into `EventBatch`es (`proto/event_batch.rs` says why).
 
 use prost::Message;
 use prost_types::FileDescriptorSet;
@@ -30,7 +30,7 @@ const SERVER: &[(&str, &str)] = &[
 /// What the Rust client's stub uses in place of generated messages: appends it encodes
 /// itself, and reads it decodes into batches.
 const CLIENT: &[(&str, &str)] = &[
-    ("AppendRequest", "crate::Encoded"),
+    ("AppendRequest", "crate::OutgoingAppend"),
     ("ReadResponse", "crate::EventBatch"),
     ("ReadAllResponse", "crate::EventBatch"),
 ];
@@ -58,7 +58,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     variant(server, &out_dir, "server", SERVER, &descriptors)?;
     let client = tonic_prost_build::configure()
         .build_server(false)
-        .build_client(true);
+        .build_client(true)
+        .codec_path("crate::SizedCodec");
     variant(client, &out_dir, "client", CLIENT, &descriptors)?;
     Ok(())
 }

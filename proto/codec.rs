@@ -1,10 +1,12 @@
-//! The codec of the server's generated service: prost's, except that each response's
-//! room in tonic's send buffer is reserved before it is written.
+//! The codec of the server's generated service and of the Rust client's stub: prost's,
+//! except that each message's room in tonic's send buffer is reserved before it is
+//! written.
 //!
-//! prost's encoder writes into the buffer as it is; a read response of a few hundred
-//! KiB written field by field ([`Outgoing`](crate::Outgoing)) then grows it by
-//! doubling, copying what is already written each time. Reserving the length first
-//! makes it one allocation, or none when the buffer has room from the last message.
+//! prost's encoder writes into the buffer as it is; a read response or an append of a
+//! few hundred KiB written field by field ([`Outgoing`](crate::Outgoing),
+//! [`OutgoingAppend`](crate::OutgoingAppend)) then grows it by doubling, copying what
+//! is already written each time. Reserving the length first makes it one allocation,
+//! or none when the buffer has room from the last message.
 
 use prost::Message;
 use std::marker::PhantomData;

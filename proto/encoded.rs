@@ -1,6 +1,5 @@
-//! A message sent as bytes encoded beforehand: the Rust client's appends
-//! (client/src/encode.rs says why), and the server's subscription messages that carry
-//! no events.
+//! A message sent as bytes encoded beforehand: the server's subscription messages that
+//! carry no events.
 
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{DecodeContext, WireType, skip_field};

@@ -7,6 +7,7 @@ mod encoded;
 mod event_batch;
 mod incoming_append;
 mod outgoing;
+mod outgoing_append;
 mod read_fields;
 pub mod wire;
 
@@ -15,6 +16,7 @@ pub use encoded::Encoded;
 pub use event_batch::{EventBatch, WireEvent};
 pub use incoming_append::{IncomingAppend, IncomingEvent};
 pub use outgoing::{EventSource, EventView, EventsMessage, Outgoing, timestamp};
+pub use outgoing_append::{OutgoingAppend, OutgoingEvent};
 
 /// Package `evenire.v1`: the messages and the client.
 pub mod v1 {
@@ -33,8 +35,9 @@ pub mod server {
 }
 
 /// The client of package `evenire.v1` as the Rust client uses it: over the messages of
-/// [`v1`], except that it sends `AppendRequest`s as [`Encoded`] bytes and receives
-/// `ReadResponse` and `ReadAllResponse` as [`EventBatch`]es.
+/// [`v1`], except that it sends `AppendRequest`s as [`OutgoingAppend`]s and receives
+/// `ReadResponse` and `ReadAllResponse` as [`EventBatch`]es, and with the
+/// [`SizedCodec`].
 pub mod client {
     #![allow(missing_docs, missing_debug_implementations, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/client/evenire.v1.rs"));

@@ -9,6 +9,7 @@ use evenire_proto::v1 as pb;
 use evenire_proto::v1::event_store_service_client::EventStoreServiceClient;
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
 const KEY: &str = "7d0c3a4e-8a5f-4b44-9f0e-1f6d2a3b4c5d";
@@ -57,6 +58,18 @@ async fn raw_client(server: &TestServer) -> EventStoreServiceClient<Channel> {
         .await
         .expect("connect")
         .max_encoding_message_size(64 << 20)
+}
+
+/// A gRPC client with no messages of its own, for sending what the generated ones
+/// cannot, with the path of `Append`.
+async fn untyped_client(server: &TestServer) -> (tonic::client::Grpc<Channel>, PathAndQuery) {
+    let channel = Channel::from_shared(server.uri())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let path = PathAndQuery::from_static("/evenire.v1.EventStoreService/Append");
+    (tonic::client::Grpc::new(channel), path)
 }
 
 fn bad_appends() -> Vec<(&'static str, pb::AppendRequest, Code, &'static str)> {
@@ -258,16 +271,8 @@ async fn bad_reads_are_refused() {
 async fn undecodable_messages_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = TestServer::start(config(dir.path(), 0)).await;
-    let channel = Channel::from_shared(server.uri())
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let (mut grpc, path) = untyped_client(&server).await;
     grpc.ready().await.expect("ready");
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-        "/evenire.v1.EventStoreService/Append",
-    );
     let garbage = pb::ReadResponse {
         events: vec![pb::RecordedEvent {
             id: "x".into(),
@@ -290,12 +295,11 @@ async fn undecodable_messages_are_refused() {
 #[tokio::test]
 async fn strings_that_are_not_utf8_are_refused_naming_the_field() {
     use evenire_proto::Encoded;
-    use evenire_proto::client::event_store_service_client::EventStoreServiceClient as Wire;
     use prost::Message;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let server = TestServer::start(config(dir.path(), 0)).await;
-    let mut wire = Wire::connect(server.uri()).await.expect("connect");
+    let (mut grpc, path) = untyped_client(&server).await;
     // The request with the marker's bytes broken into invalid UTF-8.
     let broken = |request: pb::AppendRequest, marker: &str| {
         let mut bytes = request.encode_to_vec();
@@ -332,7 +336,10 @@ async fn strings_that_are_not_utf8_are_refused_naming_the_field() {
         ),
     ];
     for (request, needle) in cases {
-        let status = wire.append(request).await.expect_err(needle);
+        grpc.ready().await.expect("ready");
+        let codec = tonic_prost::ProstCodec::<Encoded, pb::AppendResponse>::default();
+        let sent = grpc.unary(tonic::Request::new(request), path.clone(), codec);
+        let status = sent.await.expect_err(needle);
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
         assert!(status.message().contains(needle), "{status:?}");
     }

@@ -54,8 +54,7 @@ impl Client {
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = EventData>,
     ) -> Result<AppendResult, Error> {
-        let events: Vec<EventData> = events.into_iter().collect();
-        let request = encode::append_request(stream, expected, &events);
+        let request = encode::append_request(stream, expected, events.into_iter().collect());
         let response = self.inner.clone().append(request).await?.into_inner();
         Ok(AppendResult {
             version: response.version,
