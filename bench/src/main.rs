@@ -17,6 +17,7 @@
 
 mod appends;
 mod ceilings;
+mod cpu;
 // The kill -9 harness of server/tests/crash_recovery.rs, compiled here too so that the
 // long mode runs the very same checks.
 #[path = "../../server/tests/common/crash_harness.rs"]
@@ -29,6 +30,7 @@ mod soak;
 
 use appends::AppendLoad;
 use clap::Parser;
+use cpu::CpuMeter;
 use evenire_client::{Client, StreamId};
 use evenire_server::config::{ByteSize, Fsync};
 use report::{Figure, Machine, Run};
@@ -165,6 +167,14 @@ impl Server {
             Process::start(&binary, dir, &["--cache-size", &cache, "--fsync", fsync])
         })?;
         Ok(Server::Process(process))
+    }
+
+    /// The server's process id when it is a process of its own (for its CPU time).
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Server::Process(server) => Some(server.child.id()),
+            Server::External(_) | Server::InProcess(_) => None,
+        }
     }
 
     fn uri(&self) -> &str {
@@ -320,14 +330,15 @@ async fn main_server_figures(
     let main_dir = tempfile::tempdir_in(root)?;
     let server = Server::start(args, main_dir.path(), args.cache_size).await?;
     let clients = server.clients(args.connections).await?;
-    let ceilings = measure_ceilings(args, results, server.uri(), main_dir.path()).await?;
+    let ceilings = measure_ceilings(args, results, &server, main_dir.path()).await?;
     if args.wants("appends") {
-        append_figures(args, results, &clients, &ceilings).await?;
+        append_figures(args, results, &clients, server.pid(), &ceilings).await?;
     }
     if args.wants("fanout") {
         for subscribers in [1, 100] {
+            let meter = CpuMeter::start(server.pid());
             let (figure, _) = reads::fan_out(&clients, subscribers, args.duration(), 100).await?;
-            results.add(figure);
+            results.add(meter.finish(figure));
         }
     }
     drop(clients);
@@ -351,7 +362,7 @@ const CONCURRENCIES: [usize; 4] = [1, 16, 64, 256];
 async fn measure_ceilings(
     args: &Args,
     results: &mut Results,
-    uri: &str,
+    server: &Server,
     dir: &Path,
 ) -> Result<Ceilings, BoxError> {
     let short = Duration::from_secs_f64(args.duration().as_secs_f64().min(2.0));
@@ -360,7 +371,9 @@ async fn measure_ceilings(
     let mut empty_rpc = BTreeMap::new();
     let mut empty_rpc_latency = Duration::ZERO;
     for concurrency in CONCURRENCIES {
-        let figure = ceilings::empty_rpc(uri, args.connections, concurrency, short).await?;
+        let meter = CpuMeter::start(server.pid());
+        let figure = ceilings::empty_rpc(server.uri(), args.connections, concurrency, short);
+        let figure = meter.finish(figure.await?);
         if concurrency == 1 {
             empty_rpc_latency = p50(&figure);
         }
@@ -401,6 +414,7 @@ async fn append_figures(
     args: &Args,
     results: &mut Results,
     clients: &[Client],
+    server_pid: Option<u32>,
     ceilings: &Ceilings,
 ) -> Result<(), BoxError> {
     let duration = args.duration();
@@ -418,7 +432,8 @@ async fn append_figures(
             if !args.wants_append(&load) {
                 continue;
             }
-            let figure = appends::run(clients, load).await?;
+            let meter = CpuMeter::start(server_pid);
+            let figure = meter.finish(appends::run(clients, load).await?);
             let figure = if concurrency == 1 {
                 let round_trip = ceilings.empty_rpc_latency + ceilings.fdatasync_latency;
                 figure.against(
@@ -445,7 +460,8 @@ async fn append_figures(
             continue;
         }
         let on_disk = on_disk_bytes_per_event(batch, payload);
-        let figure = appends::run(clients, load).await?.against(
+        let meter = CpuMeter::start(server_pid);
+        let figure = meter.finish(appends::run(clients, load).await?).against(
             format!("1 MiB write + fdatasync bandwidth / {on_disk:.0} B per event"),
             ceilings.write_bandwidth / on_disk,
         );
@@ -491,15 +507,20 @@ async fn read_figures(
     let events = args.stream_events + args.streams as u64;
     let per_event = bytes as f64 / events as f64;
     let warm_rate = bytes as f64 / elapsed.as_secs_f64() / per_event;
+    let meter = CpuMeter::start(server.pid());
     let cached =
         reads::stream_forward(&clients[0], &stream, "read 1 stream forward, cached").await?;
+    let cached = meter.finish(cached);
     results.add(cached.against(
         format!("reading the segment files, OS cache warm, {per_event:.0} B per event"),
         warm_rate,
     ));
+    let meter = CpuMeter::start(server.pid());
     let last = reads::last_event_backward(&clients, sensors, 64, args.duration()).await?;
+    let last = meter.finish(last);
     results.add(last.against("empty RPC, 64 clients", ceilings.empty_rpc[&64]));
-    let all = reads::log_forward(&clients[0], "read $all forward, cached").await?;
+    let meter = CpuMeter::start(server.pid());
+    let all = meter.finish(reads::log_forward(&clients[0], "read $all forward, cached").await?);
     results.add(all.against("reading the segment files, OS cache warm", warm_rate));
     drop(clients);
     server.stop().await?;
@@ -520,15 +541,14 @@ async fn read_figures(
     let (bytes, elapsed) = ceilings::read_files(&segments)?;
     let file_rate = bytes as f64 / elapsed.as_secs_f64() / per_event;
     let _ = ceilings::drop_os_cache();
-    let figure = reads::stream_forward(
-        &clients[0],
-        &stream,
-        &format!("read 1 stream forward, {cold}"),
-    )
-    .await?;
+    let meter = CpuMeter::start(server.pid());
+    let name = format!("read 1 stream forward, {cold}");
+    let figure = meter.finish(reads::stream_forward(&clients[0], &stream, &name).await?);
     results.add(figure.against(format!("reading the segment files, {cold}"), file_rate));
     let _ = ceilings::drop_os_cache();
-    let figure = reads::log_forward(&clients[0], &format!("read $all forward, {cold}")).await?;
+    let meter = CpuMeter::start(server.pid());
+    let name = format!("read $all forward, {cold}");
+    let figure = meter.finish(reads::log_forward(&clients[0], &name).await?);
     results.add(figure.against(format!("reading the segment files, {cold}"), file_rate));
     drop(clients);
     server.stop().await

@@ -60,6 +60,26 @@ pub struct Ceiling {
     pub rate: f64,
 }
 
+/// CPU time spent per unit a figure counts (event, call, read), in µs.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuUse {
+    pub load_generator_us: f64,
+    /// None when the server is not a process of its own.
+    pub server_us: Option<f64>,
+}
+
+impl std::fmt::Display for CpuUse {
+    /// "client / server" µs: two decimals below 10 µs, one above.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let us = |v: f64| match v {
+            v if v < 10.0 => format!("{v:.2}"),
+            v => format!("{v:.1}"),
+        };
+        let server = self.server_us.map_or("-".to_string(), us);
+        write!(f, "{} / {server}", us(self.load_generator_us))
+    }
+}
+
 /// One measured line.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
@@ -75,6 +95,8 @@ pub struct Figure {
     pub ceiling: Option<Ceiling>,
     /// The rate divided by the ceiling's rate.
     pub ratio: Option<f64>,
+    /// CPU per unit counted, of the load generator and the server.
+    pub cpu: Option<CpuUse>,
 }
 
 impl Figure {
@@ -95,6 +117,7 @@ impl Figure {
             conditions: String::new(),
             ceiling: None,
             ratio: None,
+            cpu: None,
         }
     }
 
@@ -124,8 +147,9 @@ impl Figure {
         let ratio = self
             .ratio
             .map_or(String::new(), |r| format!("{:>6.0} %", r * 100.0));
+        let cpu = self.cpu.as_ref().map_or(String::new(), ToString::to_string);
         println!(
-            "{:<46} {:>12.0} {:<9} {latency} {ratio:>8}  {}",
+            "{:<46} {:>12.0} {:<9} {latency} {ratio:>8} {cpu:>13}  {}",
             self.name, self.rate, self.unit, self.conditions
         );
     }
@@ -133,8 +157,8 @@ impl Figure {
 
 pub fn print_header() {
     println!(
-        "{:<46} {:>12} {:<9} {:>8} {:>8} {:>8} {:>8} {:>8}  conditions",
-        "what", "rate", "", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "ceiling"
+        "{:<46} {:>12} {:<9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>13}  conditions",
+        "what", "rate", "", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "ceiling", "CPU µs c / s"
     );
 }
 
@@ -154,8 +178,8 @@ impl Run {
         let m = &self.machine;
         let mut out = format!(
             "Machine: {} cores ({}), {:.1} GiB, Linux {}, data on {}.\n\n\
-             | what | rate | p50 ms | p99 ms | p99.9 ms | max ms | vs ceiling | conditions |\n\
-             |---|---:|---:|---:|---:|---:|---:|---|\n",
+             | what | rate | p50 ms | p99 ms | p99.9 ms | max ms | vs ceiling | CPU µs per unit, client / server | conditions |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
             m.cores, m.cpu, m.memory_gib, m.kernel, m.data_dir_fs
         );
         for f in &self.figures {
@@ -171,8 +195,9 @@ impl Run {
                 (Some(c), Some(r)) => format!("{:.0} % of {}", r * 100.0, c.what),
                 _ => String::new(),
             };
+            let cpu = f.cpu.as_ref().map_or(String::new(), ToString::to_string);
             out += &format!(
-                "| {} | {:.0} {} | {p50} | {p99} | {p999} | {max} | {ratio} | {} |\n",
+                "| {} | {:.0} {} | {p50} | {p99} | {p999} | {max} | {ratio} | {cpu} | {} |\n",
                 f.name, f.rate, f.unit, f.conditions
             );
         }
