@@ -197,6 +197,26 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_response_in_two_pieces_and_refuses_it_cut_as_prost_does() {
+        let response = pb::ReadResponse {
+            events: (0..5).map(event).collect(),
+        };
+        let whole = response.encode_to_vec();
+        for at in 0..whole.len() {
+            let (head, tail) = whole.split_at(at);
+            assert_eq!(
+                EventBatch::decode(head).is_err(),
+                pb::ReadResponse::decode(head).is_err(),
+                "cut at {at}"
+            );
+            // Where a length falls across the pieces, it is read the slow way.
+            let batch = EventBatch::decode(head.chain(tail)).expect("decodes");
+            let read: Vec<_> = batch.events.iter().map(generated).collect();
+            assert_eq!(read, response.events, "split at {at}");
+        }
+    }
+
+    #[test]
     fn skips_unknown_fields_and_merges_repeated_ones() {
         let mut bytes = event(1).encode_to_vec();
         // Unknown fields of every wire type.
