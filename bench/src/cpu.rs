@@ -51,6 +51,16 @@ impl CpuMeter {
     }
 }
 
+/// Runs `run` and adds to its figure the CPU this process and the server process
+/// `server` (if any) spent meanwhile.
+pub async fn measured<E>(
+    server: Option<u32>,
+    run: impl Future<Output = Result<Figure, E>>,
+) -> Result<Figure, E> {
+    let meter = CpuMeter::start(server);
+    Ok(meter.finish(run.await?))
+}
+
 /// User plus system time of process `pid`, all its threads.
 fn cpu_time(pid: u32) -> Option<Duration> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)

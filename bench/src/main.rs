@@ -371,9 +371,8 @@ async fn measure_ceilings(
     let mut empty_rpc = BTreeMap::new();
     let mut empty_rpc_latency = Duration::ZERO;
     for concurrency in CONCURRENCIES {
-        let meter = CpuMeter::start(server.pid());
         let figure = ceilings::empty_rpc(server.uri(), args.connections, concurrency, short);
-        let figure = meter.finish(figure.await?);
+        let figure = cpu::measured(server.pid(), figure).await?;
         if concurrency == 1 {
             empty_rpc_latency = p50(&figure);
         }
@@ -432,8 +431,7 @@ async fn append_figures(
             if !args.wants_append(&load) {
                 continue;
             }
-            let meter = CpuMeter::start(server_pid);
-            let figure = meter.finish(appends::run(clients, load).await?);
+            let figure = cpu::measured(server_pid, appends::run(clients, load)).await?;
             let figure = if concurrency == 1 {
                 let round_trip = ceilings.empty_rpc_latency + ceilings.fdatasync_latency;
                 figure.against(
@@ -460,8 +458,8 @@ async fn append_figures(
             continue;
         }
         let on_disk = on_disk_bytes_per_event(batch, payload);
-        let meter = CpuMeter::start(server_pid);
-        let figure = meter.finish(appends::run(clients, load).await?).against(
+        let figure = cpu::measured(server_pid, appends::run(clients, load)).await?;
+        let figure = figure.against(
             format!("1 MiB write + fdatasync bandwidth / {on_disk:.0} B per event"),
             ceilings.write_bandwidth / on_disk,
         );
@@ -507,20 +505,17 @@ async fn read_figures(
     let events = args.stream_events + args.streams as u64;
     let per_event = bytes as f64 / events as f64;
     let warm_rate = bytes as f64 / elapsed.as_secs_f64() / per_event;
-    let meter = CpuMeter::start(server.pid());
-    let cached =
-        reads::stream_forward(&clients[0], &stream, "read 1 stream forward, cached").await?;
-    let cached = meter.finish(cached);
+    let cached = reads::stream_forward(&clients[0], &stream, "read 1 stream forward, cached");
+    let cached = cpu::measured(server.pid(), cached).await?;
     results.add(cached.against(
         format!("reading the segment files, OS cache warm, {per_event:.0} B per event"),
         warm_rate,
     ));
-    let meter = CpuMeter::start(server.pid());
-    let last = reads::last_event_backward(&clients, sensors, 64, args.duration()).await?;
-    let last = meter.finish(last);
+    let last = reads::last_event_backward(&clients, sensors, 64, args.duration());
+    let last = cpu::measured(server.pid(), last).await?;
     results.add(last.against("empty RPC, 64 clients", ceilings.empty_rpc[&64]));
-    let meter = CpuMeter::start(server.pid());
-    let all = meter.finish(reads::log_forward(&clients[0], "read $all forward, cached").await?);
+    let all = reads::log_forward(&clients[0], "read $all forward, cached");
+    let all = cpu::measured(server.pid(), all).await?;
     results.add(all.against("reading the segment files, OS cache warm", warm_rate));
     drop(clients);
     server.stop().await?;
@@ -541,14 +536,13 @@ async fn read_figures(
     let (bytes, elapsed) = ceilings::read_files(&segments)?;
     let file_rate = bytes as f64 / elapsed.as_secs_f64() / per_event;
     let _ = ceilings::drop_os_cache();
-    let meter = CpuMeter::start(server.pid());
     let name = format!("read 1 stream forward, {cold}");
-    let figure = meter.finish(reads::stream_forward(&clients[0], &stream, &name).await?);
+    let figure = reads::stream_forward(&clients[0], &stream, &name);
+    let figure = cpu::measured(server.pid(), figure).await?;
     results.add(figure.against(format!("reading the segment files, {cold}"), file_rate));
     let _ = ceilings::drop_os_cache();
-    let meter = CpuMeter::start(server.pid());
     let name = format!("read $all forward, {cold}");
-    let figure = meter.finish(reads::log_forward(&clients[0], &name).await?);
+    let figure = cpu::measured(server.pid(), reads::log_forward(&clients[0], &name)).await?;
     results.add(figure.against(format!("reading the segment files, {cold}"), file_rate));
     drop(clients);
     server.stop().await

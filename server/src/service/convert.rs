@@ -49,13 +49,12 @@ fn invalid(message: String) -> Status {
 
 /// Checks an append request against the contract and the limits.
 pub fn append(request: IncomingAppend, limits: &Limits) -> Result<Append, Status> {
-    let stream = match &request.stream {
-        None => return Err(invalid("stream: required".into())),
-        Some((key, stream_type)) => StreamId {
-            key: uuid(utf8(key, "stream.key")?, "stream.key")?,
-            stream_type: type_name(utf8(stream_type, "stream.type")?.into(), "stream.type")?,
-        },
-    };
+    let (key, stream_type) = request.stream.as_ref().ok_or_else(|| required("stream"))?;
+    let stream = stream_of(
+        utf8(key, "stream.key")?,
+        utf8(stream_type, "stream.type")?.into(),
+        "stream",
+    )?;
     let expected = expected_version(request.expected_version)?;
     if request.events.is_empty() {
         return Err(invalid("events: an append needs at least one event".into()));
@@ -354,11 +353,20 @@ fn filter_list(entries: Vec<String>, field: &str) -> Result<Vec<String>, Status>
 }
 
 fn stream_id(stream: Option<pb::StreamId>, field: &str) -> Result<StreamId, Status> {
-    let stream = stream.ok_or_else(|| invalid(format!("{field}: required")))?;
+    let stream = stream.ok_or_else(|| required(field))?;
+    stream_of(&stream.key, stream.r#type, field)
+}
+
+/// The `StreamId` in `field` from its key's and type's text.
+fn stream_of(key: &str, stream_type: String, field: &str) -> Result<StreamId, Status> {
     Ok(StreamId {
-        key: uuid(&stream.key, format_args!("{field}.key"))?,
-        stream_type: type_name(stream.r#type, format_args!("{field}.type"))?,
+        key: uuid(key, format_args!("{field}.key"))?,
+        stream_type: type_name(stream_type, format_args!("{field}.type"))?,
     })
+}
+
+fn required(field: &str) -> Status {
+    invalid(format!("{field}: required"))
 }
 
 /// `field` names the field in the error; it is only formatted when there is one.
