@@ -8,6 +8,8 @@
 //! target/release/evenire-bench                       # everything, about 5 minutes
 //! target/release/evenire-bench --only ceilings,appends --seconds 3
 //! target/release/evenire-bench --quick               # small sizes, seconds
+//! target/release/evenire-bench --runs 3 --scale-dir /var/tmp/evenire-scale
+//!                                                    # each line's median of 3 runs
 //! target/release/evenire-bench --soak-seconds 300    # memory over minutes of load
 //! ```
 //!
@@ -95,6 +97,10 @@ struct Args {
     /// for a quick before-and-after of one figure.
     #[arg(long)]
     appends_named: Option<String>,
+    /// Run everything this many times and report each line's median run, with every
+    /// run's rate beside it: this machine is shared, and one run can be off by half.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
     /// Small sizes and 1-second runs: to see the program work, not to quote.
     #[arg(long)]
     quick: bool,
@@ -273,39 +279,44 @@ async fn main() -> Result<(), BoxError> {
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut results = Results::default();
-    report::print_header();
-
-    // The scale section starts servers of its own; the others need the ceilings.
-    if ["ceilings", "appends", "fanout", "reads"]
-        .iter()
-        .any(|section| args.wants(section))
-    {
-        let ceilings = main_server_figures(&args, &mut results, &root).await?;
-        if args.wants("reads") {
-            read_figures(&args, &mut results, &root, &ceilings).await?;
+    let mut each_run = Vec::new();
+    let mut notes = Vec::new();
+    for run in 1..=args.runs {
+        if args.runs > 1 {
+            println!("run {run} of {}", args.runs);
         }
+        let results = measure(&args, &root).await?;
+        each_run.push(results.figures);
+        notes.extend(results.notes.into_iter().map(|note| match args.runs {
+            1 => note,
+            _ => format!("run {run}: {note}"),
+        }));
     }
-    if args.wants("scale") {
-        scale_figures(&args, &mut results, &root).await?;
-    }
+    let figures = match args.runs {
+        1 => each_run.pop().unwrap_or_default(),
+        _ => report::medians(&each_run),
+    };
 
     println!();
-    println!("closing table");
+    match args.runs {
+        1 => println!("closing table"),
+        runs => println!("closing table: each line's median of {runs} runs"),
+    }
     machine.print();
     report::print_header();
-    for figure in &results.figures {
+    for figure in &figures {
         figure.print();
     }
-    for note in &results.notes {
+    for note in &notes {
         println!("note: {note}");
     }
     let run = Run {
         started_unix,
         machine,
         settings: serde_json::to_value(&args)?,
-        figures: results.figures,
-        notes: results.notes,
+        figures,
+        each_run,
+        notes,
     };
     if let Some(parent) = args.json.parent() {
         std::fs::create_dir_all(parent)?;
@@ -319,6 +330,28 @@ async fn main() -> Result<(), BoxError> {
         markdown.display()
     );
     Ok(())
+}
+
+/// Every section asked for, once.
+async fn measure(args: &Args, root: &Path) -> Result<Results, BoxError> {
+    let mut results = Results::default();
+    report::print_header();
+
+    // The scale section starts servers of its own; the others need the ceilings.
+    if ["ceilings", "appends", "fanout", "reads"]
+        .iter()
+        .any(|section| args.wants(section))
+    {
+        let ceilings = main_server_figures(args, &mut results, root).await?;
+        if args.wants("reads") {
+            read_figures(args, &mut results, root, &ceilings).await?;
+        }
+    }
+    if args.wants("scale") {
+        scale_figures(args, &mut results, root).await?;
+    }
+
+    Ok(results)
 }
 
 /// The ceilings, then appends and fan-out, on one server over a fresh directory.

@@ -97,6 +97,10 @@ pub struct Figure {
     pub ratio: Option<f64>,
     /// CPU per unit counted, of the load generator and the server.
     pub cpu: Option<CpuUse>,
+    /// With `--runs`: this line's rate in every run, in run order (this figure is the
+    /// run with the median rate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<f64>,
 }
 
 impl Figure {
@@ -118,6 +122,7 @@ impl Figure {
             ceiling: None,
             ratio: None,
             cpu: None,
+            runs: Vec::new(),
         }
     }
 
@@ -162,13 +167,43 @@ pub fn print_header() {
     );
 }
 
+/// One line per figure name of several runs of the same lines: the figure of the run
+/// whose rate is the median (of an even count, the higher of the middle two), whole,
+/// so its latencies, ratio and CPU belong together, with every run's rate in `runs`.
+/// Lines come in the order of the first run that has them.
+pub fn medians(runs: &[Vec<Figure>]) -> Vec<Figure> {
+    let mut names: Vec<&str> = Vec::new();
+    for figure in runs.iter().flatten() {
+        if !names.contains(&figure.name.as_str()) {
+            names.push(&figure.name);
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let same: Vec<&Figure> = runs.iter().flatten().filter(|f| f.name == name).collect();
+            let mut by_rate = same.clone();
+            by_rate.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+            let median = by_rate.get(by_rate.len() / 2)?;
+            Some(Figure {
+                runs: same.iter().map(|f| f.rate).collect(),
+                ..(*median).clone()
+            })
+        })
+        .collect()
+}
+
 /// The whole run, as written to the JSON file.
 #[derive(Debug, Serialize)]
 pub struct Run {
     pub started_unix: u64,
     pub machine: Machine,
     pub settings: serde_json::Value,
+    /// The figures; with `--runs`, each line's median run.
     pub figures: Vec<Figure>,
+    /// With `--runs`: every run's figures, in run order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub each_run: Vec<Vec<Figure>>,
     pub notes: Vec<String>,
 }
 
@@ -177,11 +212,21 @@ impl Run {
     pub fn markdown(&self) -> String {
         let m = &self.machine;
         let mut out = format!(
-            "Machine: {} cores ({}), {:.1} GiB, Linux {}, data on {}.\n\n\
-             | what | rate | p50 ms | p99 ms | p99.9 ms | max ms | vs ceiling | CPU µs per unit, client / server | conditions |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+            "Machine: {} cores ({}), {:.1} GiB, Linux {}, data on {}.\n\n",
             m.cores, m.cpu, m.memory_gib, m.kernel, m.data_dir_fs
         );
+        let several = self.each_run.len() > 1;
+        if several {
+            out += &format!(
+                "Each line is the run with the median rate of {} runs; `runs` lists every run's rate.\n\n\
+                 | what | rate (median) | runs | p50 ms | p99 ms | p99.9 ms | max ms | vs ceiling | CPU µs per unit, client / server | conditions |\n\
+                 |---|---:|---|---:|---:|---:|---:|---|---:|---|\n",
+                self.each_run.len()
+            );
+        } else {
+            out += "| what | rate | p50 ms | p99 ms | p99.9 ms | max ms | vs ceiling | CPU µs per unit, client / server | conditions |\n\
+                    |---|---:|---:|---:|---:|---:|---|---:|---|\n";
+        }
         for f in &self.figures {
             let (p50, p99, p999, max) = f.latency.as_ref().map_or_else(Default::default, |l| {
                 (
@@ -196,9 +241,19 @@ impl Run {
                 _ => String::new(),
             };
             let cpu = f.cpu.as_ref().map_or(String::new(), ToString::to_string);
+            let runs = match several {
+                true => {
+                    let rates: Vec<String> = f.runs.iter().map(|r| thousands(*r)).collect();
+                    format!(" {} |", rates.join(", "))
+                }
+                false => String::new(),
+            };
             out += &format!(
-                "| {} | {:.0} {} | {p50} | {p99} | {p999} | {max} | {ratio} | {cpu} | {} |\n",
-                f.name, f.rate, f.unit, f.conditions
+                "| {} | {} {} |{runs} {p50} | {p99} | {p999} | {max} | {ratio} | {cpu} | {} |\n",
+                f.name,
+                thousands(f.rate),
+                f.unit,
+                f.conditions
             );
         }
         for note in &self.notes {
@@ -206,6 +261,19 @@ impl Run {
         }
         out
     }
+}
+
+/// A rate rounded to a whole number, with thousands separated: 1,234,567.
+fn thousands(rate: f64) -> String {
+    let digits = format!("{:.0}", rate.max(0.0));
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 #[derive(Debug, Serialize)]
@@ -299,5 +367,51 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.task.abort();
         eprint!("\r{:<100}\r", "");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure(name: &str, rate: f64, p50_ms: f64) -> Figure {
+        let mut latencies = Latencies::default();
+        latencies.record(Duration::from_secs_f64(p50_ms / 1e3));
+        let mut figure = Figure::new(name, "events/s", 1, Duration::from_secs(1), &latencies);
+        figure.rate = rate;
+        figure
+    }
+
+    #[test]
+    fn each_line_is_its_median_run_whole_with_every_rate() {
+        let runs = vec![
+            vec![figure("a", 30.0, 3.0), figure("b", 5.0, 1.0)],
+            vec![figure("a", 10.0, 1.0), figure("b", 7.0, 2.0)],
+            vec![figure("a", 20.0, 2.0), figure("c", 1.0, 1.0)],
+        ];
+        let medians = medians(&runs);
+        let names: Vec<&str> = medians.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        // The middle rate, with that run's own latency.
+        assert_eq!(medians[0].rate, 20.0);
+        assert_eq!(medians[0].latency.as_ref().map(|l| l.p50_ms), Some(2.0));
+        assert_eq!(medians[0].runs, [30.0, 10.0, 20.0]);
+        // Of two runs, the higher; a line missing from a run has the runs it is in.
+        assert_eq!(medians[1].rate, 7.0);
+        assert_eq!(medians[1].runs, [5.0, 7.0]);
+        assert_eq!(medians[2].runs, [1.0]);
+    }
+
+    #[test]
+    fn rates_are_written_with_thousands_separated() {
+        let cases = [
+            (0.4, "0"),
+            (999.0, "999"),
+            (1000.0, "1,000"),
+            (1_234_567.5, "1,234,568"),
+        ];
+        for (rate, text) in cases {
+            assert_eq!(thousands(rate), text);
+        }
     }
 }
