@@ -140,6 +140,28 @@ impl Args {
             .is_none_or(|text| load.name().contains(text.as_str()))
     }
 
+    /// The conditions every line shares, for the tables: which server, fsync policy,
+    /// cache sizes, run length, connections.
+    fn setup(&self) -> String {
+        let server = match (&self.server, self.in_process) {
+            (Some(uri), _) => uri.clone(),
+            (None, true) => "in this process".to_string(),
+            (None, false) => "evenire-server binary, its own process".to_string(),
+        };
+        let fsync = match self.fsync {
+            Fsync::Always => "always (fdatasync before every acknowledgement)",
+            Fsync::PowerLossUnsafe => "power-loss-unsafe (acknowledged once in the OS page cache)",
+        };
+        format!(
+            "server: {server}; fsync {fsync}; cache {} ({} for the stream reads); \
+             {} s per timed run; {} gRPC connections",
+            self.cache_size,
+            self.read_cache_size,
+            self.duration().as_secs_f64(),
+            self.connections
+        )
+    }
+
     fn duration(&self) -> Duration {
         Duration::from_secs_f64(if self.quick { 1.0 } else { self.seconds })
     }
@@ -264,18 +286,8 @@ async fn main() -> Result<(), BoxError> {
     let root = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
     let machine = Machine::read(&root);
     machine.print();
-    println!(
-        "server: {}; fsync {:?}; cache {}; {} s per timed run; {} connections",
-        match (&args.server, args.in_process) {
-            (Some(uri), _) => uri.clone(),
-            (None, true) => "in this process".to_string(),
-            (None, false) => "evenire-server binary, its own process".to_string(),
-        },
-        args.fsync,
-        args.cache_size,
-        args.duration().as_secs_f64(),
-        args.connections
-    );
+    let setup = args.setup();
+    println!("{setup}");
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -303,6 +315,7 @@ async fn main() -> Result<(), BoxError> {
         runs => println!("closing table: each line's median of {runs} runs"),
     }
     machine.print();
+    println!("{setup}");
     report::print_header();
     for figure in &figures {
         figure.print();
@@ -313,6 +326,7 @@ async fn main() -> Result<(), BoxError> {
     let run = Run {
         started_unix,
         machine,
+        setup,
         settings: serde_json::to_value(&args)?,
         figures,
         each_run,

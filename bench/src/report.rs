@@ -198,6 +198,8 @@ pub fn medians(runs: &[Vec<Figure>]) -> Vec<Figure> {
 pub struct Run {
     pub started_unix: u64,
     pub machine: Machine,
+    /// The conditions every line shares (server, fsync, cache, run length, connections).
+    pub setup: String,
     pub settings: serde_json::Value,
     /// The figures; with `--runs`, each line's median run.
     pub figures: Vec<Figure>,
@@ -212,8 +214,8 @@ impl Run {
     pub fn markdown(&self) -> String {
         let m = &self.machine;
         let mut out = format!(
-            "Machine: {} cores ({}), {:.1} GiB, Linux {}, data on {}.\n\n",
-            m.cores, m.cpu, m.memory_gib, m.kernel, m.data_dir_fs
+            "Machine: {} cores ({}), {:.1} GiB, Linux {}, data on {}.\n\n{}.\n\n",
+            m.cores, m.cpu, m.memory_gib, m.kernel, m.data_dir_fs, self.setup
         );
         let several = self.each_run.len() > 1;
         if several {
