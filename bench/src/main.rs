@@ -148,13 +148,14 @@ impl Args {
             (None, true) => "in this process".to_string(),
             (None, false) => "evenire-server binary, its own process".to_string(),
         };
-        let fsync = match self.fsync {
-            Fsync::Always => "always (fdatasync before every acknowledgement)",
-            Fsync::PowerLossUnsafe => "power-loss-unsafe (acknowledged once in the OS page cache)",
+        let meaning = match self.fsync {
+            Fsync::Always => "fdatasync before every acknowledgement",
+            Fsync::PowerLossUnsafe => "acknowledged once in the OS page cache",
         };
         format!(
-            "server: {server}; fsync {fsync}; cache {} ({} for the stream reads); \
+            "server: {server}; fsync {} ({meaning}); cache {} ({} for the stream reads); \
              {} s per timed run; {} gRPC connections",
+            fsync_arg(self.fsync),
             self.cache_size,
             self.read_cache_size,
             self.duration().as_secs_f64(),
@@ -164,6 +165,14 @@ impl Args {
 
     fn duration(&self) -> Duration {
         Duration::from_secs_f64(if self.quick { 1.0 } else { self.seconds })
+    }
+}
+
+/// The fsync policy as the server's `--fsync` spells it.
+fn fsync_arg(fsync: Fsync) -> &'static str {
+    match fsync {
+        Fsync::Always => "always",
+        Fsync::PowerLossUnsafe => "power-loss-unsafe",
     }
 }
 
@@ -186,11 +195,8 @@ impl Server {
             return Ok(Server::InProcess(InProcess::start(config).await?));
         }
         let binary = server::binary(args.server_bin.as_deref())?;
-        let fsync = match args.fsync {
-            Fsync::Always => "always",
-            Fsync::PowerLossUnsafe => "power-loss-unsafe",
-        };
         let cache = cache.to_string();
+        let fsync = fsync_arg(args.fsync);
         let process = tokio::task::block_in_place(|| {
             Process::start(&binary, dir, &["--cache-size", &cache, "--fsync", fsync])
         })?;
