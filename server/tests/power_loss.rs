@@ -1,5 +1,6 @@
 //! Power loss, simulated below the store: what the page cache had not synced is gone
-//! (a file whose directory entry was not synced vanishes; the last write may be torn).
+//! (a file whose directory entry was not synced vanishes; the last write may be torn,
+//! or the unsynced sectors kept in any order).
 //! Concurrent appenders run against the store on a simulated disk; the machine stops at
 //! a random moment, the power goes, the store recovers, and the log is checked against
 //! a model of what was sent and acknowledged. Many seeds; small segments so that new
@@ -194,12 +195,12 @@ async fn run_seed(seed: u64) -> (usize, usize) {
         }
         store.shutdown().await;
         drop(store);
-        let tear = rng.below(3);
-        fs.power_loss(|unsynced| match tear {
-            0 => 0,
-            1 => unsynced,
-            _ => unsynced / 2,
-        });
+        match rng.below(4) {
+            0 => fs.power_loss(|_| 0),
+            1 => fs.power_loss(|unsynced| unsynced),
+            2 => fs.power_loss(|unsynced| unsynced / 2),
+            _ => fs.power_loss_scattered(|| rng.below(2) == 0),
+        }
     }
     let store = Store::open(config(&fs, &mut rng)).expect("final recovery");
     let model = sent.lock().expect("model").clone();

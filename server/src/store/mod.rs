@@ -27,6 +27,7 @@ mod reader;
 pub mod record;
 mod recovery;
 pub mod repair;
+mod reserve;
 pub mod segment;
 pub mod sim_fs;
 mod subscription;
@@ -148,6 +149,8 @@ impl Store {
             syncer,
             active_segment: recovered.active_segment,
             active_len: recovered.active_len,
+            reserved_end: recovered.active_len,
+            last_created: recovered.last_created,
             shared: shared.clone(),
             ids: recovered.ids,
             refusing: None,

@@ -54,6 +54,16 @@ pub enum Entry {
     Delete(Deletion),
 }
 
+impl Entry {
+    /// When its group was committed, µs since the Unix epoch: one stamp per group.
+    pub fn created_micros(&self) -> i64 {
+        match self {
+            Entry::Append(record) => record.created_micros,
+            Entry::Delete(deletion) => deletion.created_micros,
+        }
+    }
+}
+
 /// A decoded delete record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deletion {

@@ -2,7 +2,9 @@
 //!
 //! Every segment is read in order and every record's checksums are checked. A torn
 //! tail in the last segment (a write the crash cut short, never acknowledged) is
-//! truncated away and the truncation synced. Damage anywhere else stops the start with
+//! truncated away and the truncation synced, and so are zeros the writer had written
+//! ahead of the log (`reserve.rs`). After a clean stop (the writer leaves a marker
+//! file once its last sync is done) no tail may be torn: any damage stops the start. Damage anywhere else stops the start with
 //! an error naming the file and offset: acknowledged data would otherwise vanish
 //! silently.
 
@@ -29,6 +31,8 @@ pub struct Recovered {
     pub active_len: u64,
     /// How many events the log holds.
     pub events: u64,
+    /// The latest commit stamp in the log: the writer stamps every later group after it.
+    pub last_created: i64,
 }
 
 /// A torn write found at the end of the log.
@@ -59,6 +63,31 @@ pub struct Replayed {
     pub records: u64,
     /// A torn write at the very end, if any.
     pub torn: Option<TornTail>,
+    /// Bytes of zeros after the last record, written ahead by a writer that stopped
+    /// without a clean shutdown.
+    pub reserved: u64,
+    /// The latest commit stamp of any record.
+    pub last_created: i64,
+}
+
+/// The file a writer leaves once the last sync of a clean stop is done; the next start
+/// removes it before anything is written.
+const CLEAN_STOP: &str = "clean-stop";
+
+/// Records, durably, that the log in `dir` ends with its last record, every byte
+/// synced: the next start then takes any damage for damage, even at the end.
+pub fn mark_clean_stop(fs: &dyn Fs, dir: &Path) -> io::Result<()> {
+    fs.create_new(&dir.join(CLEAN_STOP))?.sync_data()?;
+    fs.sync_dir(dir)
+}
+
+/// Whether the last writer of `dir` stopped cleanly.
+fn stopped_cleanly(fs: &dyn Fs, dir: &Path) -> Result<bool, StoreError> {
+    match fs.read(&dir.join(CLEAN_STOP)) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StoreError::io(format!("reading {CLEAN_STOP}"), e)),
+    }
 }
 
 /// Reads and checks every segment in `dir` and rebuilds the index, changing nothing on
@@ -67,13 +96,19 @@ pub struct Replayed {
 pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
     let segments = segment::list_segments(fs, dir)
         .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
-    let last_seq = segments.last().map(|(seq, _)| *seq);
+    // The last segment may end in what a crash left only if there was one.
+    let last_seq = match stopped_cleanly(fs, dir)? {
+        true => None,
+        false => segments.last().map(|(seq, _)| *seq),
+    };
     let mut replayed = Replayed {
         index: Index::default(),
         ids: EventIds::default(),
         segments: Vec::new(),
         records: 0,
         torn: None,
+        reserved: 0,
+        last_created: i64::MIN,
     };
     // One thread reads the next segment from the disk while this one checks and indexes
     // the current: on a cold start the reads and the indexing overlap. It runs at most
@@ -108,6 +143,7 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
                 }
             };
             let (index, ids) = (&mut replayed.index, &mut replayed.ids);
+            let last_created = &mut replayed.last_created;
             let mut records = 0;
             let scan = segment::scan_each(&path, seq, &bytes, Some(seq) == last_seq, |scanned| {
                 let loc = RecordLoc {
@@ -116,6 +152,7 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
                     offset: scanned.offset,
                 };
                 records += 1;
+                *last_created = (*last_created).max(scanned.entry.created_micros());
                 apply(index, ids, &path, scanned.offset, loc, &scanned.entry)
             })?;
             replayed.records += records;
@@ -127,6 +164,8 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
                     dropped: bytes.len() as u64 - scan.valid_len,
                     reason,
                 });
+            } else {
+                replayed.reserved = bytes.len() as u64 - scan.valid_len;
             }
             replayed.segments.push((seq, path, bytes.len() as u64));
         }
@@ -138,7 +177,13 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
 /// tail, or creates the first segment of a new store.
 pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
     let replayed = replay(fs, dir)?;
-    let Some((last_seq, _, last_len)) = replayed.segments.last().cloned() else {
+    if stopped_cleanly(fs, dir)? {
+        // Gone before anything is written: the next crash must not pass for a clean stop.
+        fs.remove(&dir.join(CLEAN_STOP))
+            .and_then(|()| fs.sync_dir(dir))
+            .map_err(|e| StoreError::io(format!("removing {CLEAN_STOP}"), e))?;
+    }
+    let Some((last_seq, last_path, last_len)) = replayed.segments.last().cloned() else {
         segment::create_segment(fs, dir, 0)
             .map_err(|e| StoreError::io("creating the first segment", e))?;
         return Ok(Recovered {
@@ -147,6 +192,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
             active_segment: 0,
             active_len: SEGMENT_HEADER_LEN,
             events: 0,
+            last_created: i64::MIN,
         });
     };
     let mut active_len = last_len;
@@ -160,6 +206,16 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
         );
         repair_tail(fs, dir, &torn.path, torn.seq, torn.valid_len)?;
         active_len = torn.valid_len;
+    } else if replayed.reserved > 0 {
+        // Zeros only: cut, so that the writer starts from a segment that ends with its
+        // last record, whatever its fsync policy now.
+        active_len = last_len - replayed.reserved;
+        tracing::info!(
+            segment = %last_path.display(),
+            bytes = replayed.reserved,
+            "cutting the space written ahead of the log"
+        );
+        repair_tail(fs, dir, &last_path, last_seq, active_len)?;
     }
     Ok(Recovered {
         events: replayed.index.next_position(),
@@ -167,6 +223,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
         ids: replayed.ids,
         active_segment: u32::try_from(last_seq).unwrap_or(u32::MAX),
         active_len: active_len.max(SEGMENT_HEADER_LEN),
+        last_created: replayed.last_created,
     })
 }
 

@@ -82,7 +82,8 @@ pub struct ScannedRecord {
 pub struct Scan {
     /// Every valid record, in order.
     pub records: Vec<ScannedRecord>,
-    /// Where the valid records end. Less than the file's length when a torn tail follows.
+    /// Where the valid records end. Less than the file's length when a torn tail or
+    /// zeros written ahead follow.
     pub valid_len: u64,
     /// Why the bytes after `valid_len` were judged a torn write, if there are any.
     pub torn: Option<String>,
@@ -90,9 +91,9 @@ pub struct Scan {
 
 /// Checks the header of segment `seq` and decodes every record in `bytes` (the whole
 /// file), collecting them; [`scan_each`] has the rules.
-pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan, StoreError> {
+pub fn scan(path: &Path, seq: u64, bytes: &Bytes, may_be_torn: bool) -> Result<Scan, StoreError> {
     let mut records = Vec::new();
-    let end = scan_each(path, seq, bytes, is_last, |record| {
+    let end = scan_each(path, seq, bytes, may_be_torn, |record| {
         records.push(record);
         Ok(())
     })?;
@@ -106,7 +107,8 @@ pub fn scan(path: &Path, seq: u64, bytes: &Bytes, is_last: bool) -> Result<Scan,
 /// Where a segment's valid records end, and why, if bytes follow them.
 #[derive(Debug)]
 pub struct ScanEnd {
-    /// Where the valid records end. Less than the file's length when a torn tail follows.
+    /// Where the valid records end. Less than the file's length when a torn tail or
+    /// zeros written ahead follow.
     pub valid_len: u64,
     /// Why the bytes after `valid_len` were judged a torn write, if there are any.
     pub torn: Option<String>,
@@ -116,15 +118,27 @@ pub struct ScanEnd {
 /// file) to `visit` as it is decoded, so that recovery holds one decoded record at a
 /// time rather than a whole segment's.
 ///
-/// A damaged record in the last segment (`is_last`) after which no valid record can be
-/// found is a torn write: the crash came before its fsync, so it was never
-/// acknowledged, and recovery may drop it. Damage anywhere else means acknowledged data
-/// is unreadable: that is an error naming the file and offset, never silently skipped.
+/// Only the last segment of a log whose writer did not stop cleanly (`may_be_torn`)
+/// may end in anything but its last record, and only in what a crash can leave there:
+/// - zeros to the end of the file: space the writer wrote ahead (`reserve.rs`);
+/// - a damaged record after which the valid records, if any, belong to at most two
+///   commit groups. A crash can leave unsynced pages of the group being synced and of
+///   the one written after it, kept or lost in any order; no later group is ever
+///   written before the first of those two is durable, and nothing of a group is
+///   acknowledged before all of it is. So the damage and everything after it was never
+///   acknowledged, and recovery may drop it (a torn write). Groups are told apart by
+///   their commit stamps, which the writer makes strictly increasing. Damage to
+///   acknowledged records that only two groups' records follow looks the same, and is
+///   cut the same way, as damage that nothing follows always was: after a crash, the
+///   end of the log cannot tell. After a clean stop, no tail is cut.
+///
+/// Damage anywhere else means acknowledged data is unreadable: that is an error naming
+/// the file and offset, never silently skipped.
 pub fn scan_each(
     path: &Path,
     seq: u64,
     bytes: &Bytes,
-    is_last: bool,
+    may_be_torn: bool,
     mut visit: impl FnMut(ScannedRecord) -> Result<(), StoreError>,
 ) -> Result<ScanEnd, StoreError> {
     let corrupt = |offset: u64, reason: String| StoreError::Corrupt {
@@ -134,7 +148,7 @@ pub fn scan_each(
     };
     let file_len = bytes.len() as u64;
     if file_len < SEGMENT_HEADER_LEN {
-        if is_last {
+        if may_be_torn {
             // A crash while a new segment's header was being written.
             return Ok(ScanEnd {
                 valid_len: 0,
@@ -157,8 +171,19 @@ pub fn scan_each(
         ));
     }
 
+    // Past this, the last segment holds only zeros.
+    let data_end = match may_be_torn {
+        true => bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1),
+        false => bytes.len(),
+    };
     let mut at = SEGMENT_HEADER_LEN as usize;
     while at < bytes.len() {
+        if at >= data_end {
+            return Ok(ScanEnd {
+                valid_len: at as u64,
+                torn: None,
+            });
+        }
         match frame_at(bytes, at) {
             Ok((entry, len)) => {
                 visit(ScannedRecord {
@@ -169,11 +194,27 @@ pub fn scan_each(
                 at += len as usize;
             }
             Err(problem) => {
-                if is_last && !has_valid_frame_after(bytes, at + 1) {
+                let groups = if may_be_torn {
+                    groups_after(bytes, at + 1, data_end, UNSYNCED_GROUPS)
+                } else {
+                    usize::MAX
+                };
+                if groups <= UNSYNCED_GROUPS {
                     return Ok(ScanEnd {
                         valid_len: at as u64,
-                        torn: Some(problem),
+                        torn: Some(match groups {
+                            0 => problem,
+                            n => format!("{problem}, then records of {n} unsynced commit groups"),
+                        }),
                     });
+                }
+                if may_be_torn {
+                    return Err(corrupt(
+                        at as u64,
+                        format!(
+                            "{problem}, then records of more than {UNSYNCED_GROUPS} commit groups"
+                        ),
+                    ));
                 }
                 return Err(corrupt(at as u64, problem));
             }
@@ -184,6 +225,10 @@ pub fn scan_each(
         torn: None,
     })
 }
+
+/// How many commit groups a crash can leave unsynced: the one syncing and the one
+/// written after it.
+const UNSYNCED_GROUPS: usize = 2;
 
 /// Decodes the frame at `at`, returning the record and the frame's length.
 fn frame_at(bytes: &Bytes, at: usize) -> Result<(Entry, u64), String> {
@@ -204,8 +249,22 @@ fn frame_at(bytes: &Bytes, at: usize) -> Result<(Entry, u64), String> {
     Ok((entry, header.frame_len()))
 }
 
-/// Whether any offset from `from` on holds a complete, valid frame. Only called on the
-/// error path of the last segment, to tell a torn tail from damage before good data.
-fn has_valid_frame_after(bytes: &Bytes, from: usize) -> bool {
-    (from..bytes.len().saturating_sub(FRAME_HEADER_LEN)).any(|at| frame_at(bytes, at).is_ok())
+/// How many commit groups the valid frames starting at any offset from `from` to
+/// `data_end` belong to, counting at most `limit + 1`. Only called on the error path of
+/// the last segment, to tell what a crash left from damage before acknowledged data.
+fn groups_after(bytes: &Bytes, from: usize, data_end: usize, limit: usize) -> usize {
+    let mut stamps: Vec<i64> = Vec::new();
+    let mut at = from;
+    while at < data_end && stamps.len() <= limit {
+        match frame_at(bytes, at) {
+            Ok((entry, len)) => {
+                if !stamps.contains(&entry.created_micros()) {
+                    stamps.push(entry.created_micros());
+                }
+                at += len as usize;
+            }
+            Err(_) => at += 1,
+        }
+    }
+    stamps.len()
 }

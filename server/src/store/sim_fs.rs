@@ -3,7 +3,8 @@
 //! It keeps, for each file, what was written and what was synced, and which files the
 //! directory durably holds. [`SimFs::power_loss`] throws away everything not synced (a
 //! file whose creation was not followed by a directory sync vanishes), optionally
-//! keeping a torn prefix of the last unsynced write, as a real disk may. It can also
+//! keeping a torn prefix of the last unsynced write, as a real disk may;
+//! [`SimFs::power_loss_scattered`] keeps any unsynced sectors, in no order. It can also
 //! fail writes (a full disk) and syncs on demand, and freeze: every operation fails
 //! until the simulated machine "reboots", which is how a test stops a running store
 //! abruptly.
@@ -79,6 +80,43 @@ impl SimFs {
     /// not durably in the directory vanish, removals not made durable are undone. The
     /// machine then comes back up.
     pub fn power_loss(&self, mut torn_bytes: impl FnMut(usize) -> usize) {
+        self.lose_power(|file| {
+            let mut survives = file.synced.clone();
+            if file.data.len() > file.synced.len() && file.data.starts_with(&file.synced) {
+                let extra = &file.data[file.synced.len()..];
+                survives.extend_from_slice(&extra[..torn_bytes(extra.len()).min(extra.len())]);
+            }
+            survives
+        });
+    }
+
+    /// The power goes while the disk writes unsynced sectors in any order, as it may
+    /// over space a file already has: each 512-byte sector written since the last sync
+    /// keeps its new bytes if `keep()` says so and its synced ones (zeros past the
+    /// synced end) if not, and a file that grew keeps its new length if `keep()` says
+    /// so. Otherwise as [`power_loss`](SimFs::power_loss).
+    pub fn power_loss_scattered(&self, mut keep: impl FnMut() -> bool) {
+        const SECTOR: usize = 512;
+        self.lose_power(|file| {
+            let grew = file.data.len() > file.synced.len() && keep();
+            let len = if grew {
+                file.data.len()
+            } else {
+                file.synced.len()
+            };
+            let mut survives = file.synced.clone();
+            survives.resize(len, 0);
+            for start in (0..len.min(file.data.len())).step_by(SECTOR) {
+                let end = (start + SECTOR).min(len).min(file.data.len());
+                if survives[start..end] != file.data[start..end] && keep() {
+                    survives[start..end].copy_from_slice(&file.data[start..end]);
+                }
+            }
+            survives
+        });
+    }
+
+    fn lose_power(&self, mut survivor: impl FnMut(&SimFile) -> Vec<u8>) {
         let mut state = self.state();
         let removed: Vec<_> = state.removed.drain().collect();
         for (path, file) in removed {
@@ -86,11 +124,7 @@ impl SimFs {
         }
         state.files.retain(|_, f| f.durable_entry);
         for file in state.files.values_mut() {
-            let mut survives = file.synced.clone();
-            if file.data.len() > file.synced.len() && file.data.starts_with(&file.synced) {
-                let extra = &file.data[file.synced.len()..];
-                survives.extend_from_slice(&extra[..torn_bytes(extra.len()).min(extra.len())]);
-            }
+            let survives = survivor(file);
             file.data = survives.clone();
             file.synced = survives;
         }
@@ -174,8 +208,12 @@ impl LogFile for SimHandle {
     fn truncate(&self, len: u64) -> io::Result<()> {
         self.with(|state, path| {
             let file = state.files.get_mut(path).ok_or_else(|| missing(path))?;
-            file.data
-                .resize(usize::try_from(len).map_err(io::Error::other)?, 0);
+            let len = usize::try_from(len).map_err(io::Error::other)?;
+            let freed = file.data.len().saturating_sub(len) as u64;
+            file.data.resize(len, 0);
+            if let Some(left) = &mut state.space_left {
+                *left += freed;
+            }
             file.synced = file.data.clone();
             Ok(())
         })

@@ -25,6 +25,8 @@ use super::error::StoreError;
 use super::fs::{Fs, LogFile};
 use super::index::RecordLoc;
 use super::record::{self, AppendHeader, Deletion, Record, StoredEvent};
+use super::recovery;
+use super::reserve;
 use super::segment;
 use super::syncer::Syncer;
 use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
@@ -158,6 +160,12 @@ pub struct Writer {
     pub(super) active_segment: u32,
     /// Where the next group is written: the end of the last one written, synced or not.
     pub(super) active_len: u64,
+    /// Where the active segment's written space ends: past `active_len` lie zeros
+    /// written ahead (`reserve.rs`), with `--fsync always` only.
+    pub(super) reserved_end: u64,
+    /// The commit stamp of the last group: each group's is later, so that a stamp
+    /// names one group (`segment::scan_each` counts groups by them).
+    pub(super) last_created: i64,
     pub(super) syncer: Syncer,
     pub(super) shared: Arc<Shared>,
     /// Every event id in the log and its position; only the writer needs them.
@@ -201,12 +209,21 @@ impl Writer {
         self.finish();
     }
 
-    /// The last sync before the process goes, whatever the fsync policy.
+    /// The last sync before the process goes, whatever the fsync policy; the zeros
+    /// written ahead are cut off with it, so that a clean stop leaves the log ending
+    /// with its last record, and says so with a marker the next start reads.
     fn finish(&mut self) {
-        if self.refusing.is_none()
-            && let Err(e) = self.active.sync_data()
-        {
-            tracing::error!(error = %e, "final sync of the log failed");
+        if self.refusing.is_some() {
+            return;
+        }
+        let synced = if self.reserved_end > self.active_len {
+            self.active.truncate(self.active_len)
+        } else {
+            self.active.sync_data()
+        };
+        match synced.and_then(|()| recovery::mark_clean_stop(self.fs.as_ref(), &self.dir)) {
+            Ok(()) => {}
+            Err(e) => tracing::error!(error = %e, "final sync of the log failed"),
         }
     }
 
@@ -238,7 +255,8 @@ impl Writer {
             return syncing;
         }
 
-        let created_micros = now_micros();
+        let created_micros = now_micros().max(self.last_created + 1);
+        self.last_created = created_micros;
         // Deletes are a few dozen bytes each: room for the appends is what matters.
         let mut buf = Vec::with_capacity(bytes);
         let mut planned = Vec::new();
@@ -375,7 +393,21 @@ impl Writer {
         if buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.active.write_all_at(buf, self.active_len) {
+        let written = match self.fsync {
+            FsyncPolicy::Always => reserve::make_room(
+                self.active.as_ref(),
+                self.active_len,
+                buf.len(),
+                self.reserved_end,
+            ),
+            // Nothing waits for a sync: space written ahead would save nothing.
+            FsyncPolicy::PowerLossUnsafe => Ok(self.active_len + buf.len() as u64),
+        }
+        .and_then(|reserved_end| {
+            self.reserved_end = reserved_end;
+            self.active.write_all_at(buf, self.active_len)
+        });
+        if let Err(e) = written {
             return Err(self.roll_back(e));
         }
         self.active_len += buf.len() as u64;
@@ -444,6 +476,7 @@ impl Writer {
     /// Cuts a partly written batch off the segment so that nothing half-written stays.
     fn roll_back(&mut self, error: std::io::Error) -> StoreError {
         let restored = self.active.truncate(self.active_len);
+        self.reserved_end = self.active_len;
         if let Err(e) = restored {
             let reason = format!("rolling back a failed write ({error}) also failed: {e}");
             tracing::error!(%reason, "refusing all writes until restart");
@@ -509,12 +542,16 @@ impl Writer {
 
     fn rotate(&mut self) -> std::io::Result<()> {
         let next = self.active_segment + 1;
-        self.active.sync_data()?;
+        // Durably, before the next segment exists: only the last segment may ever end
+        // in anything but its last record.
+        self.active.truncate(self.active_len)?;
+        self.reserved_end = self.active_len;
         let file = segment::create_segment(self.fs.as_ref(), &self.dir, u64::from(next))?;
         tracing::info!(segment = next, "rotated to a new segment");
         self.active = file.into();
         self.active_segment = next;
         self.active_len = segment::SEGMENT_HEADER_LEN;
+        self.reserved_end = self.active_len;
         Ok(())
     }
 }
