@@ -1,12 +1,12 @@
 //! Recovery: the log is the truth, and the index is rebuilt from it at every start.
 //!
 //! Every segment is read in order and every record's checksums are checked. A torn
-//! tail in the last segment (a write the crash cut short, never acknowledged) is
-//! truncated away and the truncation synced, and so are zeros the writer had written
-//! ahead of the log (`reserve.rs`). After a clean stop (the writer leaves a marker
-//! file once its last sync is done) no tail may be torn: any damage stops the start. Damage anywhere else stops the start with
-//! an error naming the file and offset: acknowledged data would otherwise vanish
-//! silently.
+//! tail in the last segment (what a crash left of writes never acknowledged;
+//! `segment::scan_each` has the rule) is truncated away and the truncation synced, and
+//! so are zeros the writer had written ahead of the log (`reserve.rs`). Damage anywhere
+//! else stops the start with an error naming the file and offset: acknowledged data
+//! would otherwise vanish silently. After a clean stop (the writer leaves a marker file
+//! once its last sync is done) there is no torn tail: any damage stops the start.
 
 use super::decide::EventIds;
 use super::error::StoreError;

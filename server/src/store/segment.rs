@@ -193,30 +193,26 @@ pub fn scan_each(
                 })?;
                 at += len as usize;
             }
+            Err(problem) if !may_be_torn => return Err(corrupt(at as u64, problem)),
             Err(problem) => {
-                let groups = if may_be_torn {
-                    groups_after(bytes, at + 1, data_end, UNSYNCED_GROUPS)
-                } else {
-                    usize::MAX
+                let torn = match groups_after(bytes, at + 1, data_end, UNSYNCED_GROUPS) {
+                    0 => problem,
+                    n if n <= UNSYNCED_GROUPS => {
+                        format!("{problem}, then records of {n} unsynced commit groups")
+                    }
+                    _ => {
+                        return Err(corrupt(
+                            at as u64,
+                            format!(
+                                "{problem}, then records of more than {UNSYNCED_GROUPS} commit groups"
+                            ),
+                        ));
+                    }
                 };
-                if groups <= UNSYNCED_GROUPS {
-                    return Ok(ScanEnd {
-                        valid_len: at as u64,
-                        torn: Some(match groups {
-                            0 => problem,
-                            n => format!("{problem}, then records of {n} unsynced commit groups"),
-                        }),
-                    });
-                }
-                if may_be_torn {
-                    return Err(corrupt(
-                        at as u64,
-                        format!(
-                            "{problem}, then records of more than {UNSYNCED_GROUPS} commit groups"
-                        ),
-                    ));
-                }
-                return Err(corrupt(at as u64, problem));
+                return Ok(ScanEnd {
+                    valid_len: at as u64,
+                    torn: Some(torn),
+                });
             }
         }
     }

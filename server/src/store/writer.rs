@@ -223,7 +223,9 @@ impl Writer {
         };
         match synced.and_then(|()| recovery::mark_clean_stop(self.fs.as_ref(), &self.dir)) {
             Ok(()) => {}
-            Err(e) => tracing::error!(error = %e, "final sync of the log failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "final sync of the log or its clean-stop mark failed")
+            }
         }
     }
 
@@ -255,7 +257,7 @@ impl Writer {
             return syncing;
         }
 
-        let created_micros = now_micros().max(self.last_created + 1);
+        let created_micros = now_micros().max(self.last_created.saturating_add(1));
         self.last_created = created_micros;
         // Deletes are a few dozen bytes each: room for the appends is what matters.
         let mut buf = Vec::with_capacity(bytes);
