@@ -1,6 +1,7 @@
 //! Power loss, simulated below the store: what the page cache had not synced is gone
 //! (a file whose directory entry was not synced vanishes; the last write may be torn,
-//! or the unsynced sectors kept in any order).
+//! or the unsynced sectors kept in any order, and syncs may take long enough for the
+//! next group to be written during one).
 //! Concurrent appenders run against the store on a simulated disk; the machine stops at
 //! a random moment, the power goes, the store recovers, and the log is checked against
 //! a model of what was sent and acknowledged. Many seeds; small segments so that new
@@ -44,7 +45,9 @@ fn events(rng: &mut Rng) -> Vec<EventData> {
         .map(|i| EventData {
             id: Uuid::new_v4(),
             event_type: Arc::from("Simulated"),
+            // Up to a few hundred bytes, so that a group spans several sectors.
             data: format!("data {i} {}", rng.below(1_000_000))
+                .repeat(1 + rng.below(40) as usize)
                 .into_bytes()
                 .into(),
             metadata: Default::default(),
@@ -124,6 +127,9 @@ fn verify(log: &[RecordedEvent], sent: &[Sent], context: &str) {
 async fn run_seed(seed: u64) -> (usize, usize) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let fs = SimFs::new();
+    // Syncs that take a while let the writer write the next group during one, so a
+    // power loss can find two groups unsynced.
+    fs.set_sync_time(std::time::Duration::from_micros(rng.below(4) * 150));
     let sent = Arc::new(Mutex::new(Vec::<Sent>::new()));
     for round in 0..5 {
         let store = Arc::new(Store::open(config(&fs, &mut rng)).expect("recovery"));
@@ -181,6 +187,11 @@ async fn run_seed(seed: u64) -> (usize, usize) {
                             }
                             Err(_) => return,
                         }
+                        // Spread the appenders out, so that appends arrive while a
+                        // group syncs and the next group is written during its sync.
+                        for _ in 0..rng.below(30) {
+                            tokio::task::yield_now().await;
+                        }
                     }
                 })
             })
@@ -195,7 +206,7 @@ async fn run_seed(seed: u64) -> (usize, usize) {
         }
         store.shutdown().await;
         drop(store);
-        match rng.below(4) {
+        match rng.below(6) {
             0 => fs.power_loss(|_| 0),
             1 => fs.power_loss(|unsynced| unsynced),
             2 => fs.power_loss(|unsynced| unsynced / 2),

@@ -36,6 +36,8 @@ struct State {
     fail_next_sync: bool,
     /// Every operation fails.
     frozen: bool,
+    /// How long a data sync takes before it takes its snapshot of the file.
+    sync_time: std::time::Duration,
 }
 
 /// The simulated file system. Clones share one disk.
@@ -138,6 +140,13 @@ impl SimFs {
         self.state().space_left = bytes;
     }
 
+    /// Makes every data sync take `time` before it snapshots the file, as a disk's
+    /// does: the writer writes the next group meanwhile, and a freeze then fails the
+    /// sync, leaving two groups unsynced.
+    pub fn set_sync_time(&self, time: std::time::Duration) {
+        self.state().sync_time = time;
+    }
+
     /// The next data sync fails with an I/O error.
     pub fn fail_next_sync(&self) {
         self.state().fail_next_sync = true;
@@ -195,6 +204,10 @@ impl LogFile for SimHandle {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let time = self.fs.state().sync_time;
+        if !time.is_zero() {
+            std::thread::sleep(time);
+        }
         self.with(|state, path| {
             if std::mem::take(&mut state.fail_next_sync) {
                 return Err(io::Error::other("simulated fsync failure"));
