@@ -68,6 +68,8 @@ pub struct Replayed {
     pub reserved: u64,
     /// The latest commit stamp of any record.
     pub last_created: i64,
+    /// Whether the last writer stopped cleanly (its marker is there).
+    pub clean_stop: bool,
 }
 
 /// The file a writer leaves once the last sync of a clean stop is done; the next start
@@ -96,8 +98,9 @@ fn stopped_cleanly(fs: &dyn Fs, dir: &Path) -> Result<bool, StoreError> {
 pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
     let segments = segment::list_segments(fs, dir)
         .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+    let clean_stop = stopped_cleanly(fs, dir)?;
     // The last segment may end in what a crash left only if there was one.
-    let last_seq = match stopped_cleanly(fs, dir)? {
+    let last_seq = match clean_stop {
         true => None,
         false => segments.last().map(|(seq, _)| *seq),
     };
@@ -109,6 +112,7 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
         torn: None,
         reserved: 0,
         last_created: i64::MIN,
+        clean_stop,
     };
     // One thread reads the next segment from the disk while this one checks and indexes
     // the current: on a cold start the reads and the indexing overlap. It runs at most
@@ -177,7 +181,7 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
 /// tail, or creates the first segment of a new store.
 pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
     let replayed = replay(fs, dir)?;
-    if stopped_cleanly(fs, dir)? {
+    if replayed.clean_stop {
         // Gone before anything is written: the next crash must not pass for a clean stop.
         fs.remove(&dir.join(CLEAN_STOP))
             .and_then(|()| fs.sync_dir(dir))

@@ -5,9 +5,10 @@
 //! size, and on ext4 the new blocks), a second I/O on the path of every acknowledgement.
 //! So the writer keeps zeros written past the end of the log: a group that fits in them
 //! overwrites blocks the file already has, and its sync writes only those. Zeros are
-//! written 1 MiB at a time (one group in thousands of small ones pays for writing them)
-//! and only for small groups: a large group grows the file itself, its inode write
-//! shared by many events.
+//! written 256 KiB at a time (one group in hundreds of small ones pays for writing
+//! them) and only for groups under 16 KiB: past that, writing every byte twice costs
+//! more than the inode write it saves (BENCHMARKS.md has the trials), so a larger group
+//! grows the file itself.
 //!
 //! Overwriting space means the disk may keep the pages of an unsynced group in any
 //! order at a power loss; `segment::scan_each` has the rule that tells that outcome
@@ -25,7 +26,9 @@ pub const RESERVE_AHEAD: usize = 256 << 10;
 /// Groups at least this large grow the file instead.
 pub const SMALL_GROUP: usize = 16 << 10;
 
-static ZEROS: [u8; RESERVE_AHEAD] = [0; RESERVE_AHEAD];
+/// Enough for the most one call writes: a small group's bytes past the written space,
+/// and the space ahead of it.
+static ZEROS: [u8; SMALL_GROUP + RESERVE_AHEAD] = [0; SMALL_GROUP + RESERVE_AHEAD];
 
 /// Makes room in written space for a group of `len` bytes at `at`, in a file whose
 /// written space ends at `reserved_end`; returns where it ends now.
@@ -40,16 +43,12 @@ pub fn make_room(file: &dyn LogFile, at: u64, len: usize, reserved_end: u64) -> 
     // From the end of what is written, so that no hole is left before the group.
     let from = reserved_end.max(at);
     let new_end = end + RESERVE_AHEAD as u64;
-    let mut offset = from;
-    while offset < new_end {
-        let chunk = (new_end - offset).min(RESERVE_AHEAD as u64) as usize;
-        if file.write_all_at(&ZEROS[..chunk], offset).is_err() {
-            // A disk with room for the group but not for the zeros still takes the
-            // group: it grows the file, as without space written ahead.
-            file.truncate(from)?;
-            return Ok(end);
-        }
-        offset += chunk as u64;
+    let zeros = &ZEROS[..(new_end - from) as usize];
+    if file.write_all_at(zeros, from).is_err() {
+        // A disk with room for the group but not for the zeros still takes the group:
+        // it grows the file, as without space written ahead.
+        file.truncate(from)?;
+        return Ok(end);
     }
     Ok(new_end)
 }
