@@ -102,6 +102,51 @@ async fn the_same_ids_at_another_place_conflict() {
     assert_eq!(read.len(), 3, "conflicts wrote nothing");
 }
 
+/// An append refused (a wrong expected version, a conflict) leaves its ids free: the
+/// same events appended afterwards are written, once.
+#[tokio::test]
+async fn the_ids_of_a_refused_append_stay_free() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start(config(dir.path(), 1 << 20)).await;
+    let client = server.client().await;
+    let stream = new_stream("order");
+    let (first, refused_events, new_events) = (numbered(0, 1), numbered(1, 3), numbered(4, 2));
+    client
+        .append(&stream, ExpectedVersion::NoStream, first.clone())
+        .await
+        .expect("append");
+
+    let refused = client
+        .append(&stream, ExpectedVersion::Exact(5), refused_events.clone())
+        .await;
+    assert!(
+        matches!(refused, Err(Error::WrongExpectedVersion { .. })),
+        "{refused:?}"
+    );
+    // New ids first, then one already committed: a conflict, and the new ones stay free.
+    let mut partly = new_events.clone();
+    partly.extend(first);
+    let conflict = client.append(&stream, ExpectedVersion::Any, partly).await;
+    assert!(
+        matches!(conflict, Err(Error::EventIdConflict(_))),
+        "{conflict:?}"
+    );
+
+    // The conflict's new events first, so that the refused ones' first positions are
+    // taken by others: an id left pointing there would now conflict.
+    client
+        .append(&stream, ExpectedVersion::Exact(0), new_events)
+        .await
+        .expect("the conflict's new events");
+    let written = client
+        .append(&stream, ExpectedVersion::Exact(2), refused_events)
+        .await
+        .expect("the refused events, where they now fit");
+    assert_eq!((written.version, written.position), (5, 5));
+    let events = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
+    assert_eq!(common::numbers(&events), [0, 4, 5, 1, 2, 3]);
+}
+
 /// The original and its retry in flight at once: one write, two equal answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_retries_write_once() {

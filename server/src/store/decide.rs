@@ -9,6 +9,7 @@ use super::maps::{FastMap, ShardedMap};
 use super::reader::LogReader;
 use super::record::{Deletion, Record};
 use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -35,10 +36,10 @@ pub enum DeleteDecision {
 
 /// Every event id in the log and its position, for idempotent retries, plus the ids
 /// decided into the batch being committed (taken out again if it fails). Only the
-/// writer uses it, so it lives outside the index and its lock: an append looks each
-/// id up and, when it goes ahead, adds it at once, while its slot is still in the CPU's
-/// cache. Looked up in the index at commit time instead, each id cost a second miss in
-/// a table of every id in the log.
+/// writer uses it, so it lives outside the index and its lock. An append claims its
+/// ids in one probe each (`claim_new_ids`): in the common case, all new, that is the
+/// look-up and the insert at once, each a cache miss in a table of every id in the
+/// log; a look-up for all of them first and the inserts after cost two.
 pub type EventIds = ShardedMap<Uuid, u64>;
 
 /// Streams and positions given out earlier in the batch being decided, and in the
@@ -123,19 +124,16 @@ impl Pending {
         })
     }
 
-    /// Takes an append decided to be written into account, and adds its ids to `ids`.
+    /// Takes an append decided to be written into account (its ids are in the ids
+    /// map already: [`append`] put them there).
     pub fn add_append(
         &mut self,
         index: &Index,
-        ids: &mut EventIds,
         stream: &StreamId,
         events: &[EventData],
         first_version: u64,
         first_position: u64,
     ) {
-        for (position, event) in (first_position..).zip(events) {
-            ids.insert(event.id, position);
-        }
         self.appends.push(PendingAppend {
             stream: stream.clone(),
             first_version,
@@ -164,19 +162,75 @@ impl Pending {
     }
 }
 
-/// Decides an append: an idempotent retry, a refusal, or where it goes.
+/// Decides an append: an idempotent retry, a refusal, or where it goes. When it goes
+/// ahead, its ids are in `ids` at their positions; otherwise `ids` is as it was.
 pub fn append(
     index: &Index,
     pending: &Pending,
-    ids: &EventIds,
+    ids: &mut EventIds,
     reader: &LogReader,
     stream: &StreamId,
     expected: ExpectedVersion,
     events: &[EventData],
 ) -> Result<AppendDecision, StoreError> {
-    if let Some(result) = retried(index, pending, ids, reader, stream, expected, events)? {
+    let first_position = pending.next_position;
+    let claimed = claim_new_ids(ids, events, first_position);
+    if !claimed
+        && let Some(result) = retried(index, pending, ids, reader, stream, expected, events)?
+    {
         return Ok(AppendDecision::AlreadyCommitted(result));
     }
+    let first_version = match next_version(index, pending, stream, expected) {
+        Ok(version) => version,
+        Err(e) => {
+            if claimed {
+                for event in events {
+                    ids.remove(&event.id);
+                }
+            }
+            return Err(e);
+        }
+    };
+    if !claimed {
+        // Ids known but not a retry (an earlier write of theirs is gone, or an id
+        // appears twice in the append): they now name these events.
+        for (position, event) in (first_position..).zip(events) {
+            ids.insert(event.id, position);
+        }
+    }
+    Ok(AppendDecision::Write {
+        first_version,
+        first_position,
+    })
+}
+
+/// Puts each id of `events` into `ids` at the position it would take from
+/// `first_position`, if none of them is there yet. If one is, takes out those it put
+/// in and returns false.
+fn claim_new_ids(ids: &mut EventIds, events: &[EventData], first_position: u64) -> bool {
+    for (i, (position, event)) in (first_position..).zip(events).enumerate() {
+        match ids.entry(event.id) {
+            Entry::Vacant(slot) => {
+                slot.insert(position);
+            }
+            Entry::Occupied(_) => {
+                for earlier in &events[..i] {
+                    ids.remove(&earlier.id);
+                }
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// The version an append to `stream` starts at, if the stream takes it.
+fn next_version(
+    index: &Index,
+    pending: &Pending,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+) -> Result<u64, StoreError> {
     let state = pending.state(index, stream);
     if state.is_some_and(|s| s.tombstoned) {
         return Err(StoreError::StreamTombstoned(stream.clone()));
@@ -189,10 +243,7 @@ pub fn append(
             actual: current,
         });
     }
-    Ok(AppendDecision::Write {
-        first_version: state.map_or(0, |s| s.version + 1),
-        first_position: pending.next_position,
-    })
+    Ok(state.map_or(0, |s| s.version + 1))
 }
 
 /// Decides a delete. Deleting again what is already deleted that way succeeds without

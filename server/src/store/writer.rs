@@ -278,7 +278,7 @@ impl Writer {
                         let decision = decide::append(
                             &index,
                             &pending,
-                            &self.ids,
+                            &mut self.ids,
                             &self.shared.reader,
                             &append.stream,
                             append.expected,
@@ -294,7 +294,6 @@ impl Writer {
                             }) => {
                                 pending.add_append(
                                     &index,
-                                    &mut self.ids,
                                     &append.stream,
                                     &append.events,
                                     first_version,
