@@ -180,17 +180,11 @@ pub fn append(
     {
         return Ok(AppendDecision::AlreadyCommitted(result));
     }
-    let first_version = match next_version(index, pending, stream, expected) {
-        Ok(version) => version,
-        Err(e) => {
-            if claimed {
-                for event in events {
-                    ids.remove(&event.id);
-                }
-            }
-            return Err(e);
+    let first_version = next_version(index, pending, stream, expected).inspect_err(|_| {
+        if claimed {
+            release_ids(ids, events);
         }
-    };
+    })?;
     if !claimed {
         // Ids known but not a retry (an earlier write of theirs is gone, or an id
         // appears twice in the append): they now name these events.
@@ -214,14 +208,19 @@ fn claim_new_ids(ids: &mut EventIds, events: &[EventData], first_position: u64) 
                 slot.insert(position);
             }
             Entry::Occupied(_) => {
-                for earlier in &events[..i] {
-                    ids.remove(&earlier.id);
-                }
+                release_ids(ids, &events[..i]);
                 return false;
             }
         }
     }
     true
+}
+
+/// Takes the ids of `events` out of `ids`.
+fn release_ids(ids: &mut EventIds, events: &[EventData]) {
+    for event in events {
+        ids.remove(&event.id);
+    }
 }
 
 /// The version an append to `stream` starts at, if the stream takes it.
