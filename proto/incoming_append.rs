@@ -10,7 +10,9 @@
 //! UTF-8 too: the server refuses those itself, naming the field (the tests below check
 //! both).
 
-use crate::read_fields::{event_fields, for_each_field, length_delimited, skip, value};
+use crate::read_fields::{
+    Plain, event_fields, for_each_field, length_delimited, plain_field, skip, value,
+};
 use crate::v1 as pb;
 use crate::wire::{bytes_field_len, len_field_len, len_key, put_bytes, put_len_prefix};
 use prost::bytes::{Buf, BufMut, Bytes};
@@ -52,6 +54,34 @@ impl IncomingEvent {
 
     /// Reads the fields of the `EventData` encoded in `bytes`.
     pub fn decode(bytes: Bytes) -> Result<Self, prost::DecodeError> {
+        match Self::decode_plain(&bytes) {
+            Some([id, event_type, data, metadata]) => Ok(IncomingEvent {
+                bytes,
+                id,
+                event_type,
+                data,
+                metadata,
+            }),
+            None => Self::decode_general(bytes),
+        }
+    }
+
+    /// The event's fields (`id`, `type`, `data`, `metadata`) when every one is as the
+    /// clients here write them ([`plain_field`]); `None` for anything else.
+    fn decode_plain(all: &[u8]) -> Option<[Range<usize>; 4]> {
+        let mut fields: [Range<usize>; 4] = Default::default();
+        let mut at = 0;
+        while at < all.len() {
+            match plain_field(all, &mut at)? {
+                (tag @ 1..=4, Plain::Bytes(range)) => fields[usize::from(tag) - 1] = range,
+                _ => return None,
+            }
+        }
+        Some(fields)
+    }
+
+    /// Reads any encoding of an `EventData` prost reads, and fails where it fails.
+    fn decode_general(bytes: Bytes) -> Result<Self, prost::DecodeError> {
         let [id, event_type, data, metadata] =
             event_fields(&bytes, |tag, wire_type, rest| skip(rest, tag, wire_type))?;
         Ok(IncomingEvent {
@@ -213,6 +243,41 @@ mod tests {
             assert_eq!(append.encode_to_vec(), bytes);
             assert_eq!(append.encoded_len(), bytes.len());
         }
+    }
+
+    #[test]
+    fn the_plain_reading_agrees_with_the_general_one_or_leaves_the_event_to_it() {
+        let mut events: Vec<Vec<u8>> = request(12)
+            .events
+            .iter()
+            .map(Message::encode_to_vec)
+            .collect();
+        // An id twice (the last one counts, as in prost), an unknown field, a
+        // two-byte key for field 1, a ten-byte length, a wire type `data` lacks.
+        events.push(vec![1 << 3 | 2, 1, b'a', 1 << 3 | 2, 1, b'b']);
+        events.push(vec![9 << 3, 42, 1 << 3 | 2, 1, b'a']);
+        events.push(vec![0x8a, 0x00, 1, b'a']);
+        events.push([&[2 << 3 | 2][..], &[0x81; 9], &[0x00]].concat());
+        events.push(vec![3 << 3, 5]);
+        let mut plain = 0;
+        for bytes in events {
+            let general = IncomingEvent::decode_general(Bytes::from(bytes.clone()));
+            if let Some([id, event_type, data, metadata]) = IncomingEvent::decode_plain(&bytes) {
+                plain += 1;
+                let event = IncomingEvent {
+                    bytes: Bytes::from(bytes),
+                    id,
+                    event_type,
+                    data,
+                    metadata,
+                };
+                assert_eq!(Ok(event), general);
+            }
+        }
+        assert_eq!(
+            plain, 13,
+            "the client's events and the repeated id, no others"
+        );
     }
 
     #[test]
