@@ -157,9 +157,6 @@ impl WireEvent {
 /// Field 1, `repeated RecordedEvent events`, of both responses.
 const EVENTS_TAG: u32 = 1;
 
-/// The most events room is made for ahead: as many as the server puts in a message.
-const MOST_RESERVED: usize = 1024;
-
 impl prost::Message for EventBatch {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         for event in &self.events {
@@ -183,7 +180,7 @@ impl prost::Message for EventBatch {
             // the message holds at the first one's, instead of the vector growing (and
             // moving) ten times over a message of a thousand.
             let estimate = buf.remaining() / (bytes.len() + 2) + 1;
-            self.events.reserve(estimate.min(MOST_RESERVED));
+            self.events.reserve(estimate.min(crate::EVENTS_PER_MESSAGE));
         }
         self.events.push(WireEvent::decode(bytes)?);
         Ok(())

@@ -50,3 +50,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// The fully qualified name of the service, as health checks and reflection know it.
 pub const SERVICE_NAME: &str = "evenire.v1.EventStoreService";
+
+/// The most events the server puts in one message of a read or a subscription; the
+/// Rust client makes room ahead for at most that many.
+pub const EVENTS_PER_MESSAGE: usize = 1024;

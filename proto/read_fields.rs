@@ -126,16 +126,18 @@ pub(crate) enum Plain {
 /// nanoseconds a field in checks that such fields never need.
 #[inline]
 pub(crate) fn plain_field(all: &[u8], at: &mut usize) -> Option<(u8, Plain)> {
-    let (&key, tail) = all.get(*at..)?.split_first()?;
-    let mut rest = tail;
+    let (&key, mut rest) = all.get(*at..)?.split_first()?;
+    if !(0x08..0x80).contains(&key) {
+        return None;
+    }
     let value = nine_byte_varint(&mut rest)?;
     let start = all.len() - rest.len();
-    match key {
-        0x08..0x80 if key & 7 == 0 => {
+    match key & 7 {
+        0 => {
             *at = start;
             Some((key >> 3, Plain::Varint(value)))
         }
-        0x08..0x80 if key & 7 == 2 => {
+        2 => {
             let end = start.checked_add(usize::try_from(value).ok()?)?;
             if end > all.len() {
                 return None;

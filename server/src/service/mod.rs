@@ -36,7 +36,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 /// Events per `ReadResponse` message at most.
-const READ_BATCH_EVENTS: usize = 1024;
+const READ_BATCH_EVENTS: usize = evenire_proto::EVENTS_PER_MESSAGE;
 /// Data and metadata bytes per `ReadResponse` message, past its first event. With two
 /// messages ready ahead, this bounds what an unread stream holds (about 0.75 MiB).
 const READ_BATCH_BYTES: usize = 256 << 10;
