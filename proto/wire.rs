@@ -11,14 +11,24 @@ use uuid::Uuid;
 /// Length of a UUID's canonical text, the form every id takes on the wire.
 pub const UUID_TEXT_LEN: usize = 36;
 
-/// The key of field `number` (1 to 15) with a varint value.
+/// The key of field `number` (1 to 15) with a varint value. Any other number has no
+/// one-byte key: refused, at compile time where the key is a constant.
 pub const fn varint_key(number: u8) -> u8 {
-    number << 3
+    one_byte_key(number, 0)
 }
 
-/// The key of field `number` (1 to 15) with a length-delimited value.
+/// The key of field `number` (1 to 15) with a length-delimited value; refuses any
+/// other number as [`varint_key`] does.
 pub const fn len_key(number: u8) -> u8 {
-    number << 3 | 2
+    one_byte_key(number, 2)
+}
+
+const fn one_byte_key(number: u8, wire_type: u8) -> u8 {
+    assert!(
+        number >= 1 && number <= 15,
+        "only fields 1 to 15 have one-byte keys: the hand-written encoders write no other"
+    );
+    number << 3 | wire_type
 }
 
 /// Bytes a length-delimited field of `len` bytes takes, key included: a nested message,
@@ -98,6 +108,47 @@ pub fn put_varint(key: u8, value: u64, buf: &mut impl BufMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_what_prost_writes_for_fields_1_to_15() {
+        for number in 1..=15u8 {
+            let (mut varint, mut len) = (Vec::new(), Vec::new());
+            prost::encoding::encode_key(
+                number.into(),
+                prost::encoding::WireType::Varint,
+                &mut varint,
+            );
+            prost::encoding::encode_key(
+                number.into(),
+                prost::encoding::WireType::LengthDelimited,
+                &mut len,
+            );
+            assert_eq!(
+                [varint_key(number)],
+                varint[..],
+                "varint key of field {number}"
+            );
+            assert_eq!(
+                [len_key(number)],
+                len[..],
+                "length-delimited key of field {number}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_of_fields_without_a_one_byte_key_are_refused() {
+        for number in [0u8, 16, 31, 255] {
+            assert!(
+                std::panic::catch_unwind(|| len_key(number)).is_err(),
+                "{number}"
+            );
+            assert!(
+                std::panic::catch_unwind(|| varint_key(number)).is_err(),
+                "{number}"
+            );
+        }
+    }
 
     #[test]
     fn varints_are_what_prost_writes() {

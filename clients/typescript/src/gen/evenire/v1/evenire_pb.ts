@@ -17,6 +17,10 @@ export const file_evenire_v1_evenire: GenFile = /*@__PURE__*/
 /**
  * StreamId names a stream.
  *
+ * Hand-handled: the server writes it in responses carrying events and reads it in
+ * appends by hand. A change to its fields must be taught to that code;
+ * proto/contract.rs lists where, and its test fails until the list matches.
+ *
  * @generated from message evenire.v1.StreamId
  */
 export type StreamId = Message<"evenire.v1.StreamId"> & {
@@ -82,6 +86,10 @@ export const ExpectedVersionSchema: GenMessage<ExpectedVersion> = /*@__PURE__*/
 /**
  * EventData is an event as the client sends it.
  *
+ * Hand-handled: the server reads it in appends, and the Rust client writes it, by hand.
+ * A change to its fields must be taught to that code; proto/contract.rs lists where,
+ * and its test fails until the list matches.
+ *
  * @generated from message evenire.v1.EventData
  */
 export type EventData = Message<"evenire.v1.EventData"> & {
@@ -124,6 +132,10 @@ export const EventDataSchema: GenMessage<EventData> = /*@__PURE__*/
 
 /**
  * AppendRequest appends events to one stream.
+ *
+ * Hand-handled: the server reads it, and the Rust client writes it, by hand. A change
+ * to its fields must be taught to that code; proto/contract.rs lists where, and its
+ * test fails until the list matches.
  *
  * @generated from message evenire.v1.AppendRequest
  */
@@ -246,6 +258,10 @@ export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
 /**
  * ReadResponse carries the next events of a read.
  *
+ * Hand-handled: the server writes it, and the Rust client reads it, by hand. A change
+ * to its fields must be taught to that code; proto/contract.rs lists where, and its
+ * test fails until the list matches.
+ *
  * @generated from message evenire.v1.ReadResponse
  */
 export type ReadResponse = Message<"evenire.v1.ReadResponse"> & {
@@ -266,6 +282,10 @@ export const ReadResponseSchema: GenMessage<ReadResponse> = /*@__PURE__*/
 
 /**
  * RecordedEvent is an event as the store keeps it.
+ *
+ * Hand-handled: the server writes it, and the Rust client reads it, by hand. A change
+ * to its fields must be taught to that code; proto/contract.rs lists where, and its
+ * test fails until the list matches.
  *
  * @generated from message evenire.v1.RecordedEvent
  */
@@ -387,6 +407,10 @@ export const ReadAllRequestSchema: GenMessage<ReadAllRequest> = /*@__PURE__*/
 
 /**
  * ReadAllResponse carries the next events of a ReadAll.
+ *
+ * Hand-handled: the server writes it, and the Rust client reads it, by hand. A change
+ * to its fields must be taught to that code; proto/contract.rs lists where, and its
+ * test fails until the list matches.
  *
  * @generated from message evenire.v1.ReadAllResponse
  */
@@ -631,6 +655,10 @@ export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
 /**
  * SubscribeResponse carries one step of a subscription.
  *
+ * Hand-handled: the server writes its `events` case by hand. A change to its fields
+ * must be taught to that code; proto/contract.rs lists where, and its test fails until
+ * the list matches.
+ *
  * @generated from message evenire.v1.SubscribeResponse
  */
 export type SubscribeResponse = Message<"evenire.v1.SubscribeResponse"> & {
@@ -675,6 +703,9 @@ export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE_
 
 /**
  * SubscribeEvents carries events of a subscription.
+ *
+ * Hand-handled: the server writes it by hand. A change to its fields must be taught to
+ * that code; proto/contract.rs lists where, and its test fails until the list matches.
  *
  * @generated from message evenire.v1.SubscribeEvents
  */

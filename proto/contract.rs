@@ -1,0 +1,284 @@
+//! The messages whose bytes Evenire writes or reads by hand, and their fields as that
+//! code knows them.
+//!
+//! Generated code follows `evenire.proto` by itself; the hand-written encoders and
+//! decoders (`outgoing.rs`, `outgoing_append.rs`, `incoming_append.rs`,
+//! `event_batch.rs`, `read_fields.rs`) each handle a fixed list of fields, and a field
+//! added to the contract would silently never be sent or read. The test below reads the
+//! compiled descriptor set and fails, naming the message, the field and the files to
+//! update, when any of these messages differs from the table. After teaching the code
+//! the change, update the table.
+
+/// A message whose fields some hand-written code writes or reads.
+#[derive(Debug, Clone, Copy)]
+pub struct HandHandled {
+    /// The fully qualified name, without the leading dot.
+    pub message: &'static str,
+    /// The files that write or read its fields.
+    pub code: &'static [&'static str],
+    /// Every field, as `[optional |repeated ]TYPE NAME = NUMBER[ (oneof ONEOF)]`, with
+    /// message types fully qualified: what [`field_signatures`] makes of the descriptor.
+    pub fields: &'static [&'static str],
+}
+
+const EVENT_WRITERS: &[&str] = &[
+    "proto/outgoing.rs (the server's read and subscription responses)",
+    "proto/event_batch.rs and proto/read_fields.rs (the Rust client's reads)",
+];
+const APPEND_CODE: &[&str] = &[
+    "proto/incoming_append.rs and proto/read_fields.rs (the server's appends)",
+    "proto/outgoing_append.rs (the Rust client's appends)",
+];
+
+/// Every hand-handled message. `ExpectedVersion` (inside `AppendRequest`) and the
+/// other cases of `SubscribeResponse` are passed to prost, so they are not here.
+pub const HAND_HANDLED: &[HandHandled] = &[
+    HandHandled {
+        message: "evenire.v1.AppendRequest",
+        code: APPEND_CODE,
+        fields: &[
+            "evenire.v1.StreamId stream = 1",
+            "evenire.v1.ExpectedVersion expected_version = 2",
+            "repeated evenire.v1.EventData events = 3",
+        ],
+    },
+    HandHandled {
+        message: "evenire.v1.EventData",
+        code: APPEND_CODE,
+        fields: &[
+            "string id = 1",
+            "string type = 2",
+            "bytes data = 3",
+            "bytes metadata = 4",
+        ],
+    },
+    HandHandled {
+        message: "evenire.v1.StreamId",
+        code: &[
+            "proto/outgoing.rs",
+            "proto/event_batch.rs",
+            "proto/incoming_append.rs",
+        ],
+        fields: &["string key = 1", "string type = 2"],
+    },
+    HandHandled {
+        message: "evenire.v1.ReadResponse",
+        code: EVENT_WRITERS,
+        fields: &["repeated evenire.v1.RecordedEvent events = 1"],
+    },
+    HandHandled {
+        message: "evenire.v1.ReadAllResponse",
+        code: EVENT_WRITERS,
+        fields: &["repeated evenire.v1.RecordedEvent events = 1"],
+    },
+    HandHandled {
+        message: "evenire.v1.SubscribeResponse",
+        code: &["proto/outgoing.rs (the `events` case; the others go through prost)"],
+        fields: &[
+            "evenire.v1.SubscribeEvents events = 1 (oneof message)",
+            "evenire.v1.CaughtUp caught_up = 2 (oneof message)",
+            "evenire.v1.Checkpoint checkpoint = 3 (oneof message)",
+        ],
+    },
+    HandHandled {
+        message: "evenire.v1.SubscribeEvents",
+        code: &["proto/outgoing.rs"],
+        fields: &["repeated evenire.v1.RecordedEvent events = 1"],
+    },
+    HandHandled {
+        message: "evenire.v1.RecordedEvent",
+        code: EVENT_WRITERS,
+        fields: &[
+            "string id = 1",
+            "string type = 2",
+            "bytes data = 3",
+            "bytes metadata = 4",
+            "evenire.v1.StreamId stream = 5",
+            "uint64 version = 6",
+            "uint64 position = 7",
+            "google.protobuf.Timestamp created = 8",
+        ],
+    },
+    HandHandled {
+        message: "google.protobuf.Timestamp",
+        code: &["proto/outgoing.rs", "proto/event_batch.rs"],
+        fields: &["int64 seconds = 1", "int32 nanos = 2"],
+    },
+];
+
+/// The fields of `message` in the descriptor set, in declaration order, written as
+/// [`HandHandled::fields`] writes them.
+pub fn field_signatures(
+    descriptors: &prost_types::FileDescriptorSet,
+    message: &str,
+) -> Option<Vec<String>> {
+    let found = descriptors.file.iter().find_map(|file| {
+        let package = file.package();
+        file.message_type
+            .iter()
+            .find(|m| qualified(package, m.name()) == message)
+    })?;
+    Some(found.field.iter().map(|f| signature(found, f)).collect())
+}
+
+fn qualified(package: &str, name: &str) -> String {
+    match package {
+        "" => name.to_string(),
+        p => format!("{p}.{name}"),
+    }
+}
+
+fn signature(
+    message: &prost_types::DescriptorProto,
+    field: &prost_types::FieldDescriptorProto,
+) -> String {
+    use prost_types::field_descriptor_proto::{Label, Type};
+    let label = match (field.label(), field.proto3_optional()) {
+        (Label::Repeated, _) => "repeated ",
+        (_, true) => "optional ",
+        (Label::Required, _) => "required ",
+        (Label::Optional, false) => "",
+    };
+    let kind = match field.r#type() {
+        Type::Message | Type::Enum | Type::Group => {
+            field.type_name().trim_start_matches('.').to_string()
+        }
+        scalar => scalar
+            .as_str_name()
+            .trim_start_matches("TYPE_")
+            .to_ascii_lowercase(),
+    };
+    // A proto3 `optional` field sits in a synthetic oneof of its own: not a real one.
+    let oneof = match field.oneof_index {
+        Some(i) if !field.proto3_optional() => message
+            .oneof_decl
+            .get(usize::try_from(i).unwrap_or(usize::MAX))
+            .map(|o| format!(" (oneof {})", o.name())),
+        _ => None,
+    };
+    format!(
+        "{label}{kind} {} = {}{}",
+        field.name(),
+        field.number(),
+        oneof.unwrap_or_default()
+    )
+}
+
+/// What differs between the table's `entry` and the contract's fields (`None`: the
+/// message is gone), as a message for whoever changed the contract; `None` if nothing.
+pub fn mismatch(entry: &HandHandled, contract: Option<&[String]>) -> Option<String> {
+    let files = entry.code.join("; ");
+    let Some(contract) = contract else {
+        return Some(format!(
+            "{} is no longer in proto/evenire/v1/evenire.proto, but its bytes are \
+             handled by hand in {files}: change that code, then the table in proto/contract.rs",
+            entry.message
+        ));
+    };
+    let mut problems = Vec::new();
+    for field in contract {
+        if !entry.fields.contains(&field.as_str()) {
+            problems.push(format!("field `{field}` is new or changed"));
+        }
+    }
+    for field in entry.fields {
+        if !contract.iter().any(|c| c == field) {
+            problems.push(format!(
+                "field `{field}` is no longer in the contract as the code knows it"
+            ));
+        }
+    }
+    if problems.is_empty() && entry.fields.iter().ne(contract.iter()) {
+        problems.push("its fields are in another order".to_string());
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} changed in proto/evenire/v1/evenire.proto: {}. Its bytes are written or read \
+         by hand in {files}: teach that code the change (and its tests against prost), \
+         then update the table in proto/contract.rs",
+        entry.message,
+        problems.join("; ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn contract() -> prost_types::FileDescriptorSet {
+        prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET)
+            .expect("the compiled descriptor set decodes")
+    }
+
+    #[test]
+    fn every_hand_handled_message_matches_the_contract() {
+        let descriptors = contract();
+        let problems: Vec<String> = HAND_HANDLED
+            .iter()
+            .filter_map(|entry| {
+                let fields = field_signatures(&descriptors, entry.message);
+                mismatch(entry, fields.as_deref())
+            })
+            .collect();
+        assert!(problems.is_empty(), "\n{}\n", problems.join("\n\n"));
+    }
+
+    /// The guard itself: a field added, renumbered, retyped, moved into a oneof, made
+    /// repeated, or a message removed, each is reported with the message, the field and
+    /// the files.
+    #[test]
+    fn the_guard_names_what_changed() {
+        let entry = HAND_HANDLED
+            .iter()
+            .find(|e| e.message == "evenire.v1.RecordedEvent")
+            .expect("RecordedEvent is hand-handled");
+        let fields: Vec<String> = entry.fields.iter().map(|f| f.to_string()).collect();
+        let changed = |edit: &dyn Fn(&mut Vec<String>)| {
+            let mut fields = fields.clone();
+            edit(&mut fields);
+            mismatch(entry, Some(&fields)).expect("the change is reported")
+        };
+        let added = changed(&|f| f.push("string correlation_id = 9".into()));
+        assert!(added.contains("evenire.v1.RecordedEvent"), "{added}");
+        assert!(
+            added.contains("`string correlation_id = 9` is new"),
+            "{added}"
+        );
+        assert!(added.contains("proto/outgoing.rs"), "{added}");
+        assert!(added.contains("proto/contract.rs"), "{added}");
+        let renumbered = changed(&|f| f[2] = "bytes data = 10".into());
+        assert!(renumbered.contains("`bytes data = 10`"), "{renumbered}");
+        assert!(
+            renumbered.contains("`bytes data = 3` is no longer"),
+            "{renumbered}"
+        );
+        let retyped = changed(&|f| f[5] = "uint32 version = 6".into());
+        assert!(retyped.contains("`uint32 version = 6`"), "{retyped}");
+        let reordered = changed(&|f| f.swap(0, 1));
+        assert!(reordered.contains("another order"), "{reordered}");
+        let removed = mismatch(entry, None).expect("a removed message is reported");
+        assert!(removed.contains("no longer in proto/evenire/v1/evenire.proto"));
+        assert_eq!(mismatch(entry, Some(&fields)), None);
+    }
+
+    #[test]
+    fn signatures_show_labels_oneofs_and_optional_fields() {
+        let descriptors = contract();
+        let read = field_signatures(&descriptors, "evenire.v1.ReadRequest").expect("ReadRequest");
+        assert!(
+            read.contains(&"optional uint64 max_count = 5".to_string()),
+            "{read:?}"
+        );
+        assert!(read.iter().any(|f| f.ends_with("(oneof from)")), "{read:?}");
+        let filter = field_signatures(&descriptors, "evenire.v1.SubscriptionFilter")
+            .expect("SubscriptionFilter");
+        assert_eq!(filter[0], "repeated string stream_types = 1");
+        assert_eq!(
+            field_signatures(&descriptors, "evenire.v1.NoSuchMessage"),
+            None
+        );
+    }
+}
