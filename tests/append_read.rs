@@ -1,6 +1,7 @@
 //! Appending and reading back: every direction and starting point, max counts, reads
 //! past the end, batches across segment rotation, with the cache on and off.
 
+#[macro_use]
 mod common;
 
 use common::{TestServer, config, new_stream, numbered, numbers, read_all};
@@ -97,54 +98,62 @@ async fn reads_every_way(cache_bytes: u64) {
     server.stop().await.expect("clean stop");
 }
 
-#[tokio::test]
-async fn reads_every_way_with_the_cache() {
-    reads_every_way(64 << 20).await;
+backend_test! {
+    #[tokio::test]
+    async fn reads_every_way_with_the_cache() {
+        reads_every_way(64 << 20).await;
+    }
 }
 
-#[tokio::test]
-async fn reads_every_way_without_the_cache() {
-    reads_every_way(0).await;
+backend_test! {
+    #[tokio::test]
+    async fn reads_every_way_without_the_cache() {
+        reads_every_way(0).await;
+    }
 }
 
-#[tokio::test]
-async fn never_written_stream_is_not_found() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(config(dir.path(), 0)).await;
-    let client = server.client().await;
-    let result = client
-        .read(
-            &new_stream("order"),
-            ReadFrom::Start,
-            Direction::Forward,
-            None,
-        )
-        .await;
-    assert!(matches!(result, Err(Error::NotFound(_))), "{result:?}");
+backend_test! {
+    #[tokio::test]
+    async fn never_written_stream_is_not_found() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let client = server.client().await;
+        let result = client
+            .read(
+                &new_stream("order"),
+                ReadFrom::Start,
+                Direction::Forward,
+                None,
+            )
+            .await;
+        assert!(matches!(result, Err(Error::NotFound(_))), "{result:?}");
+    }
 }
 
-#[tokio::test]
-async fn events_keep_their_fields() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(config(dir.path(), 0)).await;
-    let client = server.client().await;
-    let stream = new_stream("audit");
-    let id = uuid::Uuid::new_v4();
-    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
-    let event = evenire_client::EventData::new("UserLoggedIn", vec![0u8, 255, 7])
-        .with_id(id)
-        .with_metadata("{\"by\":\"test\"}");
-    client
-        .append(&stream, ExpectedVersion::NoStream, [event])
-        .await
-        .expect("append");
-    let read = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
-    assert_eq!(read.len(), 1);
-    assert_eq!(read[0].id, id);
-    assert_eq!(read[0].event_type, "UserLoggedIn");
-    assert_eq!(&read[0].data[..], &[0u8, 255, 7]);
-    assert_eq!(&read[0].metadata[..], b"{\"by\":\"test\"}");
-    assert!(read[0].created >= before && read[0].created <= std::time::SystemTime::now());
+backend_test! {
+    #[tokio::test]
+    async fn events_keep_their_fields() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let client = server.client().await;
+        let stream = new_stream("audit");
+        let id = uuid::Uuid::new_v4();
+        let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+        let event = evenire_client::EventData::new("UserLoggedIn", vec![0u8, 255, 7])
+            .with_id(id)
+            .with_metadata("{\"by\":\"test\"}");
+        client
+            .append(&stream, ExpectedVersion::NoStream, [event])
+            .await
+            .expect("append");
+        let read = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].id, id);
+        assert_eq!(read[0].event_type, "UserLoggedIn");
+        assert_eq!(&read[0].data[..], &[0u8, 255, 7]);
+        assert_eq!(&read[0].metadata[..], b"{\"by\":\"test\"}");
+        assert!(read[0].created >= before && read[0].created <= std::time::SystemTime::now());
+    }
 }
 
 /// Many streams interleaved over many small segments, read back from disk with no cache.
@@ -204,21 +213,23 @@ async fn reads_across_segment_rotation() {
     }
 }
 
-/// A read larger than one response message arrives whole and in order.
-#[tokio::test]
-async fn long_reads_span_many_messages() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(config(dir.path(), 0)).await;
-    let client = server.client().await;
-    let stream = new_stream("ledger");
-    for chunk in 0..5 {
-        client
-            .append(&stream, ExpectedVersion::Any, numbered(chunk * 1000, 1000))
-            .await
-            .expect("append");
+backend_test! {
+    /// A read larger than one response message arrives whole and in order.
+    #[tokio::test]
+    async fn long_reads_span_many_messages() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let client = server.client().await;
+        let stream = new_stream("ledger");
+        for chunk in 0..5 {
+            client
+                .append(&stream, ExpectedVersion::Any, numbered(chunk * 1000, 1000))
+                .await
+                .expect("append");
+        }
+        let forward = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
+        assert_eq!(numbers(&forward), (0..5000).collect::<Vec<_>>());
+        let backward = read_all(&client, &stream, ReadFrom::End, Direction::Backward, None).await;
+        assert_eq!(numbers(&backward), (0..5000).rev().collect::<Vec<_>>());
     }
-    let forward = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
-    assert_eq!(numbers(&forward), (0..5000).collect::<Vec<_>>());
-    let backward = read_all(&client, &stream, ReadFrom::End, Direction::Backward, None).await;
-    assert_eq!(numbers(&backward), (0..5000).rev().collect::<Vec<_>>());
 }

@@ -2,6 +2,7 @@
 //! transport's limit status) naming the field or limit, writes nothing, and leaves the
 //! server serving.
 
+#[macro_use]
 mod common;
 
 use common::{TestServer, config};
@@ -185,169 +186,177 @@ fn bad_appends() -> Vec<(&'static str, pb::AppendRequest, Code, &'static str)> {
     cases
 }
 
-#[tokio::test]
-async fn bad_appends_are_refused_and_write_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(config(dir.path(), 0)).await;
-    let mut client = raw_client(&server).await;
+backend_test! {
+    #[tokio::test]
+    async fn bad_appends_are_refused_and_write_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let mut client = raw_client(&server).await;
 
-    for (name, request, code, needle) in bad_appends() {
-        let status = client.append(request).await.expect_err(name);
-        assert_eq!(status.code(), code, "{name}: {status:?}");
-        assert!(
-            status.message().contains(needle),
-            "{name}: `{}` does not mention `{needle}`",
-            status.message()
+        for (name, request, code, needle) in bad_appends() {
+            let status = client.append(request).await.expect_err(name);
+            assert_eq!(status.code(), code, "{name}: {status:?}");
+            assert!(
+                status.message().contains(needle),
+                "{name}: `{}` does not mention `{needle}`",
+                status.message()
+            );
+        }
+        let read = client
+            .read(valid_read())
+            .await
+            .expect_err("nothing was written");
+        assert_eq!(read.code(), Code::NotFound);
+
+        let ok = client.append(valid_append()).await.expect("still serving");
+        assert_eq!(ok.into_inner().version, 0);
+    }
+}
+
+backend_test! {
+    #[tokio::test]
+    async fn bad_reads_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let mut client = raw_client(&server).await;
+        client.append(valid_append()).await.expect("append");
+
+        let mut cases: Vec<(&str, pb::ReadRequest, &str)> = Vec::new();
+        let mut add = |name, change: &dyn Fn(&mut pb::ReadRequest), needle| {
+            let mut request = valid_read();
+            change(&mut request);
+            cases.push((name, request, needle));
+        };
+        add("no stream", &|r| r.stream = None, "stream: required");
+        add(
+            "malformed key",
+            &|r| r.stream = stream("{}", "order"),
+            "stream.key",
         );
-    }
-    let read = client
-        .read(valid_read())
-        .await
-        .expect_err("nothing was written");
-    assert_eq!(read.code(), Code::NotFound);
-
-    let ok = client.append(valid_append()).await.expect("still serving");
-    assert_eq!(ok.into_inner().version, 0);
-}
-
-#[tokio::test]
-async fn bad_reads_are_refused() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(config(dir.path(), 0)).await;
-    let mut client = raw_client(&server).await;
-    client.append(valid_append()).await.expect("append");
-
-    let mut cases: Vec<(&str, pb::ReadRequest, &str)> = Vec::new();
-    let mut add = |name, change: &dyn Fn(&mut pb::ReadRequest), needle| {
-        let mut request = valid_read();
-        change(&mut request);
-        cases.push((name, request, needle));
-    };
-    add("no stream", &|r| r.stream = None, "stream: required");
-    add(
-        "malformed key",
-        &|r| r.stream = stream("{}", "order"),
-        "stream.key",
-    );
-    add("no from", &|r| r.from = None, "from: required");
-    add(
-        "unspecified origin",
-        &|r| r.from = Some(pb::read_request::From::Origin(0)),
-        "origin",
-    );
-    add(
-        "unknown origin",
-        &|r| r.from = Some(pb::read_request::From::Origin(7)),
-        "origin",
-    );
-    add("unspecified direction", &|r| r.direction = 0, "direction");
-    add("unknown direction", &|r| r.direction = -3, "direction");
-    for (name, request, needle) in cases {
-        let status = client.read(request).await.expect_err(name);
-        assert_eq!(status.code(), Code::InvalidArgument, "{name}: {status:?}");
-        assert!(
-            status.message().contains(needle),
-            "{name}: {}",
-            status.message()
+        add("no from", &|r| r.from = None, "from: required");
+        add(
+            "unspecified origin",
+            &|r| r.from = Some(pb::read_request::From::Origin(0)),
+            "origin",
         );
-    }
+        add(
+            "unknown origin",
+            &|r| r.from = Some(pb::read_request::From::Origin(7)),
+            "origin",
+        );
+        add("unspecified direction", &|r| r.direction = 0, "direction");
+        add("unknown direction", &|r| r.direction = -3, "direction");
+        for (name, request, needle) in cases {
+            let status = client.read(request).await.expect_err(name);
+            assert_eq!(status.code(), Code::InvalidArgument, "{name}: {status:?}");
+            assert!(
+                status.message().contains(needle),
+                "{name}: {}",
+                status.message()
+            );
+        }
 
-    let mut huge = valid_read();
-    huge.max_count = Some(u64::MAX);
-    let mut events = client
-        .read(huge)
-        .await
-        .expect("huge max_count is fine")
-        .into_inner();
-    let mut count = 0;
-    while let Some(batch) = events.next().await {
-        count += batch.expect("batch").events.len();
+        let mut huge = valid_read();
+        huge.max_count = Some(u64::MAX);
+        let mut events = client
+            .read(huge)
+            .await
+            .expect("huge max_count is fine")
+            .into_inner();
+        let mut count = 0;
+        while let Some(batch) = events.next().await {
+            count += batch.expect("batch").events.len();
+        }
+        assert_eq!(count, 1);
     }
-    assert_eq!(count, 1);
 }
 
-/// Garbage on the wire: bytes that are not a protobuf message at all.
-#[tokio::test]
-async fn undecodable_messages_are_refused() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(config(dir.path(), 0)).await;
-    let (mut grpc, path) = untyped_client(&server).await;
-    grpc.ready().await.expect("ready");
-    let garbage = pb::ReadResponse {
-        events: vec![pb::RecordedEvent {
-            id: "x".into(),
-            ..Default::default()
-        }],
-    };
-    // A ReadResponse sent as an AppendRequest: field 1 is a message in both but with
-    // different fields, so it decodes to something the checks must refuse.
-    let codec = tonic_prost::ProstCodec::<pb::ReadResponse, pb::AppendResponse>::default();
-    let result = grpc.unary(tonic::Request::new(garbage), path, codec).await;
-    let status = result.expect_err("refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-
-    let mut client = raw_client(&server).await;
-    client.append(valid_append()).await.expect("still serving");
-}
-
-/// Strings that are not UTF-8, which the generated types cannot even carry: refused
-/// naming the field, as the server reads appends itself.
-#[tokio::test]
-async fn strings_that_are_not_utf8_are_refused_naming_the_field() {
-    use evenire_proto::Encoded;
-    use prost::Message;
-
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(config(dir.path(), 0)).await;
-    let (mut grpc, path) = untyped_client(&server).await;
-    // The request with the marker's bytes broken into invalid UTF-8.
-    let broken = |request: pb::AppendRequest, marker: &str| {
-        let mut bytes = request.encode_to_vec();
-        let at = bytes
-            .windows(marker.len())
-            .position(|w| w == marker.as_bytes())
-            .expect("the marker is in the request");
-        bytes[at + 1] = 0xff;
-        Encoded(bytes.into())
-    };
-    let mut append = valid_append();
-    append.stream = stream(KEY, "MARKER");
-    let cases = [
-        (broken(append, "MARKER"), "stream.type: not valid UTF-8"),
-        (
-            broken(
-                pb::AppendRequest {
-                    events: vec![event("", "Placed", 1), event("", "MARKER", 1)],
-                    ..valid_append()
-                },
-                "MARKER",
-            ),
-            "events[1].type: not valid UTF-8",
-        ),
-        (
-            broken(
-                pb::AppendRequest {
-                    events: vec![event("MARKER", "Placed", 1)],
-                    ..valid_append()
-                },
-                "MARKER",
-            ),
-            "events[0].id: not valid UTF-8",
-        ),
-    ];
-    for (request, needle) in cases {
+backend_test! {
+    /// Garbage on the wire: bytes that are not a protobuf message at all.
+    #[tokio::test]
+    async fn undecodable_messages_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let (mut grpc, path) = untyped_client(&server).await;
         grpc.ready().await.expect("ready");
-        let codec = tonic_prost::ProstCodec::<Encoded, pb::AppendResponse>::default();
-        let sent = grpc.unary(tonic::Request::new(request), path.clone(), codec);
-        let status = sent.await.expect_err(needle);
+        let garbage = pb::ReadResponse {
+            events: vec![pb::RecordedEvent {
+                id: "x".into(),
+                ..Default::default()
+            }],
+        };
+        // A ReadResponse sent as an AppendRequest: field 1 is a message in both but with
+        // different fields, so it decodes to something the checks must refuse.
+        let codec = tonic_prost::ProstCodec::<pb::ReadResponse, pb::AppendResponse>::default();
+        let result = grpc.unary(tonic::Request::new(garbage), path, codec).await;
+        let status = result.expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-        assert!(status.message().contains(needle), "{status:?}");
+
+        let mut client = raw_client(&server).await;
+        client.append(valid_append()).await.expect("still serving");
     }
-    let mut client = raw_client(&server).await;
-    let read = client
-        .read(valid_read())
-        .await
-        .expect_err("nothing written");
-    assert_eq!(read.code(), Code::NotFound);
-    client.append(valid_append()).await.expect("still serving");
+}
+
+backend_test! {
+    /// Strings that are not UTF-8, which the generated types cannot even carry: refused
+    /// naming the field, as the server reads appends itself.
+    #[tokio::test]
+    async fn strings_that_are_not_utf8_are_refused_naming_the_field() {
+        use evenire_proto::Encoded;
+        use prost::Message;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let (mut grpc, path) = untyped_client(&server).await;
+        // The request with the marker's bytes broken into invalid UTF-8.
+        let broken = |request: pb::AppendRequest, marker: &str| {
+            let mut bytes = request.encode_to_vec();
+            let at = bytes
+                .windows(marker.len())
+                .position(|w| w == marker.as_bytes())
+                .expect("the marker is in the request");
+            bytes[at + 1] = 0xff;
+            Encoded(bytes.into())
+        };
+        let mut append = valid_append();
+        append.stream = stream(KEY, "MARKER");
+        let cases = [
+            (broken(append, "MARKER"), "stream.type: not valid UTF-8"),
+            (
+                broken(
+                    pb::AppendRequest {
+                        events: vec![event("", "Placed", 1), event("", "MARKER", 1)],
+                        ..valid_append()
+                    },
+                    "MARKER",
+                ),
+                "events[1].type: not valid UTF-8",
+            ),
+            (
+                broken(
+                    pb::AppendRequest {
+                        events: vec![event("MARKER", "Placed", 1)],
+                        ..valid_append()
+                    },
+                    "MARKER",
+                ),
+                "events[0].id: not valid UTF-8",
+            ),
+        ];
+        for (request, needle) in cases {
+            grpc.ready().await.expect("ready");
+            let codec = tonic_prost::ProstCodec::<Encoded, pb::AppendResponse>::default();
+            let sent = grpc.unary(tonic::Request::new(request), path.clone(), codec);
+            let status = sent.await.expect_err(needle);
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            assert!(status.message().contains(needle), "{status:?}");
+        }
+        let mut client = raw_client(&server).await;
+        let read = client
+            .read(valid_read())
+            .await
+            .expect_err("nothing written");
+        assert_eq!(read.code(), Code::NotFound);
+        client.append(valid_append()).await.expect("still serving");
+    }
 }

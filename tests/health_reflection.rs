@@ -1,6 +1,7 @@
 //! The standard services: gRPC health (NOT_SERVING while the log is recovered, SERVING
 //! after, for "" and for the service) and server reflection for grpcurl.
 
+#[macro_use]
 mod common;
 
 use common::{TestServer, config};
@@ -24,23 +25,25 @@ async fn status_of(
     Ok(health.check(request).await?.into_inner().status)
 }
 
-#[tokio::test]
-async fn health_reports_serving_for_the_server_and_the_service() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(config(dir.path(), 0)).await;
-    let mut health = server.health().await;
-    assert_eq!(
-        status_of(&mut health, "").await.expect("check \"\""),
-        ServingStatus::Serving as i32
-    );
-    assert_eq!(
-        status_of(&mut health, evenire_proto::SERVICE_NAME)
-            .await
-            .expect("check service"),
-        ServingStatus::Serving as i32
-    );
-    let unknown = status_of(&mut health, "no.such.Service").await;
-    assert_eq!(unknown.expect_err("unknown service").code(), Code::NotFound);
+backend_test! {
+    #[tokio::test]
+    async fn health_reports_serving_for_the_server_and_the_service() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let mut health = server.health().await;
+        assert_eq!(
+            status_of(&mut health, "").await.expect("check \"\""),
+            ServingStatus::Serving as i32
+        );
+        assert_eq!(
+            status_of(&mut health, evenire_proto::SERVICE_NAME)
+                .await
+                .expect("check service"),
+            ServingStatus::Serving as i32
+        );
+        let unknown = status_of(&mut health, "no.such.Service").await;
+        assert_eq!(unknown.expect_err("unknown service").code(), Code::NotFound);
+    }
 }
 
 /// Recovery made to wait: the only segment is a named pipe, so reading it blocks until
@@ -102,39 +105,41 @@ async fn not_serving_while_recovering() {
     assert!(outcome.is_err(), "a bad segment stops the start");
 }
 
-#[tokio::test]
-async fn reflection_lists_and_describes_the_service() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = TestServer::start(config(dir.path(), 0)).await;
-    let mut reflection = ServerReflectionClient::new(server.channel().await);
+backend_test! {
+    #[tokio::test]
+    async fn reflection_lists_and_describes_the_service() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let mut reflection = ServerReflectionClient::new(server.channel().await);
 
-    let requests = [
-        MessageRequest::ListServices(String::new()),
-        MessageRequest::FileContainingSymbol(evenire_proto::SERVICE_NAME.into()),
-    ]
-    .map(|message| ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(message),
-    });
-    let mut responses = reflection
-        .server_reflection_info(tokio_stream::iter(requests))
-        .await
-        .expect("reflection call")
-        .into_inner();
+        let requests = [
+            MessageRequest::ListServices(String::new()),
+            MessageRequest::FileContainingSymbol(evenire_proto::SERVICE_NAME.into()),
+        ]
+        .map(|message| ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(message),
+        });
+        let mut responses = reflection
+            .server_reflection_info(tokio_stream::iter(requests))
+            .await
+            .expect("reflection call")
+            .into_inner();
 
-    let listed = responses.next().await.expect("a response").expect("ok");
-    let Some(MessageResponse::ListServicesResponse(list)) = listed.message_response else {
-        panic!("expected a service list, got {listed:?}");
-    };
-    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&evenire_proto::SERVICE_NAME), "{names:?}");
-    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+        let listed = responses.next().await.expect("a response").expect("ok");
+        let Some(MessageResponse::ListServicesResponse(list)) = listed.message_response else {
+            panic!("expected a service list, got {listed:?}");
+        };
+        let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&evenire_proto::SERVICE_NAME), "{names:?}");
+        assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
 
-    let described = responses.next().await.expect("a response").expect("ok");
-    let Some(MessageResponse::FileDescriptorResponse(files)) = described.message_response else {
-        panic!("expected file descriptors, got {described:?}");
-    };
-    let bytes: Vec<u8> = files.file_descriptor_proto.concat();
-    let text = String::from_utf8_lossy(&bytes);
-    assert!(text.contains("evenire/v1/evenire.proto") && text.contains("Append"));
+        let described = responses.next().await.expect("a response").expect("ok");
+        let Some(MessageResponse::FileDescriptorResponse(files)) = described.message_response else {
+            panic!("expected file descriptors, got {described:?}");
+        };
+        let bytes: Vec<u8> = files.file_descriptor_proto.concat();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("evenire/v1/evenire.proto") && text.contains("Append"));
+    }
 }

@@ -3,11 +3,15 @@
 //! - [`config`]: the settings, as flags and `EVENIRE_*` environment variables;
 //! - [`service`]: the gRPC service, the only code that knows both protobuf and store
 //!   types: request checks, conversions, the error-to-status mapping;
-//! - [`store`]: the durable log, its index and cache; knows nothing of gRPC.
+//! - [`backend`]: the [`backend::EventStore`] trait, all the service knows of a store;
+//! - [`store`]: the durable file log, its index and cache, the trait's first
+//!   implementation; knows nothing of gRPC.
 //!
 //! [`run`] serves a bound listener until a shutdown future completes, so tests bind
-//! `127.0.0.1:0` and stop the server when they choose.
+//! `127.0.0.1:0` and stop the server when they choose. [`serve`] does the same over a
+//! store opened by any [`OpenStore`] function.
 
+pub mod backend;
 pub mod config;
 mod connections;
 pub mod service;
@@ -15,9 +19,11 @@ pub mod store;
 
 pub use config::Config;
 
+use backend::EventStore;
 use evenire_proto::server::event_store_service_server::EventStoreServiceServer;
 use service::{EventStoreApi, Limits};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -41,7 +47,27 @@ pub enum RunError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// Serves Evenire on `listener` until `shutdown` completes.
+/// Opens the store a server serves, from the server's settings: blocking work goes to
+/// the blocking pool. [`open_file_log`] is the one [`run`] uses.
+pub type OpenStore = fn(&Config) -> Opening;
+
+/// A store being opened.
+pub type Opening = Pin<Box<dyn Future<Output = Result<Arc<dyn EventStore>, StoreError>> + Send>>;
+
+/// Opens the file log in `config.data_dir`, recovering it: may take a while on a large
+/// log.
+pub fn open_file_log(config: &Config) -> Opening {
+    let store_config = config.store();
+    Box::pin(async move {
+        match tokio::task::spawn_blocking(move || Store::open(store_config)).await {
+            Ok(opened) => opened.map(|store| Arc::new(store) as Arc<dyn EventStore>),
+            // Store::open does not panic on anything the disk can cause.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    })
+}
+
+/// Serves Evenire over the file log on `listener` until `shutdown` completes.
 ///
 /// The gRPC server starts at once: health reports `NOT_SERVING` and the event store
 /// service answers `UNAVAILABLE` while the log is recovered, then both turn to serving.
@@ -50,6 +76,16 @@ pub enum RunError {
 pub async fn run(
     listener: TcpListener,
     config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    serve(listener, config, open_file_log, shutdown).await
+}
+
+/// [`run`] over the store that `open` opens.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    open: OpenStore,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     config.validate().map_err(RunError::Config)?;
@@ -87,16 +123,12 @@ pub async fn run(
             }),
     );
 
-    let store_config = config.store();
-    let opened = tokio::task::spawn_blocking(move || Store::open(store_config)).await;
-    let store = match opened {
-        Ok(Ok(store)) => Arc::new(store),
-        Ok(Err(e)) => {
+    let store = match open(&config).await {
+        Ok(store) => store,
+        Err(e) => {
             server.abort();
             return Err(e.into());
         }
-        // Store::open does not panic on anything the disk can cause.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     let _ = slot.set(store.clone());
     set_health(&health, ServingStatus::Serving).await;

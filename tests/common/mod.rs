@@ -1,8 +1,10 @@
-//! A real server on 127.0.0.1:0 over a real data directory, for end-to-end tests.
-#![allow(dead_code)]
+//! A real server on 127.0.0.1:0 over a real data directory, for end-to-end tests, and
+//! the backends those tests run against.
+#![allow(dead_code, unused_macros)]
 
 use evenire_client::{Client, EventData, StreamId};
-use evenire_server::{Config, RunError, run};
+use evenire_server::{Config, OpenStore, RunError, serve};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
@@ -10,6 +12,49 @@ use tokio::task::JoinHandle;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+
+/// A store a test server can serve: a name for the test's output, and how to open it.
+pub type Backend = (&'static str, OpenStore);
+
+/// Every backend the end-to-end tests of the contract run against. A second backend
+/// joins every [`backend_test!`] with one line here.
+pub const BACKENDS: &[Backend] = &[("file log", evenire_server::open_file_log)];
+
+tokio::task_local! {
+    /// The backend the servers a test starts serve; the file log outside
+    /// [`on_every_backend`] (tests of the file log's own behaviour).
+    static BACKEND: Backend;
+}
+
+/// Runs `test` once against each of [`BACKENDS`]: every server it starts serves that
+/// backend.
+pub async fn on_every_backend<F, T>(test: F)
+where
+    F: Fn() -> T,
+    T: Future<Output = ()>,
+{
+    for backend in BACKENDS {
+        eprintln!("against the {} backend", backend.0);
+        BACKEND.scope(*backend, test()).await;
+    }
+}
+
+/// An end-to-end test of the contract, run once against each of [`BACKENDS`]:
+///
+/// ```ignore
+/// backend_test! {
+///     #[tokio::test]
+///     async fn appends_read_back() { /* start servers, talk gRPC */ }
+/// }
+/// ```
+macro_rules! backend_test {
+    ($(#[$attr:meta])* async fn $name:ident() $body:block) => {
+        $(#[$attr])*
+        async fn $name() {
+            common::on_every_backend(|| async $body).await
+        }
+    };
+}
 
 /// A running server. Stop it with [`TestServer::stop`] to check a clean shutdown.
 pub struct TestServer {
@@ -47,7 +92,10 @@ impl TestServer {
         let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
         let data_dir = config.data_dir.clone();
-        let handle = tokio::spawn(run(listener, config, async {
+        let open = BACKEND
+            .try_with(|backend| backend.1)
+            .unwrap_or(evenire_server::open_file_log);
+        let handle = tokio::spawn(serve(listener, config, open, async {
             let _ = stopped.await;
         }));
         TestServer {

@@ -3,7 +3,7 @@
 //! happens before the store sees the request, so bad input changes nothing.
 
 use super::encode;
-use crate::store::{
+use crate::backend::{
     DeleteMode, Direction, EventData, ExpectedVersion, Filter, ListFilter, MAX_TYPE_LEN, ReadFrom,
     StreamId, StreamInfo, StreamState, SubscribeFrom, SubscribeTarget, SubscriptionItem,
 };

@@ -3,7 +3,7 @@
 //! bytes when tonic sends it (`proto/outgoing.rs` says why), sharing the cache's bytes
 //! until then.
 
-use crate::store::RecordedEvent;
+use crate::backend::RecordedEvent;
 use evenire_proto::{EventSource, EventView, Outgoing};
 
 /// A `ReadResponse` or `ReadAllResponse` of `events`.

@@ -24,7 +24,7 @@ pub fn check_subscribe(request: pb::SubscribeRequest) -> Result<(), Status> {
     convert::subscribe(request).map(|_| ())
 }
 
-use crate::store::{LogRead, RecordedEvent, Store, StoreError, SubscriptionItem};
+use crate::backend::{EventRead, EventStore, RecordedEvent, StoreError, SubscriptionItem};
 use evenire_proto::server::event_store_service_server::EventStoreService;
 use evenire_proto::v1 as pb;
 use evenire_proto::{IncomingAppend, Outgoing};
@@ -46,8 +46,8 @@ const READ_AHEAD_MESSAGES: usize = 2;
 /// The `EventStoreService` implementation.
 #[derive(Debug, Clone)]
 pub struct EventStoreApi {
-    /// Empty until recovery has finished.
-    store: Arc<OnceLock<Arc<Store>>>,
+    /// Empty until the store has opened (the file log: recovered).
+    store: Arc<OnceLock<Arc<dyn EventStore>>>,
     limits: Limits,
     /// One permit per streaming call in progress (reads and subscriptions): what bounds
     /// the memory that calls whose clients stopped reading can hold.
@@ -56,7 +56,7 @@ pub struct EventStoreApi {
 
 impl EventStoreApi {
     /// A service that answers `UNAVAILABLE` until `store` is filled.
-    pub fn new(store: Arc<OnceLock<Arc<Store>>>, limits: Limits) -> Self {
+    pub fn new(store: Arc<OnceLock<Arc<dyn EventStore>>>, limits: Limits) -> Self {
         let open_reads = Arc::new(Semaphore::new(limits.max_open_reads.max(1)));
         EventStoreApi {
             store,
@@ -74,7 +74,7 @@ impl EventStoreApi {
         })
     }
 
-    fn store(&self) -> Result<Arc<Store>, Status> {
+    fn store(&self) -> Result<Arc<dyn EventStore>, Status> {
         self.store
             .get()
             .cloned()
@@ -111,6 +111,7 @@ impl EventStoreService for EventStoreApi {
         let cursor = self
             .store()?
             .read(read.stream, read.from, read.direction, read.max_count)
+            .await
             .map_err(status::from_store)?;
         Ok(Response::new(send_read(cursor, permit)))
     }
@@ -125,7 +126,9 @@ impl EventStoreService for EventStoreApi {
         let permit = self.read_permit()?;
         let cursor = self
             .store()?
-            .read_all(read.from, read.direction, read.max_count);
+            .read_all(read.from, read.direction, read.max_count)
+            .await
+            .map_err(status::from_store)?;
         Ok(Response::new(send_read(cursor, permit)))
     }
 
@@ -134,12 +137,11 @@ impl EventStoreService for EventStoreApi {
         request: Request<pb::ListStreamsRequest>,
     ) -> Result<Response<pb::ListStreamsResponse>, Status> {
         let list = convert::list_streams(request.into_inner())?;
-        let listing = self.store()?.list_streams(
-            list.after.as_ref(),
-            &list.filter,
-            list.page_size,
-            LIST_SCAN_LIMIT,
-        );
+        let listing = self
+            .store()?
+            .list_streams(list.after, list.filter, list.page_size, LIST_SCAN_LIMIT)
+            .await
+            .map_err(status::from_store)?;
         Ok(Response::new(pb::ListStreamsResponse {
             streams: listing
                 .streams
@@ -162,6 +164,8 @@ impl EventStoreService for EventStoreApi {
         let info = self
             .store()?
             .stream_info(&stream)
+            .await
+            .map_err(status::from_store)?
             .ok_or_else(|| status::from_store(StoreError::StreamNotFound(stream)))?;
         Ok(Response::new(pb::GetStreamResponse {
             info: Some(convert::stream_info(info)),
@@ -191,11 +195,15 @@ impl EventStoreService for EventStoreApi {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let subscribe = convert::subscribe(request.into_inner())?;
         let permit = self.read_permit()?;
-        let mut subscription = self.store()?.subscribe(
-            subscribe.target,
-            subscribe.filter,
-            subscribe.checkpoint_interval,
-        );
+        let mut subscription = self
+            .store()?
+            .subscribe(
+                subscribe.target,
+                subscribe.filter,
+                subscribe.checkpoint_interval,
+            )
+            .await
+            .map_err(status::from_store)?;
         let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
         tokio::spawn(async move {
             let _permit = permit;
@@ -244,13 +252,15 @@ const LIST_SCAN_LIMIT: usize = 10_000;
 
 /// Serves a read from a task of its own: one message per batch, at most
 /// `READ_AHEAD_MESSAGES` ahead of the client, stopping when the client goes.
-fn send_read(mut cursor: LogRead, permit: OwnedSemaphorePermit) -> Encoding<Vec<RecordedEvent>> {
+fn send_read(
+    mut cursor: Box<dyn EventRead>,
+    permit: OwnedSemaphorePermit,
+) -> Encoding<Vec<RecordedEvent>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
     tokio::spawn(async move {
         let _permit = permit;
         loop {
-            let (next, batch) = cursor.next_batch(READ_BATCH_EVENTS, READ_BATCH_BYTES).await;
-            cursor = next;
+            let batch = cursor.next_batch(READ_BATCH_EVENTS, READ_BATCH_BYTES).await;
             let message = match batch {
                 Ok(events) if events.is_empty() => return,
                 Ok(events) => Ok(events),

@@ -1,7 +1,7 @@
 //! The one mapping from store errors to gRPC statuses. No catch-all arm: a new
 //! `StoreError` variant does not compile until it is given a status here.
 
-use crate::store::StoreError;
+use crate::backend::StoreError;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 

@@ -13,12 +13,14 @@
 //! - `reader`: reading records back through the cache;
 //! - `read`: a read of a stream or of the whole log, batch by batch;
 //! - `subscription`: catch-up then live delivery of commits;
-//! - `error`: what can go wrong, for the service layer to map.
+//! - `error`: what can go wrong, for the service layer to map;
+//! - `event_store`: the store as the service's `backend::EventStore`.
 //!
 //! The on-disk format is written down in `docs/storage.md`.
 
 mod decide;
 mod error;
+mod event_store;
 pub mod fs;
 mod index;
 mod maps;

@@ -1,0 +1,123 @@
+//! The file log as the service's [`EventStore`]: each operation is the [`Store`]'s own.
+
+use super::read::LogRead;
+use super::subscription::Subscription;
+use super::{Store, StoreError};
+use crate::backend::{
+    AppendResult, DeleteMode, DeleteResult, Direction, EventData, EventRead, EventStore,
+    EventSubscription, ExpectedVersion, Filter, ListFilter, Listing, ReadFrom, RecordedEvent,
+    StreamId, StreamInfo, SubscribeTarget, SubscriptionItem,
+};
+
+#[tonic::async_trait]
+impl EventStore for Store {
+    async fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+    ) -> Result<AppendResult, StoreError> {
+        Store::append(self, stream, expected, events).await
+    }
+
+    async fn read(
+        &self,
+        stream: StreamId,
+        from: ReadFrom,
+        direction: Direction,
+        max_count: Option<u64>,
+    ) -> Result<Box<dyn EventRead>, StoreError> {
+        let read = Store::read(self, stream, from, direction, max_count)?;
+        Ok(Box::new(FileRead(Some(read))))
+    }
+
+    async fn read_all(
+        &self,
+        from: ReadFrom,
+        direction: Direction,
+        max_count: Option<u64>,
+    ) -> Result<Box<dyn EventRead>, StoreError> {
+        let read = Store::read_all(self, from, direction, max_count);
+        Ok(Box::new(FileRead(Some(read))))
+    }
+
+    async fn subscribe(
+        &self,
+        target: SubscribeTarget,
+        filter: Filter,
+        checkpoint_interval: u64,
+    ) -> Result<Box<dyn EventSubscription>, StoreError> {
+        let subscription = Store::subscribe(self, target, filter, checkpoint_interval);
+        Ok(Box::new(subscription))
+    }
+
+    async fn list_streams(
+        &self,
+        after: Option<StreamId>,
+        filter: ListFilter,
+        limit: usize,
+        scan_limit: usize,
+    ) -> Result<Listing, StoreError> {
+        Ok(Store::list_streams(
+            self,
+            after.as_ref(),
+            &filter,
+            limit,
+            scan_limit,
+        ))
+    }
+
+    async fn stream_info(&self, stream: &StreamId) -> Result<Option<StreamInfo>, StoreError> {
+        Ok(Store::stream_info(self, stream))
+    }
+
+    async fn delete_stream(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        mode: DeleteMode,
+    ) -> Result<DeleteResult, StoreError> {
+        Store::delete_stream(self, stream, expected, mode).await
+    }
+
+    fn close_subscriptions(&self) {
+        Store::close_subscriptions(self);
+    }
+
+    async fn shutdown(&self) {
+        Store::shutdown(self).await;
+    }
+}
+
+/// A [`LogRead`], which moves into the blocking pool and back for each batch read from
+/// disk: absent only while a batch is read, or after its read task was dropped midway
+/// (the read then ends).
+#[derive(Debug)]
+struct FileRead(Option<LogRead>);
+
+#[tonic::async_trait]
+impl EventRead for FileRead {
+    async fn next_batch(
+        &mut self,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let Some(read) = self.0.take() else {
+            return Ok(Vec::new());
+        };
+        let (read, batch) = read.next_batch(max_events, max_bytes).await;
+        self.0 = Some(read);
+        batch
+    }
+}
+
+#[tonic::async_trait]
+impl EventSubscription for Subscription {
+    async fn next(
+        &mut self,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Option<Result<SubscriptionItem, StoreError>> {
+        Subscription::next(self, max_events, max_bytes).await
+    }
+}
