@@ -20,10 +20,6 @@
 mod appends;
 mod ceilings;
 mod cpu;
-// The kill -9 harness of server/tests/crash_recovery.rs, compiled here too so that the
-// long mode runs the very same checks.
-#[path = "../../server/tests/common/crash_harness.rs"]
-mod crash_harness;
 mod reads;
 mod report;
 mod scale;
@@ -272,12 +268,8 @@ async fn main() -> Result<(), BoxError> {
         let seed = args
             .crash_seed
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
-        let report = crash_harness::run(cycles, seed, |dir| {
-            let server = tokio::task::block_in_place(|| Process::start(&binary, dir, &[]))
-                .unwrap_or_else(|e| panic!("starting the server: {e}"));
-            (server.child, server.uri)
-        })
-        .await;
+        // The harness of server/tests/crash_recovery.rs, for as many cycles as asked.
+        let report = evenire_testkit::crash::run(&binary, cycles, seed).await;
         println!(
             "kill -9: {} cycles, {} appends sent, {} unanswered and retried, {} events in the log, lost 0",
             report.cycles, report.sent, report.unanswered, report.events

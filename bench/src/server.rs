@@ -2,10 +2,10 @@
 //! 127.0.0.1:0), or the server binary as a child process, for memory and start-up
 //! figures that must not include the benchmark's own.
 
-use std::io::{BufRead, BufReader};
+use evenire_testkit::process::{ServerProcess, rss_kib};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 pub type BoxError = Box<dyn std::error::Error>;
 
@@ -48,61 +48,23 @@ impl Process {
     /// Starts `binary` with `args` (after `--listen 127.0.0.1:0 --data-dir DIR`) and
     /// waits until it serves.
     pub fn start(binary: &Path, data_dir: &Path, args: &[&str]) -> Result<Process, BoxError> {
-        let started = Instant::now();
-        let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
-        let mut addr = None;
-        for line in lines.by_ref() {
-            let line = line?;
-            if addr.is_none()
-                && let Some(rest) = line.split("listen=").nth(1)
-            {
-                addr = rest.split_whitespace().next().map(str::to_string);
-            }
-            if line.contains("serving") {
-                break;
-            }
-        }
-        let start_time = started.elapsed();
-        // Keep reading so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let addr = addr.ok_or("the server did not log its address")?;
+        let server = ServerProcess::start(binary, data_dir, args)?;
         Ok(Process {
-            child,
-            uri: format!("http://{addr}"),
-            start_time,
+            uri: server.uri(),
+            child: server.child,
+            start_time: server.start_time,
         })
     }
 
     /// Resident memory of the process, in MiB.
     pub fn rss_mib(&self) -> f64 {
-        rss_mib(self.child.id())
+        rss_kib(self.child.id()) as f64 / 1024.0
     }
 
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 /// The server binary beside this program, unless one is named.

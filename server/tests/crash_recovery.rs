@@ -1,13 +1,9 @@
-//! Kill -9 under load, against the real binary: the harness in
-//! `common/crash_harness.rs` for a few cycles.
+//! Kill -9 under load, against the real binary: the harness of
+//! `evenire_testkit::crash` for a few cycles.
 //!
 //! `EVENIRE_CRASH_CYCLES` sets the number of kill/restart cycles (default 4);
 //! `EVENIRE_CRASH_SEED` replays a run (the seed is printed). The long mode is
 //! `evenire-bench --crash-cycles N`, or this test with a larger count.
-
-mod common;
-#[path = "common/crash_harness.rs"]
-mod crash_harness;
 
 #[test]
 fn nothing_acknowledged_is_lost_across_kill_9() {
@@ -20,10 +16,8 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let report = runtime.block_on(crash_harness::run(cycles, seed, |dir| {
-        let (child, addr) = common::start(dir, &[]);
-        (child, format!("http://{addr}"))
-    }));
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_evenire-server"));
+    let report = runtime.block_on(evenire_testkit::crash::run(binary, cycles, seed));
     assert_eq!(report.cycles, cycles);
     assert!(report.unanswered <= report.sent && report.events >= report.sent - report.unanswered);
 }

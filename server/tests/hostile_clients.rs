@@ -14,12 +14,9 @@ use common::start;
 
 /// The server's resident memory, in KiB.
 fn rss_kib(child: &Child) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+    let kib = evenire_testkit::process::rss_kib(child.id());
+    assert!(kib > 0, "the server's VmRSS is readable");
+    kib
 }
 
 fn read_request(stream: &StreamId) -> pb::ReadRequest {

@@ -16,9 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use uuid::Uuid;
 
-#[path = "common/rng.rs"]
-mod rng;
-use rng::Rng;
+use evenire_testkit::Rng;
 
 /// What must be true of one stream.
 #[derive(Debug, Default, Clone)]

@@ -13,14 +13,12 @@ use evenire_server::store::{
     Direction, EventData, ExpectedVersion, FsyncPolicy, ReadFrom, RecordedEvent, Store,
     StoreConfig, StoreError, StreamId,
 };
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
-#[path = "common/rng.rs"]
-mod rng;
-use rng::Rng;
+use evenire_testkit::Rng;
+use evenire_testkit::durability::{self, Logged};
 
 #[derive(Debug, Clone)]
 struct Sent {
@@ -69,56 +67,31 @@ async fn read_log(store: &Store) -> Vec<RecordedEvent> {
     }
 }
 
+/// Checks the recovered log against the model (`evenire_testkit::durability`).
 fn verify(log: &[RecordedEvent], sent: &[Sent], context: &str) {
-    assert!(
-        log.iter().enumerate().all(|(i, e)| e.position == i as u64),
-        "{context}: positions gapless and ordered"
-    );
-    let mut next_version: HashMap<&StreamId, u64> = HashMap::new();
-    let mut stored: HashMap<Uuid, &RecordedEvent> = HashMap::new();
-    for event in log {
-        let expected = next_version.entry(&event.stream).or_insert(0);
-        assert_eq!(event.version, *expected, "{context}: versions contiguous");
-        *expected += 1;
-        assert!(
-            stored.insert(event.id, event).is_none(),
-            "{context}: stored twice"
-        );
-    }
-    let all: HashSet<Uuid> = sent
+    let names: Vec<String> = log.iter().map(|e| e.stream.to_string()).collect();
+    let logged: Vec<Logged<'_>> = log
         .iter()
-        .flat_map(|s| s.events.iter().map(|e| e.id))
+        .zip(&names)
+        .map(|(e, stream)| Logged {
+            id: e.id,
+            stream,
+            version: e.version,
+            position: e.position,
+            data: &e.data,
+        })
         .collect();
-    assert!(
-        stored.keys().all(|id| all.contains(id)),
-        "{context}: never sent"
-    );
-    for append in sent {
-        let found: Vec<_> = append
-            .events
-            .iter()
-            .filter_map(|e| stored.get(&e.id))
-            .collect();
-        assert!(
-            found.is_empty() || found.len() == append.events.len(),
-            "{context}: half a batch"
-        );
-        if let Some((version, position)) = append.acked {
-            assert_eq!(
-                found.len(),
-                append.events.len(),
-                "{context}: acknowledged append lost"
-            );
-            let last = found[found.len() - 1];
-            assert_eq!(
-                (last.version, last.position),
-                (version, position),
-                "{context}: moved"
-            );
-        }
-        for (event, data) in found.iter().zip(&append.events) {
-            assert_eq!(event.data, data.data, "{context}: changed");
-        }
+    let sent: Vec<durability::Sent> = sent
+        .iter()
+        .map(|s| durability::Sent {
+            stream: s.stream.to_string(),
+            ids: s.events.iter().map(|e| e.id).collect(),
+            data: s.events.iter().map(|e| e.data.to_vec()).collect(),
+            acked: s.acked,
+        })
+        .collect();
+    if let Err(broken) = durability::verify(&logged, &sent) {
+        panic!("{context}: {broken}");
     }
 }
 

@@ -1,0 +1,17 @@
+//! What Evenire's tests, benchmarks and fuzz targets share, so that each exists once:
+//!
+//! - [`process`]: the `evenire-server` binary started as a child on 127.0.0.1:0;
+//! - [`durability`]: the check of a log against what clients sent and were told;
+//! - [`crash`]: the kill -9 harness (`server/tests/crash_recovery.rs` runs a few
+//!   cycles, `evenire-bench --crash-cycles N` the long mode);
+//! - [`rng`]: a seeded generator, so a failing randomised run replays from its seed.
+//!
+//! The in-process server of the end-to-end tests stays in `tests/common`, beside the
+//! list of backends those tests run against.
+
+pub mod crash;
+pub mod durability;
+pub mod process;
+pub mod rng;
+
+pub use rng::Rng;

@@ -1,0 +1,100 @@
+//! The `evenire-server` binary as a child process on 127.0.0.1:0: for tests of the
+//! binary itself, the kill -9 harness, and the benchmark's memory and start-up figures.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server binary this process started.
+#[derive(Debug)]
+pub struct ServerProcess {
+    pub child: Child,
+    /// host:port, as the server logged it.
+    pub addr: String,
+    /// From spawning the process to its "serving" line: recovery included.
+    pub start_time: Duration,
+}
+
+impl ServerProcess {
+    /// Starts `binary` with `--listen 127.0.0.1:0 --data-dir DATA_DIR` and `args`, and
+    /// waits until it logs that it serves. Its log is read on a thread of its own from
+    /// then on, so the server never blocks on a full pipe.
+    pub fn start(binary: &Path, data_dir: &Path, args: &[&str]) -> Result<Self, String> {
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or("the server's stderr is not piped")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let mut addr = None;
+        let mut serving = false;
+        for line in lines.by_ref() {
+            let line = line.map_err(|e| format!("reading the server's log: {e}"))?;
+            if addr.is_none()
+                && let Some(rest) = line.split("listen=").nth(1)
+            {
+                addr = rest.split_whitespace().next().map(str::to_string);
+            }
+            if line.contains("serving") {
+                serving = true;
+                break;
+            }
+        }
+        let start_time = started.elapsed();
+        std::thread::spawn(move || for _ in lines {});
+        let addr = match (addr, serving) {
+            (Some(addr), true) => addr,
+            _ => {
+                let _ = child.kill();
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                return Err(format!(
+                    "{} stopped before it served ({status})",
+                    binary.display()
+                ));
+            }
+        };
+        Ok(ServerProcess {
+            child,
+            addr,
+            start_time,
+        })
+    }
+
+    /// The address as a client URI.
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Resident memory of the process, in KiB (0 if it cannot be read).
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
+    }
+
+    /// SIGKILL, and the child reaped.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of process `pid`, in KiB (0 if it cannot be read).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
