@@ -6,7 +6,7 @@
 use super::error::StoreError;
 use super::index::{Index, WriteState};
 use super::maps::{FastMap, ShardedMap};
-use super::reader::LogReader;
+use super::plan::Records;
 use super::record::{Deletion, Record};
 use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
 use std::collections::hash_map::Entry;
@@ -168,7 +168,7 @@ pub fn append(
     index: &Index,
     pending: &Pending,
     ids: &mut EventIds,
-    reader: &LogReader,
+    records: &dyn Records,
     stream: &StreamId,
     expected: ExpectedVersion,
     events: &[EventData],
@@ -176,7 +176,7 @@ pub fn append(
     let first_position = pending.next_position;
     let claimed = claim_new_ids(ids, events, first_position);
     if !claimed
-        && let Some(result) = retried(index, pending, ids, reader, stream, expected, events)?
+        && let Some(result) = retried(index, pending, ids, records, stream, expected, events)?
     {
         return Ok(AppendDecision::AlreadyCommitted(result));
     }
@@ -286,7 +286,7 @@ fn retried(
     index: &Index,
     pending: &Pending,
     ids: &EventIds,
-    reader: &LogReader,
+    records: &dyn Records,
     stream: &StreamId,
     expected: ExpectedVersion,
     events: &[EventData],
@@ -299,7 +299,7 @@ fn retried(
             index,
             pending,
             ids,
-            reader,
+            records,
             event.id,
             &mut last_read,
         )?);
@@ -353,7 +353,7 @@ fn find_event(
     index: &Index,
     pending: &Pending,
     ids: &EventIds,
-    reader: &LogReader,
+    records: &dyn Records,
     id: Uuid,
     last_read: &mut Option<Arc<Record>>,
 ) -> Result<Option<EventPlace>, StoreError> {
@@ -371,7 +371,7 @@ fn find_event(
             let Some(loc) = index.record_holding(position) else {
                 return Ok(None);
             };
-            reader.read(loc)?
+            records.record(loc)?
         }
     };
     *last_read = Some(record.clone());

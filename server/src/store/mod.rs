@@ -22,8 +22,10 @@ mod decide;
 mod error;
 mod event_store;
 pub mod fs;
+mod group;
 mod index;
 mod maps;
+mod plan;
 mod read;
 mod reader;
 pub mod record;
@@ -31,6 +33,8 @@ mod recovery;
 pub mod repair;
 mod reserve;
 pub mod segment;
+mod settings;
+mod shared;
 pub mod sim_fs;
 mod subscription;
 mod syncer;
@@ -40,61 +44,22 @@ mod writer;
 pub use error::StoreError;
 pub use index::{ListFilter, Listing};
 pub use read::LogRead;
+pub use settings::{FsyncPolicy, StoreConfig};
 pub use subscription::{Filter, SubscribeFrom, SubscribeTarget, Subscription, SubscriptionItem};
 pub use types::{
     AppendResult, DeleteMode, DeleteResult, Direction, EventData, ExpectedVersion, MAX_TYPE_LEN,
     ReadFrom, RecordedEvent, StreamId, StreamInfo, StreamState,
 };
 
+use group::{AppendCommand, Command, DeleteCommand, WriteCommand};
 use index::Index;
 use reader::LogReader;
+use shared::{Shared, read_index};
 use std::fs::File;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use syncer::Syncer;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-use writer::{AppendCommand, Command, DeleteCommand, Writer};
-
-/// When an append is acknowledged, relative to the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsyncPolicy {
-    /// `fdatasync` before acknowledging: an acknowledged append survives a process
-    /// crash and a power loss. The default.
-    Always,
-    /// Acknowledge once the write reached the OS page cache: survives a process crash,
-    /// but a power loss or kernel crash loses the last acknowledged appends. For
-    /// benchmarks and tests only.
-    PowerLossUnsafe,
-}
-
-/// How the store is set up.
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// Where the segments live. Created if missing.
-    pub data_dir: PathBuf,
-    /// Bytes of decoded records the cache may hold; 0 turns it off.
-    pub cache_bytes: u64,
-    /// When appends are acknowledged.
-    pub fsync: FsyncPolicy,
-    /// A segment is closed and a new one started once it reaches this many bytes.
-    pub segment_size: u64,
-    /// Bytes of appends that may wait for the writer; callers past it wait their turn.
-    pub max_pending_bytes: u64,
-    /// The file system underneath: [`fs::RealFs`] but in durability tests.
-    pub fs: Arc<dyn fs::Fs>,
-}
-
-/// What the writer and the readers share.
-#[derive(Debug)]
-struct Shared {
-    index: RwLock<Index>,
-    reader: LogReader,
-    /// The log's next position, sent by the writer after each commit is in the index:
-    /// what subscriptions wait on.
-    committed: watch::Sender<u64>,
-    /// Set when the store begins to shut down: subscriptions end.
-    closing: watch::Sender<bool>,
-}
+use writer::Writer;
 
 /// An open store. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -201,13 +166,13 @@ impl Store {
         // Here, on the caller's task, rather than on the one writer thread.
         record::compact(&mut events);
         let (reply, outcome) = oneshot::channel();
-        let command = Command::Append(AppendCommand {
+        let command = Command::Write(WriteCommand::Append(AppendCommand {
             stream,
             expected,
             events,
             reply,
             permit,
-        });
+        }));
         self.commands
             .send(command)
             .await
@@ -293,12 +258,12 @@ impl Store {
         mode: DeleteMode,
     ) -> Result<DeleteResult, StoreError> {
         let (reply, outcome) = oneshot::channel();
-        let command = Command::Delete(DeleteCommand {
+        let command = Command::Write(WriteCommand::Delete(DeleteCommand {
             stream,
             expected,
             mode,
             reply,
-        });
+        }));
         self.commands
             .send(command)
             .await
@@ -340,15 +305,6 @@ impl Store {
 
     fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
         read_index(&self.shared)
-    }
-}
-
-fn read_index(shared: &Shared) -> std::sync::RwLockReadGuard<'_, Index> {
-    // A panic while the lock was held cannot leave the index half-updated: the writer
-    // applies each record with plain pushes and inserts after the record is durable.
-    match shared.index.read() {
-        Ok(index) => index,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -4,8 +4,8 @@
 
 use super::error::StoreError;
 use super::record::Record;
+use super::shared::{Shared, read_index};
 use super::types::{Direction, ReadFrom, RecordedEvent, StreamId};
-use super::{Shared, read_index};
 use std::sync::Arc;
 
 /// What a read walks through.

@@ -11,8 +11,8 @@
 
 use super::error::StoreError;
 use super::read::{LogRead, Scope};
+use super::shared::{Shared, read_index};
 use super::types::{RecordedEvent, StreamId};
-use super::{Shared, read_index};
 use std::sync::Arc;
 use tokio::sync::watch;
 

@@ -1,9 +1,11 @@
 //! The single writer: one thread owns the active segment and commits appends in groups.
 //!
-//! It takes everything queued, decides each append and delete against the index
-//! (`decide.rs`: idempotent retries, expected versions, tombstones), gives positions and
-//! versions in queue order, writes all the records with one `write`, has them synced
-//! with one `fdatasync`, and only then publishes them to the index and answers.
+//! It takes everything queued and plans it as one group (`plan.rs`, a pure step: each
+//! append and delete decided against the index by `decide.rs` — idempotent retries,
+//! expected versions, tombstones — given positions and versions in queue order, and
+//! encoded), then writes all the records with one `write`, has them synced with one
+//! `fdatasync`, and only then publishes them to the index and answers each command
+//! through its own typed reply (`group.rs`).
 //! Because one thread decides every append, two appends with the same expected version
 //! can never both succeed, and positions are gapless and in commit order.
 //!
@@ -20,130 +22,29 @@
 //! writer refuses every later append (and the group decided after the failed one)
 //! until a restart re-reads the log.
 
-use super::decide::{self, AppendDecision, DeleteDecision, EventIds, Pending};
+use super::decide::{EventIds, Pending};
 use super::error::StoreError;
 use super::fs::{Fs, LogFile};
-use super::index::RecordLoc;
-use super::record::{self, AppendHeader, Deletion, Record, StoredEvent};
+use super::group::{Command, Decided, Group, WriteCommand, Written};
+use super::plan::{AppendPlan, DeletePlan, GroupPlan};
+use super::record;
 use super::recovery;
 use super::reserve;
 use super::segment;
+use super::settings::FsyncPolicy;
+use super::shared::{Shared, read_index, write_index};
 use super::syncer::Syncer;
-use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
-use super::{FsyncPolicy, Shared};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// Group commits stop taking more commands once they hold this many bytes.
 const MAX_BATCH_BYTES: usize = 32 << 20;
 
-/// A request to the writer.
-#[derive(Debug)]
-pub enum Command {
-    /// Append events to a stream.
-    Append(AppendCommand),
-    /// Delete or tombstone a stream.
-    Delete(DeleteCommand),
-    /// Finish what is queued, sync, and stop.
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// One append waiting for the writer.
-#[derive(Debug)]
-pub struct AppendCommand {
-    /// The stream.
-    pub stream: StreamId,
-    /// The precondition.
-    pub expected: ExpectedVersion,
-    /// The events, at least one.
-    pub events: Vec<EventData>,
-    /// Where the outcome goes.
-    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
-    /// The share of the queue's byte budget this append holds until it is answered.
-    pub permit: OwnedSemaphorePermit,
-}
-
-/// One delete waiting for the writer.
-#[derive(Debug)]
-pub struct DeleteCommand {
-    /// The stream.
-    pub stream: StreamId,
-    /// The precondition.
-    pub expected: ExpectedVersion,
-    /// Soft delete or tombstone.
-    pub mode: DeleteMode,
-    /// Where the outcome goes.
-    pub reply: oneshot::Sender<Result<DeleteResult, StoreError>>,
-}
-
-/// Where an answer goes.
-enum Reply {
-    Append(oneshot::Sender<Result<AppendResult, StoreError>>),
-    Delete(oneshot::Sender<Result<DeleteResult, StoreError>>),
-}
-
-/// A successful answer.
-enum Outcome {
-    Appended(AppendResult),
-    Deleted(DeleteResult),
-}
-
-impl Reply {
-    fn send(self, outcome: Result<Outcome, StoreError>) {
-        // A receiver that is gone (the client cancelled) needs no answer.
-        match (self, outcome) {
-            (Reply::Append(reply), Ok(Outcome::Appended(result))) => {
-                let _ = reply.send(Ok(result));
-            }
-            (Reply::Delete(reply), Ok(Outcome::Deleted(result))) => {
-                let _ = reply.send(Ok(result));
-            }
-            (Reply::Append(reply), Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            (Reply::Delete(reply), Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            (Reply::Append(_), Ok(Outcome::Deleted(_)))
-            | (Reply::Delete(_), Ok(Outcome::Appended(_))) => {
-                unreachable!("an answer always matches its command")
-            }
-        }
-    }
-}
-
-/// An answer decided without a write (a retry, a refusal), sent with its group's.
-type Answer = (Reply, Result<Outcome, StoreError>);
-
-/// A write decided to go into the current batch, in batch order.
-enum Planned {
-    Append {
-        loc: RecordLoc,
-        record: Arc<Record>,
-        reply: oneshot::Sender<Result<AppendResult, StoreError>>,
-        permit: OwnedSemaphorePermit,
-    },
-    Delete {
-        deletion: Deletion,
-        reply: oneshot::Sender<Result<DeleteResult, StoreError>>,
-    },
-}
-
-impl Planned {
-    fn reply(self) -> Reply {
-        match self {
-            Planned::Append { reply, .. } => Reply::Append(reply),
-            Planned::Delete { reply, .. } => Reply::Delete(reply),
-        }
-    }
-}
-
 /// A group written to the log, to be answered once its sync succeeds.
 struct Syncing {
-    planned: Vec<Planned>,
-    answered: Vec<Answer>,
+    group: Group,
     /// Its decisions, which the next group is decided after; taken when it is.
     pending: Option<Pending>,
     segment: u32,
@@ -234,7 +135,7 @@ impl Writer {
     /// nothing, when this one is answered already).
     fn commit(
         &mut self,
-        batch: Vec<Command>,
+        batch: Vec<WriteCommand>,
         bytes: usize,
         mut syncing: Option<Syncing>,
     ) -> Option<Syncing> {
@@ -259,109 +160,29 @@ impl Writer {
 
         let created_micros = now_micros().max(self.last_created.saturating_add(1));
         self.last_created = created_micros;
-        // Deletes are a few dozen bytes each: room for the appends is what matters.
-        let mut buf = Vec::with_capacity(bytes);
-        let mut planned = Vec::new();
-        let mut answered = Vec::new();
-        let pending = {
-            let index = match self.shared.index.read() {
-                Ok(index) => index,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let mut pending = match syncing.as_mut().and_then(|s| s.pending.take()) {
+        let mut group = Group::default();
+        let (buf, pending) = {
+            let index = read_index(&self.shared);
+            let pending = match syncing.as_mut().and_then(|s| s.pending.take()) {
                 Some(earlier) => Pending::after(earlier),
                 None => Pending::new(index.next_position()),
             };
+            let mut plan = GroupPlan::new(
+                &index,
+                &mut self.ids,
+                &self.shared.reader,
+                pending,
+                self.active_segment,
+                self.active_len,
+                created_micros,
+                // Deletes are a few dozen bytes each: room for the appends is what
+                // matters.
+                bytes,
+            );
             for command in batch {
-                match command {
-                    Command::Append(append) => {
-                        let decision = decide::append(
-                            &index,
-                            &pending,
-                            &mut self.ids,
-                            &self.shared.reader,
-                            &append.stream,
-                            append.expected,
-                            &append.events,
-                        );
-                        match decision {
-                            Ok(AppendDecision::AlreadyCommitted(result)) => answered
-                                .push((Reply::Append(append.reply), Ok(Outcome::Appended(result)))),
-                            Err(e) => answered.push((Reply::Append(append.reply), Err(e))),
-                            Ok(AppendDecision::Write {
-                                first_version,
-                                first_position,
-                            }) => {
-                                pending.add_append(
-                                    &index,
-                                    &append.stream,
-                                    &append.events,
-                                    first_version,
-                                    first_position,
-                                );
-                                let frame_start = buf.len();
-                                let offset = self.active_len + frame_start as u64;
-                                let header = AppendHeader {
-                                    first_position,
-                                    first_version,
-                                    created_micros,
-                                    stream: &append.stream,
-                                };
-                                record::encode_append(&mut buf, header, &append.events);
-                                let len = (buf.len() - frame_start) as u32;
-                                // The events' payloads were compacted by
-                                // `Store::append`: the record can keep them as they are.
-                                let record = Arc::new(Record {
-                                    first_position,
-                                    first_version,
-                                    created_micros,
-                                    stream: append.stream,
-                                    events: append
-                                        .events
-                                        .into_iter()
-                                        .map(StoredEvent::from)
-                                        .collect(),
-                                });
-                                planned.push(Planned::Append {
-                                    loc: RecordLoc {
-                                        segment: self.active_segment,
-                                        len,
-                                        offset,
-                                    },
-                                    record,
-                                    reply: append.reply,
-                                    permit: append.permit,
-                                });
-                            }
-                        }
-                    }
-                    Command::Delete(delete) => {
-                        let decision = decide::delete(
-                            &index,
-                            &pending,
-                            &delete.stream,
-                            delete.expected,
-                            delete.mode,
-                            created_micros,
-                        );
-                        match decision {
-                            Ok(DeleteDecision::AlreadyDone(result)) => answered
-                                .push((Reply::Delete(delete.reply), Ok(Outcome::Deleted(result)))),
-                            Err(e) => answered.push((Reply::Delete(delete.reply), Err(e))),
-                            Ok(DeleteDecision::Write(deletion)) => {
-                                pending.add_delete(&deletion);
-                                record::encode_delete(&mut buf, &deletion);
-                                planned.push(Planned::Delete {
-                                    deletion,
-                                    reply: delete.reply,
-                                });
-                            }
-                        }
-                    }
-                    Command::Shutdown(_) => unreachable!("shutdown ends a batch, never joins it"),
-                }
+                plan_command(&mut plan, command, &mut group);
             }
-            pending
+            plan.finish()
         };
 
         let written = self.write(&buf);
@@ -374,16 +195,15 @@ impl Writer {
             Ok(()) => self.refusing.clone().map(StoreError::WritesRefused),
         };
         if let Some(error) = failed {
-            self.fail(planned, answered, &error);
+            self.fail(group, &error);
             return None;
         }
         if buf.is_empty() || self.fsync != FsyncPolicy::Always {
-            self.publish(planned, answered);
+            self.publish(group);
             return None;
         }
         Some(Syncing {
-            planned,
-            answered,
+            group,
             pending: Some(pending),
             segment: self.active_segment,
         })
@@ -439,38 +259,34 @@ impl Writer {
 
     /// Answers a group by how its sync went: published when it succeeded, refused
     /// (and every write after it) when it failed.
-    fn settle(&mut self, group: Syncing, synced: std::io::Result<()>) {
+    fn settle(&mut self, syncing: Syncing, synced: std::io::Result<()>) {
         match synced {
-            Ok(()) => self.publish(group.planned, group.answered),
+            Ok(()) => self.publish(syncing.group),
             Err(e) => {
-                let reason = format!("fdatasync of segment {}: {e}", group.segment);
+                let reason = format!("fdatasync of segment {}: {e}", syncing.segment);
                 tracing::error!(%reason, "refusing all writes until restart");
                 self.refusing = Some(reason.clone());
-                self.fail(
-                    group.planned,
-                    group.answered,
-                    &StoreError::WritesRefused(reason),
-                );
+                self.fail(syncing.group, &StoreError::WritesRefused(reason));
             }
         }
     }
 
     /// Answers every command of a group that did not become durable with `error`.
-    fn fail(&mut self, planned: Vec<Planned>, answered: Vec<Answer>, error: &StoreError) {
+    fn fail(&mut self, group: Group, error: &StoreError) {
         // Some answers were decided on writes of this group: none of it stands, and a
         // retry of it must not be taken for a duplicate.
-        for p in &planned {
-            if let Planned::Append { record, .. } = p {
+        for written in &group.written {
+            if let Written::Append { record, .. } = written {
                 for event in &record.events {
                     self.ids.remove(&event.id);
                 }
             }
         }
-        for p in planned {
-            p.reply().send(Err(error.clone()));
+        for written in group.written {
+            written.fail(error);
         }
-        for (reply, _) in answered {
-            reply.send(Err(error.clone()));
+        for decided in group.decided {
+            decided.fail(error);
         }
     }
 
@@ -488,24 +304,21 @@ impl Writer {
         StoreError::io("writing to the log", error)
     }
 
-    /// Makes the durable batch visible: cache first (so that readers woken by the
+    /// Makes the durable group visible: cache first (so that readers woken by the
     /// commit find it there), then the index, then subscribers and the answers, the
-    /// `answered` ones (decided without a write) last.
-    fn publish(&mut self, planned: Vec<Planned>, answered: Vec<Answer>) {
-        for p in &planned {
-            if let Planned::Append { loc, record, .. } = p {
+    /// ones decided without a write last.
+    fn publish(&mut self, group: Group) {
+        for written in &group.written {
+            if let Written::Append { loc, record, .. } = written {
                 self.shared.reader.remember(*loc, record.clone());
             }
         }
         let next_position = {
-            let mut index = match self.shared.index.write() {
-                Ok(index) => index,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            for p in &planned {
-                match p {
-                    Planned::Append { loc, record, .. } => index.apply(*loc, record),
-                    Planned::Delete { deletion, .. } => index.apply_delete(
+            let mut index = write_index(&self.shared);
+            for written in &group.written {
+                match written {
+                    Written::Append { loc, record, .. } => index.apply(*loc, record),
+                    Written::Delete { deletion, .. } => index.apply_delete(
                         &deletion.stream,
                         deletion.mode,
                         deletion.through_version,
@@ -515,29 +328,11 @@ impl Writer {
             index.next_position()
         };
         self.shared.committed.send_replace(next_position);
-        for p in planned {
-            match p {
-                Planned::Append {
-                    record,
-                    reply,
-                    permit,
-                    ..
-                } => {
-                    drop(permit);
-                    let _ = reply.send(Ok(AppendResult {
-                        version: record.last_version(),
-                        position: record.last_position(),
-                    }));
-                }
-                Planned::Delete { deletion, reply } => {
-                    let _ = reply.send(Ok(DeleteResult {
-                        through_version: deletion.through_version,
-                    }));
-                }
-            }
+        for written in group.written {
+            written.succeed();
         }
-        for (reply, outcome) in answered {
-            reply.send(outcome);
+        for decided in group.decided {
+            decided.send();
         }
     }
 
@@ -557,22 +352,53 @@ impl Writer {
     }
 }
 
+/// Plans `command` into `plan`, and puts it with its reply into `group`.
+fn plan_command(plan: &mut GroupPlan<'_>, command: WriteCommand, group: &mut Group) {
+    match command {
+        WriteCommand::Append(append) => {
+            match plan.append(append.stream, append.expected, append.events) {
+                AppendPlan::Write { loc, record } => group.written.push(Written::Append {
+                    loc,
+                    record,
+                    reply: append.reply,
+                    permit: append.permit,
+                }),
+                AppendPlan::Answer(result) => {
+                    group.decided.push(Decided::Append(append.reply, result))
+                }
+            }
+        }
+        WriteCommand::Delete(delete) => {
+            match plan.delete(delete.stream, delete.expected, delete.mode) {
+                DeletePlan::Write(deletion) => group.written.push(Written::Delete {
+                    deletion,
+                    reply: delete.reply,
+                }),
+                DeletePlan::Answer(result) => {
+                    group.decided.push(Decided::Delete(delete.reply, result))
+                }
+            }
+        }
+    }
+}
+
 /// Takes `first` and whatever else is queued, up to `MAX_BATCH_BYTES` of appends or a
 /// shutdown command: the batch, its appends' encoded bytes, and the shutdown's reply.
 fn gather(
     first: Command,
     commands: &mut mpsc::Receiver<Command>,
-) -> (Vec<Command>, usize, Option<oneshot::Sender<()>>) {
+) -> (Vec<WriteCommand>, usize, Option<oneshot::Sender<()>>) {
     let mut batch = Vec::new();
     let mut bytes = 0;
     let mut next = Some(first);
     while let Some(command) = next.take() {
         match command {
-            Command::Append(append) => {
-                bytes += record::encoded_append_len(&append.stream, &append.events);
-                batch.push(Command::Append(append));
+            Command::Write(write) => {
+                if let WriteCommand::Append(append) = &write {
+                    bytes += record::encoded_append_len(&append.stream, &append.events);
+                }
+                batch.push(write);
             }
-            Command::Delete(delete) => batch.push(Command::Delete(delete)),
             Command::Shutdown(done) => return (batch, bytes, Some(done)),
         }
         if bytes < MAX_BATCH_BYTES {
@@ -583,13 +409,9 @@ fn gather(
 }
 
 /// Answers every command of a batch with `error`.
-fn refuse_all(batch: Vec<Command>, error: &StoreError) {
+fn refuse_all(batch: Vec<WriteCommand>, error: &StoreError) {
     for command in batch {
-        match command {
-            Command::Append(append) => Reply::Append(append.reply).send(Err(error.clone())),
-            Command::Delete(delete) => Reply::Delete(delete.reply).send(Err(error.clone())),
-            Command::Shutdown(_) => {}
-        }
+        command.refuse(error);
     }
 }
 

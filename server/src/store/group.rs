@@ -1,0 +1,168 @@
+//! The writer's commands, and a group commit's commands as planned: each kind of
+//! command carries the reply channel of its own result type, so an answer can only go
+//! to a command of its kind.
+
+use super::error::StoreError;
+use super::index::RecordLoc;
+use super::record::{Deletion, Record};
+use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+/// Where the answer to a command of result `T` goes. A receiver that is gone (the
+/// client cancelled) needs no answer.
+pub type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A request to the writer.
+#[derive(Debug)]
+pub enum Command {
+    /// An append or a delete, to commit in the next group.
+    Write(WriteCommand),
+    /// Finish what is queued, sync, and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A command that goes into a group commit.
+#[derive(Debug)]
+pub enum WriteCommand {
+    /// Append events to a stream.
+    Append(AppendCommand),
+    /// Delete or tombstone a stream.
+    Delete(DeleteCommand),
+}
+
+/// One append waiting for the writer.
+#[derive(Debug)]
+pub struct AppendCommand {
+    /// The stream.
+    pub stream: StreamId,
+    /// The precondition.
+    pub expected: ExpectedVersion,
+    /// The events, at least one.
+    pub events: Vec<EventData>,
+    /// Where the outcome goes.
+    pub reply: Reply<AppendResult>,
+    /// The share of the queue's byte budget this append holds until it is answered.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// One delete waiting for the writer.
+#[derive(Debug)]
+pub struct DeleteCommand {
+    /// The stream.
+    pub stream: StreamId,
+    /// The precondition.
+    pub expected: ExpectedVersion,
+    /// Soft delete or tombstone.
+    pub mode: DeleteMode,
+    /// Where the outcome goes.
+    pub reply: Reply<DeleteResult>,
+}
+
+impl WriteCommand {
+    /// Answers it with `error`, unplanned.
+    pub fn refuse(self, error: &StoreError) {
+        match self {
+            WriteCommand::Append(append) => {
+                let _ = append.reply.send(Err(error.clone()));
+            }
+            WriteCommand::Delete(delete) => {
+                let _ = delete.reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// A command planned into the group's records, answered once they are durable.
+#[derive(Debug)]
+pub enum Written {
+    Append {
+        loc: RecordLoc,
+        record: Arc<Record>,
+        reply: Reply<AppendResult>,
+        permit: OwnedSemaphorePermit,
+    },
+    Delete {
+        deletion: Deletion,
+        reply: Reply<DeleteResult>,
+    },
+}
+
+impl Written {
+    /// Tells its caller where it landed.
+    pub fn succeed(self) {
+        match self {
+            Written::Append {
+                record,
+                reply,
+                permit,
+                ..
+            } => {
+                drop(permit);
+                let _ = reply.send(Ok(AppendResult {
+                    version: record.last_version(),
+                    position: record.last_position(),
+                }));
+            }
+            Written::Delete { deletion, reply } => {
+                let _ = reply.send(Ok(DeleteResult {
+                    through_version: deletion.through_version,
+                }));
+            }
+        }
+    }
+
+    /// Tells its caller it did not become durable.
+    pub fn fail(self, error: &StoreError) {
+        match self {
+            Written::Append { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Written::Delete { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// A command answered without a write: a retry, a deletion already done, a refusal.
+/// It is sent with its group's answers, after the writes it was decided on are durable.
+#[derive(Debug)]
+pub enum Decided {
+    Append(Reply<AppendResult>, Result<AppendResult, StoreError>),
+    Delete(Reply<DeleteResult>, Result<DeleteResult, StoreError>),
+}
+
+impl Decided {
+    /// Sends the answer decided.
+    pub fn send(self) {
+        match self {
+            Decided::Append(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Decided::Delete(reply, result) => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Sends `error` instead: the writes it was decided on did not become durable.
+    pub fn fail(self, error: &StoreError) {
+        match self {
+            Decided::Append(reply, _) => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Decided::Delete(reply, _) => {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// A group commit's commands as planned: those written, in log order, and those
+/// answered without a write.
+#[derive(Debug, Default)]
+pub struct Group {
+    pub written: Vec<Written>,
+    pub decided: Vec<Decided>,
+}
