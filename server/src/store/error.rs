@@ -1,7 +1,7 @@
 //! The store's errors. The service layer maps each variant to a gRPC status in one
 //! exhaustive match (`service/status.rs`), so a new variant forces a decision there.
 
-use super::types::{ExpectedVersion, StreamId};
+use crate::store::types::{ExpectedVersion, StreamId};
 use std::path::PathBuf;
 use std::sync::Arc;
 use uuid::Uuid;

@@ -1,13 +1,13 @@
 //! The file log as the service's [`EventStore`]: each operation is the [`Store`]'s own.
 
-use super::read::LogRead;
-use super::subscription::Subscription;
-use super::{Store, StoreError};
 use crate::backend::{
     AppendResult, DeleteMode, DeleteResult, Direction, EventData, EventRead, EventStore,
     EventSubscription, ExpectedVersion, Filter, ListFilter, Listing, ReadFrom, RecordedEvent,
     StreamId, StreamInfo, SubscribeTarget, SubscriptionItem,
 };
+use crate::store::reads::read::LogRead;
+use crate::store::reads::subscription::Subscription;
+use crate::store::{Store, StoreError};
 
 #[tonic::async_trait]
 impl EventStore for Store {

@@ -1,65 +1,60 @@
 //! The store: an append-only log on disk, an in-memory index over it, and a cache.
 //!
-//! It knows nothing of gRPC. Files, each with one job:
-//! - `types`: the store's vocabulary (streams, events, expected versions);
-//! - `record`: the framed, checksummed record codec, one record per append;
-//! - `segment`: segment files, their header, and scanning them;
-//! - `fs`: the seam to the file system; `sim_fs`: a simulated one for durability tests;
-//! - `recovery`: rebuilding the index from the log at start;
-//! - `repair`: offline verify and repair of a data directory;
-//! - `index`: stream -> versions -> record locations, event ids -> positions;
-//! - `writer`: the single writer thread and its group commit;
-//! - `decide`: the writer's checks: retries, expected versions, tombstones;
-//! - `reader`: reading records back through the cache;
-//! - `read`: a read of a stream or of the whole log, batch by batch;
-//! - `subscription`: catch-up then live delivery of commits;
-//! - `error`: what can go wrong, for the service layer to map;
+//! It knows nothing of gRPC. Folders by what they do, files with one job each:
+//! - `types`: the store's vocabulary (streams, events, expected versions); `error`:
+//!   what can go wrong, for the service layer to map; `settings`: how a store is set
+//!   up and its fsync policy; `shared`: what the writer and the readers share;
+//! - `log/`: the truth on disk. `record`: the framed, checksummed record codec, one
+//!   record per append; `segment`: segment files, their header, scanning them; `fs`:
+//!   the seam to the file system, `sim_fs` a simulated one for durability tests;
+//!   `recovery`: rebuilding the index from the log at start; `repair`: offline verify
+//!   and repair of a data directory;
+//! - `index/`: stream -> versions -> record locations (`mod.rs`), and the sharded hash
+//!   maps it and the writer's event ids live in (`maps`);
+//! - `writer/`: the single writer thread and its group commit (`mod.rs`); `plan`: the
+//!   pure planning of a group; `decide`: its checks (retries, expected versions,
+//!   tombstones); `group`: the commands and their typed answers; `syncer`: the sync
+//!   thread; `reserve`: space written ahead of the log;
+//! - `reads/`: `reader`, records through the cache; `read`, a read of a stream or of
+//!   the whole log batch by batch; `subscription`, catch-up then live delivery;
 //! - `event_store`: the store as the service's `backend::EventStore`.
 //!
 //! The on-disk format is written down in `docs/storage.md`.
 
-mod decide;
 mod error;
 mod event_store;
-pub mod fs;
-mod group;
 mod index;
-mod maps;
-mod plan;
-mod read;
-mod reader;
-pub mod record;
-mod recovery;
-pub mod repair;
-mod reserve;
-pub mod segment;
+mod log;
+mod reads;
 mod settings;
 mod shared;
-pub mod sim_fs;
-mod subscription;
-mod syncer;
 mod types;
 mod writer;
 
 pub use error::StoreError;
 pub use index::{ListFilter, Listing};
-pub use read::LogRead;
+pub use log::{fs, record, repair, segment, sim_fs};
+pub use reads::read::LogRead;
+pub use reads::subscription::{
+    Filter, SubscribeFrom, SubscribeTarget, Subscription, SubscriptionItem,
+};
 pub use settings::{FsyncPolicy, StoreConfig};
-pub use subscription::{Filter, SubscribeFrom, SubscribeTarget, Subscription, SubscriptionItem};
 pub use types::{
     AppendResult, DeleteMode, DeleteResult, Direction, EventData, ExpectedVersion, MAX_TYPE_LEN,
     ReadFrom, RecordedEvent, StreamId, StreamInfo, StreamState,
 };
 
-use group::{AppendCommand, Command, DeleteCommand, WriteCommand};
 use index::Index;
-use reader::LogReader;
+use log::recovery;
+use reads::read;
+use reads::reader::LogReader;
 use shared::{Shared, read_index};
 use std::fs::File;
 use std::sync::{Arc, RwLock};
-use syncer::Syncer;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use writer::Writer;
+use writer::group::{AppendCommand, Command, DeleteCommand, WriteCommand};
+use writer::syncer::Syncer;
 
 /// An open store. Cheap to share behind an `Arc`.
 #[derive(Debug)]

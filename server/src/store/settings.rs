@@ -1,6 +1,6 @@
 //! How a store is set up, and the durability contract its appends keep.
 
-use super::fs;
+use crate::store::log::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,8 +1,8 @@
 //! What the one writer thread and every reader share: the index, the record reader and
 //! its cache, and the signals subscriptions wait on.
 
-use super::index::Index;
-use super::reader::LogReader;
+use crate::store::index::Index;
+use crate::store::reads::reader::LogReader;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
 

@@ -2,10 +2,10 @@
 //! by batch so that a long read never sits in memory at once and a slow client holds
 //! back only its own read.
 
-use super::error::StoreError;
-use super::record::Record;
-use super::shared::{Shared, read_index};
-use super::types::{Direction, ReadFrom, RecordedEvent, StreamId};
+use crate::store::error::StoreError;
+use crate::store::log::record::Record;
+use crate::store::shared::{Shared, read_index};
+use crate::store::types::{Direction, ReadFrom, RecordedEvent, StreamId};
 use std::sync::Arc;
 
 /// What a read walks through.
@@ -39,7 +39,7 @@ pub struct LogRead {
 impl LogRead {
     /// A read of `scope` whose readable events run from `start` to `last` (None:
     /// nothing yet).
-    pub(super) fn new(
+    pub(in crate::store) fn new(
         shared: Arc<Shared>,
         scope: Scope,
         start: u64,
@@ -73,7 +73,11 @@ impl LogRead {
 
     /// A forward read that starts at `next` whatever there is now: what subscriptions
     /// use, moving the end as commits arrive.
-    pub(super) fn following(shared: Arc<Shared>, scope: Scope, next: Option<u64>) -> Self {
+    pub(in crate::store) fn following(
+        shared: Arc<Shared>,
+        scope: Scope,
+        next: Option<u64>,
+    ) -> Self {
         LogRead {
             shared,
             scope,
@@ -87,7 +91,7 @@ impl LogRead {
     }
 
     /// Lets a forward read go on up to `end`, included.
-    pub(super) fn extend_to(&mut self, end: Option<u64>) {
+    pub(in crate::store) fn extend_to(&mut self, end: Option<u64>) {
         self.end = end;
     }
 

@@ -16,7 +16,7 @@
 //! clean shutdown cut the segment back to its records, and recovery cuts what a crash
 //! left, so the log on disk ends with its last record whenever no writer runs.
 
-use super::fs::LogFile;
+use crate::store::log::fs::LogFile;
 use std::io;
 
 /// Zeros written past the end of a small group when it would not fit in those already

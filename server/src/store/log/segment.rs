@@ -10,9 +10,9 @@
 //! followed by framed records (see `record.rs`) back to back. Records never span
 //! segments. No user string ever becomes part of a path.
 
-use super::error::StoreError;
 use super::fs::{Fs, LogFile};
 use super::record::{self, Entry, FRAME_HEADER_LEN};
+use crate::store::error::StoreError;
 use bytes::Bytes;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,11 @@
 //! Reading records back: from the cache when they are there, else from their segment
 //! with a positioned read, checking the checksum every time a record comes off the disk.
 
-use super::error::StoreError;
-use super::fs::{Fs, ReadAt};
-use super::index::RecordLoc;
-use super::record::{self, Entry, Record};
-use super::segment;
+use crate::store::error::StoreError;
+use crate::store::index::RecordLoc;
+use crate::store::log::fs::{Fs, ReadAt};
+use crate::store::log::record::{self, Entry, Record};
+use crate::store::log::segment;
 use bytes::Bytes;
 use moka::sync::Cache;
 use std::collections::HashMap;

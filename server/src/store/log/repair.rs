@@ -8,10 +8,10 @@
 //! first. Restoring the damaged file from a backup is the alternative that loses
 //! nothing.
 
-use super::error::StoreError;
 use super::fs::{Fs, RealFs};
 use super::recovery::{self, TornTail};
 use super::segment::{self, SEGMENT_HEADER_LEN};
+use crate::store::error::StoreError;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 

@@ -8,11 +8,13 @@
 //! (`writer.rs`) then writes the buffer, syncs it and answers.
 
 use super::decide::{self, AppendDecision, DeleteDecision, EventIds, Pending};
-use super::error::StoreError;
-use super::index::{Index, RecordLoc};
-use super::reader::LogReader;
-use super::record::{self, AppendHeader, Deletion, Record, StoredEvent};
-use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
+use crate::store::error::StoreError;
+use crate::store::index::{Index, RecordLoc};
+use crate::store::log::record::{self, AppendHeader, Deletion, Record, StoredEvent};
+use crate::store::reads::reader::LogReader;
+use crate::store::types::{
+    AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId,
+};
 use std::sync::Arc;
 
 /// Where the records a retry must look at come from.

@@ -3,12 +3,14 @@
 //! earlier in the same batch (`Pending`), in queue order, by the one writer thread,
 //! which alone keeps every event id ([`EventIds`]).
 
-use super::error::StoreError;
-use super::index::{Index, WriteState};
-use super::maps::{FastMap, ShardedMap};
 use super::plan::Records;
-use super::record::{Deletion, Record};
-use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
+use crate::store::error::StoreError;
+use crate::store::index::maps::{FastMap, ShardedMap};
+use crate::store::index::{Index, WriteState};
+use crate::store::log::record::{Deletion, Record};
+use crate::store::types::{
+    AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId,
+};
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use uuid::Uuid;

@@ -8,12 +8,12 @@
 //! would otherwise vanish silently. After a clean stop (the writer leaves a marker file
 //! once its last sync is done) there is no torn tail: any damage stops the start.
 
-use super::decide::EventIds;
-use super::error::StoreError;
 use super::fs::Fs;
-use super::index::{Index, RecordLoc};
 use super::record::Entry;
 use super::segment::{self, SEGMENT_HEADER_LEN};
+use crate::store::error::StoreError;
+use crate::store::index::{Index, RecordLoc};
+use crate::store::writer::decide::EventIds;
 use bytes::Bytes;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! can decide and write the next group while the last one becomes durable. The writer
 //! still answers a group only once its sync has succeeded.
 
-use super::fs::LogFile;
+use crate::store::log::fs::LogFile;
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};

@@ -32,7 +32,7 @@
 //! Decoding never trusts a length: every read is bounds-checked, so arbitrary bytes give
 //! an error, never a panic.
 
-use super::types::{DeleteMode, EventData, RecordedEvent, StreamId};
+use crate::store::types::{DeleteMode, EventData, RecordedEvent, StreamId};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use uuid::Uuid;

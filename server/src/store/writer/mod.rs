@@ -22,21 +22,26 @@
 //! writer refuses every later append (and the group decided after the failed one)
 //! until a restart re-reads the log.
 
-use super::decide::{EventIds, Pending};
-use super::error::StoreError;
-use super::fs::{Fs, LogFile};
-use super::group::{Command, Decided, Group, WriteCommand, Written};
-use super::plan::{AppendPlan, DeletePlan, GroupPlan};
-use super::record;
-use super::recovery;
-use super::reserve;
-use super::segment;
-use super::settings::FsyncPolicy;
-use super::shared::{Shared, read_index, write_index};
-use super::syncer::Syncer;
+pub mod decide;
+pub mod group;
+pub mod plan;
+mod reserve;
+pub mod syncer;
+
+use crate::store::error::StoreError;
+use crate::store::log::fs::{Fs, LogFile};
+use crate::store::log::record;
+use crate::store::log::recovery;
+use crate::store::log::segment;
+use crate::store::settings::FsyncPolicy;
+use crate::store::shared::{Shared, read_index, write_index};
+use decide::{EventIds, Pending};
+use group::{Command, Decided, Group, WriteCommand, Written};
+use plan::{AppendPlan, DeletePlan, GroupPlan};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use syncer::Syncer;
 use tokio::sync::{mpsc, oneshot};
 
 /// Group commits stop taking more commands once they hold this many bytes.
@@ -53,26 +58,26 @@ struct Syncing {
 /// The writer thread's state.
 #[derive(Debug)]
 pub struct Writer {
-    pub(super) fs: Arc<dyn Fs>,
-    pub(super) dir: PathBuf,
-    pub(super) fsync: FsyncPolicy,
-    pub(super) segment_size: u64,
-    pub(super) active: Arc<dyn LogFile>,
-    pub(super) active_segment: u32,
+    pub(in crate::store) fs: Arc<dyn Fs>,
+    pub(in crate::store) dir: PathBuf,
+    pub(in crate::store) fsync: FsyncPolicy,
+    pub(in crate::store) segment_size: u64,
+    pub(in crate::store) active: Arc<dyn LogFile>,
+    pub(in crate::store) active_segment: u32,
     /// Where the next group is written: the end of the last one written, synced or not.
-    pub(super) active_len: u64,
+    pub(in crate::store) active_len: u64,
     /// Where the active segment's written space ends: past `active_len` lie zeros
     /// written ahead (`reserve.rs`), with `--fsync always` only.
-    pub(super) reserved_end: u64,
+    pub(in crate::store) reserved_end: u64,
     /// The commit stamp of the last group: each group's is later, so that a stamp
     /// names one group (`segment::scan_each` counts groups by them).
-    pub(super) last_created: i64,
-    pub(super) syncer: Syncer,
-    pub(super) shared: Arc<Shared>,
+    pub(in crate::store) last_created: i64,
+    pub(in crate::store) syncer: Syncer,
+    pub(in crate::store) shared: Arc<Shared>,
     /// Every event id in the log and its position; only the writer needs them.
-    pub(super) ids: EventIds,
+    pub(in crate::store) ids: EventIds,
     /// Set after a failed fsync: every later write is refused with this reason.
-    pub(super) refusing: Option<String>,
+    pub(in crate::store) refusing: Option<String>,
 }
 
 impl Writer {

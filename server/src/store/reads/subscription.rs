@@ -9,10 +9,10 @@
 //! switch from catch-up to live, a slow subscriber costs writers nothing, and memory
 //! does not grow with the lag.
 
-use super::error::StoreError;
 use super::read::{LogRead, Scope};
-use super::shared::{Shared, read_index};
-use super::types::{RecordedEvent, StreamId};
+use crate::store::error::StoreError;
+use crate::store::shared::{Shared, read_index};
+use crate::store::types::{RecordedEvent, StreamId};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -115,7 +115,7 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(super) fn new(
+    pub(in crate::store) fn new(
         shared: Arc<Shared>,
         target: SubscribeTarget,
         filter: Filter,

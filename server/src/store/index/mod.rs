@@ -11,9 +11,11 @@
 //! Cost per single-event append: 24 bytes in `records`, 16 in its stream (and about 40
 //! in the writer's id map); plus about 100 bytes per stream.
 
-use super::maps::ShardedMap;
-use super::record::Record;
-use super::types::{DeleteMode, StreamId, StreamInfo, StreamState};
+pub mod maps;
+
+use crate::store::log::record::Record;
+use crate::store::types::{DeleteMode, StreamId, StreamInfo, StreamState};
+use maps::ShardedMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;

@@ -2,10 +2,12 @@
 //! command carries the reply channel of its own result type, so an answer can only go
 //! to a command of its kind.
 
-use super::error::StoreError;
-use super::index::RecordLoc;
-use super::record::{Deletion, Record};
-use super::types::{AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId};
+use crate::store::error::StoreError;
+use crate::store::index::RecordLoc;
+use crate::store::log::record::{Deletion, Record};
+use crate::store::types::{
+    AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId,
+};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 

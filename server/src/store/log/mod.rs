@@ -1,0 +1,9 @@
+//! The log on disk, the truth the rest is derived from: the record codec, segment
+//! files, the file-system seam, recovery at start and offline repair.
+
+pub mod fs;
+pub mod record;
+pub mod recovery;
+pub mod repair;
+pub mod segment;
+pub mod sim_fs;
