@@ -27,11 +27,11 @@ const EVENT_WRITERS: &[&str] = &[
 ];
 const APPEND_CODE: &[&str] = &[
     "proto/incoming_append.rs and proto/read_fields.rs (the server's appends)",
-    "proto/outgoing_append.rs (the Rust client's appends)",
+    "proto/outgoing_append.rs and client/src/encode.rs (the Rust client's appends)",
 ];
 
-/// Every hand-handled message. `ExpectedVersion` (inside `AppendRequest`) and the
-/// other cases of `SubscribeResponse` are passed to prost, so they are not here.
+/// Every hand-handled message. The cases of `SubscribeResponse` other than `events`
+/// go through prost, but the message is listed whole so that any change shows.
 pub const HAND_HANDLED: &[HandHandled] = &[
     HandHandled {
         message: "evenire.v1.AppendRequest",
@@ -53,11 +53,20 @@ pub const HAND_HANDLED: &[HandHandled] = &[
         ],
     },
     HandHandled {
+        message: "evenire.v1.ExpectedVersion",
+        code: &["client/src/encode.rs (the server reads it with prost)"],
+        fields: &[
+            "evenire.v1.ExpectedState state = 1 (oneof kind)",
+            "uint64 exact = 2 (oneof kind)",
+        ],
+    },
+    HandHandled {
         message: "evenire.v1.StreamId",
         code: &[
             "proto/outgoing.rs",
             "proto/event_batch.rs",
             "proto/incoming_append.rs",
+            "client/src/encode.rs",
         ],
         fields: &["string key = 1", "string type = 2"],
     },
@@ -201,6 +210,235 @@ pub fn mismatch(entry: &HandHandled, contract: Option<&[String]>) -> Option<Stri
         entry.message,
         problems.join("; ")
     ))
+}
+
+/// The compiled contract's descriptors.
+pub fn descriptors() -> prost_types::FileDescriptorSet {
+    // Built by build.rs from the same files: a failure here is a broken build.
+    prost::Message::decode(crate::FILE_DESCRIPTOR_SET).unwrap_or_default()
+}
+
+/// A `message` with every field its descriptor lists filled from `seed`: for tests that
+/// compare the hand-written code with prost on whatever the contract holds, so that a
+/// field added to the contract is sent and expected without anyone writing it into a
+/// test. Values are as Evenire sends them: `id` and `key` strings are UUIDs, nested
+/// messages are present, enums are never 0 (unspecified), timestamps are whole
+/// microseconds; strings, bytes, numbers, repeated counts and the case of each oneof
+/// vary. With `unknown`, fields the contract does not know are mixed in at every level,
+/// which every reader must skip. Empty when `message` is not in `descriptors`.
+pub fn sample(
+    descriptors: &prost_types::FileDescriptorSet,
+    message: &str,
+    seed: u64,
+    unknown: bool,
+) -> Vec<u8> {
+    let mut sampler = Sampler {
+        descriptors,
+        state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        unknown,
+    };
+    let mut out = Vec::new();
+    sampler.message(message, 0, &mut out);
+    out
+}
+
+struct Sampler<'a> {
+    descriptors: &'a prost_types::FileDescriptorSet,
+    state: u64,
+    unknown: bool,
+}
+
+impl Sampler<'_> {
+    fn next(&mut self) -> u64 {
+        // xorshift64: a fixed sequence per seed.
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn find(&self, name: &str) -> Option<&prost_types::DescriptorProto> {
+        self.descriptors.file.iter().find_map(|file| {
+            file.message_type
+                .iter()
+                .find(|m| qualified(file.package(), m.name()) == name)
+        })
+    }
+
+    fn first_enum_value(&mut self, name: &str) -> i32 {
+        let values: Vec<i32> = self
+            .descriptors
+            .file
+            .iter()
+            .flat_map(|file| {
+                file.enum_type
+                    .iter()
+                    .filter(move |e| qualified(file.package(), e.name()) == name)
+            })
+            .flat_map(|e| e.value.iter().map(|v| v.number()))
+            .filter(|v| *v != 0)
+            .collect();
+        match values.len() {
+            0 => 1,
+            n => values[self.below(n as u64) as usize],
+        }
+    }
+
+    fn message(&mut self, name: &str, depth: usize, out: &mut Vec<u8>) {
+        use prost::encoding::{WireType, encode_key, encode_varint};
+        let Some(message) = self.find(name).cloned() else {
+            return;
+        };
+        // One case of each real oneof; each proto3 `optional` field half the time.
+        let chosen: Vec<Option<i32>> = (0..message.oneof_decl.len())
+            .map(|i| {
+                let members: Vec<i32> = message
+                    .field
+                    .iter()
+                    .filter(|f| f.oneof_index == Some(i as i32))
+                    .map(|f| f.number())
+                    .collect();
+                let synthetic = message
+                    .field
+                    .iter()
+                    .any(|f| f.oneof_index == Some(i as i32) && f.proto3_optional());
+                match (synthetic, members.len()) {
+                    (_, 0) => None,
+                    (true, _) => (self.below(2) == 0).then(|| members[0]),
+                    (false, n) => Some(members[self.below(n as u64) as usize]),
+                }
+            })
+            .collect();
+        for field in &message.field {
+            if let Some(i) = field.oneof_index
+                && chosen.get(i as usize).copied().flatten() != Some(field.number())
+            {
+                continue;
+            }
+            if self.unknown && self.below(3) == 0 {
+                self.unknown_field(out);
+            }
+            let count = match field.label() {
+                prost_types::field_descriptor_proto::Label::Repeated => match depth {
+                    0 => self.below(5),
+                    _ => self.below(3),
+                },
+                _ => 1,
+            };
+            let number = u32::try_from(field.number()).unwrap_or(1);
+            for _ in 0..count {
+                use prost_types::field_descriptor_proto::Type;
+                match field.r#type() {
+                    Type::String => {
+                        let text = self.text(field.name());
+                        encode_key(number, WireType::LengthDelimited, out);
+                        encode_varint(text.len() as u64, out);
+                        out.extend_from_slice(text.as_bytes());
+                    }
+                    Type::Bytes => {
+                        let len = [0, 1, 5, 100, 300][self.below(5) as usize];
+                        encode_key(number, WireType::LengthDelimited, out);
+                        encode_varint(len, out);
+                        for _ in 0..len {
+                            out.push(self.next() as u8);
+                        }
+                    }
+                    Type::Message => {
+                        let mut inner = Vec::new();
+                        if depth < 4 {
+                            self.message(
+                                field.type_name().trim_start_matches('.'),
+                                depth + 1,
+                                &mut inner,
+                            );
+                        }
+                        encode_key(number, WireType::LengthDelimited, out);
+                        encode_varint(inner.len() as u64, out);
+                        out.extend_from_slice(&inner);
+                    }
+                    Type::Enum => {
+                        let value =
+                            self.first_enum_value(field.type_name().trim_start_matches('.'));
+                        encode_key(number, WireType::Varint, out);
+                        encode_varint(i64::from(value) as u64, out);
+                    }
+                    Type::Bool => {
+                        encode_key(number, WireType::Varint, out);
+                        encode_varint(self.below(2), out);
+                    }
+                    scalar => {
+                        let value = self.number(scalar, field.name());
+                        encode_key(number, WireType::Varint, out);
+                        encode_varint(value, out);
+                    }
+                }
+            }
+        }
+        if self.unknown && self.below(2) == 0 {
+            self.unknown_field(out);
+        }
+    }
+
+    /// A value of a varint scalar, as its wire form.
+    fn number(&mut self, scalar: prost_types::field_descriptor_proto::Type, name: &str) -> u64 {
+        use prost_types::field_descriptor_proto::Type;
+        let magnitude = [0, 1, 127, 128, 1 << 20, 1 << 35, u64::MAX][self.below(7) as usize];
+        let value = self.next() % magnitude.max(1);
+        match (scalar, name) {
+            // Whole microseconds, as the store keeps time.
+            (Type::Int32, "nanos") => match self.below(4) {
+                0 => 0,
+                _ => self.below(1_000_000) * 1_000,
+            },
+            (Type::Int64, "seconds") => ((self.below(1 << 41) as i64) - (1 << 40)) as u64,
+            // int32 is sent sign-extended to 64 bits.
+            (Type::Int32, _) => i64::from(value as i32) as u64,
+            (Type::Uint32, _) => u64::from(value as u32),
+            _ => value,
+        }
+    }
+
+    fn text(&mut self, field: &str) -> String {
+        if field == "id" || field == "key" {
+            return uuid::Uuid::from_u64_pair(self.next(), self.next()).to_string();
+        }
+        const PIECES: [&str; 6] = ["Order", "placed", "ä", "€", "🦀", "-"];
+        (0..self.below(12))
+            .map(|_| PIECES[self.below(PIECES.len() as u64) as usize])
+            .collect()
+    }
+
+    /// A field numbered past anything the contract uses, of any wire type.
+    fn unknown_field(&mut self, out: &mut Vec<u8>) {
+        use prost::encoding::{WireType, encode_key, encode_varint};
+        let number = 1_000 + self.below(1_000) as u32;
+        match self.below(4) {
+            0 => {
+                encode_key(number, WireType::Varint, out);
+                encode_varint(self.next(), out);
+            }
+            1 => {
+                encode_key(number, WireType::ThirtyTwoBit, out);
+                out.extend_from_slice(&(self.next() as u32).to_le_bytes());
+            }
+            2 => {
+                encode_key(number, WireType::SixtyFourBit, out);
+                out.extend_from_slice(&self.next().to_le_bytes());
+            }
+            _ => {
+                let len = self.below(20);
+                encode_key(number, WireType::LengthDelimited, out);
+                encode_varint(len, out);
+                for _ in 0..len {
+                    out.push(self.next() as u8);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

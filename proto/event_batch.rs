@@ -225,26 +225,6 @@ mod tests {
         }
     }
 
-    fn generated(wire: &WireEvent) -> pb::RecordedEvent {
-        let text =
-            |range: &Range<usize>| String::from_utf8(wire.field(range).to_vec()).expect("UTF-8");
-        pb::RecordedEvent {
-            id: text(&wire.id),
-            r#type: text(&wire.event_type),
-            data: wire.bytes.slice(wire.data.clone()),
-            metadata: wire.bytes.slice(wire.metadata.clone()),
-            stream: wire.stream.as_ref().map(|(key, stream_type)| pb::StreamId {
-                key: text(key),
-                r#type: text(stream_type),
-            }),
-            version: wire.version,
-            position: wire.position,
-            created: wire
-                .created
-                .map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
-        }
-    }
-
     #[test]
     fn reads_what_the_generated_types_write() {
         let response = pb::ReadResponse {
@@ -252,7 +232,11 @@ mod tests {
         };
         let bytes = response.encode_to_vec();
         let batch = EventBatch::decode(&bytes[..]).expect("decodes");
-        let read: Vec<_> = batch.events.iter().map(generated).collect();
+        let read: Vec<_> = batch
+            .events
+            .iter()
+            .map(crate::equivalence::wire_event)
+            .collect();
         assert_eq!(read, response.events);
         assert_eq!(batch.encode_to_vec(), bytes);
         assert_eq!(batch.encoded_len(), bytes.len());
@@ -273,7 +257,11 @@ mod tests {
             );
             // Where a length falls across the pieces, it is read the slow way.
             let batch = EventBatch::decode(head.chain(tail)).expect("decodes");
-            let read: Vec<_> = batch.events.iter().map(generated).collect();
+            let read: Vec<_> = batch
+                .events
+                .iter()
+                .map(crate::equivalence::wire_event)
+                .collect();
             assert_eq!(read, response.events, "split at {at}");
         }
     }
@@ -309,7 +297,7 @@ mod tests {
         let wire = WireEvent::decode(Bytes::from(bytes)).expect("decodes");
         let mut expected = event(1);
         expected.stream.as_mut().expect("a stream").r#type = "x".into();
-        assert_eq!(generated(&wire), expected);
+        assert_eq!(crate::equivalence::wire_event(&wire), expected);
     }
 
     #[test]

@@ -209,37 +209,12 @@ mod tests {
         }
     }
 
-    /// The generated request the fields stand for.
-    fn generated(append: &IncomingAppend) -> pb::AppendRequest {
-        let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).expect("UTF-8");
-        pb::AppendRequest {
-            stream: append
-                .stream
-                .as_ref()
-                .map(|(key, stream_type)| pb::StreamId {
-                    key: text(key),
-                    r#type: text(stream_type),
-                }),
-            expected_version: append.expected_version,
-            events: append
-                .events
-                .iter()
-                .map(|e| pb::EventData {
-                    id: text(e.field(&e.id)),
-                    r#type: text(e.field(&e.event_type)),
-                    data: e.bytes.slice(e.data.clone()),
-                    metadata: e.bytes.slice(e.metadata.clone()),
-                })
-                .collect(),
-        }
-    }
-
     #[test]
     fn reads_what_the_generated_types_write() {
         for request in [request(40), request(1), pb::AppendRequest::default()] {
             let bytes = request.encode_to_vec();
             let append = IncomingAppend::decode(&bytes[..]).expect("decodes");
-            assert_eq!(generated(&append), request);
+            assert_eq!(crate::equivalence::incoming_append(&append), request);
             assert_eq!(append.encode_to_vec(), bytes);
             assert_eq!(append.encoded_len(), bytes.len());
         }
@@ -292,7 +267,7 @@ mod tests {
         bytes.extend_from_slice(&[1, b'b']);
         let append = IncomingAppend::decode(&bytes[..]).expect("decodes");
         assert_eq!(
-            generated(&append),
+            crate::equivalence::incoming_append(&append),
             pb::AppendRequest::decode(&bytes[..]).expect("prost decodes it too")
         );
         assert_eq!(append.events[2].field(&append.events[2].id), b"b");

@@ -15,6 +15,8 @@
 mod codec;
 pub mod contract;
 mod encoded;
+#[cfg(test)]
+mod equivalence;
 mod event_batch;
 mod incoming_append;
 mod outgoing;

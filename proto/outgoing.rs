@@ -292,35 +292,9 @@ impl StreamKeyText {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::equivalence::Generated;
     use crate::v1 as pb;
     use prost::Message;
-
-    /// Events the tests own, each as the generated type too.
-    #[derive(Debug)]
-    struct Owned(Vec<pb::RecordedEvent>);
-
-    impl EventSource for Owned {
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-
-        fn event(&self, index: usize) -> EventView<'_> {
-            let e = &self.0[index];
-            let stream = e.stream.as_ref().expect("test events have a stream");
-            let created = e.created.expect("test events have a time");
-            EventView {
-                id: Uuid::parse_str(&e.id).expect("test ids are UUIDs"),
-                event_type: &e.r#type,
-                data: &e.data,
-                metadata: &e.metadata,
-                stream_key: Uuid::parse_str(&stream.key).expect("test keys are UUIDs"),
-                stream_type: &stream.r#type,
-                version: e.version,
-                position: e.position,
-                created_micros: created.seconds * 1_000_000 + i64::from(created.nanos) / 1_000,
-            }
-        }
-    }
 
     /// Events over the edges of every field: empty and multi-byte lengths, zero and
     /// large numbers, times before the epoch and on whole seconds.
@@ -369,7 +343,7 @@ mod tests {
             let reference = pb::ReadResponse {
                 events: batch.to_vec(),
             };
-            let message = Outgoing::events(Box::new(Owned(batch.to_vec())));
+            let message = Outgoing::events(Box::new(Generated(batch.to_vec())));
             assert_eq!(encoded(message), reference.encode_to_vec());
         }
     }
@@ -385,7 +359,7 @@ mod tests {
                     },
                 )),
             };
-            let message = Outgoing::subscribe_events(Box::new(Owned(batch.to_vec())));
+            let message = Outgoing::subscribe_events(Box::new(Generated(batch.to_vec())));
             assert_eq!(encoded(message), reference.encode_to_vec());
         }
     }

@@ -108,4 +108,49 @@ mod tests {
             }
         }
     }
+
+    /// Requests filled from the compiled contract: a field added to `AppendRequest`,
+    /// `StreamId`, `ExpectedVersion` or `EventData` is in the reference and not in what
+    /// the client writes, until the client learns it.
+    #[test]
+    fn append_requests_from_the_contract_are_what_prost_writes() {
+        use evenire_proto::contract::{descriptors, sample};
+        let contract = descriptors();
+        for seed in 0..300 {
+            let bytes = sample(&contract, "evenire.v1.AppendRequest", seed, false);
+            let reference = pb::AppendRequest::decode(&bytes[..]).expect("prost reads it");
+            let pb_stream = reference.stream.clone().expect("samples have a stream");
+            let stream = StreamId {
+                key: Uuid::parse_str(&pb_stream.key).expect("a UUID key"),
+                stream_type: pb_stream.r#type,
+            };
+            let expected = match reference.expected_version.and_then(|e| e.kind) {
+                Some(pb::expected_version::Kind::Exact(version)) => ExpectedVersion::Exact(version),
+                Some(pb::expected_version::Kind::State(state)) => {
+                    match pb::ExpectedState::try_from(state).expect("a known state") {
+                        pb::ExpectedState::NoStream => ExpectedVersion::NoStream,
+                        pb::ExpectedState::StreamExists => ExpectedVersion::StreamExists,
+                        _ => ExpectedVersion::Any,
+                    }
+                }
+                None => panic!("samples have an expected version"),
+            };
+            let events = reference
+                .events
+                .iter()
+                .map(|e| EventData {
+                    id: (!e.id.is_empty()).then(|| Uuid::parse_str(&e.id).expect("a UUID id")),
+                    event_type: e.r#type.clone(),
+                    data: e.data.clone(),
+                    metadata: e.metadata.clone(),
+                })
+                .collect();
+            let ours = append_request(&stream, expected, events);
+            assert_eq!(
+                ours.encode_to_vec(),
+                reference.encode_to_vec(),
+                "seed {seed}"
+            );
+        }
+    }
 }
