@@ -9,9 +9,10 @@
 //!   messages except appends, which it reads in place (`proto/incoming_append.rs` says
 //!   why), and the responses that carry events, which it writes itself straight into
 //!   tonic's buffer (`proto/outgoing.rs` and `proto/codec.rs` say why);
-//! - `client/evenire.v1.rs`: the client the Rust client wraps, which writes appends
-//!   itself straight into tonic's buffer (`proto/outgoing_append.rs` says why) and reads
-//!   responses carrying events into `EventBatch`es (`proto/event_batch.rs` says why).
+//! - `client/evenire.v1.rs`: the client the Rust client wraps, which reads responses
+//!   carrying events into `EventBatch`es (`proto/event_batch.rs` says why).
+//!
+//! docs/wire.md has the A/B that keeps each of these.
 
 use prost::Message;
 use prost_types::FileDescriptorSet;
@@ -27,10 +28,9 @@ const SERVER: &[(&str, &str)] = &[
     ("ReadAllResponse", "crate::Outgoing"),
     ("SubscribeResponse", "crate::Outgoing"),
 ];
-/// What the Rust client's stub uses in place of generated messages: appends it encodes
-/// itself, and reads it decodes into batches.
+/// What the Rust client's stub uses in place of generated messages: reads it decodes
+/// into batches.
 const CLIENT: &[(&str, &str)] = &[
-    ("AppendRequest", "crate::OutgoingAppend"),
     ("ReadResponse", "crate::EventBatch"),
     ("ReadAllResponse", "crate::EventBatch"),
 ];

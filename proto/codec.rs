@@ -3,9 +3,9 @@
 //! written.
 //!
 //! prost's encoder writes into the buffer as it is; a read response or an append of a
-//! few hundred KiB written field by field ([`Outgoing`](crate::Outgoing),
-//! [`OutgoingAppend`](crate::OutgoingAppend)) then grows it by doubling, copying what
-//! is already written each time. Reserving the length first makes it one allocation,
+//! few hundred KiB written field by field (an [`Outgoing`](crate::Outgoing), a batch of
+//! generated `EventData`) then grows it by doubling, copying what is already written
+//! each time. Reserving the length first makes it one allocation,
 //! or none when the buffer has room from the last message.
 
 use prost::Message;

@@ -6,10 +6,7 @@
 
 use crate::contract::{descriptors, sample};
 use crate::v1 as pb;
-use crate::{
-    EventBatch, EventSource, EventView, IncomingAppend, Outgoing, OutgoingAppend, OutgoingEvent,
-    WireEvent,
-};
+use crate::{EventBatch, EventSource, EventView, IncomingAppend, Outgoing, WireEvent};
 use prost::Message;
 use prost::bytes::Bytes;
 use uuid::Uuid;
@@ -101,26 +98,6 @@ impl EventSource for Generated {
     }
 }
 
-/// A generated request as the Rust client's stub sends it: the fields before the events
-/// encoded by prost, the events written by hand.
-fn outgoing_append(request: &pb::AppendRequest) -> OutgoingAppend {
-    let head = pb::AppendRequest {
-        events: Vec::new(),
-        ..request.clone()
-    };
-    let events = request
-        .events
-        .iter()
-        .map(|e| OutgoingEvent {
-            id: (!e.id.is_empty()).then(|| Uuid::parse_str(&e.id).expect("a UUID id")),
-            event_type: e.r#type.clone(),
-            data: e.data.clone(),
-            metadata: e.metadata.clone(),
-        })
-        .collect();
-    OutgoingAppend::new(head.encode_to_vec().into(), events)
-}
-
 fn encoded(message: &impl Message) -> Vec<u8> {
     let mut buf = Vec::new();
     message.encode(&mut buf).expect("a Vec grows");
@@ -179,22 +156,6 @@ fn the_server_writes_responses_as_prost_does_with_every_field() {
         let read_back = pb::SubscribeResponse::decode(&written[..]).expect("prost reads it");
         assert_eq!(read_back, reference, "seed {seed}: fields lost or changed");
         assert_eq!(written, reference.encode_to_vec(), "seed {seed}");
-    }
-}
-
-#[test]
-fn the_client_writes_appends_as_prost_does_with_every_field() {
-    let contract = descriptors();
-    for seed in 0..SEEDS {
-        let bytes = sample(&contract, "evenire.v1.AppendRequest", seed, false);
-        let reference = pb::AppendRequest::decode(&bytes[..]).expect("prost reads it");
-        let written = encoded(&outgoing_append(&reference));
-        let read_back = pb::AppendRequest::decode(&written[..]).expect("prost reads it");
-        assert_eq!(read_back, reference, "seed {seed}: fields lost or changed");
-        assert_eq!(written, reference.encode_to_vec(), "seed {seed}");
-        // And back through the server's reader.
-        let append = IncomingAppend::decode(Bytes::from(written)).expect("the server reads it");
-        assert_eq!(incoming_append(&append), reference, "seed {seed}");
     }
 }
 

@@ -6,7 +6,6 @@
 //! - [`v1`], [`server`], [`client`]: generated (build.rs says how the three differ);
 //! - `outgoing`: the server's responses carrying events, written into tonic's buffer;
 //! - `incoming_append`: the server's appends, read in place;
-//! - `outgoing_append`: the Rust client's appends, written into tonic's buffer;
 //! - `event_batch` and `read_fields`: the Rust client's reads, decoded in place;
 //! - [`wire`]: the field writers those share; `codec`: the codec that sizes buffers;
 //! - [`contract`]: the fields each hand-written piece knows, checked against the
@@ -20,7 +19,6 @@ mod equivalence;
 mod event_batch;
 mod incoming_append;
 mod outgoing;
-mod outgoing_append;
 mod read_fields;
 pub mod wire;
 
@@ -29,7 +27,6 @@ pub use encoded::Encoded;
 pub use event_batch::{EventBatch, WireEvent};
 pub use incoming_append::{IncomingAppend, IncomingEvent};
 pub use outgoing::{EventSource, EventView, EventsMessage, Outgoing, timestamp};
-pub use outgoing_append::{OutgoingAppend, OutgoingEvent};
 
 /// Package `evenire.v1`: the messages and the client.
 pub mod v1 {
@@ -48,9 +45,8 @@ pub mod server {
 }
 
 /// The client of package `evenire.v1` as the Rust client uses it: over the messages of
-/// [`v1`], except that it sends `AppendRequest`s as [`OutgoingAppend`]s and receives
-/// `ReadResponse` and `ReadAllResponse` as [`EventBatch`]es, and with the
-/// [`SizedCodec`].
+/// [`v1`], except that it receives `ReadResponse` and `ReadAllResponse` as
+/// [`EventBatch`]es, and with the [`SizedCodec`].
 pub mod client {
     #![allow(missing_docs, missing_debug_implementations, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/client/evenire.v1.rs"));

@@ -1,7 +1,6 @@
 //! Writing protobuf fields by hand, for the messages Evenire encodes itself: the
-//! server's responses that carry events ([`Outgoing`](crate::Outgoing)) and the Rust
-//! client's appends ([`OutgoingAppend`](crate::OutgoingAppend)). Every field they
-//! write is numbered 1 to 15, so its key is one byte.
+//! server's responses that carry events ([`Outgoing`](crate::Outgoing)). Every field
+//! they write is numbered 1 to 15, so its key is one byte.
 //! Each writer is tested byte for byte against prost's encoding of the generated types.
 
 use prost::bytes::BufMut;

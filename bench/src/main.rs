@@ -31,8 +31,9 @@ use clap::Parser;
 use cpu::CpuMeter;
 use evenire_client::{Client, StreamId};
 use evenire_server::config::{ByteSize, Fsync};
+use evenire_testkit::process::ServerProcess;
 use report::{Figure, Machine, Run};
-use server::{BoxError, InProcess, Process};
+use server::{BoxError, InProcess};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -100,6 +101,11 @@ struct Args {
     /// Small sizes and 1-second runs: to see the program work, not to quote.
     #[arg(long)]
     quick: bool,
+    /// Pins the server binary this program starts to these CPUs (`taskset -c` syntax,
+    /// "0"); run this program under `taskset -c` on the others, so that an A/B measures
+    /// the server without the load generator on its cores.
+    #[arg(long)]
+    server_cpus: Option<String>,
     /// Where the JSON results go.
     #[arg(long, default_value = "target/evenire-bench.json")]
     json: PathBuf,
@@ -142,7 +148,10 @@ impl Args {
         let server = match (&self.server, self.in_process) {
             (Some(uri), _) => uri.clone(),
             (None, true) => "in this process".to_string(),
-            (None, false) => "evenire-server binary, its own process".to_string(),
+            (None, false) => match &self.server_cpus {
+                Some(cpus) => format!("evenire-server binary, its own process on CPUs {cpus}"),
+                None => "evenire-server binary, its own process".to_string(),
+            },
         };
         let meaning = match self.fsync {
             Fsync::Always => "fdatasync before every acknowledgement",
@@ -176,7 +185,7 @@ fn fsync_arg(fsync: Fsync) -> &'static str {
 enum Server {
     External(String),
     InProcess(InProcess),
-    Process(Process),
+    Process(ServerProcess),
 }
 
 impl Server {
@@ -194,7 +203,12 @@ impl Server {
         let cache = cache.to_string();
         let fsync = fsync_arg(args.fsync);
         let process = tokio::task::block_in_place(|| {
-            Process::start(&binary, dir, &["--cache-size", &cache, "--fsync", fsync])
+            ServerProcess::start_pinned(
+                &binary,
+                dir,
+                &["--cache-size", &cache, "--fsync", fsync],
+                args.server_cpus.as_deref(),
+            )
         })?;
         Ok(Server::Process(process))
     }
@@ -207,18 +221,18 @@ impl Server {
         }
     }
 
-    fn uri(&self) -> &str {
+    fn uri(&self) -> String {
         match self {
-            Server::External(uri) => uri,
-            Server::InProcess(server) => &server.uri,
-            Server::Process(server) => &server.uri,
+            Server::External(uri) => uri.clone(),
+            Server::InProcess(server) => server.uri.clone(),
+            Server::Process(server) => server.uri(),
         }
     }
 
     async fn clients(&self, connections: usize) -> Result<Vec<Client>, BoxError> {
         let mut clients = Vec::new();
         for _ in 0..connections.max(1) {
-            clients.push(Client::connect(self.uri().to_string()).await?);
+            clients.push(Client::connect(self.uri()).await?);
         }
         Ok(clients)
     }
@@ -415,8 +429,9 @@ async fn measure_ceilings(
     let write = results.add(ceilings::fdatasync(dir, 1 << 20, short)?);
     let mut empty_rpc = BTreeMap::new();
     let mut empty_rpc_latency = Duration::ZERO;
+    let uri = server.uri();
     for concurrency in CONCURRENCIES {
-        let figure = ceilings::empty_rpc(server.uri(), args.connections, concurrency, short);
+        let figure = ceilings::empty_rpc(&uri, args.connections, concurrency, short);
         let figure = cpu::measured(server.pid(), figure).await?;
         if concurrency == 1 {
             empty_rpc_latency = p50(&figure);
@@ -615,7 +630,7 @@ async fn scale_figures(args: &Args, results: &mut Results, root: &Path) -> Resul
     let cache = args.cache_size.to_string();
     let empty = tempfile::tempdir_in(root)?;
     let baseline = tokio::task::block_in_place(|| {
-        Process::start(&binary, empty.path(), &["--cache-size", &cache]).map(|p| {
+        ServerProcess::start(&binary, empty.path(), &["--cache-size", &cache]).map(|p| {
             std::thread::sleep(Duration::from_millis(500));
             let rss = p.rss_mib();
             p.kill();

@@ -3,8 +3,9 @@
 //! fsync off, which is only a faster way to make the same files the server writes.
 
 use crate::report::{Figure, Latencies, Progress};
-use crate::server::{BoxError, Process};
+use crate::server::BoxError;
 use evenire_server::store::{EventData, ExpectedVersion, FsyncPolicy, Store, StreamId};
+use evenire_testkit::process::ServerProcess;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,14 +84,14 @@ pub async fn measure(
     baseline_mib: f64,
 ) -> Result<ScalePoint, BoxError> {
     let server = tokio::task::block_in_place(|| {
-        let server = Process::start(binary, dir, &["--cache-size", cache])?;
+        let server = ServerProcess::start(binary, dir, &["--cache-size", cache])?;
         // Let the allocator settle after recovery's peak.
         std::thread::sleep(Duration::from_millis(500));
         Ok::<_, BoxError>(server)
     })?;
     let rss_mib = server.rss_mib();
     let start_time = server.start_time;
-    let client = evenire_client::Client::connect(server.uri.clone()).await?;
+    let client = evenire_client::Client::connect(server.uri()).await?;
     crate::reads::log_forward(&client, "reading the whole log to fill the cache").await?;
     let rss_full_cache_mib = server.rss_mib();
     server.kill();

@@ -2,11 +2,12 @@
 //! memory sampled every second, to see it level off under the cache plus a bounded
 //! overhead. `evenire-bench --soak-seconds 300`.
 
-use crate::server::{BoxError, Process};
+use crate::server::BoxError;
 use evenire_client::{
     Client, Direction, EventData, ExpectedVersion, ReadAllFrom, ReadFrom, StreamId, SubscribeFrom,
     SubscribeOptions,
 };
+use evenire_testkit::process::ServerProcess;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +17,8 @@ use tokio_stream::StreamExt;
 /// Runs the soak and prints the samples and a verdict.
 pub async fn run(binary: &Path, seconds: u64, cache: &str, payload: usize) -> Result<(), BoxError> {
     let dir = tempfile::tempdir()?;
-    let server = Process::start(binary, dir.path(), &["--cache-size", cache])?;
-    let uri = server.uri.clone();
+    let server = ServerProcess::start(binary, dir.path(), &["--cache-size", cache])?;
+    let uri = server.uri();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let appended = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));

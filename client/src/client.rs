@@ -1,6 +1,5 @@
 //! The connection and its calls.
 
-use crate::encode;
 use crate::error::Error;
 use crate::types::{
     AppendResult, Direction, EventData, ExpectedVersion, LastStream, ReadAllFrom, ReadFrom,
@@ -54,7 +53,11 @@ impl Client {
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = EventData>,
     ) -> Result<AppendResult, Error> {
-        let request = encode::append_request(stream, expected, events.into_iter().collect());
+        let request = pb::AppendRequest {
+            stream: Some(stream.to_proto()),
+            expected_version: Some(expected.to_proto()),
+            events: events.into_iter().map(EventData::into_proto).collect(),
+        };
         let response = self.inner.clone().append(request).await?.into_inner();
         Ok(AppendResult {
             version: response.version,

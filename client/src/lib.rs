@@ -26,7 +26,6 @@
 
 mod admin;
 mod client;
-mod encode;
 mod error;
 mod subscription;
 mod types;

@@ -92,14 +92,13 @@ impl EventData {
         self
     }
 
-    /// The generated message: what `encode::append_request` is checked against.
-    #[cfg(test)]
-    pub(crate) fn to_proto(&self) -> pb::EventData {
+    /// The generated message.
+    pub(crate) fn into_proto(self) -> pb::EventData {
         pb::EventData {
             id: self.id.map(uuid_text).unwrap_or_default(),
-            r#type: self.event_type.clone(),
-            data: self.data.clone(),
-            metadata: self.metadata.clone(),
+            r#type: self.event_type,
+            data: self.data,
+            metadata: self.metadata,
         }
     }
 }

@@ -36,7 +36,7 @@ pub enum RunError {
     #[error("invalid settings: {0}")]
     Config(String),
     /// The store could not be opened: the log is damaged, locked, or unreadable. The
-    /// message names the file and offset; see the README's "Recovery" section.
+    /// message names the file and offset; see "Recovery" in docs/operations.md.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
     /// The gRPC server failed.

@@ -21,8 +21,27 @@ impl ServerProcess {
     /// waits until it logs that it serves. Its log is read on a thread of its own from
     /// then on, so the server never blocks on a full pipe.
     pub fn start(binary: &Path, data_dir: &Path, args: &[&str]) -> Result<Self, String> {
+        Self::start_pinned(binary, data_dir, args, None)
+    }
+
+    /// [`start`](Self::start), on the CPUs `cpus` names (`taskset -c` syntax) when
+    /// given: for benchmarks whose load generator runs on the other cores.
+    pub fn start_pinned(
+        binary: &Path,
+        data_dir: &Path,
+        args: &[&str],
+        cpus: Option<&str>,
+    ) -> Result<Self, String> {
         let started = Instant::now();
-        let mut child = Command::new(binary)
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut taskset = Command::new("taskset");
+                taskset.args(["-c", cpus]).arg(binary);
+                taskset
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
@@ -78,6 +97,11 @@ impl ServerProcess {
     /// Resident memory of the process, in KiB (0 if it cannot be read).
     pub fn rss_kib(&self) -> u64 {
         rss_kib(self.child.id())
+    }
+
+    /// Resident memory of the process, in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        self.rss_kib() as f64 / 1024.0
     }
 
     /// SIGKILL, and the child reaped.

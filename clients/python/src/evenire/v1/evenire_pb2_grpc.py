@@ -28,7 +28,7 @@ if _version_not_supported:
 class EventStoreServiceStub:
     """EventStoreService appends events to streams and reads them back.
 
-    Errors follow one mapping (the README lists it):
+    Errors follow one mapping (docs/operations.md lists it):
     INVALID_ARGUMENT for a malformed request or a value over a limit (the message names
     the field or limit), ABORTED when the expected version does not match (trailing
     metadata `evenire-actual-version` carries the stream's version, absent when the
@@ -83,7 +83,7 @@ class EventStoreServiceStub:
 class EventStoreServiceServicer:
     """EventStoreService appends events to streams and reads them back.
 
-    Errors follow one mapping (the README lists it):
+    Errors follow one mapping (docs/operations.md lists it):
     INVALID_ARGUMENT for a malformed request or a value over a limit (the message names
     the field or limit), ABORTED when the expected version does not match (trailing
     metadata `evenire-actual-version` carries the stream's version, absent when the
@@ -203,7 +203,7 @@ def add_EventStoreServiceServicer_to_server(servicer, server):
 class EventStoreService:
     """EventStoreService appends events to streams and reads them back.
 
-    Errors follow one mapping (the README lists it):
+    Errors follow one mapping (docs/operations.md lists it):
     INVALID_ARGUMENT for a malformed request or a value over a limit (the message names
     the field or limit), ABORTED when the expected version does not match (trailing
     metadata `evenire-actual-version` carries the stream's version, absent when the

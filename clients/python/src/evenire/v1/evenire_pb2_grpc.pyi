@@ -29,7 +29,7 @@ GRPC_VERSION: str
 class EventStoreServiceStub:
     """EventStoreService appends events to streams and reads them back.
 
-    Errors follow one mapping (the README lists it):
+    Errors follow one mapping (docs/operations.md lists it):
     INVALID_ARGUMENT for a malformed request or a value over a limit (the message names
     the field or limit), ABORTED when the expected version does not match (trailing
     metadata `evenire-actual-version` carries the stream's version, absent when the
@@ -80,7 +80,7 @@ class EventStoreServiceStub:
 class EventStoreServiceAsyncStub(EventStoreServiceStub):
     """EventStoreService appends events to streams and reads them back.
 
-    Errors follow one mapping (the README lists it):
+    Errors follow one mapping (docs/operations.md lists it):
     INVALID_ARGUMENT for a malformed request or a value over a limit (the message names
     the field or limit), ABORTED when the expected version does not match (trailing
     metadata `evenire-actual-version` carries the stream's version, absent when the
@@ -127,7 +127,7 @@ class EventStoreServiceAsyncStub(EventStoreServiceStub):
 class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
     """EventStoreService appends events to streams and reads them back.
 
-    Errors follow one mapping (the README lists it):
+    Errors follow one mapping (docs/operations.md lists it):
     INVALID_ARGUMENT for a malformed request or a value over a limit (the message names
     the field or limit), ABORTED when the expected version does not match (trailing
     metadata `evenire-actual-version` carries the stream's version, absent when the

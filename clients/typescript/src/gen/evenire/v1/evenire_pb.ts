@@ -86,9 +86,9 @@ export const ExpectedVersionSchema: GenMessage<ExpectedVersion> = /*@__PURE__*/
 /**
  * EventData is an event as the client sends it.
  *
- * Hand-handled: the server reads it in appends, and the Rust client writes it, by hand.
- * A change to its fields must be taught to that code; proto/contract.rs lists where,
- * and its test fails until the list matches.
+ * Hand-handled: the server reads it in appends by hand. A change to its fields must be
+ * taught to that code; proto/contract.rs lists where, and its test fails until the list
+ * matches.
  *
  * @generated from message evenire.v1.EventData
  */
@@ -133,9 +133,8 @@ export const EventDataSchema: GenMessage<EventData> = /*@__PURE__*/
 /**
  * AppendRequest appends events to one stream.
  *
- * Hand-handled: the server reads it, and the Rust client writes it, by hand. A change
- * to its fields must be taught to that code; proto/contract.rs lists where, and its
- * test fails until the list matches.
+ * Hand-handled: the server reads it by hand. A change to its fields must be taught to
+ * that code; proto/contract.rs lists where, and its test fails until the list matches.
  *
  * @generated from message evenire.v1.AppendRequest
  */
@@ -1158,7 +1157,7 @@ export const StreamStateSchema: GenEnum<StreamState> = /*@__PURE__*/
 /**
  * EventStoreService appends events to streams and reads them back.
  *
- * Errors follow one mapping (the README lists it):
+ * Errors follow one mapping (docs/operations.md lists it):
  * INVALID_ARGUMENT for a malformed request or a value over a limit (the message names
  * the field or limit), ABORTED when the expected version does not match (trailing
  * metadata `evenire-actual-version` carries the stream's version, absent when the
