@@ -36,16 +36,19 @@ const SHARDS: usize = 256;
 #[derive(Debug, Clone)]
 pub struct ShardedMap<K, V> {
     shards: Box<[FastMap<K, V>]>,
-    /// Picks the shard. Its own seed: the shards' tables use the top bits of their
-    /// hash too, which within one shard must not all be alike.
-    by_shard: Hasher,
+    /// Picks the shard, from the top bits of its hash. Its own seed: the shards' tables
+    /// use the top bits of their hash too, which within one shard must not all be
+    /// alike. foldhash's `quality` variant, one multiply more than `fast`: with some
+    /// seeds (they come from stack addresses) `fast`'s top bits spread a run of
+    /// integer keys unevenly, a shard at half the mean or less.
+    by_shard: foldhash::quality::RandomState,
 }
 
 impl<K, V> Default for ShardedMap<K, V> {
     fn default() -> Self {
         ShardedMap {
             shards: (0..SHARDS).map(|_| FastMap::default()).collect(),
-            by_shard: Hasher::default(),
+            by_shard: foldhash::quality::RandomState::default(),
         }
     }
 }
