@@ -201,6 +201,8 @@ backend_test! {
                 "{name}: `{}` does not mention `{needle}`",
                 status.message()
             );
+            // tonic's own wording is replaced, not repeated.
+            assert!(!status.message().contains("Error, decoded"), "{status:?}");
         }
         let read = client
             .read(valid_read())
@@ -292,6 +294,41 @@ backend_test! {
         let status = result.expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 
+        let mut client = raw_client(&server).await;
+        client.append(valid_append()).await.expect("still serving");
+    }
+}
+
+backend_test! {
+    /// Bytes that are not protobuf at all, as an append and as a read: tonic's decode
+    /// error was `INTERNAL`, the server's fault by the gRPC codes; it is the client's.
+    #[tokio::test]
+    async fn bytes_that_are_not_protobuf_are_invalid_arguments() {
+        use evenire_proto::Encoded;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let (mut grpc, append) = untyped_client(&server).await;
+        let read = PathAndQuery::from_static("/evenire.v1.EventStoreService/Read");
+        // Field 1 as length-delimited with 255 bytes that never come; a wire type (7)
+        // that does not exist.
+        for garbage in [&[0x0a, 0xff][..], &[0x0f, 0x01]] {
+            for path in [append.clone(), read.clone()] {
+                grpc.ready().await.expect("ready");
+                let codec = tonic_prost::ProstCodec::<Encoded, pb::AppendResponse>::default();
+                let request = tonic::Request::new(Encoded(garbage.to_vec().into()));
+                let status = match grpc.unary(request, path.clone(), codec).await {
+                    Ok(_) => panic!("{path}: {garbage:?} was accepted"),
+                    Err(status) => status,
+                };
+                assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+                let detail = status
+                    .message()
+                    .strip_prefix("request message is not valid protobuf: ")
+                    .unwrap_or_else(|| panic!("{status:?}"));
+                assert!(!detail.is_empty(), "prost's reason follows: {status:?}");
+            }
+        }
         let mut client = raw_client(&server).await;
         client.append(valid_append()).await.expect("still serving");
     }

@@ -113,7 +113,7 @@ pub async fn serve(
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .layer(tower::util::MapResponseLayer::new(
-                service::oversize::rewrite,
+                service::refusals::rewrite,
             ))
             .add_service(health_service)
             .add_service(reflection)

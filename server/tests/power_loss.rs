@@ -320,3 +320,38 @@ async fn a_failed_fsync_refuses_writes_until_restart_and_loses_nothing_acknowled
         .await
         .expect("writes work after the restart");
 }
+
+/// A write that fails and whose rollback fails too: the refusal that follows said "a
+/// failed fsync", which had not happened. It names the write and the rollback.
+#[tokio::test]
+async fn a_failed_write_whose_rollback_fails_refuses_writes_naming_both() {
+    let fs = SimFs::new();
+    let mut rng = Rng(11);
+    let store = Store::open(config(&fs, &mut rng)).expect("open");
+    let order = stream();
+    store
+        .append(order.clone(), ExpectedVersion::NoStream, events(&mut rng))
+        .await
+        .expect("append");
+    fs.set_space_left(Some(0));
+    fs.fail_next_truncate();
+    let failed = store
+        .append(order.clone(), ExpectedVersion::Any, events(&mut rng))
+        .await;
+    let Err(StoreError::WritesRefused(reason)) = failed else {
+        panic!("{failed:?}");
+    };
+    assert!(reason.contains("a write to the log failed"), "{reason}");
+    assert!(reason.contains("cutting it off again"), "{reason}");
+    fs.set_space_left(None);
+    let after = store
+        .append(order, ExpectedVersion::Any, events(&mut rng))
+        .await;
+    let message = after.expect_err("refuses until restart").to_string();
+    assert!(
+        message.contains("refuses writes until the server restarts"),
+        "{message}"
+    );
+    assert!(!message.contains("fsync"), "{message}");
+    store.shutdown().await;
+}

@@ -3,7 +3,7 @@
 
 mod convert;
 pub mod encode;
-pub mod oversize;
+pub mod refusals;
 pub mod status;
 
 pub use convert::Limits;

@@ -77,9 +77,10 @@ pub enum StoreError {
         #[source]
         source: Arc<std::io::Error>,
     },
-    /// An fsync failed, so the store can no longer tell what reached the disk; it
-    /// refuses all writes until restarted, when recovery re-reads the log.
-    #[error("the store refuses writes after a failed fsync ({0}); restart the server")]
+    /// An fsync failed, or a failed write could not be cut off again, so the store can
+    /// no longer tell what the log holds; it refuses all writes until restarted, when
+    /// recovery re-reads the log. The reason says which of the two.
+    #[error("the store refuses writes until the server restarts: {0}")]
     WritesRefused(String),
     /// Another process holds the data directory's lock.
     #[error("data directory {} is in use by another Evenire process", .0.display())]

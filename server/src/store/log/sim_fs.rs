@@ -34,6 +34,8 @@ struct State {
     space_left: Option<u64>,
     /// The next data sync fails.
     fail_next_sync: bool,
+    /// The next truncate fails.
+    fail_next_truncate: bool,
     /// Every operation fails.
     frozen: bool,
     /// How long a data sync takes before it takes its snapshot of the file.
@@ -132,6 +134,7 @@ impl SimFs {
         }
         state.frozen = false;
         state.fail_next_sync = false;
+        state.fail_next_truncate = false;
     }
 
     /// Writes fail with "no space left" once `bytes` more have been written; None lifts
@@ -150,6 +153,12 @@ impl SimFs {
     /// The next data sync fails with an I/O error.
     pub fn fail_next_sync(&self) {
         self.state().fail_next_sync = true;
+    }
+
+    /// The next truncate fails with an I/O error, as when the writer cuts a failed
+    /// write off and the disk refuses that too.
+    pub fn fail_next_truncate(&self) {
+        self.state().fail_next_truncate = true;
     }
 
     /// A file's current bytes, for tests that look at the disk.
@@ -220,6 +229,9 @@ impl LogFile for SimHandle {
 
     fn truncate(&self, len: u64) -> io::Result<()> {
         self.with(|state, path| {
+            if std::mem::take(&mut state.fail_next_truncate) {
+                return Err(io::Error::other("simulated truncate failure"));
+            }
             let file = state.files.get_mut(path).ok_or_else(|| missing(path))?;
             let len = usize::try_from(len).map_err(io::Error::other)?;
             let freed = file.data.len().saturating_sub(len) as u64;

@@ -76,7 +76,8 @@ pub struct Writer {
     pub(in crate::store) shared: Arc<Shared>,
     /// Every event id in the log and its position; only the writer needs them.
     pub(in crate::store) ids: EventIds,
-    /// Set after a failed fsync: every later write is refused with this reason.
+    /// Set after a failed fsync, or a failed write that could not be cut off again:
+    /// every later write is refused with this reason.
     pub(in crate::store) refusing: Option<String>,
 }
 
@@ -268,7 +269,7 @@ impl Writer {
         match synced {
             Ok(()) => self.publish(syncing.group),
             Err(e) => {
-                let reason = format!("fdatasync of segment {}: {e}", syncing.segment);
+                let reason = format!("fdatasync of segment {} failed: {e}", syncing.segment);
                 tracing::error!(%reason, "refusing all writes until restart");
                 self.refusing = Some(reason.clone());
                 self.fail(syncing.group, &StoreError::WritesRefused(reason));
@@ -300,7 +301,9 @@ impl Writer {
         let restored = self.active.truncate(self.active_len);
         self.reserved_end = self.active_len;
         if let Err(e) = restored {
-            let reason = format!("rolling back a failed write ({error}) also failed: {e}");
+            let reason = format!(
+                "a write to the log failed ({error}), and so did cutting it off again ({e})"
+            );
             tracing::error!(%reason, "refusing all writes until restart");
             self.refusing = Some(reason.clone());
             return StoreError::WritesRefused(reason);
