@@ -22,7 +22,7 @@ fn aborted(message: String, kind: &'static str) -> Status {
 
 /// The status a client gets for a store error.
 pub fn from_store(error: StoreError) -> Status {
-    let message = error.to_string();
+    let message = error.client_message();
     match error {
         StoreError::WrongExpectedVersion { actual, .. } => {
             let mut status = aborted(message, "wrong-expected-version");
@@ -39,7 +39,7 @@ pub fn from_store(error: StoreError) -> Status {
         }
         StoreError::StreamTombstoned(_) => Status::new(Code::FailedPrecondition, message),
         StoreError::Corrupt { .. } | StoreError::Inconsistent { .. } => {
-            tracing::error!(%message, "refused to serve damaged data");
+            tracing::error!(error = %error, "refused to serve damaged data");
             Status::new(Code::DataLoss, message)
         }
         StoreError::IndexMismatch(_) => {

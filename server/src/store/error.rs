@@ -96,6 +96,35 @@ fn describe_version(version: Option<u64>) -> String {
 
 impl StoreError {
     /// An I/O error with what the store was doing.
+    /// What a client is told: the error without the server's directories. A damaged
+    /// record names its segment file and offset, which is what an operator asked about
+    /// it needs; the full path goes to the server's log (`to_string`).
+    pub fn client_message(&self) -> String {
+        let file = |path: &std::path::Path| {
+            path.file_name()
+                .map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+        };
+        match self {
+            StoreError::Corrupt {
+                path,
+                offset,
+                reason,
+            } => format!(
+                "corrupt record in {} at offset {offset}: {reason}",
+                file(path)
+            ),
+            StoreError::Inconsistent {
+                path,
+                offset,
+                reason,
+            } => format!(
+                "inconsistent log in {} at offset {offset}: {reason}",
+                file(path)
+            ),
+            other => other.to_string(),
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         StoreError::Io {
             context: context.into(),

@@ -81,12 +81,12 @@ impl LogReader {
         let file = self.file(loc.segment, &path)?;
         let mut frame = vec![0; loc.len as usize];
         file.read_exact_at(&mut frame, loc.offset)
-            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+            .map_err(|e| StoreError::io(format!("reading {}", segment_name(&path)), e))?;
         match record::decode_frame(Bytes::from(frame)) {
             Ok(Entry::Append(record)) => Ok(record),
             Ok(Entry::Delete(_)) => Err(StoreError::IndexMismatch(format!(
                 "the index points at a delete record in {} at offset {}",
-                path.display(),
+                segment_name(&path),
                 loc.offset
             ))),
             Err(e) => Err(StoreError::Corrupt {
@@ -105,10 +105,16 @@ impl LogReader {
         let file = self
             .fs
             .open_read(path)
-            .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+            .map_err(|e| StoreError::io(format!("opening {}", segment_name(path)), e))?;
         if let Ok(mut files) = self.files.write() {
             files.insert(segment, file.clone());
         }
         Ok(file)
     }
+}
+
+/// A segment's file name: what errors while serving say, so that clients do not learn
+/// the server's directories.
+fn segment_name(path: &std::path::Path) -> std::borrow::Cow<'_, str> {
+    path.file_name().unwrap_or_default().to_string_lossy()
 }
