@@ -87,6 +87,10 @@ pub trait EventStore: fmt::Debug + Send + Sync + 'static {
         mode: DeleteMode,
     ) -> Result<DeleteResult, StoreError>;
 
+    /// Why the store refuses every write until the server restarts, once it does: None
+    /// until then. Health reports it, so that readiness fails and traffic moves.
+    fn write_refusal(&self) -> tokio::sync::watch::Receiver<Option<String>>;
+
     /// Ends every subscription (their `next` returns None) so the server can drain;
     /// reads and appends go on.
     fn close_subscriptions(&self);

@@ -133,6 +133,7 @@ pub async fn serve(
     let _ = slot.set(store.clone());
     set_health(&health, ServingStatus::Serving).await;
     tracing::info!("serving");
+    let watching = tokio::spawn(report_write_refusal(store.write_refusal(), health.clone()));
 
     let outcome = tokio::select! {
         () = shutdown => {
@@ -152,9 +153,29 @@ pub async fn serve(
         }
         joined = &mut server => joined_outcome(joined),
     };
+    watching.abort();
     store.shutdown().await;
     tracing::info!("log synced; stopped");
     outcome
+}
+
+/// Turns health `NOT_SERVING`, for the service and for `""`, once the store refuses
+/// writes until a restart: readiness fails so traffic moves elsewhere, and liveness
+/// fails because a restart is what fixes it (docs/operations.md, "Health checks").
+async fn report_write_refusal(
+    mut refusal: tokio::sync::watch::Receiver<Option<String>>,
+    health: tonic_health::server::HealthReporter,
+) {
+    loop {
+        if refusal.borrow_and_update().is_some() {
+            tracing::error!("health: NOT_SERVING until a restart, writes are refused");
+            set_health(&health, ServingStatus::NotServing).await;
+            return;
+        }
+        if refusal.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 fn joined_outcome(

@@ -80,6 +80,10 @@ impl EventStore for Store {
         Store::delete_stream(self, stream, expected, mode).await
     }
 
+    fn write_refusal(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        Store::write_refusal(self)
+    }
+
     fn close_subscriptions(&self) {
         Store::close_subscriptions(self);
     }

@@ -98,6 +98,7 @@ impl Store {
         let shared = Arc::new(Shared {
             committed: watch::Sender::new(recovered.index.next_position()),
             closing: watch::Sender::new(false),
+            refusing: watch::Sender::new(None),
             index: RwLock::new(recovered.index),
             reader: LogReader::new(fs.clone(), dir.clone(), config.cache_bytes),
         });
@@ -235,6 +236,12 @@ impl Store {
         checkpoint_interval: u64,
     ) -> Subscription {
         Subscription::new(self.shared.clone(), target, filter, checkpoint_interval)
+    }
+
+    /// Why the store refuses every write until a restart, once it does (a failed
+    /// fsync, or a failed write it could not cut off): None until then.
+    pub fn write_refusal(&self) -> watch::Receiver<Option<String>> {
+        self.shared.refusing.subscribe()
     }
 
     /// Ends every subscription (they return None); reads and appends go on.

@@ -16,6 +16,8 @@ pub struct Shared {
     pub committed: watch::Sender<u64>,
     /// Set when the store begins to shut down: subscriptions end.
     pub closing: watch::Sender<bool>,
+    /// Why the writer refuses every write until a restart, once it does.
+    pub refusing: watch::Sender<Option<String>>,
 }
 
 /// The index, for reading. A panic while the lock was held cannot leave the index

@@ -270,9 +270,8 @@ impl Writer {
             Ok(()) => self.publish(syncing.group),
             Err(e) => {
                 let reason = format!("fdatasync of segment {} failed: {e}", syncing.segment);
-                tracing::error!(%reason, "refusing all writes until restart");
-                self.refusing = Some(reason.clone());
-                self.fail(syncing.group, &StoreError::WritesRefused(reason));
+                let error = self.refuse_writes(reason);
+                self.fail(syncing.group, &error);
             }
         }
     }
@@ -296,6 +295,15 @@ impl Writer {
         }
     }
 
+    /// Refuses every write from now on, for `reason`, and says so to whoever watches
+    /// the store's health.
+    fn refuse_writes(&mut self, reason: String) -> StoreError {
+        tracing::error!(%reason, "refusing all writes until restart");
+        self.refusing = Some(reason.clone());
+        self.shared.refusing.send_replace(Some(reason.clone()));
+        StoreError::WritesRefused(reason)
+    }
+
     /// Cuts a partly written batch off the segment so that nothing half-written stays.
     fn roll_back(&mut self, error: std::io::Error) -> StoreError {
         let restored = self.active.truncate(self.active_len);
@@ -304,9 +312,7 @@ impl Writer {
             let reason = format!(
                 "a write to the log failed ({error}), and so did cutting it off again ({e})"
             );
-            tracing::error!(%reason, "refusing all writes until restart");
-            self.refusing = Some(reason.clone());
-            return StoreError::WritesRefused(reason);
+            return self.refuse_writes(reason);
         }
         tracing::warn!(%error, "append batch failed to write and was rolled back");
         StoreError::io("writing to the log", error)
