@@ -6,24 +6,14 @@
 mod common;
 
 use common::{TestServer, config, new_stream, numbered};
-use evenire_client::{Direction, ExpectedVersion, ReadAllFrom, RecordedEvent};
+use evenire_client::{ExpectedVersion, RecordedEvent};
 use evenire_server::RunError;
 use evenire_server::config::ByteSize;
 use evenire_server::store::StoreError;
 use std::path::{Path, PathBuf};
-use tokio_stream::StreamExt;
 
 async fn read_log(server: &TestServer) -> Vec<RecordedEvent> {
-    let client = server.client().await;
-    let mut events = client
-        .read_all(ReadAllFrom::Start, Direction::Forward, None)
-        .await
-        .expect("read_all");
-    let mut out = Vec::new();
-    while let Some(event) = events.next().await {
-        out.push(event.expect("a served event is never damaged"));
-    }
-    out
+    evenire_testkit::durability::read_log(&server.client().await).await
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Vec<PathBuf> {

@@ -10,13 +10,10 @@
 use crate::durability::{self, Logged, Sent};
 use crate::process::ServerProcess;
 use crate::rng::Rng;
-use evenire_client::{
-    Client, Direction, EventData, ExpectedVersion, ReadAllFrom, RecordedEvent, StreamId,
-};
+use evenire_client::{Client, EventData, ExpectedVersion, StreamId};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_stream::StreamExt;
 use uuid::Uuid;
 
 const APPENDERS: usize = 16;
@@ -81,22 +78,10 @@ fn events_of(sent: &Sent) -> Vec<EventData> {
         .collect()
 }
 
-async fn read_log(client: &Client) -> Vec<RecordedEvent> {
-    let mut events = client
-        .read_all(ReadAllFrom::Start, Direction::Forward, None)
-        .await
-        .expect("read_all");
-    let mut out = Vec::new();
-    while let Some(event) = events.next().await {
-        out.push(event.expect("every stored event reads back"));
-    }
-    out
-}
-
 /// Checks the log the server holds against everything sent; panics naming the first
 /// violation.
 async fn check(client: &Client, sent: &[(StreamId, Sent)]) -> (durability::Checked, usize) {
-    let log = read_log(client).await;
+    let log = durability::read_log(client).await;
     let names: Vec<String> = log.iter().map(|e| e.stream.to_string()).collect();
     let logged: Vec<Logged<'_>> = log
         .iter()

@@ -2,8 +2,24 @@
 //! crash or a power loss: the kill -9 harness (through gRPC) and the power-loss
 //! simulation (on the store) read their logs their own way and hand them here.
 
+use evenire_client::{Client, Direction, ReadAllFrom, RecordedEvent};
 use std::collections::{HashMap, HashSet};
+use tokio_stream::StreamExt;
 use uuid::Uuid;
+
+/// The whole log a server holds, through `ReadAll` from the start; panics if any event
+/// fails to read (a served event is never damaged).
+pub async fn read_log(client: &Client) -> Vec<RecordedEvent> {
+    let mut events = client
+        .read_all(ReadAllFrom::Start, Direction::Forward, None)
+        .await
+        .expect("read_all");
+    let mut out = Vec::new();
+    while let Some(event) = events.next().await {
+        out.push(event.expect("every stored event reads back undamaged"));
+    }
+    out
+}
 
 /// An event as found in the log.
 #[derive(Debug, Clone, Copy)]
