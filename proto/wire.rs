@@ -65,7 +65,7 @@ pub fn put_len_prefix(key: u8, len: usize, buf: &mut impl BufMut) {
 /// position and a timestamp of several bytes per event, and in a profile of a cached
 /// read of one stream (100-byte events) that was a tenth of the server's samples.
 #[inline]
-pub fn put_raw_varint(value: u64, buf: &mut impl BufMut) {
+fn put_raw_varint(value: u64, buf: &mut impl BufMut) {
     if value < 0x80 {
         buf.put_u8(value as u8);
         return;
