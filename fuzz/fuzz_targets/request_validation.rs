@@ -14,6 +14,8 @@ const LIMITS: Limits = Limits {
     max_event_size: 4 << 20,
     max_events_per_append: 10_000,
     max_open_reads: 512,
+    max_open_reads_per_connection: 256,
+    max_open_reads_per_ip: 384,
 };
 
 fuzz_target!(|data: &[u8]| {

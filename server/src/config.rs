@@ -53,14 +53,38 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// Most connections open at once from one client address (an IPv6 /64 counts as one);
+    /// more are closed as they arrive. Raise it when clients reach the server through a
+    /// proxy or NAT that gives them one address.
+    #[arg(long, env = "EVENIRE_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a new connection has to send the HTTP/2 preface before it is closed.
+    #[arg(long, env = "EVENIRE_HANDSHAKE_TIMEOUT_SECS", default_value_t = 5)]
+    pub handshake_timeout_secs: u64,
+
     /// Most calls in flight on one connection (HTTP/2 concurrent streams).
     #[arg(long, env = "EVENIRE_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
     pub max_concurrent_streams: u32,
 
     /// Most reads and subscriptions in progress at once; more get RESOURCE_EXHAUSTED.
-    /// Each can hold about 0.75 MiB while its client does not read.
+    /// Each holds about 0.25 MiB while its client does not read (docs/operations.md).
     #[arg(long, env = "EVENIRE_MAX_OPEN_READS", default_value_t = 512)]
     pub max_open_reads: usize,
+
+    /// Most reads and subscriptions in progress on one connection, so that one client
+    /// cannot take every read; more get RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "EVENIRE_MAX_OPEN_READS_PER_CONNECTION",
+        default_value_t = 256
+    )]
+    pub max_open_reads_per_connection: usize,
+
+    /// Most reads and subscriptions in progress from one client address (an IPv6 /64
+    /// counts as one), over all its connections; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "EVENIRE_MAX_OPEN_READS_PER_IP", default_value_t = 384)]
+    pub max_open_reads_per_ip: usize,
 
     /// Seconds that shutdown waits for requests in flight before closing them.
     #[arg(long, env = "EVENIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -81,8 +105,12 @@ impl Config {
             max_request_size: ByteSize::mib(16),
             max_pending_bytes: ByteSize::mib(64),
             max_connections: 1024,
+            max_connections_per_ip: 256,
+            handshake_timeout_secs: 5,
             max_concurrent_streams: 256,
             max_open_reads: 512,
+            max_open_reads_per_connection: 256,
+            max_open_reads_per_ip: 384,
             shutdown_grace_secs: 10,
         }
     }
@@ -127,6 +155,15 @@ impl Config {
             segment_size: self.segment_size.0,
             max_pending_bytes: self.max_pending_bytes.0,
             fs: std::sync::Arc::new(crate::store::fs::RealFs),
+        }
+    }
+
+    /// The bounds on client connections.
+    pub(crate) fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_secs.max(1)),
         }
     }
 

@@ -100,12 +100,15 @@ pub async fn serve(
         max_event_size: config.max_event_size.as_usize(),
         max_events_per_append: config.max_events_per_append,
         max_open_reads: config.max_open_reads,
+        max_open_reads_per_connection: config.max_open_reads_per_connection,
+        max_open_reads_per_ip: config.max_open_reads_per_ip,
     };
     let api = EventStoreServiceServer::new(EventStoreApi::new(slot.clone(), limits))
         .max_decoding_message_size(config.max_request_size.as_usize());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let incoming = connections::accept(listener, config.max_connections);
+    let refusals = Arc::new(connections::refusal_log::RefusalLog::default());
+    let incoming = connections::accept(listener, config.connection_limits(), refusals);
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
             .max_concurrent_streams(config.max_concurrent_streams)

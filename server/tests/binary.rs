@@ -73,11 +73,31 @@ fn help_documents_every_setting_with_its_variable_and_default() {
         ("--max-pending-bytes", "EVENIRE_MAX_PENDING_BYTES", "64MiB"),
         ("--max-connections", "EVENIRE_MAX_CONNECTIONS", "1024"),
         (
+            "--max-connections-per-ip",
+            "EVENIRE_MAX_CONNECTIONS_PER_IP",
+            "256",
+        ),
+        (
+            "--handshake-timeout-secs",
+            "EVENIRE_HANDSHAKE_TIMEOUT_SECS",
+            "5",
+        ),
+        (
             "--max-concurrent-streams",
             "EVENIRE_MAX_CONCURRENT_STREAMS",
             "256",
         ),
         ("--max-open-reads", "EVENIRE_MAX_OPEN_READS", "512"),
+        (
+            "--max-open-reads-per-connection",
+            "EVENIRE_MAX_OPEN_READS_PER_CONNECTION",
+            "256",
+        ),
+        (
+            "--max-open-reads-per-ip",
+            "EVENIRE_MAX_OPEN_READS_PER_IP",
+            "384",
+        ),
         ("--shutdown-grace-secs", "EVENIRE_SHUTDOWN_GRACE_SECS", "10"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");

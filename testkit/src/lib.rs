@@ -4,6 +4,8 @@
 //! - [`durability`]: the check of a log against what clients sent and were told;
 //! - [`crash`]: the kill -9 harness (`server/tests/crash_recovery.rs` runs a few
 //!   cycles, `evenire-bench --crash-cycles N` the long mode);
+//! - [`net`]: gRPC channels and raw connections from another loopback address, for
+//!   tests of per-address limits;
 //! - [`rng`]: a seeded generator, so a failing randomised run replays from its seed.
 //!
 //! The in-process server of the end-to-end tests stays in `tests/common`, beside the
@@ -11,6 +13,7 @@
 
 pub mod crash;
 pub mod durability;
+pub mod net;
 pub mod process;
 pub mod rng;
 

@@ -1,9 +1,11 @@
 //! The `evenire-server` binary as a child process on 127.0.0.1:0: for tests of the
 //! binary itself, the kill -9 harness, and the benchmark's memory and start-up figures.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A server binary this process started.
@@ -14,7 +16,13 @@ pub struct ServerProcess {
     pub addr: String,
     /// From spawning the process to its "serving" line: recovery included.
     pub start_time: Duration,
+    /// The last [`LOG_LINES_KEPT`] lines it logged after "serving".
+    log: Arc<Mutex<VecDeque<String>>>,
 }
+
+/// Lines of the server's log a [`ServerProcess`] keeps, so a long benchmark's memory
+/// stays flat.
+pub const LOG_LINES_KEPT: usize = 10_000;
 
 impl ServerProcess {
     /// Starts `binary` with `--listen 127.0.0.1:0 --data-dir DATA_DIR` and `args`, and
@@ -70,7 +78,19 @@ impl ServerProcess {
             }
         }
         let start_time = started.elapsed();
-        std::thread::spawn(move || for _ in lines {});
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in lines.map_while(Result::ok) {
+                    let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                    if log.len() == LOG_LINES_KEPT {
+                        log.pop_front();
+                    }
+                    log.push_back(line);
+                }
+            }
+        });
         let addr = match (addr, serving) {
             (Some(addr), true) => addr,
             _ => {
@@ -86,7 +106,14 @@ impl ServerProcess {
             child,
             addr,
             start_time,
+            log,
         })
+    }
+
+    /// The lines it has logged since "serving" that contain `text`.
+    pub fn log_lines_with(&self, text: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.iter().filter(|l| l.contains(text)).cloned().collect()
     }
 
     /// The address as a client URI.

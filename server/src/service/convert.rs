@@ -24,6 +24,10 @@ pub struct Limits {
     pub max_events_per_append: usize,
     /// Most streaming calls (reads, subscriptions) in progress at once.
     pub max_open_reads: usize,
+    /// Most of them on one connection.
+    pub max_open_reads_per_connection: usize,
+    /// Most of them from one client address.
+    pub max_open_reads_per_ip: usize,
 }
 
 /// An append, checked.

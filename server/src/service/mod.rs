@@ -3,6 +3,7 @@
 
 mod convert;
 pub mod encode;
+mod read_shares;
 pub mod refusals;
 pub mod status;
 
@@ -28,8 +29,9 @@ use crate::backend::{EventRead, EventStore, RecordedEvent, StoreError, Subscript
 use evenire_proto::server::event_store_service_server::EventStoreService;
 use evenire_proto::v1 as pb;
 use evenire_proto::{IncomingAppend, Outgoing};
+use read_shares::{ReadShare, ReadShares};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::adapters::Map;
 use tokio_stream::wrappers::ReceiverStream;
@@ -38,8 +40,9 @@ use tonic::{Request, Response, Status};
 /// Events per `ReadResponse` message at most.
 const READ_BATCH_EVENTS: usize = evenire_proto::EVENTS_PER_MESSAGE;
 /// Data and metadata bytes per `ReadResponse` message, past its first event. With two
-/// messages ready ahead, this bounds what an unread stream holds (about 0.75 MiB).
-const READ_BATCH_BYTES: usize = 256 << 10;
+/// messages ready ahead, one in tonic's hands and one being read, this bounds what an
+/// unread stream holds: 0.1-0.25 MiB measured, 0.75 MiB at 256 KiB (docs/operations.md).
+const READ_BATCH_BYTES: usize = 128 << 10;
 /// Messages a read may have ready ahead of a slow client.
 const READ_AHEAD_MESSAGES: usize = 2;
 
@@ -49,29 +52,20 @@ pub struct EventStoreApi {
     /// Empty until the store has opened (the file log: recovered).
     store: Arc<OnceLock<Arc<dyn EventStore>>>,
     limits: Limits,
-    /// One permit per streaming call in progress (reads and subscriptions): what bounds
-    /// the memory that calls whose clients stopped reading can hold.
-    open_reads: Arc<Semaphore>,
+    /// One share per streaming call in progress (reads and subscriptions): what bounds
+    /// the memory that calls whose clients stopped reading can hold, and keeps one
+    /// client from taking every call.
+    open_reads: Arc<ReadShares>,
 }
 
 impl EventStoreApi {
     /// A service that answers `UNAVAILABLE` until `store` is filled.
     pub fn new(store: Arc<OnceLock<Arc<dyn EventStore>>>, limits: Limits) -> Self {
-        let open_reads = Arc::new(Semaphore::new(limits.max_open_reads.max(1)));
         EventStoreApi {
             store,
             limits,
-            open_reads,
+            open_reads: ReadShares::new(limits),
         }
-    }
-
-    fn read_permit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.open_reads.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "max_open_reads of {} streaming calls is reached; retry when one ends",
-                self.limits.max_open_reads
-            ))
-        })
     }
 
     fn store(&self) -> Result<Arc<dyn EventStore>, Status> {
@@ -106,14 +100,15 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
+        let peer = request.remote_addr();
         let read = convert::read(request.into_inner())?;
-        let permit = self.read_permit()?;
+        let share = self.open_reads.take(peer)?;
         let cursor = self
             .store()?
             .read(read.stream, read.from, read.direction, read.max_count)
             .await
             .map_err(status::from_store)?;
-        Ok(Response::new(send_read(cursor, permit)))
+        Ok(Response::new(send_read(cursor, share)))
     }
 
     type ReadAllStream = Encoding<Vec<RecordedEvent>>;
@@ -122,14 +117,15 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::ReadAllRequest>,
     ) -> Result<Response<Self::ReadAllStream>, Status> {
+        let peer = request.remote_addr();
         let read = convert::read_all(request.into_inner())?;
-        let permit = self.read_permit()?;
+        let share = self.open_reads.take(peer)?;
         let cursor = self
             .store()?
             .read_all(read.from, read.direction, read.max_count)
             .await
             .map_err(status::from_store)?;
-        Ok(Response::new(send_read(cursor, permit)))
+        Ok(Response::new(send_read(cursor, share)))
     }
 
     async fn list_streams(
@@ -193,8 +189,9 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let peer = request.remote_addr();
         let subscribe = convert::subscribe(request.into_inner())?;
-        let permit = self.read_permit()?;
+        let share = self.open_reads.take(peer)?;
         let mut subscription = self
             .store()?
             .subscribe(
@@ -206,7 +203,7 @@ impl EventStoreService for EventStoreApi {
             .map_err(status::from_store)?;
         let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
         tokio::spawn(async move {
-            let _permit = permit;
+            let _share = share;
             loop {
                 let item = tokio::select! {
                     // The client went away while the subscription waited for commits.
@@ -252,13 +249,10 @@ const LIST_SCAN_LIMIT: usize = 10_000;
 
 /// Serves a read from a task of its own: one message per batch, at most
 /// `READ_AHEAD_MESSAGES` ahead of the client, stopping when the client goes.
-fn send_read(
-    mut cursor: Box<dyn EventRead>,
-    permit: OwnedSemaphorePermit,
-) -> Encoding<Vec<RecordedEvent>> {
+fn send_read(mut cursor: Box<dyn EventRead>, share: ReadShare) -> Encoding<Vec<RecordedEvent>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
     tokio::spawn(async move {
-        let _permit = permit;
+        let _share = share;
         loop {
             let batch = cursor.next_batch(READ_BATCH_EVENTS, READ_BATCH_BYTES).await;
             let message = match batch {

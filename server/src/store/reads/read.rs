@@ -129,11 +129,11 @@ impl LogRead {
             return (self, Err(e));
         }
         if !batch.is_empty() {
-            return (self, Ok(batch));
+            return (self, Ok(fitted(batch)));
         }
         let joined = tokio::task::spawn_blocking(move || {
             let filled = self.fill(&mut batch, max_events, max_bytes, true);
-            (self, filled.map(|()| batch))
+            (self, filled.map(|()| fitted(batch)))
         })
         .await;
         match joined {
@@ -229,4 +229,14 @@ impl LogRead {
             "the index has no record holding {what}, or points at one that does not hold it"
         ))
     }
+}
+
+/// `batch` without the room it did not use, when that is most of it: a batch cut short
+/// by its byte limit (large events) would otherwise carry room for 1,024 events, about
+/// 150 KiB, for as long as a slow client leaves it queued.
+fn fitted(mut batch: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
+    if batch.len() < batch.capacity() / 2 {
+        batch.shrink_to_fit();
+    }
+    batch
 }
