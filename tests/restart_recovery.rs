@@ -1,6 +1,7 @@
 //! Restart on the same data directory: every acknowledged event comes back with its
-//! version and position; a torn final record is dropped; damage before the tail stops
-//! the start with a message naming the file and offset.
+//! version and position; a torn write after the last record is dropped; damage before
+//! the tail, or to a last record a sync mark says was synced, stops the start with a
+//! message naming the file and offset.
 
 mod common;
 
@@ -9,7 +10,10 @@ use evenire_client::{Direction, Error, ExpectedVersion, ReadFrom};
 use evenire_server::RunError;
 use evenire_server::config::ByteSize;
 use evenire_server::store::StoreError;
+use evenire_server::store::record::Entry;
+use evenire_server::store::segment::records;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<_> = std::fs::read_dir(dir)
@@ -61,6 +65,22 @@ async fn everything_acknowledged_survives_a_restart() {
     assert_eq!(next.position, 4 * 75, "positions continue without a gap");
 }
 
+/// The offset and length of the last append record in `segment`.
+fn last_append(segment: &Path) -> (u64, u64) {
+    let bytes = std::fs::read(segment).expect("read segment");
+    records(&bytes)
+        .into_iter()
+        .filter(|r| matches!(r.entry, Entry::Append(_)))
+        .map(|r| (r.offset, r.len))
+        .next_back()
+        .expect("an append record")
+}
+
+/// What a crash leaves after a clean stop's log: no marker saying it stopped cleanly.
+fn as_after_a_crash(dir: &Path) {
+    std::fs::remove_file(dir.join("clean-stop")).expect("a clean stop's marker");
+}
+
 #[tokio::test]
 async fn a_torn_final_record_is_dropped() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -78,38 +98,79 @@ async fn a_torn_final_record_is_dropped() {
         .expect("append");
     server.stop().await.expect("clean stop");
 
-    // Cut the last record short, as a crash during its write would; and, as after a
-    // crash, without the marker a clean stop leaves (with it, this is damage).
-    std::fs::remove_file(dir.path().join("clean-stop")).expect("a clean stop's marker");
+    // A write that never finished after the last record, as a crash during it leaves:
+    // a copy of the last append, cut short; and, as after a crash, no marker of a clean
+    // stop (with it, this is damage).
+    as_after_a_crash(dir.path());
     let last = segments(dir.path()).pop().expect("a segment");
-    let len = std::fs::metadata(&last).expect("stat").len();
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&last)
-        .expect("open segment");
-    file.set_len(len - 7).expect("truncate");
-    drop(file);
+    let mut bytes = std::fs::read(&last).expect("read segment");
+    let (offset, len) = last_append(&last);
+    let torn = bytes[offset as usize..(offset + len - 7) as usize].to_vec();
+    bytes.extend_from_slice(&torn);
+    std::fs::write(&last, &bytes).expect("write segment");
 
     let server = TestServer::start(settings.clone()).await;
     let client = server.client().await;
     let events = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
     assert_eq!(
         numbers(&events),
-        vec![0, 1, 2],
-        "the torn append is gone, whole"
+        (0..6).collect::<Vec<_>>(),
+        "the torn write is gone, the acknowledged appends stay"
     );
     let again = client
-        .append(&stream, ExpectedVersion::Exact(2), numbered(3, 3))
+        .append(&stream, ExpectedVersion::Exact(5), numbered(6, 3))
         .await
         .expect("the stream continues where the log ends");
-    assert_eq!(again.version, 5);
+    assert_eq!(again.version, 8);
     server.stop().await.expect("clean stop");
 
     // The repair was durable: a second restart sees the same log.
     let server = TestServer::start(settings).await;
     let client = server.client().await;
     let events = read_all(&client, &stream, ReadFrom::Start, Direction::Forward, None).await;
-    assert_eq!(numbers(&events), (0..6).collect::<Vec<_>>());
+    assert_eq!(numbers(&events), (0..9).collect::<Vec<_>>());
+}
+
+/// The last append of the log, synced and acknowledged, then damaged: once the writer
+/// has been idle long enough to mark it synced, a crash does not make it pass for a
+/// torn write. The start stops, naming the record, rather than dropping it.
+#[tokio::test]
+async fn a_damaged_last_record_that_was_synced_stops_the_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = config(dir.path(), 0);
+    let server = TestServer::start(settings.clone()).await;
+    let client = server.client().await;
+    let stream = new_stream("ledger");
+    for i in 0..3 {
+        client
+            .append(&stream, ExpectedVersion::Any, numbered(i, 1))
+            .await
+            .expect("append");
+    }
+    // Idle for longer than the writer waits before it marks what it synced.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.stop().await.expect("clean stop");
+
+    as_after_a_crash(dir.path());
+    let segment = segments(dir.path()).pop().expect("a segment");
+    let (offset, len) = last_append(&segment);
+    let mut bytes = std::fs::read(&segment).expect("read segment");
+    bytes[(offset + len - 3) as usize] ^= 0x10;
+    std::fs::write(&segment, &bytes).expect("write segment");
+
+    let server = TestServer::spawn(settings).await;
+    match server.outcome().await {
+        Err(RunError::Store(StoreError::Corrupt {
+            path,
+            offset: at,
+            reason,
+        })) => {
+            assert_eq!(path, segment);
+            assert_eq!(at, offset, "names the damaged record's offset");
+            assert!(reason.contains("sync mark"), "{reason}");
+        }
+        other => panic!("expected a refusal to start, got {other:?}"),
+    }
 }
 
 #[tokio::test]

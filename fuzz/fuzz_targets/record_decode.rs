@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
             record::encode_append(&mut again, header, &events);
         }
         Entry::Delete(d) => record::encode_delete(&mut again, &d),
+        Entry::SyncMark(mark) => record::encode_sync_mark(&mut again, &mark),
     }
     assert_eq!(
         again, data,

@@ -119,7 +119,8 @@ fn offline_command(config: &Config, offline: Offline) -> ExitCode {
             );
             if let Some(torn) = torn {
                 println!(
-                    "torn write at the end of {} at offset {} ({} bytes, never acknowledged):                      {} ({verb} it; the server also does at start)",
+                    "torn write at the end of {} at offset {} ({} bytes, past what sync marks \
+                     say was synced): {} ({verb} it; the server also does at start)",
                     torn.path.display(),
                     torn.valid_len,
                     torn.dropped,
@@ -131,7 +132,8 @@ fn offline_command(config: &Config, offline: Offline) -> ExitCode {
         Health::Damaged(damage) => {
             println!("damaged: {}", damage.error);
             println!(
-                "{verb} the log there: {} byte(s) of {} from offset {}, and {} later segment(s)                  ({} bytes)",
+                "{verb} the log there: {} byte(s) of {} from offset {}, and {} later segment(s) \
+                 ({} bytes)",
                 damage.bytes_cut,
                 damage.path.display(),
                 damage.offset,

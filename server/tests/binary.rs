@@ -2,6 +2,8 @@
 //! that keeps every acknowledged event, and a clear refusal to start on a damaged log.
 
 use evenire_client::{Client, Direction, EventData, ExpectedVersion, ReadFrom, StreamId};
+use evenire_server::store::record::Entry;
+use evenire_server::store::segment::records;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -224,11 +226,15 @@ fn verify_and_repair_cut_the_log_at_the_first_damage() {
             .contains("sound: 1 segment(s), 3 record(s), 3 event(s)")
     );
 
-    // Damage the second of three records: not a torn tail, so the server would refuse.
+    // Damage the second of three appends: not a torn tail, so the server would refuse.
     let segment = dir.path().join("segment-00000000000000000000.log");
     let mut bytes = std::fs::read(&segment).expect("read segment");
-    let record_len = (bytes.len() - 24) / 3;
-    let second = 24 + record_len;
+    let appends: Vec<_> = records(&bytes)
+        .into_iter()
+        .filter(|r| matches!(r.entry, Entry::Append(_)))
+        .collect();
+    assert_eq!(appends.len(), 3);
+    let second = appends[1].offset as usize;
     bytes[second + 30] ^= 0x04;
     std::fs::write(&segment, &bytes).expect("write segment");
 

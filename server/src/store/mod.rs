@@ -117,6 +117,10 @@ impl Store {
             shared: shared.clone(),
             ids: recovered.ids,
             refusing: None,
+            marks: writer::marks::Marks::new(
+                config.fsync == FsyncPolicy::Always,
+                recovered.active_segment,
+            ),
         };
         // The byte budget bounds memory; the channel's own bound only needs to be large
         // enough never to be the tighter of the two for small appends.

@@ -29,6 +29,14 @@
 //! u8  mode (1 = soft delete, 2 = tombstone) | u64 version deleted through
 //! ```
 //!
+//! Sync mark payload (takes no position; see `writer/marks.rs`):
+//!
+//! ```text
+//! u8  kind = 3 (sync mark)
+//! i64 created | u32 segment | u64 synced end: every byte of that segment before this
+//!                                              offset was synced before the mark was written
+//! ```
+//!
 //! Decoding never trusts a length: every read is bounds-checked, so arbitrary bytes give
 //! an error, never a panic.
 
@@ -42,6 +50,7 @@ pub const FRAME_HEADER_LEN: usize = 12;
 
 const KIND_APPEND: u8 = 1;
 const KIND_DELETE: u8 = 2;
+const KIND_SYNC_MARK: u8 = 3;
 const MODE_SOFT: u8 = 1;
 const MODE_TOMBSTONE: u8 = 2;
 
@@ -52,6 +61,8 @@ pub enum Entry {
     Append(Record),
     /// A stream deleted or tombstoned.
     Delete(Deletion),
+    /// How far the log was synced when it was written.
+    SyncMark(SyncMark),
 }
 
 impl Entry {
@@ -60,8 +71,22 @@ impl Entry {
         match self {
             Entry::Append(record) => record.created_micros,
             Entry::Delete(deletion) => deletion.created_micros,
+            Entry::SyncMark(mark) => mark.created_micros,
         }
     }
+}
+
+/// A sync mark: a durable statement that a segment was synced up to an offset, so that
+/// recovery can tell damage to synced (and so perhaps acknowledged) records from a torn
+/// write, even at the end of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncMark {
+    /// The commit stamp of the group it was written with.
+    pub created_micros: i64,
+    /// The segment it speaks of: the one it is in.
+    pub segment: u32,
+    /// Every byte of that segment before this offset was synced.
+    pub synced_end: u64,
 }
 
 /// A decoded delete record.
@@ -296,6 +321,17 @@ pub fn encode_delete(out: &mut Vec<u8>, deletion: &Deletion) {
     seal_frame(out, frame_start);
 }
 
+/// Appends one framed sync mark to `out`.
+pub fn encode_sync_mark(out: &mut Vec<u8>, mark: &SyncMark) {
+    let frame_start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    out.push(KIND_SYNC_MARK);
+    out.extend_from_slice(&mark.created_micros.to_le_bytes());
+    out.extend_from_slice(&mark.segment.to_le_bytes());
+    out.extend_from_slice(&mark.synced_end.to_le_bytes());
+    seal_frame(out, frame_start);
+}
+
 /// Fills in the frame header of the record that starts at `frame_start`.
 fn seal_frame(out: &mut [u8], frame_start: usize) {
     let payload_start = frame_start + FRAME_HEADER_LEN;
@@ -408,6 +444,11 @@ impl Cursor {
         let entry = match self.u8()? {
             KIND_APPEND => Entry::Append(self.append_record()?),
             KIND_DELETE => Entry::Delete(self.delete_record()?),
+            KIND_SYNC_MARK => Entry::SyncMark(SyncMark {
+                created_micros: self.u64()? as i64,
+                segment: self.u32()?,
+                synced_end: self.u64()?,
+            }),
             _ => return Err(DecodeError::Malformed("unknown record kind")),
         };
         if self.at != self.buf.len() {

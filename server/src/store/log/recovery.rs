@@ -1,7 +1,7 @@
 //! Recovery: the log is the truth, and the index is rebuilt from it at every start.
 //!
 //! Every segment is read in order and every record's checksums are checked. A torn
-//! tail in the last segment (what a crash left of writes never acknowledged;
+//! tail in the last segment (what a crash left of writes that no sync mark covers;
 //! `segment::scan_each` has the rule) is truncated away and the truncation synced, and
 //! so are zeros the writer had written ahead of the log (`reserve.rs`). Damage anywhere
 //! else stops the start with an error naming the file and offset: acknowledged data
@@ -59,8 +59,10 @@ pub struct Replayed {
     pub ids: EventIds,
     /// The segments, in order, with their sizes.
     pub segments: Vec<(u64, PathBuf, u64)>,
-    /// Records read.
+    /// Records read: appends and deletes.
     pub records: u64,
+    /// Sync marks read (`writer/marks.rs`).
+    pub sync_marks: u64,
     /// A torn write at the very end, if any.
     pub torn: Option<TornTail>,
     /// Bytes of zeros after the last record, written ahead by a writer that stopped
@@ -109,6 +111,7 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
         ids: EventIds::default(),
         segments: Vec::new(),
         records: 0,
+        sync_marks: 0,
         torn: None,
         reserved: 0,
         last_created: i64::MIN,
@@ -148,18 +151,22 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
             };
             let (index, ids) = (&mut replayed.index, &mut replayed.ids);
             let last_created = &mut replayed.last_created;
-            let mut records = 0;
+            let (mut records, mut sync_marks) = (0, 0);
             let scan = segment::scan_each(&path, seq, &bytes, Some(seq) == last_seq, |scanned| {
                 let loc = RecordLoc {
                     segment: seq32,
                     len: scanned.len as u32,
                     offset: scanned.offset,
                 };
-                records += 1;
+                match scanned.entry {
+                    Entry::SyncMark(_) => sync_marks += 1,
+                    _ => records += 1,
+                }
                 *last_created = (*last_created).max(scanned.entry.created_micros());
                 apply(index, ids, &path, scanned.offset, loc, &scanned.entry)
             })?;
             replayed.records += records;
+            replayed.sync_marks += sync_marks;
             if let Some(reason) = scan.torn {
                 replayed.torn = Some(TornTail {
                     path: path.clone(),
@@ -206,7 +213,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
             offset = torn.valid_len,
             dropped_bytes = torn.dropped,
             reason = %torn.reason,
-            "dropping a torn write at the end of the log (never acknowledged)"
+            "dropping a torn write at the end of the log, past what sync marks say was synced"
         );
         repair_tail(fs, dir, &torn.path, torn.seq, torn.valid_len)?;
         active_len = torn.valid_len;
@@ -274,6 +281,8 @@ fn apply(
             }
             index.apply_delete(&deletion.stream, deletion.mode, deletion.through_version);
         }
+        // Read by `segment::scan_each`, which judges damage by it; nothing to index.
+        Entry::SyncMark(_) => {}
     }
     Ok(())
 }

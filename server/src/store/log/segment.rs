@@ -127,10 +127,12 @@ pub struct ScanEnd {
 ///   written before the first of those two is durable, and nothing of a group is
 ///   acknowledged before all of it is. So the damage and everything after it was never
 ///   acknowledged, and recovery may drop it (a torn write). Groups are told apart by
-///   their commit stamps, which the writer makes strictly increasing. Damage to
-///   acknowledged records that only two groups' records follow looks the same, and is
-///   cut the same way, as damage that nothing follows always was: after a crash, the
-///   end of the log cannot tell. After a clean stop, no tail is cut.
+///   their commit stamps, which the writer makes strictly increasing. Unless a sync
+///   mark, before the damage or after it, says the damaged bytes were synced: then the
+///   damaged record may have been acknowledged, and it is damage like any other. The
+///   writer leaves such marks with each group and once it falls idle
+///   (`writer/marks.rs`), so that only what was acknowledged in the last moments
+///   before a crash is not covered. After a clean stop, no tail is cut.
 ///
 /// Damage anywhere else means acknowledged data is unreadable: that is an error naming
 /// the file and offset, never silently skipped.
@@ -176,6 +178,8 @@ pub fn scan_each(
         true => bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1),
         false => bytes.len(),
     };
+    // How far this segment was synced, by the sync marks read so far.
+    let mut synced_end = 0;
     let mut at = SEGMENT_HEADER_LEN as usize;
     while at < bytes.len() {
         if at >= data_end {
@@ -186,6 +190,7 @@ pub fn scan_each(
         }
         match frame_at(bytes, at) {
             Ok((entry, len)) => {
+                synced_end = synced_end.max(synced_end_of(&entry, seq));
                 visit(ScannedRecord {
                     offset: at as u64,
                     len,
@@ -195,7 +200,18 @@ pub fn scan_each(
             }
             Err(problem) if !may_be_torn => return Err(corrupt(at as u64, problem)),
             Err(problem) => {
-                let torn = match groups_after(bytes, at + 1, data_end, UNSYNCED_GROUPS) {
+                let after = after_damage(bytes, seq, at + 1, data_end, UNSYNCED_GROUPS);
+                let synced_end = synced_end.max(after.synced_end);
+                if at as u64 >= SEGMENT_HEADER_LEN && (at as u64) < synced_end {
+                    return Err(corrupt(
+                        at as u64,
+                        format!(
+                            "{problem}, in bytes a sync mark says were synced (up to offset \
+                             {synced_end}): a record that may have been acknowledged is damaged"
+                        ),
+                    ));
+                }
+                let torn = match after.groups {
                     0 => problem,
                     n if n <= UNSYNCED_GROUPS => {
                         format!("{problem}, then records of {n} unsynced commit groups")
@@ -222,6 +238,25 @@ pub fn scan_each(
     })
 }
 
+/// The records of a segment file's `bytes` that decode, in order, up to the first that
+/// does not: for tests and tools that look inside a log file (to damage the second
+/// append, say, past the sync marks between records).
+pub fn records(bytes: &[u8]) -> Vec<ScannedRecord> {
+    let bytes = Bytes::copy_from_slice(bytes);
+    let bytes = &bytes;
+    let mut records = Vec::new();
+    let mut at = SEGMENT_HEADER_LEN as usize;
+    while let Ok((entry, len)) = frame_at(bytes, at) {
+        records.push(ScannedRecord {
+            offset: at as u64,
+            len,
+            entry,
+        });
+        at += len as usize;
+    }
+    records
+}
+
 /// How many commit groups a crash can leave unsynced: the one syncing and the one
 /// written after it.
 const UNSYNCED_GROUPS: usize = 2;
@@ -245,11 +280,19 @@ fn frame_at(bytes: &Bytes, at: usize) -> Result<(Entry, u64), String> {
     Ok((entry, header.frame_len()))
 }
 
-/// How many commit groups the valid frames starting at any offset from `from` to
-/// `data_end` belong to, counting at most `limit + 1`. Only called on the error path of
-/// the last segment, to tell what a crash left from damage before acknowledged data.
-fn groups_after(bytes: &Bytes, from: usize, data_end: usize, limit: usize) -> usize {
+/// The valid frames starting at any offset from `from` to `data_end`: how many commit
+/// groups they belong to (counting at most `limit + 1`) and what their sync marks say.
+/// Only called on the error path of the last segment, to tell what a crash left from
+/// damage to acknowledged data.
+fn after_damage(
+    bytes: &Bytes,
+    seq: u64,
+    from: usize,
+    data_end: usize,
+    limit: usize,
+) -> AfterDamage {
     let mut stamps: Vec<i64> = Vec::new();
+    let mut synced_end = 0;
     let mut at = from;
     while at < data_end && stamps.len() <= limit {
         match frame_at(bytes, at) {
@@ -257,10 +300,30 @@ fn groups_after(bytes: &Bytes, from: usize, data_end: usize, limit: usize) -> us
                 if !stamps.contains(&entry.created_micros()) {
                     stamps.push(entry.created_micros());
                 }
+                synced_end = synced_end.max(synced_end_of(&entry, seq));
                 at += len as usize;
             }
             Err(_) => at += 1,
         }
     }
-    stamps.len()
+    AfterDamage {
+        groups: stamps.len(),
+        synced_end,
+    }
+}
+
+/// What the valid records after a damaged one say.
+struct AfterDamage {
+    /// How many commit groups they belong to (counted up to one past the limit).
+    groups: usize,
+    /// How far their sync marks say segment `seq` was synced.
+    synced_end: u64,
+}
+
+/// How far `entry` says segment `seq` was synced: 0 unless it is a sync mark for it.
+fn synced_end_of(entry: &Entry, seq: u64) -> u64 {
+    match entry {
+        Entry::SyncMark(mark) if u64::from(mark.segment) == seq => mark.synced_end,
+        _ => 0,
+    }
 }

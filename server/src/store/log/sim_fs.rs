@@ -161,6 +161,25 @@ impl SimFs {
         self.state().fail_next_truncate = true;
     }
 
+    /// Flips bits of the byte at `offset` of a file, in what is written and in what is
+    /// synced alike: damage to the medium, not a torn write.
+    pub fn damage(&self, path: &Path, offset: usize, bits: u8) {
+        if let Some(file) = self.state().files.get_mut(path) {
+            for bytes in [&mut file.data, &mut file.synced] {
+                if let Some(byte) = bytes.get_mut(offset) {
+                    *byte ^= bits;
+                }
+            }
+        }
+    }
+
+    /// The paths of the files on the disk, sorted.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<_> = self.state().files.keys().cloned().collect();
+        paths.sort();
+        paths
+    }
+
     /// A file's current bytes, for tests that look at the disk.
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         self.state().files.get(path).map(|f| f.data.clone())

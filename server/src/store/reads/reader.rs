@@ -84,8 +84,8 @@ impl LogReader {
             .map_err(|e| StoreError::io(format!("reading {}", segment_name(&path)), e))?;
         match record::decode_frame(Bytes::from(frame)) {
             Ok(Entry::Append(record)) => Ok(record),
-            Ok(Entry::Delete(_)) => Err(StoreError::IndexMismatch(format!(
-                "the index points at a delete record in {} at offset {}",
+            Ok(Entry::Delete(_) | Entry::SyncMark(_)) => Err(StoreError::IndexMismatch(format!(
+                "the index points at a record without events in {} at offset {}",
                 segment_name(&path),
                 loc.offset
             ))),

@@ -24,6 +24,7 @@
 
 pub mod decide;
 pub mod group;
+pub mod marks;
 pub mod plan;
 mod reserve;
 pub mod syncer;
@@ -37,6 +38,7 @@ use crate::store::settings::FsyncPolicy;
 use crate::store::shared::{Shared, read_index, write_index};
 use decide::{EventIds, Pending};
 use group::{Command, Decided, Group, WriteCommand, Written};
+use marks::{IDLE_MARK_DELAY, Marks};
 use plan::{AppendPlan, DeletePlan, GroupPlan};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +55,8 @@ struct Syncing {
     /// Its decisions, which the next group is decided after; taken when it is.
     pending: Option<Pending>,
     segment: u32,
+    /// Where its writes end in the segment: synced up to here once its sync is done.
+    end: u64,
 }
 
 /// The writer thread's state.
@@ -79,11 +83,19 @@ pub struct Writer {
     /// Set after a failed fsync, or a failed write that could not be cut off again:
     /// every later write is refused with this reason.
     pub(in crate::store) refusing: Option<String>,
+    /// How far the active segment is synced, and how far its sync marks say so.
+    pub(in crate::store) marks: Marks,
 }
 
 impl Writer {
     /// Serves commands until a shutdown command or until every sender is gone.
     pub fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        // Only to wait for a command with a timeout, for the idle sync mark.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .inspect_err(|e| tracing::warn!(error = %e, "no idle sync marks: no timer"))
+            .ok();
         let mut syncing: Option<Syncing> = None;
         loop {
             let first = match syncing {
@@ -96,7 +108,7 @@ impl Writer {
                         continue;
                     }
                 },
-                None => match commands.blocking_recv() {
+                None => match self.next_command(&mut commands, timer.as_ref()) {
                     Some(command) => command,
                     None => break,
                 },
@@ -114,6 +126,53 @@ impl Writer {
         }
         self.land(syncing.take());
         self.finish();
+    }
+
+    /// Waits for the next command, writing a sync mark of its own if none comes within
+    /// [`IDLE_MARK_DELAY`] while synced groups are not yet marked (`marks.rs`).
+    fn next_command(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        timer: Option<&tokio::runtime::Runtime>,
+    ) -> Option<Command> {
+        if let Some(timer) = timer
+            && self.refusing.is_none()
+            && self.marks.pending()
+        {
+            // Inside the future: the timeout's timer must be made in the runtime.
+            let waited = timer
+                .block_on(async { tokio::time::timeout(IDLE_MARK_DELAY, commands.recv()).await });
+            match waited {
+                Ok(command) => return command,
+                Err(_) => self.write_idle_mark(),
+            }
+        }
+        commands.blocking_recv()
+    }
+
+    /// Writes a sync mark alone and syncs it.
+    fn write_idle_mark(&mut self) {
+        let created_micros = now_micros().max(self.last_created.saturating_add(1));
+        let Some(mark) = self.marks.due(created_micros) else {
+            return;
+        };
+        self.last_created = created_micros;
+        let mut buf = Vec::new();
+        record::encode_sync_mark(&mut buf, &mark);
+        if self.write(&buf).is_err() {
+            // Rolled back and logged; the next group carries the mark.
+            return;
+        }
+        match self.active.sync_data() {
+            Ok(()) => {
+                self.marks.written(&mark);
+                self.marks.synced(self.active_segment, self.active_len);
+            }
+            Err(e) => {
+                let segment = self.active_segment;
+                self.refuse_writes(format!("fdatasync of segment {segment} failed: {e}"));
+            }
+        }
     }
 
     /// The last sync before the process goes, whatever the fsync policy; the zeros
@@ -167,7 +226,7 @@ impl Writer {
         let created_micros = now_micros().max(self.last_created.saturating_add(1));
         self.last_created = created_micros;
         let mut group = Group::default();
-        let (buf, pending) = {
+        let (mut buf, pending) = {
             let index = read_index(&self.shared);
             let pending = match syncing.as_mut().and_then(|s| s.pending.take()) {
                 Some(earlier) => Pending::after(earlier),
@@ -190,8 +249,20 @@ impl Writer {
             }
             plan.finish()
         };
+        // The groups synced before this one, claimed by a mark this group's sync makes
+        // durable.
+        let mark = match buf.is_empty() {
+            true => None,
+            false => self.marks.due(created_micros),
+        };
+        if let Some(mark) = &mark {
+            record::encode_sync_mark(&mut buf, mark);
+        }
 
         let written = self.write(&buf);
+        if let (Ok(()), Some(mark)) = (&written, &mark) {
+            self.marks.written(mark);
+        }
         // The group before was written first and its sync started first: it is
         // answered first.
         self.land(syncing);
@@ -212,6 +283,7 @@ impl Writer {
             group,
             pending: Some(pending),
             segment: self.active_segment,
+            end: self.active_len,
         })
     }
 
@@ -267,7 +339,10 @@ impl Writer {
     /// (and every write after it) when it failed.
     fn settle(&mut self, syncing: Syncing, synced: std::io::Result<()>) {
         match synced {
-            Ok(()) => self.publish(syncing.group),
+            Ok(()) => {
+                self.marks.synced(syncing.segment, syncing.end);
+                self.publish(syncing.group);
+            }
             Err(e) => {
                 let reason = format!("fdatasync of segment {} failed: {e}", syncing.segment);
                 let error = self.refuse_writes(reason);
@@ -360,6 +435,7 @@ impl Writer {
         tracing::info!(segment = next, "rotated to a new segment");
         self.active = file.into();
         self.active_segment = next;
+        self.marks.rotated(next);
         self.active_len = segment::SEGMENT_HEADER_LEN;
         self.reserved_end = self.active_len;
         Ok(())
