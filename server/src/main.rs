@@ -1,8 +1,9 @@
 //! `evenire-server`: parse the settings, set up logging, bind, and run until SIGINT or
 //! SIGTERM. Or, with a subcommand, check or repair the data directory offline.
 
-use clap::{Parser, Subcommand};
-use evenire_server::store::repair::{self, Health};
+mod offline;
+
+use clap::Parser;
 use evenire_server::{Config, run};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -19,29 +20,14 @@ struct Cli {
     #[command(flatten)]
     config: Config,
     #[command(subcommand)]
-    offline: Option<Offline>,
-}
-
-/// Offline work on --data-dir, with no server running.
-#[derive(Debug, Subcommand)]
-enum Offline {
-    /// Check every record of the log and report; changes nothing. Exit 1 if damaged.
-    Verify,
-    /// Cut the log at its first damaged record so that the server can start again.
-    /// Everything after that record is lost: see what with --dry-run first, and prefer
-    /// restoring the file from a backup.
-    Repair {
-        /// Report what would be cut, and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    offline: Option<offline::Offline>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(offline) = cli.offline {
-        return offline_command(&cli.config, offline);
+        return offline::run(&cli.config, offline);
     }
     let config = cli.config;
     tracing_subscriber::fmt()
@@ -72,82 +58,6 @@ async fn main() -> ExitCode {
             tracing::error!("{e}");
             eprintln!("evenire-server: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Runs `verify` or `repair` and prints what it found.
-fn offline_command(config: &Config, offline: Offline) -> ExitCode {
-    let dir = &config.data_dir;
-    let outcome = match offline {
-        Offline::Verify => repair::verify(dir).map(|h| (h, "verify", true)),
-        Offline::Repair { dry_run } => {
-            let lock = if dry_run {
-                None
-            } else {
-                match evenire_server::store::lock_dir(&evenire_server::store::fs::RealFs, dir) {
-                    Ok(lock) => Some(lock),
-                    Err(e) => {
-                        eprintln!("evenire-server: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            };
-            let outcome = repair::repair(dir, dry_run).map(|h| (h, "repair", dry_run));
-            drop(lock);
-            outcome
-        }
-    };
-    let (health, command, changed_nothing) = match outcome {
-        Ok(found) => found,
-        Err(e) => {
-            eprintln!("evenire-server: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let verb = if changed_nothing { "would cut" } else { "cut" };
-    match health {
-        Health::Sound {
-            segments,
-            records,
-            events,
-            torn,
-        } => {
-            println!(
-                "{}: sound: {segments} segment(s), {records} record(s), {events} event(s)",
-                dir.display()
-            );
-            if let Some(torn) = torn {
-                println!(
-                    "torn write at the end of {} at offset {} ({} bytes, past what sync marks \
-                     say was synced): {} ({verb} it; the server also does at start)",
-                    torn.path.display(),
-                    torn.valid_len,
-                    torn.dropped,
-                    torn.reason
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Health::Damaged(damage) => {
-            println!("damaged: {}", damage.error);
-            println!(
-                "{verb} the log there: {} byte(s) of {} from offset {}, and {} later segment(s) \
-                 ({} bytes)",
-                damage.bytes_cut,
-                damage.path.display(),
-                damage.offset,
-                damage.later_segments.len(),
-                damage.later_bytes
-            );
-            if command == "verify" || changed_nothing {
-                println!(
-                    "restore the file from a backup, or run `evenire-server repair` to cut the                      log there (losing what follows)"
-                );
-                return ExitCode::FAILURE;
-            }
-            println!("repaired: the server can start");
-            ExitCode::SUCCESS
         }
     }
 }

@@ -6,11 +6,10 @@ use evenire_server::store::record::Entry;
 use evenire_server::store::segment::records;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::time::Duration;
 use tokio_stream::StreamExt;
 
 mod common;
-use common::BINARY;
+use common::{BINARY, offline, terminate, wait};
 
 /// The binary on a free port, with its URI.
 fn start(data_dir: &Path) -> (Child, String) {
@@ -30,25 +29,6 @@ async fn versions_of(uri: &str, stream: &StreamId) -> Vec<u64> {
         versions.push(event.expect("event").version);
     }
     versions
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
-
-fn wait(child: &mut Child) -> std::process::ExitStatus {
-    for _ in 0..1000 {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    panic!("the server did not exit within 10 s");
 }
 
 #[test]
@@ -189,15 +169,6 @@ fn settings_out_of_range_are_refused_by_name() {
         .expect("run the server");
     assert_eq!(output.status.code(), Some(2), "usage errors exit 2");
     assert!(String::from_utf8_lossy(&output.stderr).contains("--cache-size"));
-}
-
-fn offline(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BINARY)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run evenire-server offline")
 }
 
 #[test]

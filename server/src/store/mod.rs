@@ -33,7 +33,7 @@ mod writer;
 
 pub use error::StoreError;
 pub use index::{ListFilter, Listing};
-pub use log::{fs, record, repair, segment, sim_fs};
+pub use log::{fs, lost, record, repair, segment, sim_fs, skip};
 pub use reads::read::LogRead;
 pub use reads::subscription::{
     Filter, SubscribeFrom, SubscribeTarget, Subscription, SubscriptionItem,

@@ -3,7 +3,8 @@
 
 use evenire_testkit::process::ServerProcess;
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command};
+use std::time::Duration;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_evenire-server");
 
@@ -21,4 +22,35 @@ pub fn binary() -> std::path::PathBuf {
 pub fn start(data_dir: &Path, extra: &[&str]) -> (Child, String) {
     let server = ServerProcess::start(&binary(), data_dir, extra).unwrap_or_else(|e| panic!("{e}"));
     (server.child, server.addr)
+}
+
+/// SIGTERM: a clean stop.
+pub fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// Its exit status, once it exits (killed after 10 s).
+pub fn wait(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..1000 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    panic!("the server did not exit within 10 s");
+}
+
+/// Runs the binary's offline subcommand `args` on `data_dir`.
+pub fn offline(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run evenire-server offline")
 }

@@ -2,8 +2,10 @@
 //! files, the file-system seam, recovery at start and offline repair.
 
 pub mod fs;
+pub mod lost;
 pub mod record;
 pub mod recovery;
 pub mod repair;
 pub mod segment;
 pub mod sim_fs;
+pub mod skip;

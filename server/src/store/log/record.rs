@@ -321,6 +321,41 @@ pub fn encode_delete(out: &mut Vec<u8>, deletion: &Deletion) {
     seal_frame(out, frame_start);
 }
 
+/// The fixed fields at the front of an append payload, read without its checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UncheckedAppend {
+    pub first_position: u64,
+    pub first_version: u64,
+    pub created_micros: i64,
+    pub stream: StreamId,
+    pub event_count: u32,
+}
+
+/// Reads the fields at the front of `payload` as an append's, ignoring the checksum
+/// and whatever follows: for `repair`, which judges them against the records around a
+/// damaged one. None if it is not an append or they do not parse.
+pub fn unchecked_append(payload: Bytes) -> Option<UncheckedAppend> {
+    let mut cursor = Cursor {
+        buf: payload,
+        at: 0,
+    };
+    if cursor.u8().ok()? != KIND_APPEND {
+        return None;
+    }
+    Some(UncheckedAppend {
+        first_position: cursor.u64().ok()?,
+        first_version: cursor.u64().ok()?,
+        created_micros: cursor.u64().ok()? as i64,
+        stream: cursor.stream().ok()?,
+        event_count: cursor.u32().ok()?,
+    })
+}
+
+/// The kind byte of a payload: whether it is a sync mark, for `repair`.
+pub fn is_sync_mark_payload(payload: &[u8]) -> bool {
+    payload.first() == Some(&KIND_SYNC_MARK)
+}
+
 /// Appends one framed sync mark to `out`.
 pub fn encode_sync_mark(out: &mut Vec<u8>, mark: &SyncMark) {
     let frame_start = out.len();

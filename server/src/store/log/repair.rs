@@ -1,14 +1,17 @@
 //! Offline checking and repair of a data directory: what `evenire-server verify` and
 //! `evenire-server repair` run while no server has the directory open.
 //!
-//! `verify` reads every record the way recovery does and reports. `repair` cuts the
-//! log at the first damaged record: that segment is truncated there and every later
-//! segment removed, so the log again ends with its last good record. What is cut is
-//! lost, including acknowledged events after the damage; `--dry-run` says how much
-//! first. Restoring the damaged file from a backup is the alternative that loses
-//! nothing.
+//! `verify` reads every record the way recovery does and reports, with what a cut at
+//! the first damage would lose ([`lost`](super::lost)). `repair` cuts the log at the
+//! first damaged record: that segment is truncated there and every later segment
+//! removed, so the log again ends with its last good record. What is cut is lost,
+//! including acknowledged events after the damage; `--dry-run` says how much first.
+//! `repair --skip-damaged-record` loses only the damaged record's events instead, when
+//! the records around it are intact ([`skip`](super::skip)). Restoring the damaged file
+//! from a backup is the alternative that loses nothing.
 
 use super::fs::{Fs, RealFs};
+use super::lost::{Lost, lost_by_cut};
 use super::recovery::{self, TornTail};
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use crate::store::error::StoreError;
@@ -48,6 +51,11 @@ pub struct Damage {
     pub later_segments: Vec<PathBuf>,
     /// Their bytes.
     pub later_bytes: u64,
+    /// Whether the record fails its checksums (damage), rather than decoding but not
+    /// continuing the log (an inconsistency).
+    pub checksum_failed: bool,
+    /// What a cut there loses.
+    pub lost: Lost,
 }
 
 /// Reads the whole log in `dir` and says whether it is sound. Changes nothing.
@@ -63,20 +71,29 @@ pub fn verify(dir: &Path) -> Result<Health, StoreError> {
             path,
             offset,
             reason,
-        })
-        | Err(StoreError::Inconsistent {
+        }) => {
+            let error = format!("{}: offset {offset}: {reason}", path.display());
+            Ok(Health::Damaged(damage(dir, path, offset, error, true)?))
+        }
+        Err(StoreError::Inconsistent {
             path,
             offset,
             reason,
         }) => {
             let error = format!("{}: offset {offset}: {reason}", path.display());
-            Ok(Health::Damaged(damage(dir, path, offset, error)?))
+            Ok(Health::Damaged(damage(dir, path, offset, error, false)?))
         }
         Err(other) => Err(other),
     }
 }
 
-fn damage(dir: &Path, path: PathBuf, offset: u64, error: String) -> Result<Damage, StoreError> {
+fn damage(
+    dir: &Path,
+    path: PathBuf,
+    offset: u64,
+    error: String,
+    checksum_failed: bool,
+) -> Result<Damage, StoreError> {
     let io = |e| StoreError::io(format!("reading {}", dir.display()), e);
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(io);
     let segments = segment::list_segments(&RealFs, dir).map_err(io)?;
@@ -85,6 +102,7 @@ fn damage(dir: &Path, path: PathBuf, offset: u64, error: String) -> Result<Damag
         .find(|(_, p)| *p == path)
         .map(|(seq, _)| *seq)
         .unwrap_or(u64::MAX);
+    let lost = lost_by_cut(&RealFs, &segments, seq, offset)?;
     let later_segments: Vec<PathBuf> = segments
         .into_iter()
         .filter(|(s, _)| *s > seq)
@@ -101,6 +119,8 @@ fn damage(dir: &Path, path: PathBuf, offset: u64, error: String) -> Result<Damag
         offset,
         later_segments,
         later_bytes,
+        checksum_failed,
+        lost,
     })
 }
 

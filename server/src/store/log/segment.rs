@@ -243,16 +243,36 @@ pub fn scan_each(
 /// append, say, past the sync marks between records).
 pub fn records(bytes: &[u8]) -> Vec<ScannedRecord> {
     let bytes = Bytes::copy_from_slice(bytes);
-    let bytes = &bytes;
     let mut records = Vec::new();
     let mut at = SEGMENT_HEADER_LEN as usize;
-    while let Ok((entry, len)) = frame_at(bytes, at) {
+    while let Ok((entry, len)) = frame_at(&bytes, at) {
         records.push(ScannedRecord {
             offset: at as u64,
             len,
             entry,
         });
         at += len as usize;
+    }
+    records
+}
+
+/// Every intact record of `bytes` from offset `from` on, looking for the next valid
+/// frame at every byte past damage: what a repair that cuts at `from` would lose.
+pub fn intact_records_from(bytes: &Bytes, from: usize) -> Vec<ScannedRecord> {
+    let mut records = Vec::new();
+    let mut at = from;
+    while at + FRAME_HEADER_LEN <= bytes.len() {
+        match frame_at(bytes, at) {
+            Ok((entry, len)) => {
+                records.push(ScannedRecord {
+                    offset: at as u64,
+                    len,
+                    entry,
+                });
+                at += len as usize;
+            }
+            Err(_) => at += 1,
+        }
     }
     records
 }
