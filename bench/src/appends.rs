@@ -13,6 +13,9 @@ pub struct AppendLoad {
     pub payload: usize,
     pub concurrency: usize,
     pub duration: Duration,
+    /// Every writer on the first connection, as the Rust client and most gRPC clients
+    /// are used (one channel per process), rather than spread over all of them.
+    pub one_connection: bool,
 }
 
 impl AppendLoad {
@@ -23,6 +26,9 @@ impl AppendLoad {
             format!("{} B", self.payload)
         };
         match (self.batch, self.concurrency) {
+            (1, c) if self.one_connection => {
+                format!("append 1 event of {size}, {c} writers on one connection")
+            }
             (1, 1) => format!("append 1 event of {size}, 1 client"),
             (1, c) => format!("append 1 event of {size}, {c} clients"),
             (b, c) => format!("append batches of {b} x {size}, {c} clients"),
@@ -32,7 +38,10 @@ impl AppendLoad {
 
 /// Runs `load` over `clients` (task i uses connection i mod n).
 pub async fn run(clients: &[Client], load: AppendLoad) -> Result<Figure, evenire_client::Error> {
-    let connections = clients.len().min(load.concurrency).max(1);
+    let connections = match load.one_connection {
+        true => 1,
+        false => clients.len().min(load.concurrency).max(1),
+    };
     let payload = bytes_of(load.payload);
     let progress = Progress::start(&load.name());
     let started = Instant::now();

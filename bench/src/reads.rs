@@ -200,6 +200,7 @@ pub async fn fan_out(
         payload,
         concurrency: 16,
         duration,
+        one_connection: false,
     };
     let appended = crate::appends::run(clients, load).await?;
     let _ = total_tx.send(appended.count);

@@ -68,7 +68,7 @@ pub struct Config {
     pub max_concurrent_streams: u32,
 
     /// Most reads and subscriptions in progress at once; more get RESOURCE_EXHAUSTED.
-    /// Each holds about 0.25 MiB while its client does not read (docs/operations.md).
+    /// Each holds up to about 0.75 MiB while its client does not read (docs/operations.md).
     #[arg(long, env = "EVENIRE_MAX_OPEN_READS", default_value_t = 512)]
     pub max_open_reads: usize,
 

@@ -6,6 +6,8 @@
 //!   cycles, `evenire-bench --crash-cycles N` the long mode);
 //! - [`net`]: gRPC channels and raw connections from another loopback address, for
 //!   tests of per-address limits;
+//! - [`soak`]: minutes of normal clients, alone and beside hostile ones, with the
+//!   server's memory sampled (`evenire-bench --soak-seconds`, `server/tests/soak.rs`);
 //! - [`rng`]: a seeded generator, so a failing randomised run replays from its seed.
 //!
 //! The in-process server of the end-to-end tests stays in `tests/common`, beside the
@@ -16,5 +18,6 @@ pub mod durability;
 pub mod net;
 pub mod process;
 pub mod rng;
+pub mod soak;
 
 pub use rng::Rng;

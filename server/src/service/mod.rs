@@ -40,8 +40,8 @@ use tonic::{Request, Response, Status};
 /// Events per `ReadResponse` message at most.
 const READ_BATCH_EVENTS: usize = evenire_proto::EVENTS_PER_MESSAGE;
 /// Data and metadata bytes per `ReadResponse` message, past its first event. With two
-/// messages ready ahead, one in tonic's hands and one being read, this bounds what an
-/// unread stream holds: 0.1-0.25 MiB measured, 0.75 MiB at 256 KiB (docs/operations.md).
+/// messages ready ahead, one being read, one in tonic's hands and one in HTTP/2's, this
+/// bounds what an unread stream holds: about 0.75 MiB (docs/operations.md, "Memory").
 const READ_BATCH_BYTES: usize = 128 << 10;
 /// Messages a read may have ready ahead of a slow client.
 const READ_AHEAD_MESSAGES: usize = 2;

@@ -6,6 +6,7 @@ use crate::store::error::StoreError;
 use crate::store::log::record::Record;
 use crate::store::shared::{Shared, read_index};
 use crate::store::types::{Direction, ReadFrom, RecordedEvent, StreamId};
+use bytes::Bytes;
 use std::sync::Arc;
 
 /// What a read walks through.
@@ -33,8 +34,19 @@ pub struct LogRead {
     direction: Direction,
     remaining: u64,
     /// The record that held the previous event: the next one is usually in it too.
+    /// Kept between batches only while the cache holds it too (see [`Self::release`]).
     current: Option<Arc<Record>>,
+    /// Whether `current` is large enough that its events are copied out (see
+    /// [`LARGE_RECORD_BYTES`]).
+    current_is_large: bool,
 }
+
+/// Events of records with more data than this are copied into the batch rather than
+/// shared with the record: a slice would keep the whole record (up to
+/// `--max-request-size`) alive for as long as a slow client leaves the batch queued,
+/// even after the cache let it go. Smaller records are shared: a batch then holds at
+/// most its own bytes and two partial records.
+const LARGE_RECORD_BYTES: usize = 256 << 10;
 
 impl LogRead {
     /// A read of `scope` whose readable events run from `start` to `last` (None:
@@ -68,6 +80,7 @@ impl LogRead {
             direction,
             remaining: max_count.unwrap_or(u64::MAX),
             current: None,
+            current_is_large: false,
         }
     }
 
@@ -87,6 +100,7 @@ impl LogRead {
             direction: Direction::Forward,
             remaining: u64::MAX,
             current: None,
+            current_is_large: false,
         }
     }
 
@@ -129,10 +143,12 @@ impl LogRead {
             return (self, Err(e));
         }
         if !batch.is_empty() {
+            self.release();
             return (self, Ok(fitted(batch)));
         }
         let joined = tokio::task::spawn_blocking(move || {
             let filled = self.fill(&mut batch, max_events, max_bytes, true);
+            self.release();
             (self, filled.map(|()| fitted(batch)))
         })
         .await;
@@ -158,9 +174,13 @@ impl LogRead {
             let Some(record) = self.record_holding(at, may_block)? else {
                 break;
             };
-            let event = record
+            let mut event = record
                 .event(self.offset_in(&record, at))
                 .ok_or_else(|| self.mismatch(at))?;
+            if self.current_is_large {
+                event.data = Bytes::copy_from_slice(&event.data);
+                event.metadata = Bytes::copy_from_slice(&event.metadata);
+            }
             bytes += event.data.len() + event.metadata.len();
             batch.push(event);
             self.remaining -= 1;
@@ -170,6 +190,24 @@ impl LogRead {
             };
         }
         Ok(())
+    }
+
+    /// Lets go of the current record between batches when it is large, or when nothing
+    /// else holds it (the cache let it go): a read whose client does not read on then
+    /// holds only its batches and at most one small record, whatever the size of the
+    /// records it reads (one append can be as large as `--max-request-size`). The
+    /// price: a read of records larger than [`LARGE_RECORD_BYTES`] looks such a record
+    /// up once per batch that needs it, from the cache or, when the cache cannot hold
+    /// it, from the disk.
+    fn release(&mut self) {
+        let release = self.current_is_large
+            || self
+                .current
+                .as_ref()
+                .is_some_and(|record| Arc::strong_count(record) == 1);
+        if release {
+            self.current = None;
+        }
     }
 
     fn first_in(&self, record: &Record) -> u64 {
@@ -216,6 +254,12 @@ impl LogRead {
         {
             return Err(self.mismatch(at));
         }
+        self.current_is_large = record
+            .events
+            .iter()
+            .map(|e| e.data.len() + e.metadata.len())
+            .sum::<usize>()
+            > LARGE_RECORD_BYTES;
         self.current = Some(record.clone());
         Ok(Some(record))
     }
