@@ -2,7 +2,6 @@
 //! once the handshake timeout passes, one address cannot hold every place, and a flood
 //! of refusals is one log line, not one per connection.
 
-use evenire_client::{Client, EventData, ExpectedVersion, StreamId};
 use evenire_testkit::net::connect_from;
 use evenire_testkit::process::ServerProcess;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -47,18 +46,7 @@ async fn closed_within(connection: &mut TcpStream, wait: Duration) -> bool {
 
 /// An append from 127.0.0.1 over a new connection.
 async fn append_works(server: &ServerProcess) -> Result<(), String> {
-    let client = Client::connect(server.uri())
-        .await
-        .map_err(|e| e.to_string())?;
-    client
-        .append(
-            &StreamId::new(uuid::Uuid::new_v4(), "order"),
-            ExpectedVersion::Any,
-            [EventData::new("Placed", "{}")],
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    common::append_one(&server.uri()).await
 }
 
 #[tokio::test]

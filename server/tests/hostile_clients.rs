@@ -134,19 +134,9 @@ fn connections_past_the_limit_are_closed_and_service_goes_on() {
     drop(idle);
     std::thread::sleep(Duration::from_millis(300));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let client = Client::connect(format!("http://{addr}"))
-            .await
-            .expect("connect");
-        client
-            .append(
-                &StreamId::new(uuid::Uuid::new_v4(), "order"),
-                ExpectedVersion::Any,
-                [EventData::new("Placed", "{}")],
-            )
-            .await
-            .expect("served once the idle connections went");
-    });
+    runtime
+        .block_on(common::append_one(&format!("http://{addr}")))
+        .expect("served once the idle connections went");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -54,3 +54,19 @@ pub fn offline(data_dir: &Path, args: &[&str]) -> std::process::Output {
         .output()
         .expect("run evenire-server offline")
 }
+
+/// One append to a new stream, over a new connection to `uri`.
+pub async fn append_one(uri: &str) -> Result<(), String> {
+    let client = evenire_client::Client::connect(uri.to_string())
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .append(
+            &evenire_client::StreamId::new(uuid::Uuid::new_v4(), "order"),
+            evenire_client::ExpectedVersion::Any,
+            [evenire_client::EventData::new("Placed", "{}")],
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
