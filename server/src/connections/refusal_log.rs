@@ -127,7 +127,8 @@ mod tests {
             assert_eq!(reported, 1001, "every refusal is in a report");
         }
         log.count(Refusal::NotHttp2);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Past the reporter's pause after its last report, with room for a slow machine.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         let reports = reports.lock().expect("lock");
         let last = reports.last().expect("a report");
         assert_eq!((last.total(), last.of(Refusal::NotHttp2)), (1, 1));
