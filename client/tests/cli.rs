@@ -177,6 +177,7 @@ fn tail_follows_new_events() {
             "sensor",
         ])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("run evenire tail");
     let mut lines = BufReader::new(tail.stdout.take().expect("stdout")).lines();
@@ -203,11 +204,28 @@ fn tail_follows_new_events() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let _ = tail.kill();
     let first = reader
         .join()
         .expect("reader")
         .expect("tail printed an event");
+    // Its reader has gone (the pipe's read end is closed): the next event it prints
+    // ends it quietly, with status 0, as `evenire tail | head -1` would.
+    let mut ended = None;
+    for _ in 0..100 {
+        evenire(uri, &["append", &sensor, "--type", "ReadingTaken"]);
+        if let Some(status) = tail.try_wait().expect("wait") {
+            ended = Some(status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = tail.kill();
+    let status = ended.expect("tail ended once nobody read its output");
+    let mut errors = String::new();
+    std::io::Read::read_to_string(&mut tail.stderr.take().expect("stderr"), &mut errors)
+        .expect("read stderr");
+    assert!(status.success(), "{status:?}: {errors}");
+    assert!(!errors.contains("panicked"), "{errors}");
     let event: serde_json::Value = serde_json::from_str(&first).expect("json");
     assert_eq!(
         event["stream"],

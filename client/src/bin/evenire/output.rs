@@ -7,6 +7,31 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// `println!` for results: when whoever reads them has gone (`evenire tail | head -1`),
+/// the program ends quietly with status 0, as Unix tools do, rather than panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+
+/// One line of results on stdout; see [`say!`].
+pub fn write_line(line: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("evenire: cannot write the results: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Prints in the chosen style.
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
@@ -26,7 +51,7 @@ impl<T> Table<T> {
     pub fn row(&mut self, item: &T) {
         let (cells, value) = (self.render)(item);
         if self.json {
-            println!("{value}");
+            say!("{value}");
         } else {
             self.rows.push(cells);
         }
@@ -70,7 +95,7 @@ fn print_aligned(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
             }
         }
-        println!("{}", out.trim_end());
+        say!("{}", out.trim_end());
     };
     line(&mut header.iter().copied());
     for row in rows {
@@ -189,7 +214,7 @@ impl Printer {
     /// One stream's info.
     pub fn info(self, info: &StreamInfo) {
         if self.json {
-            println!("{}", info_json(info));
+            say!("{}", info_json(info));
             return;
         }
         let rows = [
@@ -203,7 +228,7 @@ impl Printer {
             ("last appended", rfc3339(info.last_appended)),
         ];
         for (name, value) in rows {
-            println!("{name:<15} {value}");
+            say!("{name:<15} {value}");
         }
     }
 
@@ -212,9 +237,9 @@ impl Printer {
         if self.json {
             let value = json!({"stream": stream_name(stream), "events": count,
                 "version": result.version, "position": result.position});
-            println!("{value}");
+            say!("{value}");
         } else {
-            println!(
+            say!(
                 "appended {count} event(s) to {}: version {}, position {}",
                 stream_name(stream),
                 result.version,
@@ -228,18 +253,18 @@ impl Printer {
         let how = if tombstone { "tombstoned" } else { "deleted" };
         if self.json {
             let value = json!({"stream": stream_name(stream), "state": how, "deleted_through_version": through});
-            println!("{value}");
+            say!("{value}");
         } else {
-            println!("{how} {} through version {through}", stream_name(stream));
+            say!("{how} {} through version {through}", stream_name(stream));
         }
     }
 
     /// The health check's answer.
     pub fn health(self, server: &str, status: &str) {
         if self.json {
-            println!("{}", json!({"server": server, "status": status}));
+            say!("{}", json!({"server": server, "status": status}));
         } else {
-            println!("{server}: {status}");
+            say!("{server}: {status}");
         }
     }
 }
