@@ -1,6 +1,8 @@
 //! Evenire's server: an event store served over gRPC.
 //!
 //! - [`config`]: the settings, as flags and `EVENIRE_*` environment variables;
+//! - `connections`: who may hold a connection (limits in all and per client address,
+//!   the HTTP/2 preface within the handshake timeout) and the log of those refused;
 //! - [`service`]: the gRPC service, the only code that knows both protobuf and store
 //!   types: request checks, conversions, the error-to-status mapping;
 //! - [`backend`]: the [`backend::EventStore`] trait, all the service knows of a store;
