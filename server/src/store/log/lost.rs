@@ -106,14 +106,19 @@ pub fn lost_by_cut(
     Ok(lost)
 }
 
-/// Where to look for intact records after a damaged one at `at`: its end when its
-/// header (and so its length) is intact, else the next byte.
-pub fn resume_after(bytes: &[u8], at: usize) -> usize {
+/// Where the record at `at` ends, when its header (and so its length) is intact and
+/// it ends within `bytes`.
+pub fn frame_end(bytes: &[u8], at: usize) -> Option<usize> {
     bytes
         .get(at..at + FRAME_HEADER_LEN)
         .and_then(|h| <&[u8; FRAME_HEADER_LEN]>::try_from(h).ok())
         .and_then(|header| decode_header(header).ok())
         .map(|header| at + header.frame_len() as usize)
         .filter(|end| *end <= bytes.len())
-        .unwrap_or(at + 1)
+}
+
+/// Where to look for intact records after a damaged one at `at`: its end when its
+/// header (and so its length) is intact, else the next byte.
+fn resume_after(bytes: &[u8], at: usize) -> usize {
+    frame_end(bytes, at).unwrap_or(at + 1)
 }

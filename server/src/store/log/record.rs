@@ -342,13 +342,7 @@ pub fn unchecked_append(payload: Bytes) -> Option<UncheckedAppend> {
     if cursor.u8().ok()? != KIND_APPEND {
         return None;
     }
-    Some(UncheckedAppend {
-        first_position: cursor.u64().ok()?,
-        first_version: cursor.u64().ok()?,
-        created_micros: cursor.u64().ok()? as i64,
-        stream: cursor.stream().ok()?,
-        event_count: cursor.u32().ok()?,
-    })
+    cursor.append_front().ok()
 }
 
 /// The kind byte of a payload: whether it is a sync mark, for `repair`.
@@ -514,12 +508,25 @@ impl Cursor {
         })
     }
 
+    /// The fields of an append payload before its events.
+    fn append_front(&mut self) -> Result<UncheckedAppend, DecodeError> {
+        Ok(UncheckedAppend {
+            first_position: self.u64()?,
+            first_version: self.u64()?,
+            created_micros: self.u64()? as i64,
+            stream: self.stream()?,
+            event_count: self.u32()?,
+        })
+    }
+
     fn append_record(&mut self) -> Result<Record, DecodeError> {
-        let first_position = self.u64()?;
-        let first_version = self.u64()?;
-        let created_micros = self.u64()? as i64;
-        let stream = self.stream()?;
-        let count = self.u32()?;
+        let UncheckedAppend {
+            first_position,
+            first_version,
+            created_micros,
+            stream,
+            event_count: count,
+        } = self.append_front()?;
         if count == 0 {
             return Err(DecodeError::Malformed("append record without events"));
         }

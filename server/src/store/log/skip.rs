@@ -17,10 +17,8 @@
 //! verified again; if the replacement does not fit it, the original bytes go back.
 
 use super::fs::{Fs, RealFs};
-use super::lost::resume_after;
-use super::record::{
-    self, AppendHeader, FRAME_HEADER_LEN, SyncMark, decode_header, unchecked_append,
-};
+use super::lost::frame_end;
+use super::record::{self, AppendHeader, FRAME_HEADER_LEN, SyncMark, unchecked_append};
 use super::repair::{Damage, Health, verify};
 use super::segment;
 use crate::store::error::StoreError;
@@ -120,15 +118,10 @@ fn replacement_for(damage: &Damage, bytes: &Bytes) -> Result<(Vec<u8>, Replaceme
         );
     }
     let at = damage.offset as usize;
-    let header = bytes
-        .get(at..at + FRAME_HEADER_LEN)
-        .and_then(|h| <&[u8; FRAME_HEADER_LEN]>::try_from(h).ok())
-        .and_then(|h| decode_header(h).ok())
-        .ok_or("the damaged record's length is damaged too: where it ends cannot be known")?;
-    let end = at + header.frame_len() as usize;
-    if end > bytes.len() || resume_after(bytes, at) != end {
-        return Err("the damaged record runs past the end of its segment".into());
-    }
+    let end = frame_end(bytes, at).ok_or(
+        "the damaged record's length is damaged too, or runs past the end of its segment: \
+         where it ends cannot be known",
+    )?;
     if end < bytes.len()
         && bytes[end..].iter().any(|b| *b != 0)
         && damage.lost.next_intact != Some(end as u64)
