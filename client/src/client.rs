@@ -11,7 +11,13 @@ use evenire_proto::{EventBatch, WireEvent};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio_stream::Stream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::codegen::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::connect::{ClientBuilder, Credentials};
+
+/// The generated client, with the credentials every call carries.
+pub(crate) type Inner = EventStoreServiceClient<InterceptedService<Channel, Credentials>>;
 
 /// Largest response message accepted: room for the server's largest event (4 MiB of
 /// data and metadata by default) with its envelope.
@@ -20,27 +26,47 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// The largest HTTP/2 frame the server may send: a read's whole message (at most about
 /// 256 KiB) in one frame instead of sixteen of the default 16 KiB, each of which costs
 /// both sides a pass through HTTP/2 and a wake-up.
-const MAX_FRAME_BYTES: u32 = 1 << 20;
+pub(crate) const MAX_FRAME_BYTES: u32 = 1 << 20;
 
 /// A connection to an Evenire server. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub(crate) inner: EventStoreServiceClient<Channel>,
+    pub(crate) inner: Inner,
 }
 
 impl Client {
-    /// Connects to `uri`, such as `http://127.0.0.1:5243`.
+    /// Connects to `uri`, such as `http://127.0.0.1:5243`, in clear and without
+    /// credentials; [`Client::builder`] for TLS and tokens.
     pub async fn connect(uri: impl Into<String>) -> Result<Self, Error> {
-        let endpoint = Endpoint::from_shared(uri.into())?
-            .tcp_nodelay(true)
-            .max_frame_size(MAX_FRAME_BYTES);
-        Ok(Self::from_channel(endpoint.connect().await?))
+        Self::builder(uri).connect().await
     }
 
-    /// A client over an existing channel.
+    /// Settings for a connection to `uri`: `https://` for TLS, with a CA, a client
+    /// certificate or a token as the server asks.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), evenire_client::Error> {
+    /// let ca = std::fs::read("ca.pem").expect("the CA's certificate");
+    /// let client = evenire_client::Client::builder("https://events.internal:5243")
+    ///     .ca_certificate(ca)
+    ///     .token(std::env::var("EVENIRE_TOKEN").unwrap_or_default())
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(uri: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(uri.into())
+    }
+
+    /// A client over an existing channel, without credentials.
     pub fn from_channel(channel: Channel) -> Self {
+        Self::with_credentials(channel, Credentials::default())
+    }
+
+    pub(crate) fn with_credentials(channel: Channel, credentials: Credentials) -> Self {
         Client {
-            inner: EventStoreServiceClient::new(channel)
+            inner: EventStoreServiceClient::with_interceptor(channel, credentials)
                 .max_decoding_message_size(MAX_RESPONSE_BYTES),
         }
     }

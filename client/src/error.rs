@@ -46,9 +46,25 @@ pub enum Error {
     /// The connection could not be made.
     #[error("cannot connect: {0}")]
     Connect(#[from] tonic::transport::Error),
+    /// The connection failed during the call in a way a retry will not mend (the
+    /// status came from this side's transport, not from the server): the innermost
+    /// cause, such as the server's "this server requires TLS: connect with https://".
+    #[error("connection failed: {0}")]
+    Connection(String),
     /// The server sent something this client cannot understand.
     #[error("bad response: {0}")]
     BadResponse(String),
+}
+
+/// The innermost cause of an error: what happened, not a chain of wrappers.
+fn innermost<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause
 }
 
 fn describe(actual: Option<u64>) -> String {
@@ -57,6 +73,14 @@ fn describe(actual: Option<u64>) -> String {
 
 impl From<Status> for Error {
     fn from(status: Status) -> Self {
+        if let Some(cause) = std::error::Error::source(&status) {
+            let cause = innermost(cause).to_string();
+            return match status.code() {
+                // A connection lost or refused: worth a retry, as before.
+                Code::Unavailable => Error::Unavailable(cause),
+                _ => Error::Connection(cause),
+            };
+        }
         let message = status.message().to_string();
         match status.code() {
             Code::Aborted

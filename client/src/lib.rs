@@ -26,12 +26,14 @@
 
 mod admin;
 mod client;
+mod connect;
 mod error;
 mod subscription;
 mod types;
 
 pub use admin::{ListStreams, StreamInfo, StreamPage, StreamState};
 pub use client::{Client, EventStream};
+pub use connect::ClientBuilder;
 pub use error::Error;
 pub use subscription::{
     SubscribeFrom, SubscribeOptions, Subscription, SubscriptionFilter, SubscriptionMessage,

@@ -17,20 +17,28 @@ struct Server {
 }
 
 fn server() -> Server {
+    server_with("http", &[], |_| {})
+}
+
+/// A server whose settings `configure` changes, reached with `scheme` and the CLI's
+/// `flags`.
+fn server_with(scheme: &str, flags: &[&str], configure: impl FnOnce(&mut Config)) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let config = Config::new(dir.path());
+    let mut config = Config::new(dir.path());
+    configure(&mut config);
     let uri = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let uri = format!("http://{}", listener.local_addr().expect("address"));
+        let uri = format!("{scheme}://{}", listener.local_addr().expect("address"));
         tokio::spawn(run(listener, config, std::future::pending()));
         uri
     });
     // Ready once the health check answers SERVING.
+    let health: Vec<&str> = flags.iter().copied().chain(["health"]).collect();
     for _ in 0..500 {
-        if evenire(&uri, &["health"]).status.success() {
+        if evenire(&uri, &health).status.success() {
             return Server {
                 uri,
                 _runtime: runtime,
@@ -265,4 +273,59 @@ fn errors_are_one_line_with_the_documented_exit_codes() {
     assert!(stderr(&missing).contains("not found"));
     let health = evenire(&server.uri, &["--json", "health"]);
     assert!(stdout(&health).contains("\"SERVING\""));
+}
+
+#[test]
+fn tls_flags_reach_a_server_with_mutual_tls() {
+    let pki = evenire_testkit::tls::Pki::new("ca");
+    let server_pair = pki.server("server");
+    let client_pair = pki.client("operator");
+    let ca = pki.ca_file.to_str().expect("a path").to_string();
+    let cert = client_pair.cert.to_str().expect("a path").to_string();
+    let key = client_pair.key.to_str().expect("a path").to_string();
+    let flags = [
+        "--ca",
+        ca.as_str(),
+        "--cert",
+        cert.as_str(),
+        "--key",
+        key.as_str(),
+    ];
+    let server = server_with("https", &flags, |config| {
+        config.tls_cert = Some(server_pair.cert.clone());
+        config.tls_key = Some(server_pair.key.clone());
+        config.tls_client_ca = Some(pki.ca_file.clone());
+    });
+    let uri = server.uri.as_str();
+    let with = |args: &[&str]| -> Output {
+        let all: Vec<&str> = flags.iter().copied().chain(args.iter().copied()).collect();
+        evenire(uri, &all)
+    };
+
+    let stream = format!("order/{KEY}");
+    let appended = with(&["append", &stream, "--type", "Placed", "--data", "{}"]);
+    assert!(appended.status.success(), "{}", stderr(&appended));
+    let read = with(&["--json", "read", &stream]);
+    assert!(stdout(&read).contains("\"Placed\""), "{}", stdout(&read));
+    assert!(with(&["health"]).status.success());
+
+    // Without a client certificate, the server refuses: exit 1, one line.
+    let refused = evenire(uri, &["--ca", &ca, "info", &stream]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert_eq!(stderr(&refused).lines().count(), 1, "{}", stderr(&refused));
+
+    // Settings that cannot work are usage errors that name the flag.
+    let missing = evenire(uri, &["--ca", "/nonexistent/ca.pem", "info", &stream]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("--ca /nonexistent/ca.pem"),
+        "{}",
+        stderr(&missing)
+    );
+    let clear = evenire(
+        &uri.replacen("https", "http", 1),
+        &["--ca", &ca, "info", &stream],
+    );
+    assert_eq!(clear.status.code(), Some(2), "{}", stderr(&clear));
+    assert!(stderr(&clear).contains("https://"), "{}", stderr(&clear));
 }

@@ -89,6 +89,24 @@ pub struct Config {
     /// Seconds that shutdown waits for requests in flight before closing them.
     #[arg(long, env = "EVENIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// Serve TLS with this certificate chain (PEM, the server's certificate first);
+    /// needs --tls-key. Re-read on SIGHUP and when the file changes.
+    #[arg(long, env = "EVENIRE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "EVENIRE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: refuse clients without a certificate signed by this CA (PEM).
+    #[arg(long, env = "EVENIRE_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Serve on an address other than loopback without TLS and client authentication.
+    /// Without it, such a server refuses to start.
+    #[arg(long, env = "EVENIRE_INSECURE")]
+    pub insecure: bool,
 }
 
 impl Config {
@@ -112,6 +130,10 @@ impl Config {
             max_open_reads_per_connection: 256,
             max_open_reads_per_ip: 384,
             shutdown_grace_secs: 10,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            insecure: false,
         }
     }
 
@@ -140,7 +162,43 @@ impl Config {
         if self.max_events_per_append == 0 {
             return Err("--max-events-per-append must be at least 1".into());
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tls-cert and --tls-key go together: give both or neither".into());
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err("--tls-client-ca needs --tls-cert and --tls-key".into());
+        }
         Ok(())
+    }
+
+    /// The TLS files, when the server serves TLS.
+    pub(crate) fn tls_files(&self) -> Option<crate::connections::tls::TlsFiles> {
+        Some(crate::connections::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
+    /// Refuses to serve clients beyond this machine in clear or without knowing who
+    /// they are, unless `--insecure` says to: `listening` is the bound address.
+    pub fn check_exposure(&self, listening: SocketAddr) -> Result<(), String> {
+        let authenticated = self.tls_client_ca.is_some();
+        if listening.ip().is_loopback() || self.insecure {
+            return Ok(());
+        }
+        match (self.tls_cert.is_some(), authenticated) {
+            (true, true) => Ok(()),
+            (tls, _) => Err(format!(
+                "refusing to serve {listening}, an address other machines can reach, {}: \
+                 give --tls-cert and --tls-key with --tls-client-ca, or --insecure to serve \
+                 it anyway",
+                match tls {
+                    false => "in clear text and to anyone",
+                    true => "to clients that give no credentials",
+                },
+            )),
+        }
     }
 
     /// What the store needs of the settings.
@@ -250,5 +308,32 @@ mod tests {
         assert_eq!(ByteSize::mib(256).to_string(), "256MiB");
         assert_eq!(ByteSize(1000).to_string(), "1000B");
         assert_eq!(ByteSize(0).to_string(), "0");
+    }
+
+    #[test]
+    fn serving_beyond_loopback_needs_tls_and_client_authentication_or_insecure() {
+        let anywhere: SocketAddr = "0.0.0.0:5243".parse().expect("an address");
+        let mut config = Config::new("data");
+        assert!(
+            config
+                .check_exposure("127.0.0.1:5243".parse().expect("v4"))
+                .is_ok()
+        );
+        assert!(
+            config
+                .check_exposure("[::1]:5243".parse().expect("v6"))
+                .is_ok()
+        );
+        let refused = config.check_exposure(anywhere).expect_err("in clear");
+        assert!(refused.contains("in clear text") && refused.contains("--insecure"));
+        config.tls_cert = Some("server.crt".into());
+        config.tls_key = Some("server.key".into());
+        let refused = config.check_exposure(anywhere).expect_err("TLS alone");
+        assert!(refused.contains("no credentials"), "{refused}");
+        config.tls_client_ca = Some("ca.pem".into());
+        assert!(config.check_exposure(anywhere).is_ok());
+        let mut insecure = Config::new("data");
+        insecure.insecure = true;
+        assert!(insecure.check_exposure(anywhere).is_ok());
     }
 }

@@ -91,6 +91,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     config.validate().map_err(RunError::Config)?;
+    if let Ok(listening) = listener.local_addr() {
+        config.check_exposure(listening).map_err(RunError::Config)?;
+    }
+    let tls = match config.tls_files() {
+        Some(files) => Some(connections::tls::Tls::load(files).map_err(RunError::Config)?),
+        None => None,
+    };
+    // Dropped with this future: the files are watched as long as the server runs.
+    let _watching_tls = tls
+        .clone()
+        .map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -110,7 +121,7 @@ pub async fn serve(
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let refusals = Arc::new(connections::refusal_log::RefusalLog::default());
-    let incoming = connections::accept(listener, config.connection_limits(), refusals);
+    let incoming = connections::accept(listener, config.connection_limits(), tls, refusals);
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
             .max_concurrent_streams(config.max_concurrent_streams)
@@ -180,6 +191,15 @@ async fn report_write_refusal(
         if refusal.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -19,5 +19,6 @@ pub mod net;
 pub mod process;
 pub mod rng;
 pub mod soak;
+pub mod tls;
 
 pub use rng::Rng;

@@ -2,6 +2,7 @@
 //! and logged at most once per interval: a flood of them is one line every few seconds,
 //! not one per connection.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -20,9 +21,16 @@ pub enum Refusal {
     HandshakeTimeout = 2,
     /// It did not open with the HTTP/2 preface.
     NotHttp2 = 3,
+    /// It spoke HTTP/2 in clear to a server that wants TLS.
+    PlaintextToTls = 4,
+    /// It opened a TLS handshake with a server that serves in clear.
+    TlsToPlaintext = 5,
+    /// Its TLS handshake failed: with mutual TLS, most often a client certificate that
+    /// is missing, expired or not signed by `--tls-client-ca`.
+    TlsHandshakeFailed = 6,
 }
 
-const REASONS: usize = 4;
+const REASONS: usize = 7;
 
 /// Refusals since the server started, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,12 +55,31 @@ impl RefusalCounts {
 pub struct RefusalLog {
     counts: [AtomicU64; REASONS],
     refused: Notify,
+    /// Why the last TLS handshake failed, for the next report: the one thing an
+    /// operator needs to tell a client's missing certificate from a wrong CA.
+    last_tls_failure: Mutex<Option<String>>,
 }
 
 impl RefusalLog {
     pub fn count(&self, reason: Refusal) {
         self.counts[reason as usize].fetch_add(1, Ordering::Relaxed);
         self.refused.notify_one();
+    }
+
+    /// Counts a failed TLS handshake and keeps why it failed for the next report.
+    pub fn count_tls_failure(&self, why: String) {
+        if let Ok(mut last) = self.last_tls_failure.lock() {
+            *last = Some(why);
+        }
+        self.count(Refusal::TlsHandshakeFailed);
+    }
+
+    /// Why the last TLS handshake failed, if one failed since the last call.
+    pub fn take_tls_failure(&self) -> Option<String> {
+        self.last_tls_failure
+            .lock()
+            .ok()
+            .and_then(|mut last| last.take())
     }
 
     pub fn counts(&self) -> RefusalCounts {
@@ -79,13 +106,18 @@ impl RefusalLog {
     }
 }
 
-/// One warning line for [`RefusalLog::report`].
-pub fn log_refusals(new: RefusalCounts, since_start: RefusalCounts) {
+/// One warning line for [`RefusalLog::report`], with why the last TLS handshake
+/// failed when one did.
+pub fn log_refusals(new: RefusalCounts, since_start: RefusalCounts, tls_failure: Option<String>) {
     tracing::warn!(
         over_max_connections = new.of(Refusal::OverMaxConnections),
         over_max_connections_per_ip = new.of(Refusal::OverMaxConnectionsPerIp),
         handshake_timeouts = new.of(Refusal::HandshakeTimeout),
         not_http2 = new.of(Refusal::NotHttp2),
+        plaintext_to_tls = new.of(Refusal::PlaintextToTls),
+        tls_to_plaintext = new.of(Refusal::TlsToPlaintext),
+        tls_handshake_failed = new.of(Refusal::TlsHandshakeFailed),
+        last_tls_failure = tls_failure.as_deref().unwrap_or(""),
         since_start = since_start.total(),
         "closed {} connections without serving them (logged at most every {}s)",
         new.total(),

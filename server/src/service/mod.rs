@@ -100,7 +100,7 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
-        let peer = request.remote_addr();
+        let peer = remote_addr(&request);
         let read = convert::read(request.into_inner())?;
         let share = self.open_reads.take(peer)?;
         let cursor = self
@@ -117,7 +117,7 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::ReadAllRequest>,
     ) -> Result<Response<Self::ReadAllStream>, Status> {
-        let peer = request.remote_addr();
+        let peer = remote_addr(&request);
         let read = convert::read_all(request.into_inner())?;
         let share = self.open_reads.take(peer)?;
         let cursor = self
@@ -189,7 +189,7 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let peer = request.remote_addr();
+        let peer = remote_addr(&request);
         let subscribe = convert::subscribe(request.into_inner())?;
         let share = self.open_reads.take(peer)?;
         let mut subscription = self
@@ -228,6 +228,14 @@ impl EventStoreService for EventStoreApi {
             item.map(convert::subscription_item)
         })))
     }
+}
+
+/// The client's address, as the connection it came on knows it.
+fn remote_addr<T>(request: &Request<T>) -> Option<std::net::SocketAddr> {
+    request
+        .extensions()
+        .get::<crate::connections::Peer>()
+        .and_then(|peer| peer.remote_addr)
 }
 
 /// A streaming call's messages: what its task sends, made into responses as tonic takes

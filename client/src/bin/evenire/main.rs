@@ -8,9 +8,10 @@ mod output;
 
 use clap::{Parser, Subcommand};
 use evenire_client::{
-    Client, Direction, Error, ListStreams, ReadFrom, StreamId, SubscribeFrom, SubscribeOptions,
-    SubscriptionFilter, SubscriptionMessage,
+    Client, ClientBuilder, Direction, Error, ListStreams, ReadFrom, StreamId, SubscribeFrom,
+    SubscribeOptions, SubscriptionFilter, SubscriptionMessage,
 };
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_stream::StreamExt;
 
@@ -26,6 +27,31 @@ struct Cli {
         default_value = "http://127.0.0.1:5243"
     )]
     server: String,
+    /// Trust servers whose certificate this CA signed (PEM) instead of the system's
+    /// roots; for `https://` servers.
+    #[arg(long, global = true, env = "EVENIRE_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Present this client certificate (PEM) to a server that asks for one; with --key.
+    #[arg(
+        long,
+        global = true,
+        env = "EVENIRE_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "EVENIRE_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    key: Option<PathBuf>,
+    /// Send this bearer token with every call.
+    #[arg(long, global = true, env = "EVENIRE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// JSON for scripts (one object per line for lists and events) instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -152,16 +178,42 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn connect(server: &str) -> Result<Client, Failure> {
-    Client::connect(server.to_string())
+/// The connection settings the flags give: the address, TLS files and the token.
+fn builder(cli: &Cli) -> Result<ClientBuilder, Failure> {
+    let mut builder = Client::builder(cli.server.clone());
+    if let Some(ca) = &cli.ca {
+        builder = builder.ca_certificate(read_file("--ca", ca)?);
+    }
+    if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
+        builder = builder.client_certificate(read_file("--cert", cert)?, read_file("--key", key)?);
+    }
+    if let Some(token) = &cli.token {
+        builder = builder.token(token.clone());
+    }
+    Ok(builder)
+}
+
+fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))
+}
+
+/// What a failed connection becomes: a usage error for a bad address or setting, else
+/// "cannot reach".
+fn not_connected(server: &str, error: Error) -> Failure {
+    match error {
+        Error::InvalidUri(m) => Failure::Usage(format!("--server {server}: {m}")),
+        other => Failure::Server(format!(
+            "cannot reach the server at {server}: {}",
+            root_cause(&other)
+        )),
+    }
+}
+
+async fn connect(cli: &Cli) -> Result<Client, Failure> {
+    builder(cli)?
+        .connect()
         .await
-        .map_err(|e| match e {
-            Error::InvalidUri(m) => Failure::Usage(format!("--server {server}: {m}")),
-            other => Failure::Server(format!(
-                "cannot reach the server at {server}: {}",
-                root_cause(&other)
-            )),
-        })
+        .map_err(|e| not_connected(&cli.server, e))
 }
 
 /// The innermost cause of an error: "Connection refused", not a chain of wrappers.
@@ -182,7 +234,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             deleted,
             limit,
         } => {
-            let client = connect(&cli.server).await?;
+            let client = connect(cli).await?;
             let mut list = ListStreams {
                 stream_type: stream_type.clone(),
                 key_prefix: key_prefix.clone(),
@@ -211,7 +263,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Info { stream } => {
             let stream = input::stream_id(stream)?;
-            let client = connect(&cli.server).await?;
+            let client = connect(cli).await?;
             out.info(&client.get_stream(&stream).await?);
         }
         Command::Read {
@@ -231,7 +283,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 (None, Direction::Forward) => ReadFrom::Start,
                 (None, Direction::Backward) => ReadFrom::End,
             };
-            let client = connect(&cli.server).await?;
+            let client = connect(cli).await?;
             let mut events = client.read(&stream, start, direction, *max).await?;
             let mut table = out.events_table();
             while let Some(event) = events.next().await {
@@ -266,7 +318,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                     ));
                 }
             };
-            let client = connect(&cli.server).await?;
+            let client = connect(cli).await?;
             let mut subscription = match &target {
                 Some(stream) => client.subscribe(stream, from, options).await?,
                 None => client.subscribe_all(from, options).await?,
@@ -303,7 +355,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 }
             };
             let count = events.len();
-            let client = connect(&cli.server).await?;
+            let client = connect(cli).await?;
             let result = client.append(&stream, expected, events).await?;
             out.appended(&stream, count, &result);
         }
@@ -314,12 +366,12 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         } => {
             let stream = input::stream_id(stream)?;
             let expected = input::expected_version(expect)?;
-            let client = connect(&cli.server).await?;
+            let client = connect(cli).await?;
             let through = client.delete_stream(&stream, expected, *tombstone).await?;
             out.deleted(&stream, *tombstone, through);
         }
         Command::Health => {
-            let serving = health(&cli.server).await?;
+            let serving = health(cli).await?;
             out.health(&cli.server, &serving);
             if serving != "SERVING" {
                 return Err(Failure::Server(format!("the server is {serving}")));
@@ -330,18 +382,14 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
 }
 
 /// The server's status for its event store service, as grpc.health.v1 names it.
-async fn health(server: &str) -> Result<String, Failure> {
+async fn health(cli: &Cli) -> Result<String, Failure> {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
-    let endpoint = tonic::transport::Endpoint::from_shared(server.to_string())
-        .map_err(|e| Failure::Usage(format!("--server {server}: {e}")))?;
-    let channel = endpoint.connect().await.map_err(|e| {
-        Failure::Server(format!(
-            "cannot reach the server at {server}: {}",
-            root_cause(&e)
-        ))
-    })?;
+    let channel = builder(cli)?
+        .channel()
+        .await
+        .map_err(|e| not_connected(&cli.server, e))?;
     let request = HealthCheckRequest {
         service: evenire_client::SERVICE_NAME.to_string(),
     };
