@@ -34,6 +34,14 @@ pub enum Error {
     /// The server met a record that failed its checksum and refused to serve it.
     #[error("data loss: {0}")]
     DataLoss(String),
+    /// The call carried no credentials the server knows (no token, a mistyped or
+    /// revoked one); the message says which.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The credentials' role or stream types do not allow the call; the message names
+    /// what was needed.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// The server is starting, stopping, or cannot write; retry later.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -105,6 +113,8 @@ impl From<Status> for Error {
             Code::InvalidArgument => Error::InvalidArgument(message),
             Code::DataLoss => Error::DataLoss(message),
             Code::Unavailable => Error::Unavailable(message),
+            Code::Unauthenticated => Error::Unauthenticated(message),
+            Code::PermissionDenied => Error::PermissionDenied(message),
             _ => Error::Status(status),
         }
     }

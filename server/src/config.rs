@@ -103,6 +103,16 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Bearer tokens and client certificate names with their roles (TOML, or JSON for
+    /// a .json name; docs/security.md). Re-read on SIGHUP and when the file changes.
+    #[arg(long, env = "EVENIRE_AUTH_TOKENS", value_name = "FILE")]
+    pub auth_tokens: Option<PathBuf>,
+
+    /// Who may use reflection: `open` to anyone, `authenticated` to any known caller,
+    /// `off`. Default: `authenticated` with --auth-tokens, else `open`.
+    #[arg(long, env = "EVENIRE_REFLECTION", value_enum)]
+    pub reflection: Option<Reflection>,
+
     /// Serve on an address other than loopback without TLS and client authentication.
     /// Without it, such a server refuses to start.
     #[arg(long, env = "EVENIRE_INSECURE")]
@@ -133,6 +143,8 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            auth_tokens: None,
+            reflection: None,
             insecure: false,
         }
     }
@@ -183,7 +195,7 @@ impl Config {
     /// Refuses to serve clients beyond this machine in clear or without knowing who
     /// they are, unless `--insecure` says to: `listening` is the bound address.
     pub fn check_exposure(&self, listening: SocketAddr) -> Result<(), String> {
-        let authenticated = self.tls_client_ca.is_some();
+        let authenticated = self.tls_client_ca.is_some() || self.auth_tokens.is_some();
         if listening.ip().is_loopback() || self.insecure {
             return Ok(());
         }
@@ -191,8 +203,8 @@ impl Config {
             (true, true) => Ok(()),
             (tls, _) => Err(format!(
                 "refusing to serve {listening}, an address other machines can reach, {}: \
-                 give --tls-cert and --tls-key with --tls-client-ca, or --insecure to serve \
-                 it anyway",
+                 give --tls-cert and --tls-key with --auth-tokens or --tls-client-ca, or \
+                 --insecure to serve it anyway",
                 match tls {
                     false => "in clear text and to anyone",
                     true => "to clients that give no credentials",
@@ -228,6 +240,27 @@ impl Config {
     /// How long shutdown waits for requests in flight.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// The `--reflection` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reflection {
+    /// Anyone may list the services and fetch their descriptors.
+    Open,
+    /// Only callers the token file knows.
+    Authenticated,
+    /// Not served.
+    Off,
+}
+
+impl Config {
+    /// `--reflection`, or its default for the other settings.
+    pub fn reflection(&self) -> Reflection {
+        self.reflection.unwrap_or(match self.auth_tokens {
+            Some(_) => Reflection::Authenticated,
+            None => Reflection::Open,
+        })
     }
 }
 

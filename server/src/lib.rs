@@ -13,9 +13,11 @@
 //! `127.0.0.1:0` and stop the server when they choose. [`serve`] does the same over a
 //! store opened by any [`OpenStore`] function.
 
+pub mod auth;
 pub mod backend;
 pub mod config;
 mod connections;
+mod reload;
 pub mod service;
 pub mod store;
 
@@ -95,19 +97,38 @@ pub async fn serve(
         config.check_exposure(listening).map_err(RunError::Config)?;
     }
     let tls = match config.tls_files() {
-        Some(files) => Some(connections::tls::Tls::load(files).map_err(RunError::Config)?),
+        Some(files) => Some(connections::tls::load(files).map_err(RunError::Config)?),
+        None => None,
+    };
+    let rules = match &config.auth_tokens {
+        Some(path) => Some(auth::load(path.clone()).map_err(RunError::Config)?),
         None => None,
     };
     // Dropped with this future: the files are watched as long as the server runs.
-    let _watching_tls = tls
-        .clone()
-        .map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
+    let _watching = [
+        tls.clone()
+            .map(|tls| reload::AbortOnDrop(tokio::spawn(tls.watch()))),
+        rules
+            .clone()
+            .map(|rules| reload::AbortOnDrop(tokio::spawn(rules.watch()))),
+    ];
+    let access = rules.map_or_else(auth::Access::open, auth::Access::with_rules);
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(evenire_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let reflection = match config.reflection() {
+        config::Reflection::Off => None,
+        config::Reflection::Open => Some(auth::Access::open()),
+        config::Reflection::Authenticated => Some(access.clone()),
+    }
+    .map(|access| {
+        tonic::service::interceptor::InterceptedService::new(reflection, move |request| {
+            access.authenticate(&request).map(|_| request)
+        })
+    });
     let slot = Arc::new(OnceLock::new());
     let limits = Limits {
         max_event_size: config.max_event_size.as_usize(),
@@ -116,7 +137,7 @@ pub async fn serve(
         max_open_reads_per_connection: config.max_open_reads_per_connection,
         max_open_reads_per_ip: config.max_open_reads_per_ip,
     };
-    let api = EventStoreServiceServer::new(EventStoreApi::new(slot.clone(), limits))
+    let api = EventStoreServiceServer::new(EventStoreApi::new(slot.clone(), limits, access))
         .max_decoding_message_size(config.max_request_size.as_usize());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -132,7 +153,7 @@ pub async fn serve(
                 service::refusals::rewrite,
             ))
             .add_service(health_service)
-            .add_service(reflection)
+            .add_optional_service(reflection)
             .add_service(api)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
@@ -191,15 +212,6 @@ async fn report_write_refusal(
         if refusal.changed().await.is_err() {
             return;
         }
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -69,8 +69,9 @@ enum Transport {
 #[derive(Debug, Clone, Default)]
 pub struct Peer {
     pub remote_addr: Option<SocketAddr>,
-    /// With mutual TLS, the certificate the client presented (its own, not its CA's).
-    pub client_certificate: Option<rustls_pki_types::CertificateDer<'static>>,
+    /// With mutual TLS, the common name of the certificate the client presented: what
+    /// the token file gives roles to.
+    pub client_common_name: Option<Arc<str>>,
 }
 
 /// Accepts on `listener` until the returned stream is dropped, handing over the
@@ -175,7 +176,7 @@ async fn open(stream: TcpStream, tls: Option<Arc<Tls>>) -> Result<(Transport, Pe
     let _ = stream.set_nodelay(true);
     let mut peer = Peer {
         remote_addr: stream.peer_addr().ok(),
-        client_certificate: None,
+        client_common_name: None,
     };
     let mut transport = match tls {
         Some(_) if first[0] == PREFACE[0] => {
@@ -185,17 +186,16 @@ async fn open(stream: TcpStream, tls: Option<Arc<Tls>>) -> Result<(Transport, Pe
         None if first[0] == TLS_HANDSHAKE => return Err(Refusal::TlsToPlaintext.into()),
         None => Transport::Plain(stream),
         Some(tls) => {
-            let stream = tls
-                .acceptor()
+            let stream = tls::acceptor(&tls)
                 .accept(stream)
                 .await
                 .map_err(|e| Refused::Tls(e.to_string()))?;
-            peer.client_certificate = stream
+            peer.client_common_name = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .map(|certificate| certificate.clone().into_owned());
+                .and_then(|certificate| tls::common_name(certificate));
             Transport::Tls(Box::new(stream))
         }
     };

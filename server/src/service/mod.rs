@@ -25,6 +25,7 @@ pub fn check_subscribe(request: pb::SubscribeRequest) -> Result<(), Status> {
     convert::subscribe(request).map(|_| ())
 }
 
+use crate::auth::{Access, Role, Scope};
 use crate::backend::{EventRead, EventStore, RecordedEvent, StoreError, SubscriptionItem};
 use evenire_proto::server::event_store_service_server::EventStoreService;
 use evenire_proto::v1 as pb;
@@ -56,15 +57,19 @@ pub struct EventStoreApi {
     /// the memory that calls whose clients stopped reading can hold, and keeps one
     /// client from taking every call.
     open_reads: Arc<ReadShares>,
+    /// Who may make which call.
+    access: Access,
 }
 
 impl EventStoreApi {
-    /// A service that answers `UNAVAILABLE` until `store` is filled.
-    pub fn new(store: Arc<OnceLock<Arc<dyn EventStore>>>, limits: Limits) -> Self {
+    /// A service that answers `UNAVAILABLE` until `store` is filled, to callers
+    /// `access` lets in.
+    pub fn new(store: Arc<OnceLock<Arc<dyn EventStore>>>, limits: Limits, access: Access) -> Self {
         EventStoreApi {
             store,
             limits,
             open_reads: ReadShares::new(limits),
+            access,
         }
     }
 
@@ -82,7 +87,9 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<IncomingAppend>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
+        let caller = self.access.caller(&request, "Append", Role::Write)?;
         let append = convert::append(request.into_inner(), &self.limits)?;
+        caller.may_touch(&append.stream.stream_type)?;
         let store = self.store()?;
         let result = store
             .append(append.stream, append.expected, append.events)
@@ -100,15 +107,17 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
+        let caller = self.access.caller(&request, "Read", Role::Read)?;
         let peer = remote_addr(&request);
         let read = convert::read(request.into_inner())?;
+        caller.may_touch(&read.stream.stream_type)?;
         let share = self.open_reads.take(peer)?;
         let cursor = self
             .store()?
             .read(read.stream, read.from, read.direction, read.max_count)
             .await
             .map_err(status::from_store)?;
-        Ok(Response::new(send_read(cursor, share)))
+        Ok(Response::new(send_read(cursor, share, Visible::all())))
     }
 
     type ReadAllStream = Encoding<Vec<RecordedEvent>>;
@@ -117,21 +126,30 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::ReadAllRequest>,
     ) -> Result<Response<Self::ReadAllStream>, Status> {
+        let caller = self.access.caller(&request, "ReadAll", Role::Read)?;
         let peer = remote_addr(&request);
         let read = convert::read_all(request.into_inner())?;
         let share = self.open_reads.take(peer)?;
+        // A scoped caller's count is of the events it sees: the store reads on until
+        // the task has found that many.
+        let visible = Visible {
+            scope: caller.scope,
+            max_count: read.max_count,
+        };
+        let store_count = visible.scope.is_all().then_some(read.max_count).flatten();
         let cursor = self
             .store()?
-            .read_all(read.from, read.direction, read.max_count)
+            .read_all(read.from, read.direction, store_count)
             .await
             .map_err(status::from_store)?;
-        Ok(Response::new(send_read(cursor, share)))
+        Ok(Response::new(send_read(cursor, share, visible)))
     }
 
     async fn list_streams(
         &self,
         request: Request<pb::ListStreamsRequest>,
     ) -> Result<Response<pb::ListStreamsResponse>, Status> {
+        let caller = self.access.caller(&request, "ListStreams", Role::Read)?;
         let list = convert::list_streams(request.into_inner())?;
         let listing = self
             .store()?
@@ -139,9 +157,12 @@ impl EventStoreService for EventStoreApi {
             .await
             .map_err(status::from_store)?;
         Ok(Response::new(pb::ListStreamsResponse {
+            // A scoped caller's pages omit the streams outside its scope, and may be
+            // short, or empty with a token to go on.
             streams: listing
                 .streams
                 .into_iter()
+                .filter(|info| caller.scope.allows(&info.stream.stream_type))
                 .map(convert::stream_info)
                 .collect(),
             next_page_token: listing
@@ -156,7 +177,9 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::GetStreamRequest>,
     ) -> Result<Response<pb::GetStreamResponse>, Status> {
+        let caller = self.access.caller(&request, "GetStream", Role::Read)?;
         let stream = convert::get_stream(request.into_inner())?;
+        caller.may_touch(&stream.stream_type)?;
         let info = self
             .store()?
             .stream_info(&stream)
@@ -172,12 +195,23 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::DeleteStreamRequest>,
     ) -> Result<Response<pb::DeleteStreamResponse>, Status> {
+        let caller = self.access.caller(&request, "DeleteStream", Role::Admin)?;
         let delete = convert::delete_stream(request.into_inner())?;
+        caller.may_touch(&delete.stream.stream_type)?;
+        let stream = delete.stream.clone();
         let result = self
             .store()?
             .delete_stream(delete.stream, delete.expected, delete.mode)
             .await
             .map_err(status::from_store)?;
+        tracing::info!(
+            caller = %caller.name,
+            stream_type = %stream.stream_type,
+            key = %stream.key,
+            mode = ?delete.mode,
+            through_version = ?result.through_version,
+            "stream deleted"
+        );
         Ok(Response::new(pb::DeleteStreamResponse {
             deleted_through_version: result.through_version,
         }))
@@ -189,8 +223,13 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = self.access.caller(&request, "Subscribe", Role::Read)?;
         let peer = remote_addr(&request);
         let subscribe = convert::subscribe(request.into_inner())?;
+        if let crate::backend::SubscribeTarget::Stream(stream, _) = &subscribe.target {
+            caller.may_touch(&stream.stream_type)?;
+        }
+        let scope = caller.scope;
         let share = self.open_reads.take(peer)?;
         let mut subscription = self
             .store()?
@@ -211,7 +250,10 @@ impl EventStoreService for EventStoreApi {
                     item = subscription.next(READ_BATCH_EVENTS, READ_BATCH_BYTES) => item,
                 };
                 let message = match item {
-                    Some(Ok(item)) => Ok(item),
+                    Some(Ok(item)) => match in_scope(item, &scope) {
+                        Some(item) => Ok(item),
+                        None => continue,
+                    },
                     Some(Err(e)) => Err(status::from_store(e)),
                     None => Err(Status::unavailable(
                         "the server is shutting down; subscribe again after the last \
@@ -251,21 +293,78 @@ fn encoding<T>(
     ReceiverStream::new(receiver).map(encode)
 }
 
+/// What of a read its caller sees: the events in its scope, up to its count.
+struct Visible {
+    scope: Scope,
+    /// Events still to send; None: all.
+    max_count: Option<u64>,
+}
+
+impl Visible {
+    /// Everything the store reads.
+    fn all() -> Self {
+        Visible {
+            scope: Scope::default(),
+            max_count: None,
+        }
+    }
+
+    /// The events of `batch` to send, None when there are none.
+    fn take(&mut self, mut batch: Vec<RecordedEvent>) -> Option<Vec<RecordedEvent>> {
+        if !self.scope.is_all() {
+            batch.retain(|event| self.scope.allows(&event.stream.stream_type));
+        }
+        if let Some(left) = &mut self.max_count {
+            batch.truncate(usize::try_from(*left).unwrap_or(usize::MAX));
+            *left -= batch.len() as u64;
+        }
+        (!batch.is_empty()).then_some(batch)
+    }
+}
+
+/// A subscription's item as a scoped caller sees it: events outside the scope are
+/// left out, and a batch of nothing but those becomes a checkpoint at its last
+/// position, so that the caller's resume point still moves.
+fn in_scope(item: SubscriptionItem, scope: &Scope) -> Option<SubscriptionItem> {
+    match item {
+        SubscriptionItem::Events(mut events) if !scope.is_all() => {
+            let last = events.last().map(|event| event.position);
+            events.retain(|event| scope.allows(&event.stream.stream_type));
+            match (events.is_empty(), last) {
+                (false, _) => Some(SubscriptionItem::Events(events)),
+                (true, Some(position)) => Some(SubscriptionItem::Checkpoint { position }),
+                (true, None) => None,
+            }
+        }
+        other => Some(other),
+    }
+}
+
 /// Streams a listing looks at per call at most, whatever the page size: a filter that
 /// matches little returns a short page instead of walking the whole store.
 const LIST_SCAN_LIMIT: usize = 10_000;
 
 /// Serves a read from a task of its own: one message per batch, at most
 /// `READ_AHEAD_MESSAGES` ahead of the client, stopping when the client goes.
-fn send_read(mut cursor: Box<dyn EventRead>, share: ReadShare) -> Encoding<Vec<RecordedEvent>> {
+fn send_read(
+    mut cursor: Box<dyn EventRead>,
+    share: ReadShare,
+    mut visible: Visible,
+) -> Encoding<Vec<RecordedEvent>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);
     tokio::spawn(async move {
         let _share = share;
         loop {
+            if visible.max_count == Some(0) {
+                return;
+            }
             let batch = cursor.next_batch(READ_BATCH_EVENTS, READ_BATCH_BYTES).await;
             let message = match batch {
                 Ok(events) if events.is_empty() => return,
-                Ok(events) => Ok(events),
+                Ok(events) => match visible.take(events) {
+                    Some(events) => Ok(events),
+                    None => continue,
+                },
                 Err(e) => Err(status::from_store(e)),
             };
             let failed = message.is_err();
