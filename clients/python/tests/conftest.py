@@ -1,5 +1,6 @@
 """A real evenire-server for the tests: the binary built by cargo, on 127.0.0.1:0."""
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -20,12 +21,12 @@ def server_binary() -> pathlib.Path:
     return binary
 
 
-@pytest.fixture(scope="session")
-def server_address():
-    """Starts the server once for the session and yields its host:port."""
+@contextlib.contextmanager
+def running_server(*args: str):
+    """The server with `args`, on 127.0.0.1:0: yields its host:port, and stops it."""
     with tempfile.TemporaryDirectory() as data_dir:
         process = subprocess.Popen(
-            [str(server_binary()), "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+            [str(server_binary()), "--listen", "127.0.0.1:0", "--data-dir", data_dir, *args],
             stderr=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "info"},
         )
         address = None
@@ -42,6 +43,13 @@ def server_address():
         finally:
             process.terminate()
             assert process.wait(timeout=15) == 0, "the server stops cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="session")
+def server_address():
+    """Starts the server once for the session and yields its host:port."""
+    with running_server() as address:
+        yield address
 
 
 @pytest.fixture

@@ -1,7 +1,13 @@
 // A thin, idiomatic client for Evenire over gRPC (Node.js), on the generated
 // protobuf-es code in ./gen. Versions and positions are bigints, as on the wire.
 
-import { createClient, Code, ConnectError, type Client } from "@connectrpc/connect";
+import {
+  createClient,
+  Code,
+  ConnectError,
+  type Client,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import * as pb from "./gen/evenire/v1/evenire_pb.js";
@@ -104,6 +110,10 @@ export class InvalidArgumentError extends EvenireError {}
 export class DataLossError extends EvenireError {}
 /** The server is starting, stopping, or refusing writes; retry later. */
 export class UnavailableError extends EvenireError {}
+/** The call carried no credentials the server knows: no token, or a mistyped or revoked one. */
+export class UnauthenticatedError extends EvenireError {}
+/** The credentials' role or stream types do not allow the call; the message says what was needed. */
+export class PermissionDeniedError extends EvenireError {}
 
 function translate(error: unknown): unknown {
   if (!(error instanceof ConnectError)) return error;
@@ -127,6 +137,10 @@ function translate(error: unknown): unknown {
       return new DataLossError(message, error.code);
     case Code.Unavailable:
       return new UnavailableError(message, error.code);
+    case Code.Unauthenticated:
+      return new UnauthenticatedError(message, error.code);
+    case Code.PermissionDenied:
+      return new PermissionDeniedError(message, error.code);
     default:
       return new EvenireError(message, error.code);
   }
@@ -224,13 +238,41 @@ export interface SubscribeOptions {
   signal?: AbortSignal;
 }
 
+/** How to reach a server that asks for TLS or credentials. */
+export interface ConnectOptions {
+  /** The CA that signed the server's certificate (PEM); without it, Node's roots. */
+  ca?: string | Buffer;
+  /** A client certificate (PEM) and its key, for mutual TLS. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Sent as `authorization: Bearer <token>` with every call. */
+  token?: string;
+}
+
 /** A connection to an Evenire server. Methods throw EvenireError subclasses. */
 export class EvenireClient {
   private readonly rpc: Client<typeof pb.EventStoreService>;
 
-  /** `baseUrl` such as "http://127.0.0.1:5243". */
-  constructor(baseUrl = "http://127.0.0.1:5243") {
-    const transport = createGrpcTransport({ baseUrl, readMaxBytes: 64 << 20 });
+  /**
+   * `baseUrl` such as "http://127.0.0.1:5243", or "https://..." for TLS with the
+   * `options`' CA and client certificate.
+   */
+  constructor(baseUrl = "http://127.0.0.1:5243", options: ConnectOptions = {}) {
+    const { ca, cert, key, token } = options;
+    const tls = ca !== undefined || cert !== undefined || key !== undefined;
+    if (tls && !baseUrl.startsWith("https://")) {
+      throw new Error(`${baseUrl}: TLS settings were given, so the address must start with https://`);
+    }
+    const bearer: Interceptor = (next) => (request) => {
+      if (token !== undefined) request.header.set("authorization", `Bearer ${token}`);
+      return next(request);
+    };
+    const transport = createGrpcTransport({
+      baseUrl,
+      readMaxBytes: 64 << 20,
+      nodeOptions: tls ? { ca, cert, key } : undefined,
+      interceptors: token === undefined ? [] : [bearer],
+    });
     this.rpc = createClient(pb.EventStoreService, transport);
   }
 

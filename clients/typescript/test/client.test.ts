@@ -3,11 +3,6 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
@@ -23,36 +18,20 @@ import {
   type RecordedEvent,
   type SubscriptionMessage,
 } from "../src/index.js";
+import { startServer, stopServer, type RunningServer } from "./server.js";
 
-// dist/test/ -> the repository root is four levels up.
-const repo = resolve(import.meta.dirname, "..", "..", "..", "..");
-const binary = process.env.EVENIRE_SERVER_BIN ?? join(repo, "target", "debug", "evenire-server");
-
-let server: ChildProcessWithoutNullStreams;
+let server: RunningServer;
 let baseUrl: string;
 let client: EvenireClient;
 
 before(async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), "evenire-ts-"));
-  server = spawn(binary, ["--listen", "127.0.0.1:0", "--data-dir", dataDir], {
-    env: { ...process.env, RUST_LOG: "info" },
-  });
-  const lines = createInterface({ input: server.stderr });
-  let address: string | undefined;
-  for await (const line of lines) {
-    address ??= line.split("listen=")[1]?.split(" ")[0];
-    if (line.includes(" serving")) break;
-  }
-  assert.ok(address, "the server logs its address");
-  server.stderr.resume();
-  baseUrl = `http://${address}`;
+  server = await startServer();
+  baseUrl = `http://${server.address}`;
   client = new EvenireClient(baseUrl);
 });
 
 after(async () => {
-  const exited = new Promise<number | null>((done) => server.once("exit", done));
-  server.kill("SIGTERM");
-  assert.equal(await exited, 0, "the server stops cleanly on SIGTERM");
+  await stopServer(server);
 });
 
 const numbered = (first: number, count: number) =>

@@ -26,14 +26,17 @@ from .errors import (
     EvenireError,
     EventIdConflict,
     InvalidArgument,
+    PermissionDenied,
     StreamNotFound,
     StreamTombstoned,
+    Unauthenticated,
     Unavailable,
     WrongExpectedVersion,
 )
 
 __all__ = [
     "AppendResult", "CaughtUp", "Checkpoint", "DataLoss", "EvenireClient", "EvenireError",
-    "EventData", "EventIdConflict", "InvalidArgument", "RecordedEvent", "StreamId", "StreamInfo",
-    "StreamNotFound", "StreamTombstoned", "Unavailable", "WrongExpectedVersion",
+    "EventData", "EventIdConflict", "InvalidArgument", "PermissionDenied", "RecordedEvent", "StreamId",
+    "StreamInfo", "StreamNotFound", "StreamTombstoned", "Unauthenticated", "Unavailable",
+    "WrongExpectedVersion",
 ]

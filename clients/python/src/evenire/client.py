@@ -159,16 +159,69 @@ def _origin(origin: Origin) -> dict:
     return {"origin": origins[origin]}
 
 
+def _channel(
+    target: str,
+    root_certificates: Optional[bytes],
+    certificate_chain: Optional[bytes],
+    private_key: Optional[bytes],
+    token: Optional[str],
+) -> grpc.Channel:
+    """A channel to `target` with the TLS and token settings of `EvenireClient`."""
+    scheme, _, address = target.rpartition("://")
+    if scheme not in ("", "http", "https"):
+        raise ValueError(f"{target}: the address must be host:port, http://host:port or https://host:port")
+    tls = scheme == "https" or any(x is not None for x in (root_certificates, certificate_chain, private_key))
+    if tls and scheme == "http":
+        raise ValueError(f"{target}: TLS settings were given, so the address must start with https://")
+    options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
+    if not tls and token is None:
+        return grpc.insecure_channel(address, options=options)
+    if tls:
+        credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+    elif _is_loopback(address):
+        # Call credentials need a channel gRPC deems secure: a local one is, to loopback.
+        credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+    else:
+        raise ValueError(f"{target}: a token is sent only over TLS (https://) or to a loopback address")
+    if token is not None:
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(token)
+        )
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _direction(backward: bool) -> int:
     return pb.READ_DIRECTION_BACKWARD if backward else pb.READ_DIRECTION_FORWARD
 
 
 class EvenireClient:
-    """A connection to an Evenire server. Calls raise `evenire.EvenireError` subclasses."""
+    """A connection to an Evenire server. Calls raise `evenire.EvenireError` subclasses.
 
-    def __init__(self, target: str = "127.0.0.1:5243", *, channel: Optional[grpc.Channel] = None) -> None:
-        self._channel = channel or grpc.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
+    `target` is `host:port`, `http://host:port` or `https://host:port`. TLS is used
+    for `https://` or when `root_certificates` or a client certificate is given: the
+    CA's certificate (PEM bytes; the system's roots without it), and for mutual TLS
+    `certificate_chain` and `private_key` (PEM bytes). `token` is sent as
+    `authorization: Bearer <token>` with every call, as gRPC call credentials: over TLS,
+    or in clear to a loopback address only.
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:5243",
+        *,
+        channel: Optional[grpc.Channel] = None,
+        root_certificates: Optional[bytes] = None,
+        certificate_chain: Optional[bytes] = None,
+        private_key: Optional[bytes] = None,
+        token: Optional[str] = None,
+    ) -> None:
+        self._channel = channel or _channel(
+            target, root_certificates, certificate_chain, private_key, token
         )
         self._stub = pb_grpc.EventStoreServiceStub(self._channel)
 

@@ -46,6 +46,14 @@ class DataLoss(EvenireError):
     """The server met a stored record that failed its checksum and refused to serve it."""
 
 
+class Unauthenticated(EvenireError):
+    """The call carried no credentials the server knows: no token, or a mistyped or revoked one."""
+
+
+class PermissionDenied(EvenireError):
+    """The credentials' role or stream types do not allow the call; the message says what was needed."""
+
+
 class Unavailable(EvenireError):
     """The server is starting, stopping, or refusing writes; retry later."""
 
@@ -68,5 +76,7 @@ def from_rpc_error(error: grpc.RpcError) -> EvenireError:
         grpc.StatusCode.RESOURCE_EXHAUSTED: InvalidArgument,
         grpc.StatusCode.DATA_LOSS: DataLoss,
         grpc.StatusCode.UNAVAILABLE: Unavailable,
+        grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+        grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     }
     return kinds.get(code, EvenireError)(message, code)
