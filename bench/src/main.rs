@@ -23,6 +23,7 @@ mod cpu;
 mod reads;
 mod report;
 mod scale;
+mod security;
 mod server;
 mod soak;
 
@@ -87,7 +88,7 @@ struct Args {
     /// on the next run, instead of writing fresh ones in a temporary directory.
     #[arg(long)]
     scale_dir: Option<PathBuf>,
-    /// Only these sections: ceilings, appends, reads, fanout, scale.
+    /// Only these sections: ceilings, appends, reads, fanout, security, scale.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only the append runs whose name contains this text ("batches of 1000 x 100"):
@@ -195,6 +196,16 @@ enum Server {
 
 impl Server {
     async fn start(args: &Args, dir: &Path, cache: ByteSize) -> Result<Server, BoxError> {
+        Self::start_with(args, dir, cache, &[]).await
+    }
+
+    /// [`start`](Self::start), with `extra` flags for a server binary it starts.
+    async fn start_with(
+        args: &Args,
+        dir: &Path,
+        cache: ByteSize,
+        extra: &[String],
+    ) -> Result<Server, BoxError> {
         if let Some(uri) = &args.server {
             return Ok(Server::External(uri.clone()));
         }
@@ -207,13 +218,10 @@ impl Server {
         let binary = server::binary(args.server_bin.as_deref())?;
         let cache = cache.to_string();
         let fsync = fsync_arg(args.fsync);
+        let mut flags = vec!["--cache-size", &cache, "--fsync", fsync];
+        flags.extend(extra.iter().map(String::as_str));
         let process = tokio::task::block_in_place(|| {
-            ServerProcess::start_pinned(
-                &binary,
-                dir,
-                &["--cache-size", &cache, "--fsync", fsync],
-                args.server_cpus.as_deref(),
-            )
+            ServerProcess::start_pinned(&binary, dir, &flags, args.server_cpus.as_deref())
         })?;
         Ok(Server::Process(process))
     }
@@ -378,6 +386,9 @@ async fn measure(args: &Args, root: &Path) -> Result<Results, BoxError> {
         if args.wants("reads") {
             read_figures(args, &mut results, root, &ceilings).await?;
         }
+    }
+    if args.wants("security") {
+        security_figures(args, &mut results, root).await?;
     }
     if args.wants("scale") {
         scale_figures(args, &mut results, root).await?;
@@ -576,6 +587,45 @@ fn on_disk_bytes_per_event(batch: usize, payload: usize) -> f64 {
         })
         .collect();
     evenire_server::store::record::encoded_append_len(&stream, &events) as f64 / batch as f64
+}
+
+/// Single-event appends and the stream read in plain text, then over TLS with a token,
+/// each on a server just started over the same directory (security.rs).
+async fn security_figures(args: &Args, results: &mut Results, root: &Path) -> Result<(), BoxError> {
+    if args.server.is_some() || args.in_process {
+        results.note("TLS lines need the server binary this program starts; skipped");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir_in(root)?;
+    let transport = security::Transport::new();
+    let stream = StreamId::new(uuid::Uuid::new_v4(), "bench-read");
+    let server = Server::start(args, dir.path(), args.read_cache_size).await?;
+    let clients = server.clients(1).await?;
+    appends::fill_stream(&clients[0], &stream, args.stream_events, 100).await?;
+    drop(clients);
+    server.stop().await?;
+
+    let server = Server::start(args, dir.path(), args.read_cache_size).await?;
+    let clients = server.clients(args.connections).await?;
+    let plain = security::measure(&clients, &stream, "plain text", args.duration()).await?;
+    drop(clients);
+    server.stop().await?;
+
+    let flags = transport.server_args();
+    let server = Server::start_with(args, dir.path(), args.read_cache_size, &flags).await?;
+    let Server::Process(process) = &server else {
+        return Err("the TLS server is the binary this program starts".into());
+    };
+    let clients = transport.clients(process, args.connections).await?;
+    let secured = security::measure(&clients, &stream, "TLS + token", args.duration()).await?;
+    drop(clients);
+    server.stop().await?;
+    for (plain, secured) in plain.into_iter().zip(secured) {
+        let rate = plain.rate;
+        results.add(plain);
+        results.add(secured.against("the same in plain text, same run", rate));
+    }
+    Ok(())
 }
 
 /// Reads from a server with a cache large enough for them, then from a restarted one

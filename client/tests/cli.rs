@@ -276,8 +276,9 @@ fn errors_are_one_line_with_the_documented_exit_codes() {
 }
 
 #[test]
-fn tls_flags_reach_a_server_with_mutual_tls() {
+fn tls_and_token_flags_reach_a_server_with_mutual_tls_and_tokens() {
     let pki = evenire_testkit::tls::Pki::new("ca");
+    let tokens = evenire_testkit::tls::token_file(pki.dir(), &[("cli-token", "admin")]);
     let server_pair = pki.server("server");
     let client_pair = pki.client("operator");
     let ca = pki.ca_file.to_str().expect("a path").to_string();
@@ -290,11 +291,14 @@ fn tls_flags_reach_a_server_with_mutual_tls() {
         cert.as_str(),
         "--key",
         key.as_str(),
+        "--token",
+        "cli-token",
     ];
     let server = server_with("https", &flags, |config| {
         config.tls_cert = Some(server_pair.cert.clone());
         config.tls_key = Some(server_pair.key.clone());
         config.tls_client_ca = Some(pki.ca_file.clone());
+        config.auth_tokens = Some(tokens.clone());
     });
     let uri = server.uri.as_str();
     let with = |args: &[&str]| -> Output {
@@ -309,8 +313,26 @@ fn tls_flags_reach_a_server_with_mutual_tls() {
     assert!(stdout(&read).contains("\"Placed\""), "{}", stdout(&read));
     assert!(with(&["health"]).status.success());
 
-    // Without a client certificate, the server refuses: exit 1, one line.
-    let refused = evenire(uri, &["--ca", &ca, "info", &stream]);
+    // The token from the environment works as the flag does.
+    let from_env = Command::new(BINARY)
+        .args(["--server", uri])
+        .args(&flags[..6])
+        .args(["info", &stream])
+        .env("EVENIRE_TOKEN", "cli-token")
+        .output()
+        .expect("run evenire");
+    assert!(from_env.status.success(), "{}", stderr(&from_env));
+
+    // Without the token, or without a client certificate, the server refuses: exit 1,
+    // one line that says why.
+    let no_token = evenire(uri, &[&flags[..6], &["info", stream.as_str()]].concat());
+    assert_eq!(no_token.status.code(), Some(1), "{}", stderr(&no_token));
+    assert!(
+        stderr(&no_token).contains("unauthenticated"),
+        "{}",
+        stderr(&no_token)
+    );
+    let refused = evenire(uri, &["--ca", &ca, "--token", "cli-token", "info", &stream]);
     assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
     assert_eq!(stderr(&refused).lines().count(), 1, "{}", stderr(&refused));
 

@@ -107,3 +107,19 @@ fn client_params(common_name: &str) -> CertificateParams {
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params
 }
+
+/// A token file (`--auth-tokens`) in `dir` that gives each (token, role) its role,
+/// named after the token; returns its path.
+pub fn token_file(dir: &Path, tokens: &[(&str, &str)]) -> PathBuf {
+    let mut text = String::new();
+    for (token, role) in tokens {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        text.push_str(&format!(
+            "[[token]]\nname = \"{token}\"\nsha256 = \"{hex}\"\nrole = \"{role}\"\n\n"
+        ));
+    }
+    let path = dir.join("tokens.toml");
+    std::fs::write(&path, text).expect("write the token file");
+    path
+}
