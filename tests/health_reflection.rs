@@ -143,3 +143,31 @@ backend_test! {
         assert!(text.contains("evenire/v1/evenire.proto") && text.contains("Append"));
     }
 }
+
+backend_test! {
+    #[tokio::test]
+    async fn reflection_v1alpha_is_served_for_older_tools() {
+        // grpcurl 1.8, grpcui 1.4 and Postman speak only v1alpha.
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(server.channel().await)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("a v1alpha reflection call")
+            .into_inner();
+        let listed = responses.next().await.expect("a response").expect("ok");
+        let Some(MessageResponse::ListServicesResponse(list)) = listed.message_response else {
+            panic!("expected a service list, got {listed:?}");
+        };
+        let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&evenire_proto::SERVICE_NAME), "{names:?}");
+    }
+}

@@ -4,8 +4,8 @@
 //! Start a server (`cargo run --release -p evenire-server`), then:
 //!
 //! ```sh
-//! cargo run -p evenire-client --example quickstart            # http://127.0.0.1:5243
-//! cargo run -p evenire-client --example quickstart -- http://host:port
+//! cargo run -p evenire-client --example quickstart            # $EVENIRE_SERVER, else 127.0.0.1:5243
+//! cargo run -p evenire-client --example quickstart -- host:port  # or http://host:port
 //! ```
 
 use evenire_client::{Client, Direction, Error, EventData, ExpectedVersion, ReadFrom, StreamId};
@@ -19,10 +19,21 @@ struct Reading {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // The error's own message ("cannot connect: ..."), not its debug form.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let uri = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "http://127.0.0.1:5243".into());
+        .unwrap_or_else(evenire_client::default_address);
     let client = Client::connect(uri).await?;
     let sensor = StreamId::new(uuid::Uuid::new_v4(), "sensor");
 
@@ -65,10 +76,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .append(&sensor, ExpectedVersion::Exact(0), [stale])
         .await
     {
-        Err(Error::WrongExpectedVersion { actual, .. }) => {
-            println!("append expecting version 0 refused: the stream is at {actual:?}")
-        }
-        other => println!("unexpected: {other:?}"),
+        Err(Error::WrongExpectedVersion { actual, .. }) => println!(
+            "append expecting version 0 refused: the stream is at version {}",
+            actual.map_or_else(|| "none (no events)".to_string(), |v| v.to_string())
+        ),
+        Err(e) => println!("unexpected error: {e}"),
+        Ok(result) => println!("unexpectedly appended at version {}", result.version),
     }
     Ok(())
 }

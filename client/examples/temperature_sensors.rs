@@ -28,11 +28,20 @@ struct Reading {
 const INTERVAL: Duration = Duration::from_millis(200);
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // The error's own message ("cannot connect: ..."), not its debug form.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let uri = args
-        .next()
-        .unwrap_or_else(|| "http://127.0.0.1:5243".into());
+    let uri = args.next().unwrap_or_else(evenire_client::default_address);
     let sensor_count: usize = args.next().map_or(Ok(3), |a| a.parse())?;
     let rounds: usize = args.next().map_or(Ok(10), |a| a.parse())?;
     let client = Client::connect(uri).await?;

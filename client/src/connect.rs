@@ -17,10 +17,28 @@ pub struct ClientBuilder {
     token: Option<String>,
 }
 
+/// The address a client uses when given none: `EVENIRE_SERVER`, else the server's
+/// default, `http://127.0.0.1:5243`.
+pub fn default_address() -> String {
+    std::env::var("EVENIRE_SERVER")
+        .ok()
+        .filter(|address| !address.trim().is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:5243".into())
+}
+
+/// `host:port` as `http://host:port`; addresses with a scheme as they are.
+fn with_scheme(address: String) -> String {
+    let address = address.trim();
+    match address.contains("://") {
+        true => address.to_string(),
+        false => format!("http://{address}"),
+    }
+}
+
 impl ClientBuilder {
     pub(crate) fn new(uri: String) -> Self {
         ClientBuilder {
-            uri,
+            uri: with_scheme(uri),
             ca: None,
             identity: None,
             domain: None,
@@ -69,10 +87,26 @@ impl ClientBuilder {
     /// The connection alone, without the token: for other services on the same server
     /// (`grpc.health.v1`, which asks for no credentials).
     pub async fn channel(&self) -> Result<Channel, Error> {
-        let mut endpoint = Endpoint::from_shared(self.uri.clone())?
+        let mut endpoint = Endpoint::from_shared(self.uri.clone())
+            .map_err(|e| Error::InvalidUri(format!("{}: {e}", self.uri)))?
             .tcp_nodelay(true)
             .max_frame_size(MAX_FRAME_BYTES);
-        let https = endpoint.uri().scheme_str() == Some("https");
+        let https = match endpoint.uri().scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(Error::InvalidUri(format!(
+                    "{}: the address must be host:port, http://host:port or https://host:port",
+                    self.uri
+                )));
+            }
+        };
+        if endpoint.uri().port_u16().is_none() {
+            return Err(Error::InvalidUri(format!(
+                "{}: the address needs a port (the server's default is 5243)",
+                self.uri
+            )));
+        }
         let wants_tls = self.ca.is_some() || self.identity.is_some() || self.domain.is_some();
         if wants_tls && !https {
             return Err(Error::InvalidUri(format!(
@@ -130,5 +164,35 @@ impl tonic::service::Interceptor for Credentials {
                 .insert("authorization", value.clone());
         }
         Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_taken_with_or_without_a_scheme() {
+        assert_eq!(
+            with_scheme("127.0.0.1:5243".into()),
+            "http://127.0.0.1:5243"
+        );
+        assert_eq!(with_scheme(" https://db:5243 ".into()), "https://db:5243");
+        assert_eq!(with_scheme("http://[::1]:5243".into()), "http://[::1]:5243");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_address_is_an_invalid_uri_not_a_connection_error() {
+        for address in [
+            "ftp://127.0.0.1:5243",
+            "127.0.0.1",
+            "http://",
+            "not an address",
+        ] {
+            match ClientBuilder::new(address.into()).connect().await {
+                Err(Error::InvalidUri(message)) => assert!(!message.is_empty()),
+                other => panic!("{address}: {other:?}"),
+            }
+        }
     }
 }

@@ -51,8 +51,9 @@ pub enum Error {
     /// The server address is not a valid URI.
     #[error("invalid server URI: {0}")]
     InvalidUri(String),
-    /// The connection could not be made.
-    #[error("cannot connect: {0}")]
+    /// The connection could not be made; shown with its innermost cause ("Connection
+    /// refused"), which tonic's own message ("transport error") leaves out.
+    #[error("cannot connect: {}", innermost(.0))]
     Connect(#[from] tonic::transport::Error),
     /// The connection failed during the call in a way a retry will not mend (the
     /// status came from this side's transport, not from the server): the innermost

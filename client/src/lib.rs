@@ -33,7 +33,7 @@ mod types;
 
 pub use admin::{ListStreams, StreamInfo, StreamPage, StreamState};
 pub use client::{Client, EventStream};
-pub use connect::ClientBuilder;
+pub use connect::{ClientBuilder, default_address};
 pub use error::Error;
 pub use subscription::{
     SubscribeFrom, SubscribeOptions, Subscription, SubscriptionFilter, SubscriptionMessage,

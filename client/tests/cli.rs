@@ -351,3 +351,33 @@ fn tls_and_token_flags_reach_a_server_with_mutual_tls_and_tokens() {
     assert_eq!(clear.status.code(), Some(2), "{}", stderr(&clear));
     assert!(stderr(&clear).contains("https://"), "{}", stderr(&clear));
 }
+
+#[test]
+fn the_server_address_is_taken_with_or_without_a_scheme_and_from_evenire_server() {
+    let server = server();
+    let bare = server.uri.trim_start_matches("http://").to_string();
+    for address in [server.uri.as_str(), bare.as_str()] {
+        let health = evenire(address, &["health"]);
+        assert!(health.status.success(), "{address}: {}", stderr(&health));
+    }
+    let from_env = Command::new(BINARY)
+        .arg("health")
+        .env("EVENIRE_SERVER", &bare)
+        .output()
+        .expect("run evenire");
+    assert!(from_env.status.success(), "{}", stderr(&from_env));
+    for malformed in ["127.0.0.1", "ftp://127.0.0.1:5243", "not an address"] {
+        let refused = evenire(malformed, &["health"]);
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{malformed}: {}",
+            stderr(&refused)
+        );
+        assert!(
+            stderr(&refused).contains("--server"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+}

@@ -16,7 +16,13 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Directory that holds the log. Created if missing; one server at a time.
-    #[arg(long, env = "EVENIRE_DATA_DIR", default_value = "./evenire-data")]
+    /// Given before or after an offline subcommand (`verify --data-dir X`).
+    #[arg(
+        long,
+        env = "EVENIRE_DATA_DIR",
+        default_value = "./evenire-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Memory for recently written and read events (e.g. 256MiB, 1GiB; 0 turns the cache off).

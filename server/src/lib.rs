@@ -115,20 +115,20 @@ pub async fn serve(
     let access = rules.map_or_else(auth::Access::open, auth::Access::with_rules);
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(evenire_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection = match config.reflection() {
+    // Both versions of reflection: grpcurl 1.8, grpcui 1.4 and Postman speak only
+    // v1alpha; newer tools v1.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(evenire_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_access = match config.reflection() {
         config::Reflection::Off => None,
         config::Reflection::Open => Some(auth::Access::open()),
         config::Reflection::Authenticated => Some(access.clone()),
-    }
-    .map(|access| {
-        tonic::service::interceptor::InterceptedService::new(reflection, move |request| {
-            access.authenticate(&request).map(|_| request)
-        })
-    });
+    };
+    let reflection_v1 = auth::guarded(reflection().build_v1()?, reflection_access.clone());
+    let reflection_v1alpha = auth::guarded(reflection().build_v1alpha()?, reflection_access);
     let slot = Arc::new(OnceLock::new());
     let limits = Limits {
         max_event_size: config.max_event_size.as_usize(),
@@ -153,7 +153,8 @@ pub async fn serve(
                 service::refusals::rewrite,
             ))
             .add_service(health_service)
-            .add_optional_service(reflection)
+            .add_optional_service(reflection_v1)
+            .add_optional_service(reflection_v1alpha)
             .add_service(api)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;

@@ -241,3 +241,39 @@ fn verify_and_repair_cut_the_log_at_the_first_damage() {
     terminate(&child);
     assert!(wait(&mut child).success());
 }
+
+#[tokio::test]
+async fn offline_commands_take_the_data_dir_after_them_and_refuse_a_live_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, uri) = start(dir.path());
+    common::append_one(&uri).await.expect("append");
+    let after = |args: &[&str]| {
+        Command::new(common::binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .expect("run evenire-server")
+    };
+    for args in [
+        &["verify"][..],
+        &["repair"],
+        &["repair", "--skip-damaged-record"],
+    ] {
+        let refused = after(args);
+        assert!(!refused.status.success(), "{args:?} on a live directory");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("in use by another Evenire process"),
+            "{args:?}: {stderr}"
+        );
+    }
+    terminate(&child);
+    assert!(wait(&mut child).success());
+    let verified = after(&["verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}

@@ -138,3 +138,16 @@ def test_list_get_and_delete_streams(client):
         client.append(streams[1], numbered(0, 1))
     with pytest.raises(StreamNotFound):
         client.get_stream(StreamId.new(kind))
+
+
+def test_the_address_is_taken_in_every_form_and_from_evenire_server(server_address, monkeypatch):
+    from evenire import EvenireClient, StreamId, StreamNotFound
+
+    monkeypatch.setenv("EVENIRE_SERVER", server_address)
+    for client in (EvenireClient(f"http://{server_address}"), EvenireClient(server_address), EvenireClient()):
+        with client:
+            with pytest.raises(StreamNotFound):
+                client.get_stream(StreamId.new("order"))
+    for malformed in ("127.0.0.1", "ftp://127.0.0.1:5243", "http://:5243"):
+        with pytest.raises(ValueError, match="host:port"):
+            EvenireClient(malformed)

@@ -238,6 +238,23 @@ export interface SubscribeOptions {
   signal?: AbortSignal;
 }
 
+/** `host:port` as `http://host:port`; refuses anything but host:port with an optional http(s) scheme. */
+function withScheme(address: string): string {
+  const trimmed = address.trim();
+  const url = trimmed.includes("://") ? trimmed : `http://${trimmed}`;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  // The port is checked in the text: URL drops one that is the scheme's default.
+  if (!parsed || !["http:", "https:"].includes(parsed.protocol) || !/:\d+\/?$/.test(url)) {
+    throw new Error(`${address}: the address must be host:port, http://host:port or https://host:port`);
+  }
+  return url;
+}
+
 /** How to reach a server that asks for TLS or credentials. */
 export interface ConnectOptions {
   /** The CA that signed the server's certificate (PEM); without it, Node's roots. */
@@ -254,10 +271,12 @@ export class EvenireClient {
   private readonly rpc: Client<typeof pb.EventStoreService>;
 
   /**
-   * `baseUrl` such as "http://127.0.0.1:5243", or "https://..." for TLS with the
-   * `options`' CA and client certificate.
+   * `address` as "host:port", "http://host:port", or "https://host:port" for TLS with
+   * the `options`' CA and client certificate; without one, `EVENIRE_SERVER`, else
+   * "http://127.0.0.1:5243". A malformed address throws at once.
    */
-  constructor(baseUrl = "http://127.0.0.1:5243", options: ConnectOptions = {}) {
+  constructor(address?: string, options: ConnectOptions = {}) {
+    const baseUrl = withScheme(address ?? process.env.EVENIRE_SERVER ?? "http://127.0.0.1:5243");
     const { ca, cert, key, token } = options;
     const tls = ca !== undefined || cert !== undefined || key !== undefined;
     if (tls && !baseUrl.startsWith("https://")) {

@@ -172,3 +172,18 @@ test("list, get and delete streams", async () => {
   await assert.rejects(client.append(streams[1], numbered(0, 1)), StreamTombstonedError);
   await assert.rejects(client.getStream(newStream(kind)), StreamNotFoundError);
 });
+
+test("the address is taken in every form and from EVENIRE_SERVER", async () => {
+  const address = baseUrl.replace("http://", "");
+  process.env.EVENIRE_SERVER = address;
+  try {
+    for (const each of [new EvenireClient(baseUrl), new EvenireClient(address), new EvenireClient()]) {
+      await assert.rejects(each.getStream(newStream("order")), StreamNotFoundError);
+    }
+  } finally {
+    delete process.env.EVENIRE_SERVER;
+  }
+  for (const malformed of ["127.0.0.1", "ftp://127.0.0.1:5243", "http://:5243"]) {
+    assert.throws(() => new EvenireClient(malformed), /host:port/);
+  }
+});

@@ -90,6 +90,27 @@ fn describe_prefixes(prefixes: &[String]) -> String {
     quoted.join(" or ")
 }
 
+/// Lets through the calls of callers `Access` knows, whatever their role: for services
+/// outside the event store's own, such as reflection.
+#[derive(Debug, Clone)]
+pub struct Authenticated(Access);
+
+impl tonic::service::Interceptor for Authenticated {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        self.0.authenticate(&request).map(|_| request)
+    }
+}
+
+/// `service` for the callers `access` knows; not served without one.
+pub fn guarded<S>(
+    service: S,
+    access: Option<Access>,
+) -> Option<tonic::service::interceptor::InterceptedService<S, Authenticated>> {
+    access.map(|access| {
+        tonic::service::interceptor::InterceptedService::new(service, Authenticated(access))
+    })
+}
+
 /// The token file in use, or none: everyone may do everything.
 #[derive(Debug, Clone, Default)]
 pub struct Access {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as _json
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -167,8 +168,9 @@ def _channel(
     token: Optional[str],
 ) -> grpc.Channel:
     """A channel to `target` with the TLS and token settings of `EvenireClient`."""
-    scheme, _, address = target.rpartition("://")
-    if scheme not in ("", "http", "https"):
+    scheme, _, address = target.strip().rpartition("://")
+    host, _, port = address.rpartition(":")
+    if scheme not in ("", "http", "https") or not host or not port.isdigit():
         raise ValueError(f"{target}: the address must be host:port, http://host:port or https://host:port")
     tls = scheme == "https" or any(x is not None for x in (root_certificates, certificate_chain, private_key))
     if tls and scheme == "http":
@@ -202,7 +204,8 @@ def _direction(backward: bool) -> int:
 class EvenireClient:
     """A connection to an Evenire server. Calls raise `evenire.EvenireError` subclasses.
 
-    `target` is `host:port`, `http://host:port` or `https://host:port`. TLS is used
+    `target` is `host:port`, `http://host:port` or `https://host:port`; without one,
+    `EVENIRE_SERVER`, else `127.0.0.1:5243`. TLS is used
     for `https://` or when `root_certificates` or a client certificate is given: the
     CA's certificate (PEM bytes; the system's roots without it), and for mutual TLS
     `certificate_chain` and `private_key` (PEM bytes). `token` is sent as
@@ -212,7 +215,7 @@ class EvenireClient:
 
     def __init__(
         self,
-        target: str = "127.0.0.1:5243",
+        target: Optional[str] = None,
         *,
         channel: Optional[grpc.Channel] = None,
         root_certificates: Optional[bytes] = None,
@@ -220,6 +223,7 @@ class EvenireClient:
         private_key: Optional[bytes] = None,
         token: Optional[str] = None,
     ) -> None:
+        target = target or os.environ.get("EVENIRE_SERVER") or "127.0.0.1:5243"
         self._channel = channel or _channel(
             target, root_certificates, certificate_chain, private_key, token
         )
