@@ -86,6 +86,7 @@ backend_test! {
                         SubscriptionMessage::Event(e) => seen.push(e.position),
                         SubscriptionMessage::CaughtUp { .. } => caught_up = true,
                         SubscriptionMessage::Checkpoint { .. } => {}
+                        other => panic!("no reconnects here: {other:?}"),
                     }
                 }
                 (caught_up, seen)
@@ -166,7 +167,17 @@ backend_test! {
             .append(&stream, ExpectedVersion::Exact(9), numbered(10, 3))
             .await
             .expect("append after restart");
-        let after_restart = events(&mut by_version, 3).await;
+        // Told that it reconnects, then the events after the last one delivered.
+        let mut reconnecting = 0;
+        let mut after_restart = Vec::new();
+        while after_restart.len() < 3 {
+            match next(&mut by_version).await {
+                SubscriptionMessage::Event(event) => after_restart.push(event),
+                SubscriptionMessage::Reconnecting { .. } => reconnecting += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(reconnecting, 1, "one notice for the one drop");
         assert_eq!(
             after_restart.iter().map(|e| e.version).collect::<Vec<_>>(),
             vec![10, 11, 12],
@@ -238,6 +249,7 @@ backend_test! {
                             assert_eq!(position, Some(102), "caught up at the log's end");
                             return (seen, checkpoints);
                         }
+                        other => panic!("no reconnects here: {other:?}"),
                     }
                 }
             }

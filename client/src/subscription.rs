@@ -111,8 +111,9 @@ impl SubscribeOptions {
     }
 }
 
-/// One step of a subscription.
+/// One step of a subscription. More kinds may come: match with a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SubscriptionMessage {
     /// The next event.
     Event(RecordedEvent),
@@ -127,6 +128,14 @@ pub enum SubscriptionMessage {
     Checkpoint {
         /// Resume after this position to continue from here.
         position: u64,
+    },
+    /// The call dropped (the server restarted, the network went) and the subscription
+    /// is subscribing again after what it delivered, with backoff: nothing is lost or
+    /// repeated. For whoever shows progress ("reconnecting..."); a `CaughtUp` follows
+    /// once it is back.
+    Reconnecting {
+        /// Why the call dropped.
+        reason: String,
     },
 }
 
@@ -260,6 +269,12 @@ impl Follower {
                 let _ = self.sender.send(Err(failure.into())).await;
                 return;
             }
+            let reconnecting = SubscriptionMessage::Reconnecting {
+                reason: crate::Error::from(failure).to_string(),
+            };
+            if self.sender.send(Ok(reconnecting)).await.is_err() {
+                return;
+            }
             match self.reopen().await {
                 Some(reopened) => responses = reopened,
                 None => return,
@@ -327,7 +342,7 @@ impl Follower {
             (Target::Stream(_), SubscriptionMessage::Event(e)) => Some(e.version),
             (Target::All, SubscriptionMessage::CaughtUp { position }) => *position,
             (Target::All, SubscriptionMessage::Checkpoint { position }) => Some(*position),
-            (Target::Stream(_), _) => None,
+            (Target::Stream(_), _) | (_, SubscriptionMessage::Reconnecting { .. }) => None,
         };
         if let Some(after) = after {
             self.from = SubscribeFrom::After(after);

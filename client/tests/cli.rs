@@ -381,3 +381,170 @@ fn the_server_address_is_taken_with_or_without_a_scheme_and_from_evenire_server(
         );
     }
 }
+
+#[test]
+fn json_looking_data_that_does_not_parse_is_refused_unless_raw() {
+    let server = server();
+    let stream = format!("order/{KEY}");
+    let broken = [
+        "append",
+        &stream,
+        "--type",
+        "Placed",
+        "--data",
+        "{\"total\": 42",
+    ];
+    let refused = evenire(&server.uri, &broken);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--data looks like JSON") && stderr(&refused).contains("--raw"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        evenire(&server.uri, &["info", &stream]).status.code(),
+        Some(1),
+        "nothing was written"
+    );
+    let raw: Vec<&str> = broken.iter().copied().chain(["--raw"]).collect();
+    let stored = evenire(&server.uri, &raw);
+    assert!(stored.status.success(), "{}", stderr(&stored));
+    let text = evenire(
+        &server.uri,
+        &[
+            "append",
+            &stream,
+            "--type",
+            "Noted",
+            "--data",
+            "plain words",
+        ],
+    );
+    assert!(
+        text.status.success(),
+        "text that is not JSON-looking is stored as it is"
+    );
+}
+
+#[test]
+fn read_all_ends_and_tail_prints_one_header_marks_catching_up_and_resumes_after() {
+    /// A line of the tail's output, and which stream it came on ("out" or "err").
+    type Line = (&'static str, String);
+    let server = server();
+    let uri = server.uri.as_str();
+    let sensor = format!("sensor-eu/{KEY}");
+    let order = format!("order/{KEY}");
+    let mut positions = Vec::new();
+    for (stream, event_type) in [
+        (&sensor, "A"),
+        (&order, "B"),
+        (&sensor, "C"),
+        (&sensor, "D"),
+    ] {
+        let appended = evenire(uri, &["--json", "append", stream, "--type", event_type]);
+        assert!(appended.status.success(), "{}", stderr(&appended));
+        let value: serde_json::Value = serde_json::from_str(&stdout(&appended)).expect("json");
+        positions.push(value["position"].as_u64().expect("a position"));
+    }
+
+    // read --all reads the whole log and ends; with --from, --max and --backward too.
+    let all = evenire(uri, &["read", "--all"]);
+    assert!(all.status.success(), "{}", stderr(&all));
+    let lines: Vec<String> = stdout(&all).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 5, "a header and four events: {lines:?}");
+    assert!(lines[0].starts_with("STREAM"));
+    let from = positions[2].to_string();
+    let tail_of_log = evenire(uri, &["--json", "read", "--all", "--from", &from]);
+    let types: Vec<String> = stdout(&tail_of_log)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["type"].to_string())
+        .collect();
+    assert_eq!(types, ["\"C\"", "\"D\""]);
+    let last = evenire(
+        uri,
+        &["--json", "read", "--all", "--backward", "--max", "1"],
+    );
+    assert!(stdout(&last).contains("\"D\""), "{}", stdout(&last));
+
+    // tail after the first sensor event, by prefix: the rest of the history under one
+    // header, a caught-up mark on stderr, then live events under the same header.
+    let after = positions[0].to_string();
+    let mut tail = Command::new(BINARY)
+        .args([
+            "--server",
+            uri,
+            "tail",
+            "--all",
+            "--stream-type-prefix",
+            "sensor",
+        ])
+        .args(["--after", &after])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run evenire tail");
+    let (sender, received) = std::sync::mpsc::channel();
+    let out = BufReader::new(tail.stdout.take().expect("stdout"));
+    let err = BufReader::new(tail.stderr.take().expect("stderr"));
+    for (source, lines) in [
+        ("out", Box::new(out) as Box<dyn BufRead + Send>),
+        ("err", Box::new(err)),
+    ] {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            for line in lines.lines().map_while(Result::ok) {
+                let _ = sender.send((source, line));
+            }
+        });
+    }
+    let wait_for = |what: &str, done: &dyn Fn(&[Line]) -> bool, seen: &mut Vec<Line>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done(seen) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match received.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("{what}: saw only {seen:?}"),
+            }
+        }
+    };
+    let rows = |seen: &[Line]| {
+        seen.iter()
+            .filter(|(s, l)| *s == "out" && !l.starts_with("STREAM"))
+            .count()
+    };
+    let mut seen = Vec::new();
+    wait_for(
+        "the history and the caught-up mark",
+        &|seen| {
+            rows(seen) == 2
+                && seen
+                    .iter()
+                    .any(|(s, l)| *s == "err" && l.contains("caught up"))
+        },
+        &mut seen,
+    );
+    evenire(uri, &["append", &sensor, "--type", "E"]);
+    wait_for("the live event", &|seen| rows(seen) == 3, &mut seen);
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let out: Vec<&String> = seen
+        .iter()
+        .filter(|(s, _)| *s == "out")
+        .map(|(_, l)| l)
+        .collect();
+    assert_eq!(
+        out.iter().filter(|l| l.starts_with("STREAM")).count(),
+        1,
+        "one header: {out:?}"
+    );
+    assert!(out[0].starts_with("STREAM"), "{out:?}");
+    let shown: Vec<&str> = out[1..]
+        .iter()
+        .map(|l| l.split_whitespace().nth(3).expect("a type column"))
+        .collect();
+    assert_eq!(
+        shown,
+        ["C", "D", "E"],
+        "after the first event, sensor streams only"
+    );
+}

@@ -34,12 +34,24 @@ pub fn expected_version(text: &str) -> Result<ExpectedVersion, Failure> {
 }
 
 /// Inline text, or a file's bytes for `@FILE`.
-fn bytes_of(argument: &str, flag: &str) -> Result<Vec<u8>, Failure> {
-    match argument.strip_prefix('@') {
-        Some(path) => std::fs::read(path)
-            .map_err(|e| Failure::Usage(format!("{flag} @{path}: cannot read it: {e}"))),
-        None => Ok(argument.as_bytes().to_vec()),
+/// The bytes `argument` gives `flag`: a file's for `@FILE`; else the text, which must
+/// parse as JSON when it looks like JSON (starts with `{` or `[`) unless `raw`: a typo
+/// in a JSON payload is a usage error, not stored bytes.
+fn bytes_of(argument: &str, flag: &str, raw: bool) -> Result<Vec<u8>, Failure> {
+    if let Some(path) = argument.strip_prefix('@') {
+        return std::fs::read(path)
+            .map_err(|e| Failure::Usage(format!("{flag} @{path}: cannot read it: {e}")));
     }
+    let looks_like_json = argument.trim_start().starts_with(['{', '[']);
+    if looks_like_json && !raw {
+        serde_json::from_str::<serde_json::Value>(argument).map_err(|e| {
+            Failure::Usage(format!(
+                "{flag} looks like JSON but does not parse ({e}); give --raw to store the \
+                 text as it is"
+            ))
+        })?;
+    }
+    Ok(argument.as_bytes().to_vec())
 }
 
 /// One event from the command line.
@@ -47,14 +59,15 @@ pub fn event(
     event_type: &str,
     data: Option<&str>,
     metadata: Option<&str>,
+    raw: bool,
 ) -> Result<EventData, Failure> {
     let data = data
-        .map(|d| bytes_of(d, "--data"))
+        .map(|d| bytes_of(d, "--data", raw))
         .transpose()?
         .unwrap_or_default();
     let mut event = EventData::new(event_type, data);
     if let Some(metadata) = metadata {
-        event = event.with_metadata(bytes_of(metadata, "--metadata")?);
+        event = event.with_metadata(bytes_of(metadata, "--metadata", raw)?);
     }
     Ok(event)
 }

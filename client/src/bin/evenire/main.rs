@@ -8,8 +8,8 @@ mod output;
 
 use clap::{Parser, Subcommand};
 use evenire_client::{
-    Client, ClientBuilder, Direction, Error, ListStreams, ReadFrom, StreamId, SubscribeFrom,
-    SubscribeOptions, SubscriptionFilter, SubscriptionMessage,
+    Client, ClientBuilder, Direction, Error, ListStreams, ReadAllFrom, ReadFrom, StreamId,
+    SubscribeFrom, SubscribeOptions, SubscriptionFilter, SubscriptionMessage,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -81,14 +81,18 @@ enum Command {
         /// The stream, as TYPE/KEY.
         stream: String,
     },
-    /// Read a stream's events.
+    /// Read a stream's events, or with --all the whole log's, and end.
     Read {
-        /// The stream, as TYPE/KEY.
-        stream: String,
+        /// The stream, as TYPE/KEY; or --all.
+        #[arg(required_unless_present = "all")]
+        stream: Option<String>,
+        /// The whole log ($all), by position.
+        #[arg(long, conflicts_with = "stream")]
+        all: bool,
         /// From the end, newest first.
         #[arg(long)]
         backward: bool,
-        /// Start at this version.
+        /// Start at this version (with --all: this position).
         #[arg(long)]
         from: Option<u64>,
         /// At most this many events.
@@ -105,12 +109,22 @@ enum Command {
         /// Only streams of this type (repeatable; with --all).
         #[arg(long = "stream-type")]
         stream_types: Vec<String>,
+        /// Only streams whose type starts with this (repeatable; with --all).
+        #[arg(long = "stream-type-prefix")]
+        stream_type_prefixes: Vec<String>,
         /// Only events of this type (repeatable).
         #[arg(long = "event-type")]
         event_types: Vec<String>,
+        /// Only events whose type starts with this (repeatable).
+        #[arg(long = "event-type-prefix")]
+        event_type_prefixes: Vec<String>,
         /// Start with the history instead of only new events.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "after")]
         from_start: bool,
+        /// Start after this position (with --all) or version (a stream): where a tail
+        /// that stopped left off.
+        #[arg(long)]
+        after: Option<u64>,
     },
     /// Append one event (--type and --data) or several (--jsonl).
     Append {
@@ -119,12 +133,17 @@ enum Command {
         /// The event type.
         #[arg(long = "type", required_unless_present = "jsonl")]
         event_type: Option<String>,
-        /// The data: JSON text, or @FILE for a file's bytes.
+        /// The data: JSON text (checked when it starts with { or [), other text, or
+        /// @FILE for a file's bytes as they are.
         #[arg(long, requires = "event_type")]
         data: Option<String>,
         /// The metadata: JSON text, or @FILE.
         #[arg(long, requires = "event_type")]
         metadata: Option<String>,
+        /// Store --data and --metadata text as given, even when it looks like JSON
+        /// and does not parse.
+        #[arg(long, requires = "event_type")]
+        raw: bool,
         /// Events as JSON Lines from FILE (- for stdin), one object per line:
         /// {"type": "...", "data": <json>, "metadata": <json>, "id": "uuid"}.
         #[arg(long, conflicts_with_all = ["event_type", "data", "metadata"])]
@@ -268,23 +287,39 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Read {
             stream,
+            all,
             backward,
             from,
             max,
         } => {
-            let stream = input::stream_id(stream)?;
             let direction = if *backward {
                 Direction::Backward
             } else {
                 Direction::Forward
             };
-            let start = match (from, direction) {
-                (Some(v), _) => ReadFrom::Version(*v),
-                (None, Direction::Forward) => ReadFrom::Start,
-                (None, Direction::Backward) => ReadFrom::End,
+            let stream = match (stream, all) {
+                (Some(stream), false) => Some(input::stream_id(stream)?),
+                _ => None,
             };
             let client = connect(cli).await?;
-            let mut events = client.read(&stream, start, direction, *max).await?;
+            let mut events = match stream {
+                Some(stream) => {
+                    let start = match (from, direction) {
+                        (Some(v), _) => ReadFrom::Version(*v),
+                        (None, Direction::Forward) => ReadFrom::Start,
+                        (None, Direction::Backward) => ReadFrom::End,
+                    };
+                    client.read(&stream, start, direction, *max).await?
+                }
+                None => {
+                    let start = match (from, direction) {
+                        (Some(p), _) => ReadAllFrom::Position(*p),
+                        (None, Direction::Forward) => ReadAllFrom::Start,
+                        (None, Direction::Backward) => ReadAllFrom::End,
+                    };
+                    client.read_all(start, direction, *max).await?
+                }
+            };
             let mut table = out.events_table();
             while let Some(event) = events.next().await {
                 table.row(&event?);
@@ -295,18 +330,22 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             stream,
             all,
             stream_types,
+            stream_type_prefixes,
             event_types,
+            event_type_prefixes,
             from_start,
+            after,
         } => {
-            let from = if *from_start {
-                SubscribeFrom::Start
-            } else {
-                SubscribeFrom::End
+            let from = match (after, from_start) {
+                (Some(after), _) => SubscribeFrom::After(*after),
+                (None, true) => SubscribeFrom::Start,
+                (None, false) => SubscribeFrom::End,
             };
             let filter = SubscriptionFilter {
                 stream_types: stream_types.clone(),
+                stream_type_prefixes: stream_type_prefixes.clone(),
                 event_types: event_types.clone(),
-                ..SubscriptionFilter::default()
+                event_type_prefixes: event_type_prefixes.clone(),
             };
             let options = SubscribeOptions::filtered(filter);
             let target = match (stream, all) {
@@ -324,10 +363,24 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 None => client.subscribe_all(from, options).await?,
             };
             let mut table = out.events_table();
+            // Events on stdout, a header once; what happens to the subscription on
+            // stderr, so that the data stays clean for a pipe.
             while let Some(message) = subscription.next().await {
-                if let SubscriptionMessage::Event(event) = message? {
-                    table.row(&event);
-                    table.flush();
+                match message? {
+                    SubscriptionMessage::Event(event) => {
+                        table.row(&event);
+                        table.flush();
+                    }
+                    SubscriptionMessage::CaughtUp { position } => eprintln!(
+                        "-- caught up{}; following live (Ctrl-C to stop)",
+                        position.map_or_else(String::new, |p| format!(" at position {p}"))
+                    ),
+                    SubscriptionMessage::Reconnecting { reason } => eprintln!(
+                        "-- connection lost ({reason}); reconnecting, to go on after the \
+                         last event shown"
+                    ),
+                    // Checkpoints, and kinds a newer client may add: nothing to show.
+                    _ => {}
                 }
             }
         }
@@ -336,6 +389,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             event_type,
             data,
             metadata,
+            raw,
             jsonl,
             expect,
         } => {
@@ -348,6 +402,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                         event_type,
                         data.as_deref(),
                         metadata.as_deref(),
+                        *raw,
                     )?]
                 }
                 (None, None) => {

@@ -44,6 +44,9 @@ pub struct Table<T> {
     header: Vec<&'static str>,
     rows: Vec<Vec<String>>,
     render: fn(&T) -> (Vec<String>, Value),
+    /// Live output: the column widths so far, and whether the header is out.
+    widths: Vec<usize>,
+    header_printed: bool,
 }
 
 impl<T> Table<T> {
@@ -57,10 +60,13 @@ impl<T> Table<T> {
         }
     }
 
-    /// Prints what is buffered now: for live output.
+    /// Prints what is buffered now, for live output: the header once, before the
+    /// first row; columns widen as wider cells come.
     pub fn flush(&mut self) {
-        if !self.json {
-            print_aligned(&self.header, &self.rows);
+        if !self.json && !self.rows.is_empty() {
+            let header = (!self.header_printed).then_some(self.header.as_slice());
+            print_aligned(header, &self.rows, &mut self.widths);
+            self.header_printed = true;
             self.rows.clear();
         }
         let _ = std::io::stdout().flush();
@@ -72,20 +78,27 @@ impl<T> Table<T> {
             if self.rows.is_empty() {
                 eprintln!("(none)");
             } else {
-                print_aligned(&self.header, &self.rows);
+                print_aligned(Some(&self.header), &self.rows, &mut self.widths);
             }
             self.rows.clear();
         }
     }
 }
 
-fn print_aligned(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+/// Prints `rows` (under `header`, when given) with columns at least `widths` wide,
+/// which grow to fit them.
+fn print_aligned(header: Option<&[&str]>, rows: &[Vec<String>], widths: &mut Vec<usize>) {
+    let columns = header.map_or_else(|| rows.first().map_or(0, Vec::len), <[_]>::len);
+    widths.resize(widths.len().max(columns), 0);
+    for (width, cell) in widths.iter_mut().zip(header.unwrap_or_default()) {
+        *width = (*width).max(cell.len());
+    }
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
+    let widths = &*widths;
     let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut out = String::new();
         for (i, cell) in cells.enumerate() {
@@ -97,7 +110,9 @@ fn print_aligned(header: &[&str], rows: &[Vec<String>]) {
         }
         say!("{}", out.trim_end());
     };
-    line(&mut header.iter().copied());
+    if let Some(header) = header {
+        line(&mut header.iter().copied());
+    }
     for row in rows {
         line(&mut row.iter().map(String::as_str));
     }
@@ -198,6 +213,8 @@ impl Printer {
             header: vec!["STREAM", "VERSION", "EVENTS", "STATE", "LAST APPENDED"],
             rows: Vec::new(),
             render: render_stream,
+            widths: Vec::new(),
+            header_printed: false,
         }
     }
 
@@ -208,6 +225,8 @@ impl Printer {
             header: vec!["STREAM", "VERSION", "POSITION", "TYPE", "CREATED", "DATA"],
             rows: Vec::new(),
             render: render_event,
+            widths: Vec::new(),
+            header_printed: false,
         }
     }
 
