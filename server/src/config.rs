@@ -119,6 +119,11 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_REFLECTION", value_enum)]
     pub reflection: Option<Reflection>,
 
+    /// Log lines as `text` for people or `json` (one object per line) for log shippers;
+    /// `RUST_LOG` sets the level.
+    #[arg(long, env = "EVENIRE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Serve on an address other than loopback without TLS and client authentication.
     /// Without it, such a server refuses to start.
     #[arg(long, env = "EVENIRE_INSECURE")]
@@ -151,6 +156,7 @@ impl Config {
             tls_client_ca: None,
             auth_tokens: None,
             reflection: None,
+            log_format: LogFormat::Text,
             insecure: false,
         }
     }
@@ -247,6 +253,15 @@ impl Config {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+}
+
+/// The `--log-format` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The `--reflection` choices.

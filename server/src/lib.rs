@@ -17,6 +17,7 @@ pub mod auth;
 pub mod backend;
 pub mod config;
 mod connections;
+mod health;
 mod reload;
 pub mod service;
 pub mod store;
@@ -113,8 +114,7 @@ pub async fn serve(
             .map(|rules| reload::AbortOnDrop(tokio::spawn(rules.watch()))),
     ];
     let access = rules.map_or_else(auth::Access::open, auth::Access::with_rules);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, ServingStatus::NotServing).await;
+    let (health, health_service) = health::Health::new();
     // Both versions of reflection: grpcurl 1.8, grpcui 1.4 and Postman speak only
     // v1alpha; newer tools v1.
     let reflection = || {
@@ -169,16 +169,18 @@ pub async fn serve(
         }
     };
     let _ = slot.set(store.clone());
-    set_health(&health, ServingStatus::Serving).await;
+    health.set(ServingStatus::Serving);
     tracing::info!("serving");
     let watching = tokio::spawn(report_write_refusal(store.write_refusal(), health.clone()));
 
     let outcome = tokio::select! {
         () = shutdown => {
             tracing::info!("shutting down");
-            set_health(&health, ServingStatus::NotServing).await;
-            // Subscriptions never end by themselves: end them so the server can drain.
+            health.set(ServingStatus::NotServing);
+            // Subscriptions and health watches never end by themselves: end them so
+            // the server can drain.
             store.close_subscriptions();
+            health.end_watches();
             let _ = stop.send(());
             match tokio::time::timeout(config.shutdown_grace(), &mut server).await {
                 Ok(joined) => joined_outcome(joined),
@@ -202,12 +204,12 @@ pub async fn serve(
 /// fails because a restart is what fixes it (docs/operations.md, "Health checks").
 async fn report_write_refusal(
     mut refusal: tokio::sync::watch::Receiver<Option<String>>,
-    health: tonic_health::server::HealthReporter,
+    health: health::Health,
 ) {
     loop {
         if refusal.borrow_and_update().is_some() {
             tracing::error!("health: NOT_SERVING until a restart, writes are refused");
-            set_health(&health, ServingStatus::NotServing).await;
+            health.set(ServingStatus::NotServing);
             return;
         }
         if refusal.changed().await.is_err() {
@@ -224,11 +226,4 @@ fn joined_outcome(
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => Ok(()),
     }
-}
-
-async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
-    health.set_service_status("", status).await;
-    health
-        .set_service_status(evenire_proto::SERVICE_NAME, status)
-        .await;
 }

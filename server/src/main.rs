@@ -4,6 +4,7 @@
 mod offline;
 
 use clap::Parser;
+use evenire_server::config::LogFormat;
 use evenire_server::{Config, run};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -14,8 +15,18 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The version, the commit it was built from and the build profile (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EVENIRE_COMMIT"),
+    ", ",
+    env!("EVENIRE_BUILD_PROFILE"),
+    " build)"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "evenire-server", version, about, long_about = None)]
+#[command(name = "evenire-server", version = VERSION, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     config: Config,
@@ -30,13 +41,19 @@ async fn main() -> ExitCode {
         return offline::run(&cli.config, offline);
     }
     let config = cli.config;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One JSON object per line, the fields at the top level: what log shippers
+        // (Loki, Elasticsearch, CloudWatch) parse without configuration.
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -46,6 +63,7 @@ async fn main() -> ExitCode {
     };
     let bound = listener.local_addr().map_or(config.listen, |a| a);
     tracing::info!(
+        version = VERSION,
         listen = %bound,
         data_dir = %config.data_dir.display(),
         fsync = ?config.fsync,

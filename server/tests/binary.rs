@@ -277,3 +277,117 @@ async fn offline_commands_take_the_data_dir_after_them_and_refuse_a_live_directo
         String::from_utf8_lossy(&verified.stderr)
     );
 }
+
+// Two threads: the watches' connection must go on while the test waits for the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_health_watch_ends_at_shutdown_instead_of_holding_it() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A grace period far longer than the wait below: a watch that held the shutdown
+    // would fail the test.
+    let (mut child, addr) = common::start(dir.path(), &["--shutdown-grace-secs", "60"]);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut watches = Vec::new();
+    for service in ["", evenire_proto::SERVICE_NAME] {
+        let request = HealthCheckRequest {
+            service: service.into(),
+        };
+        let mut watch = HealthClient::new(channel.clone())
+            .watch(request)
+            .await
+            .expect("watch")
+            .into_inner();
+        let first = watch.message().await.expect("a status").expect("one");
+        assert_eq!(first.status, ServingStatus::Serving as i32);
+        watches.push(watch);
+    }
+    let unknown = HealthCheckRequest {
+        service: "no.such.Service".into(),
+    };
+    let mut watch = HealthClient::new(channel)
+        .watch(unknown)
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("a status").expect("one");
+    assert_eq!(first.status, ServingStatus::ServiceUnknown as i32);
+    watches.push(watch);
+
+    // Each watch is read to its end, as a probe would, while the server stops.
+    let ended: Vec<_> = watches
+        .into_iter()
+        .map(|mut watch| {
+            tokio::spawn(async move { while let Ok(Some(_)) = watch.message().await {} })
+        })
+        .collect();
+    terminate(&child);
+    let status = tokio::task::spawn_blocking(move || wait(&mut child))
+        .await
+        .expect("wait");
+    assert!(status.success(), "stopped within 10 s, not the 60 s grace");
+    for watch in ended {
+        watch.await.expect("the watch ended");
+    }
+}
+
+#[test]
+fn version_names_the_commit_and_json_logs_are_one_object_per_line() {
+    let version = Command::new(common::binary())
+        .arg("--version")
+        .output()
+        .expect("run --version");
+    let version = String::from_utf8_lossy(&version.stdout).to_string();
+    assert!(
+        version.contains("(commit ") && version.contains(" build)"),
+        "{version}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(common::binary())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("a line");
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let serving = value["message"] == "serving";
+        seen.push(value);
+        if serving {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let starting = seen
+        .iter()
+        .find(|v| v["message"] == "starting")
+        .unwrap_or_else(|| panic!("a starting line: {seen:?}"));
+    assert!(
+        starting["listen"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("127.0.0.1:"))
+    );
+    assert_eq!(
+        starting["version"].as_str(),
+        version.split_once(' ').map(|(_, v)| v.trim())
+    );
+    assert_eq!(starting["level"], "INFO");
+}
