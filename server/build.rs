@@ -15,7 +15,13 @@ fn main() {
             .filter(|out| out.status.success())
             .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    // A build without the repository (an image's) is told the commit by its builder.
+    println!("cargo:rerun-if-env-changed=EVENIRE_COMMIT");
+    let commit = std::env::var("EVENIRE_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
     let profile = std::env::var("PROFILE").unwrap_or_else(|_| "unknown".into());
     println!("cargo:rustc-env=EVENIRE_COMMIT={commit}");
     println!("cargo:rustc-env=EVENIRE_BUILD_PROFILE={profile}");
