@@ -119,6 +119,11 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_REFLECTION", value_enum)]
     pub reflection: Option<Reflection>,
 
+    /// Also serve grpc.health.v1 alone, in clear, on this address: for probes that
+    /// cannot speak TLS, such as kubelet's gRPC probes. Off by default.
+    #[arg(long, env = "EVENIRE_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+
     /// Log lines as `text` for people or `json` (one object per line) for log shippers;
     /// `RUST_LOG` sets the level.
     #[arg(long, env = "EVENIRE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -156,6 +161,7 @@ impl Config {
             tls_client_ca: None,
             auth_tokens: None,
             reflection: None,
+            health_listen: None,
             log_format: LogFormat::Text,
             insecure: false,
         }

@@ -142,6 +142,28 @@ pub async fn serve(
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let refusals = Arc::new(connections::refusal_log::RefusalLog::default());
+    // Health alone, in clear and on a port of its own, for probes that cannot speak TLS
+    // (kubelet's gRPC probes); the same connection limits, no other service.
+    let health_only = match config.health_listen {
+        None => None,
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| RunError::Config(format!("--health-listen {addr}: {e}")))?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            let incoming =
+                connections::accept(listener, config.connection_limits(), None, refusals.clone());
+            let serving = tonic::transport::Server::builder()
+                .add_service(health_service.clone())
+                .serve_with_incoming(incoming);
+            let task = tokio::spawn(async move {
+                if let Err(e) = serving.await {
+                    tracing::error!(error = %e, "the health listener failed");
+                }
+            });
+            Some((bound, reload::AbortOnDrop(task)))
+        }
+    };
     let incoming = connections::accept(listener, config.connection_limits(), tls, refusals);
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -171,6 +193,9 @@ pub async fn serve(
     let _ = slot.set(store.clone());
     health.set(ServingStatus::Serving);
     tracing::info!("serving");
+    if let Some((addr, _)) = &health_only {
+        tracing::info!(health_listen = %addr, "health is also served in clear");
+    }
     let watching = tokio::spawn(report_write_refusal(store.write_refusal(), health.clone()));
 
     let outcome = tokio::select! {

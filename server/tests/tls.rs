@@ -313,3 +313,38 @@ async fn serving_beyond_loopback_without_tls_and_client_authentication_is_refuse
         "TLS alone is not enough: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn health_alone_is_served_in_clear_on_its_own_port_for_probes() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let pki = Pki::new("ca");
+    let pair = pki.server("server");
+    let mut args = tls_args(&pair);
+    args.extend(["--health-listen", "127.0.0.1:0"]);
+    let (_dir, server) = start(&args);
+    let line = logged(&server, "health is also served in clear").await;
+    let addr = line
+        .split("health_listen=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the health address in the log");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("a plaintext connection");
+    let checked = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health in clear")
+        .into_inner();
+    assert_eq!(checked.status, ServingStatus::Serving as i32);
+    // Nothing else is served there.
+    let client = Client::from_channel(channel);
+    match append(&client).await {
+        Err(e) => assert!(e.contains("not implemented"), "{e}"),
+        Ok(()) => panic!("the event store is not on the health port"),
+    }
+}

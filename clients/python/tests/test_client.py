@@ -151,3 +151,39 @@ def test_the_address_is_taken_in_every_form_and_from_evenire_server(server_addre
     for malformed in ("127.0.0.1", "ftp://127.0.0.1:5243", "http://:5243"):
         with pytest.raises(ValueError, match="host:port"):
             EvenireClient(malformed)
+
+
+def test_the_asyncio_client_appends_reads_subscribes_and_raises_the_same_errors(server_address):
+    import asyncio
+
+    from evenire import EventData, StreamId, StreamNotFound, WrongExpectedVersion
+    from evenire.aio import AsyncEvenireClient
+    from evenire.client import CaughtUp, RecordedEvent
+
+    async def scenario():
+        async with AsyncEvenireClient(server_address) as client:
+            order = StreamId.new("order")
+            result = await client.append(order, [EventData.json("Placed", {"n": n}) for n in range(3)],
+                                         expected="no_stream")
+            assert result.version == 2
+            assert [e.json()["n"] async for e in client.read(order)] == [0, 1, 2]
+            assert [e.version async for e in client.read(order, start="end", backward=True, max_count=1)] == [2]
+            with pytest.raises(WrongExpectedVersion) as wrong:
+                await client.append(order, [EventData.json("Placed", {})], expected=0)
+            assert wrong.value.actual_version == 2
+            with pytest.raises(StreamNotFound):
+                await client.get_stream(StreamId.new("order"))
+            assert (await client.get_stream(order)).version == 2
+            assert any(s.stream == order for s in await client.list_streams(stream_type="order"))
+            seen = []
+            async for item in client.subscribe(order):
+                if isinstance(item, RecordedEvent):
+                    seen.append(item.version)
+                elif isinstance(item, CaughtUp):
+                    break
+            assert seen == [0, 1, 2]
+            assert await client.delete_stream(order) == 2
+            last = [e async for e in client.read_all(start="end", backward=True, max_count=1)]
+            assert len(last) == 1
+
+    asyncio.run(scenario())

@@ -21,6 +21,7 @@ from .client import (
     StreamId,
     StreamInfo,
 )
+from .aio import AsyncEvenireClient
 from .errors import (
     DataLoss,
     EvenireError,
@@ -35,7 +36,7 @@ from .errors import (
 )
 
 __all__ = [
-    "AppendResult", "CaughtUp", "Checkpoint", "DataLoss", "EvenireClient", "EvenireError",
+    "AppendResult", "AsyncEvenireClient", "CaughtUp", "Checkpoint", "DataLoss", "EvenireClient", "EvenireError",
     "EventData", "EventIdConflict", "InvalidArgument", "PermissionDenied", "RecordedEvent", "StreamId",
     "StreamInfo", "StreamNotFound", "StreamTombstoned", "Unauthenticated", "Unavailable",
     "WrongExpectedVersion",

@@ -166,8 +166,10 @@ def _channel(
     certificate_chain: Optional[bytes],
     private_key: Optional[bytes],
     token: Optional[str],
-) -> grpc.Channel:
-    """A channel to `target` with the TLS and token settings of `EvenireClient`."""
+    grpc_module: Any = grpc,
+) -> Any:
+    """A channel to `target` with the TLS and token settings of `EvenireClient`; an
+    asyncio one with `grpc_module=grpc.aio`."""
     scheme, _, address = target.strip().rpartition("://")
     host, _, port = address.rpartition(":")
     if scheme not in ("", "http", "https") or not host or not port.isdigit():
@@ -177,7 +179,7 @@ def _channel(
         raise ValueError(f"{target}: TLS settings were given, so the address must start with https://")
     options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
     if not tls and token is None:
-        return grpc.insecure_channel(address, options=options)
+        return grpc_module.insecure_channel(address, options=options)
     if tls:
         credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
     elif _is_loopback(address):
@@ -189,7 +191,7 @@ def _channel(
         credentials = grpc.composite_channel_credentials(
             credentials, grpc.access_token_call_credentials(token)
         )
-    return grpc.secure_channel(address, credentials, options=options)
+    return grpc_module.secure_channel(address, credentials, options=options)
 
 
 def _is_loopback(address: str) -> bool:
@@ -242,10 +244,8 @@ class EvenireClient:
     def append(self, stream: StreamId, events: Sequence[EventData], expected: Expected = "any",
                *, timeout: Optional[float] = None) -> AppendResult:
         """Appends `events` atomically if the stream meets `expected`; durable on return."""
-        request = pb.AppendRequest(stream=stream._proto(), expected_version=_expected(expected),
-                                   events=[e._proto() for e in events])
         try:
-            response = self._stub.Append(request, timeout=timeout)
+            response = self._stub.Append(_append_request(stream, events, expected), timeout=timeout)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return AppendResult(response.version, response.position)
@@ -253,18 +253,12 @@ class EvenireClient:
     def read(self, stream: StreamId, *, start: Origin = "start", backward: bool = False,
              max_count: Optional[int] = None) -> Iterator[RecordedEvent]:
         """The stream's events from `start` ("start", "end" or a version)."""
-        request = pb.ReadRequest(stream=stream._proto(), direction=_direction(backward),
-                                 max_count=max_count, **_origin(start))
-        return self._events(self._stub.Read(request))
+        return self._events(self._stub.Read(_read_request(stream, start, backward, max_count)))
 
     def read_all(self, *, start: Origin = "start", backward: bool = False,
                  max_count: Optional[int] = None) -> Iterator[RecordedEvent]:
         """Every event of the store in position order from `start` ("start", "end" or a position)."""
-        origin = _origin(start)
-        if "version" in origin:
-            origin = {"position": origin.pop("version")}
-        request = pb.ReadAllRequest(direction=_direction(backward), max_count=max_count, **origin)
-        return self._events(self._stub.ReadAll(request))
+        return self._events(self._stub.ReadAll(_read_all_request(start, backward, max_count)))
 
     def subscribe(self, stream: Optional[StreamId] = None, *, after: Optional[int] = None,
                   from_end: bool = False, stream_types: Iterable[str] = (),
@@ -277,19 +271,8 @@ class EvenireClient:
         with `from_end` at new events only. To resume after a dropped connection, call
         again with `after` set to the last position (or version) you received.
         """
-        if from_end and after is not None:
-            raise ValueError("pass either after or from_end")
-        if after is not None:
-            start = {"after_version": after} if stream else {"after_position": after}
-        else:
-            start = {"origin": pb.SUBSCRIBE_ORIGIN_END if from_end else pb.SUBSCRIBE_ORIGIN_START}
-        target = ({"stream": pb.SubscribeStream(stream=stream._proto(), **start)} if stream
-                  else {"all": pb.SubscribeAll(**start)})
-        request = pb.SubscribeRequest(
-            filter=pb.SubscriptionFilter(
-                stream_types=list(stream_types), stream_type_prefixes=list(stream_type_prefixes),
-                event_types=list(event_types), event_type_prefixes=list(event_type_prefixes)),
-            checkpoint_interval=checkpoint_interval, **target)
+        request = _subscribe_request(stream, after, from_end, stream_types, stream_type_prefixes,
+                                     event_types, event_type_prefixes, checkpoint_interval)
         return self._subscription(self._stub.Subscribe(request))
 
     def list_streams(self, *, stream_type: Optional[str] = None, key_prefix: Optional[str] = None,
@@ -318,10 +301,8 @@ class EvenireClient:
 
     def delete_stream(self, stream: StreamId, expected: Expected = "any", *, tombstone: bool = False) -> int:
         """Deletes a stream (softly, or for good with `tombstone`); returns the version deleted through."""
-        request = pb.DeleteStreamRequest(stream=stream._proto(), expected_version=_expected(expected),
-                                         tombstone=tombstone)
         try:
-            return self._stub.DeleteStream(request).deleted_through_version
+            return self._stub.DeleteStream(_delete_request(stream, expected, tombstone)).deleted_through_version
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
@@ -340,16 +321,62 @@ class EvenireClient:
     def _subscription(responses: Any) -> Iterator[Union[RecordedEvent, CaughtUp, Checkpoint]]:
         try:
             for response in responses:
-                kind = response.WhichOneof("message")
-                if kind == "events":
-                    for event in response.events.events:
-                        yield RecordedEvent._from(event)
-                elif kind == "caught_up":
-                    has = response.caught_up.HasField("position")
-                    yield CaughtUp(response.caught_up.position if has else None)
-                elif kind == "checkpoint":
-                    yield Checkpoint(response.checkpoint.position)
+                yield from _subscription_items(response)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         finally:
             responses.cancel()
+
+
+def _append_request(stream: StreamId, events: Sequence[EventData], expected: Expected) -> pb.AppendRequest:
+    return pb.AppendRequest(stream=stream._proto(), expected_version=_expected(expected),
+                            events=[e._proto() for e in events])
+
+
+def _read_request(stream: StreamId, start: Origin, backward: bool, max_count: Optional[int]) -> pb.ReadRequest:
+    return pb.ReadRequest(stream=stream._proto(), direction=_direction(backward),
+                          max_count=max_count, **_origin(start))
+
+
+def _delete_request(stream: StreamId, expected: Expected, tombstone: bool) -> pb.DeleteStreamRequest:
+    return pb.DeleteStreamRequest(stream=stream._proto(), expected_version=_expected(expected),
+                                  tombstone=tombstone)
+
+
+def _read_all_request(start: Origin, backward: bool, max_count: Optional[int]) -> pb.ReadAllRequest:
+    origin = _origin(start)
+    if "version" in origin:
+        origin = {"position": origin.pop("version")}
+    return pb.ReadAllRequest(direction=_direction(backward), max_count=max_count, **origin)
+
+
+def _subscribe_request(stream: Optional[StreamId], after: Optional[int], from_end: bool,
+                       stream_types: Iterable[str], stream_type_prefixes: Iterable[str],
+                       event_types: Iterable[str], event_type_prefixes: Iterable[str],
+                       checkpoint_interval: int) -> pb.SubscribeRequest:
+    if from_end and after is not None:
+        raise ValueError("pass either after or from_end")
+    if after is not None:
+        start = {"after_version": after} if stream else {"after_position": after}
+    else:
+        start = {"origin": pb.SUBSCRIBE_ORIGIN_END if from_end else pb.SUBSCRIBE_ORIGIN_START}
+    target = ({"stream": pb.SubscribeStream(stream=stream._proto(), **start)} if stream
+              else {"all": pb.SubscribeAll(**start)})
+    return pb.SubscribeRequest(
+        filter=pb.SubscriptionFilter(
+            stream_types=list(stream_types), stream_type_prefixes=list(stream_type_prefixes),
+            event_types=list(event_types), event_type_prefixes=list(event_type_prefixes)),
+        checkpoint_interval=checkpoint_interval, **target)
+
+
+def _subscription_items(response: pb.SubscribeResponse) -> Iterator[Union[RecordedEvent, CaughtUp, Checkpoint]]:
+    """What one subscription message holds, as the clients yield it."""
+    kind = response.WhichOneof("message")
+    if kind == "events":
+        for event in response.events.events:
+            yield RecordedEvent._from(event)
+    elif kind == "caught_up":
+        has = response.caught_up.HasField("position")
+        yield CaughtUp(response.caught_up.position if has else None)
+    elif kind == "checkpoint":
+        yield Checkpoint(response.checkpoint.position)
