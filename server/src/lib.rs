@@ -143,7 +143,9 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let refusals = Arc::new(connections::refusal_log::RefusalLog::default());
     // Health alone, in clear and on a port of its own, for probes that cannot speak TLS
-    // (kubelet's gRPC probes); the same connection limits, no other service.
+    // (kubelet's gRPC probes); limits of the same size, no other service. Its refusals
+    // have a log of their own: `accept` reports the log it is given, and two reporters
+    // of one log would each report every refusal.
     let health_only = match config.health_listen {
         None => None,
         Some(addr) => {
@@ -151,8 +153,9 @@ pub async fn serve(
                 .await
                 .map_err(|e| RunError::Config(format!("--health-listen {addr}: {e}")))?;
             let bound = listener.local_addr().unwrap_or(addr);
+            let refusals = Arc::new(connections::refusal_log::RefusalLog::default());
             let incoming =
-                connections::accept(listener, config.connection_limits(), None, refusals.clone());
+                connections::accept(listener, config.connection_limits(), None, refusals);
             let serving = tonic::transport::Server::builder()
                 .add_service(health_service.clone())
                 .serve_with_incoming(incoming);

@@ -294,7 +294,11 @@ async fn an_open_health_watch_ends_at_shutdown_instead_of_holding_it() {
         .await
         .expect("connect");
     let mut watches = Vec::new();
-    for service in ["", evenire_proto::SERVICE_NAME] {
+    for (service, status) in [
+        ("", ServingStatus::Serving),
+        (evenire_proto::SERVICE_NAME, ServingStatus::Serving),
+        ("no.such.Service", ServingStatus::ServiceUnknown),
+    ] {
         let request = HealthCheckRequest {
             service: service.into(),
         };
@@ -304,20 +308,9 @@ async fn an_open_health_watch_ends_at_shutdown_instead_of_holding_it() {
             .expect("watch")
             .into_inner();
         let first = watch.message().await.expect("a status").expect("one");
-        assert_eq!(first.status, ServingStatus::Serving as i32);
+        assert_eq!(first.status, status as i32, "{service:?}");
         watches.push(watch);
     }
-    let unknown = HealthCheckRequest {
-        service: "no.such.Service".into(),
-    };
-    let mut watch = HealthClient::new(channel)
-        .watch(unknown)
-        .await
-        .expect("watch")
-        .into_inner();
-    let first = watch.message().await.expect("a status").expect("one");
-    assert_eq!(first.status, ServingStatus::ServiceUnknown as i32);
-    watches.push(watch);
 
     // Each watch is read to its end, as a probe would, while the server stops.
     let ended: Vec<_> = watches
