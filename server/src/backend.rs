@@ -98,6 +98,12 @@ pub trait EventStore: fmt::Debug + Send + Sync + 'static {
     /// Finishes the appends already accepted, makes everything durable and stops.
     /// Appends after it fail with [`StoreError::ShuttingDown`].
     async fn shutdown(&self);
+
+    /// Adds the store's own metrics (what it holds, how its writes and reads go) to
+    /// what a scrape shows; the service counts the calls themselves. None by default.
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        let _ = registry;
+    }
 }
 
 /// A read in progress.

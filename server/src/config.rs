@@ -124,6 +124,11 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
 
+    /// Serve metrics in the Prometheus text format at `/metrics` over HTTP on this
+    /// address (docs/operations.md, "Metrics"). Off by default.
+    #[arg(long, env = "EVENIRE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log lines as `text` for people or `json` (one object per line) for log shippers;
     /// `RUST_LOG` sets the level.
     #[arg(long, env = "EVENIRE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -162,6 +167,7 @@ impl Config {
             auth_tokens: None,
             reflection: None,
             health_listen: None,
+            metrics_listen: None,
             log_format: LogFormat::Text,
             insecure: false,
         }

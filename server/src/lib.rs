@@ -7,7 +7,8 @@
 //!   types: request checks, conversions, the error-to-status mapping;
 //! - [`backend`]: the [`backend::EventStore`] trait, all the service knows of a store;
 //! - [`store`]: the durable file log, its index and cache, the trait's first
-//!   implementation; knows nothing of gRPC.
+//!   implementation; knows nothing of gRPC;
+//! - [`metrics`]: what a Prometheus scrape of `--metrics-listen` shows.
 //!
 //! [`run`] serves a bound listener until a shutdown future completes, so tests bind
 //! `127.0.0.1:0` and stop the server when they choose. [`serve`] does the same over a
@@ -18,6 +19,7 @@ pub mod backend;
 pub mod config;
 mod connections;
 mod health;
+pub mod metrics;
 mod reload;
 pub mod service;
 pub mod store;
@@ -137,37 +139,34 @@ pub async fn serve(
         max_open_reads_per_connection: config.max_open_reads_per_connection,
         max_open_reads_per_ip: config.max_open_reads_per_ip,
     };
-    let api = EventStoreServiceServer::new(EventStoreApi::new(slot.clone(), limits, access))
+    let metrics = metrics::Metrics::new();
+    let api = EventStoreApi::new(slot.clone(), limits, access, metrics.clone());
+    let read_shares = api.read_shares();
+    let api = EventStoreServiceServer::new(api)
         .max_decoding_message_size(config.max_request_size.as_usize());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let refusals = Arc::new(connections::refusal_log::RefusalLog::default());
-    // Health alone, in clear and on a port of its own, for probes that cannot speak TLS
-    // (kubelet's gRPC probes); limits of the same size, no other service. Its refusals
-    // have a log of their own: `accept` reports the log it is given, and two reporters
-    // of one log would each report every refusal.
+    let counts = connections::Counts::new(&config.connection_limits());
     let health_only = match config.health_listen {
         None => None,
+        Some(addr) => Some(serve_health_only(addr, &config, health_service.clone()).await?),
+    };
+    metrics.register(|registry| {
+        registry.register_collector(Box::new(metrics::server::ServerCollector {
+            grpc: counts.clone(),
+            health: health_only.as_ref().map(|listener| listener.counts.clone()),
+            reads: read_shares,
+        }));
+    });
+    let metrics_listener = match config.metrics_listen {
+        None => None,
         Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| RunError::Config(format!("--health-listen {addr}: {e}")))?;
-            let bound = listener.local_addr().unwrap_or(addr);
-            let refusals = Arc::new(connections::refusal_log::RefusalLog::default());
-            let incoming =
-                connections::accept(listener, config.connection_limits(), None, refusals);
-            let serving = tonic::transport::Server::builder()
-                .add_service(health_service.clone())
-                .serve_with_incoming(incoming);
-            let task = tokio::spawn(async move {
-                if let Err(e) = serving.await {
-                    tracing::error!(error = %e, "the health listener failed");
-                }
-            });
+            let (listener, bound) = bind("--metrics-listen", addr).await?;
+            let task = tokio::spawn(metrics::http::serve(listener, metrics.clone()));
             Some((bound, reload::AbortOnDrop(task)))
         }
     };
-    let incoming = connections::accept(listener, config.connection_limits(), tls, refusals);
+    let incoming = connections::accept(listener, config.connection_limits(), tls, counts);
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
             .max_concurrent_streams(config.max_concurrent_streams)
@@ -193,11 +192,15 @@ pub async fn serve(
             return Err(e.into());
         }
     };
+    metrics.register(|registry| store.register_metrics(registry));
     let _ = slot.set(store.clone());
     health.set(ServingStatus::Serving);
     tracing::info!("serving");
-    if let Some((addr, _)) = &health_only {
-        tracing::info!(health_listen = %addr, "health is also served in clear");
+    if let Some(listener) = &health_only {
+        tracing::info!(health_listen = %listener.addr, "health is also served in clear");
+    }
+    if let Some((addr, _)) = &metrics_listener {
+        tracing::info!(metrics_listen = %addr, "metrics are served at /metrics");
     }
     let watching = tokio::spawn(report_write_refusal(store.write_refusal(), health.clone()));
 
@@ -225,6 +228,52 @@ pub async fn serve(
     store.shutdown().await;
     tracing::info!("log synced; stopped");
     outcome
+}
+
+/// A listener of its own beside the gRPC one, served until dropped.
+struct SideListener {
+    addr: std::net::SocketAddr,
+    counts: connections::Counts,
+    _serving: reload::AbortOnDrop,
+}
+
+/// Binds the address `flag` gives.
+async fn bind(
+    flag: &str,
+    addr: std::net::SocketAddr,
+) -> Result<(TcpListener, std::net::SocketAddr), RunError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| RunError::Config(format!("{flag} {addr}: {e}")))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    Ok((listener, bound))
+}
+
+/// Health alone, in clear and on a port of its own, for probes that cannot speak TLS
+/// (kubelet's gRPC probes): limits of the same size, no other service. Its refusals
+/// have a log of their own: `accept` reports the log it is given, and two reporters of
+/// one log would each report every refusal.
+async fn serve_health_only(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    health: tonic_health::pb::health_server::HealthServer<health::Service>,
+) -> Result<SideListener, RunError> {
+    let (listener, bound) = bind("--health-listen", addr).await?;
+    let counts = connections::Counts::new(&config.connection_limits());
+    let incoming = connections::accept(listener, config.connection_limits(), None, counts.clone());
+    let serving = tonic::transport::Server::builder()
+        .add_service(health)
+        .serve_with_incoming(incoming);
+    let task = tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "the health listener failed");
+        }
+    });
+    Ok(SideListener {
+        addr: bound,
+        counts,
+        _serving: reload::AbortOnDrop(task),
+    })
 }
 
 /// Turns health `NOT_SERVING`, for the service and for `""`, once the store refuses

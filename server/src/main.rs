@@ -1,9 +1,10 @@
 //! `evenire-server`: parse the settings, set up logging, bind, and run until SIGINT or
 //! SIGTERM. Or, with a subcommand, check or repair the data directory offline.
 
+mod config_file;
 mod offline;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use evenire_server::config::LogFormat;
 use evenire_server::{Config, run};
 use std::process::ExitCode;
@@ -30,13 +31,66 @@ const VERSION: &str = concat!(
 struct Cli {
     #[command(flatten)]
     config: Config,
+    /// Read settings from this TOML file: one key per flag, named as the flag
+    /// (`cache-size = "1GiB"`). Flags and environment variables override it.
+    #[arg(
+        long = "config",
+        id = "config",
+        env = "EVENIRE_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
+    config_file: Option<std::path::PathBuf>,
+    /// Print the settings in effect, and where each came from, as a config file; then
+    /// exit.
+    #[arg(long)]
+    print_config: bool,
     #[command(subcommand)]
     offline: Option<offline::Offline>,
 }
 
+/// Parses the command line, the environment and the `--config` file, in that order of
+/// precedence; prints the settings and exits for `--print-config`; exits 2 with the
+/// reason when any of them is wrong.
+fn parse() -> Cli {
+    let command = Cli::command();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let given = command.clone().get_matches_from(&args);
+    let path = given.get_one::<std::path::PathBuf>("config").cloned();
+    let file = path.as_ref().map(|path| {
+        config_file::read(path, &command, &given).unwrap_or_else(|e| {
+            eprintln!("evenire-server: {e}");
+            std::process::exit(2)
+        })
+    });
+    let mut with_file = args.clone();
+    if let Some(settings) = &file {
+        with_file.splice(1..1, settings.flags.iter().cloned());
+    }
+    let effective = match (command.clone().try_get_matches_from(&with_file), &path) {
+        (Ok(matches), _) => matches,
+        (Err(e), Some(path)) => {
+            let _ = e.print();
+            eprintln!(
+                "(the settings of {} are read as flags, before the command line's)",
+                path.display()
+            );
+            std::process::exit(2)
+        }
+        (Err(e), None) => e.exit(),
+    };
+    let cli = Cli::from_arg_matches(&effective).unwrap_or_else(|e| e.exit());
+    if cli.print_config {
+        let file = path.as_deref().zip(file.as_ref());
+        print!("{}", config_file::print(&command, &given, &effective, file));
+        std::process::exit(0);
+    }
+    cli
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     if let Some(offline) = cli.offline {
         return offline::run(&cli.config, offline);
     }

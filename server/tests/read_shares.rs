@@ -14,17 +14,6 @@ mod common;
 /// Where the hog's connections come from: another loopback address.
 const HOG: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
-fn subscribe_to_all() -> pb::SubscribeRequest {
-    pb::SubscribeRequest {
-        target: Some(pb::subscribe_request::Target::All(pb::SubscribeAll {
-            from: Some(pb::subscribe_all::From::Origin(
-                pb::SubscribeOrigin::Start as i32,
-            )),
-        })),
-        ..Default::default()
-    }
-}
-
 /// Opens subscriptions on `client` until one is refused: how many opened (held in
 /// `held`) and the refusal.
 async fn subscribe_until_refused(
@@ -32,7 +21,7 @@ async fn subscribe_until_refused(
     held: &mut Vec<tonic::Streaming<pb::SubscribeResponse>>,
 ) -> (usize, tonic::Status) {
     for opened in 0..1000 {
-        match client.subscribe(subscribe_to_all()).await {
+        match client.subscribe(common::subscribe_to_all()).await {
             Ok(response) => held.push(response.into_inner()),
             Err(refused) => return (opened, refused),
         }

@@ -11,7 +11,7 @@ use evenire_testkit::tls::{Pair, Pki};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
@@ -67,23 +67,6 @@ async fn refused(what: &str, call: impl Future<Output = Result<(), String>>) -> 
     }
 }
 
-/// Waits up to 15 s for a log line with `text` (refusals are logged at once after a
-/// quiet spell; reloads are seen within the poll interval).
-async fn logged(server: &ServerProcess, text: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(line) = server.log_lines_with(text).pop() {
-            return line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no log line with `{text}` in:\n{}",
-            server.log_lines_with("").join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn tls_args(pair: &Pair) -> Vec<&str> {
     vec!["--tls-cert", path(&pair.cert), "--tls-key", path(&pair.key)]
 }
@@ -111,7 +94,7 @@ async fn tls_serves_clients_that_trust_its_ca_and_tells_plaintext_apart() {
             "{e}"
         );
     }
-    logged(&server, "plaintext_to_tls=").await;
+    common::logged(&server, "plaintext_to_tls=").await;
 
     let other = Pki::new("other");
     let e = refused(
@@ -131,7 +114,7 @@ async fn a_tls_client_of_a_plaintext_server_gets_an_error_at_once() {
         append_over_tls(&https(&server), &pki.ca_pem, None),
     )
     .await;
-    logged(&server, "tls_to_plaintext=1").await;
+    common::logged(&server, "tls_to_plaintext=1").await;
     common::append_one(&server.uri())
         .await
         .expect("plaintext clients are still served");
@@ -155,7 +138,7 @@ async fn mutual_tls_refuses_missing_expired_and_foreign_client_certificates() {
         append_over_tls(&uri, &pki.ca_pem, None),
     )
     .await;
-    logged(&server, "tls_handshake_failed=1").await;
+    common::logged(&server, "tls_handshake_failed=1").await;
 
     refused(
         "an expired client certificate",
@@ -169,7 +152,7 @@ async fn mutual_tls_refuses_missing_expired_and_foreign_client_certificates() {
     )
     .await;
     // The next report counts them and says why the last one failed.
-    logged(
+    common::logged(
         &server,
         "last_tls_failure=\"invalid peer certificate: UnknownIssuer\"",
     )
@@ -239,7 +222,7 @@ async fn certificates_are_replaced_on_sighup_and_on_change_without_failing_a_cal
     replace(&pair.key, &renewed.key_pem);
     replace(&pair.cert, &renewed.cert_pem);
     hangup(&server);
-    logged(&server, "TLS files reloaded (SIGHUP)").await;
+    common::logged(&server, "TLS files reloaded (SIGHUP)").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
@@ -255,7 +238,7 @@ async fn certificates_are_replaced_on_sighup_and_on_change_without_failing_a_cal
     // A bad file keeps the certificate in use.
     replace(&pair.cert, "not a certificate");
     hangup(&server);
-    logged(&server, "TLS files not reloaded (SIGHUP)").await;
+    common::logged(&server, "TLS files not reloaded (SIGHUP)").await;
     append_over_tls(&uri, &pki.ca_pem, None)
         .await
         .expect("served with the certificate read before");
@@ -266,7 +249,7 @@ async fn certificates_are_replaced_on_sighup_and_on_change_without_failing_a_cal
     let next = moved.server("next");
     replace(&pair.key, &next.key_pem);
     replace(&pair.cert, &next.cert_pem);
-    logged(&server, "TLS files reloaded (a file changed)").await;
+    common::logged(&server, "TLS files reloaded (a file changed)").await;
     append_over_tls(&uri, &moved.ca_pem, None)
         .await
         .expect("served with the new certificate");
@@ -324,12 +307,7 @@ async fn health_alone_is_served_in_clear_on_its_own_port_for_probes() {
     let mut args = tls_args(&pair);
     args.extend(["--health-listen", "127.0.0.1:0"]);
     let (_dir, server) = start(&args);
-    let line = logged(&server, "health is also served in clear").await;
-    let addr = line
-        .split("health_listen=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the health address in the log");
+    let addr = common::logged_field(&server, "health_listen").await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()

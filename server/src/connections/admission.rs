@@ -58,6 +58,14 @@ impl Admission {
         })
     }
 
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .total
+    }
+
     /// A place for a connection from `ip`, if both limits leave one.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, OverLimit> {
         let address = client_address(ip);

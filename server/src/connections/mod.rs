@@ -74,6 +74,23 @@ pub struct Peer {
     pub client_common_name: Option<Arc<str>>,
 }
 
+/// A listener's connections open and refused: what its metrics read.
+#[derive(Debug, Clone)]
+pub struct Counts {
+    pub open: Arc<Admission>,
+    pub refusals: Arc<RefusalLog>,
+}
+
+impl Counts {
+    /// For a listener held to `limits`.
+    pub fn new(limits: &ConnectionLimits) -> Self {
+        Counts {
+            open: Admission::new(limits.max_connections, limits.max_connections_per_ip),
+            refusals: Arc::new(RefusalLog::default()),
+        }
+    }
+}
+
 /// Accepts on `listener` until the returned stream is dropped, handing over the
 /// connections that `limits` admit and that send the HTTP/2 preface in time, each with
 /// TCP_NODELAY set (tonic's own setting only applies to listeners it binds, and without
@@ -82,9 +99,12 @@ pub fn accept(
     listener: TcpListener,
     limits: ConnectionLimits,
     tls: Option<Arc<Tls>>,
-    refusals: Arc<RefusalLog>,
+    counts: Counts,
 ) -> ReceiverStream<io::Result<Limited>> {
-    let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
+    let Counts {
+        open: admission,
+        refusals,
+    } = counts;
     let (sender, receiver) = mpsc::channel(16);
     tokio::spawn(async move {
         let reporter = {

@@ -32,6 +32,32 @@ pub enum Refusal {
 
 const REASONS: usize = 7;
 
+impl Refusal {
+    /// Every reason, in the order of their numbers.
+    pub const ALL: [Refusal; REASONS] = [
+        Refusal::OverMaxConnections,
+        Refusal::OverMaxConnectionsPerIp,
+        Refusal::HandshakeTimeout,
+        Refusal::NotHttp2,
+        Refusal::PlaintextToTls,
+        Refusal::TlsToPlaintext,
+        Refusal::TlsHandshakeFailed,
+    ];
+
+    /// Its name in metrics: the limit's setting, or what the client did.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::OverMaxConnections => "max_connections",
+            Refusal::OverMaxConnectionsPerIp => "max_connections_per_ip",
+            Refusal::HandshakeTimeout => "handshake_timeout",
+            Refusal::NotHttp2 => "not_http2",
+            Refusal::PlaintextToTls => "plaintext_to_tls",
+            Refusal::TlsToPlaintext => "tls_to_plaintext",
+            Refusal::TlsHandshakeFailed => "tls_handshake_failed",
+        }
+    }
+}
+
 /// Refusals since the server started, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RefusalCounts(pub [u64; REASONS]);

@@ -8,6 +8,7 @@ pub mod refusals;
 pub mod status;
 
 pub use convert::Limits;
+pub use read_shares::ReadShares;
 
 /// Checks an append request as the service does before the store sees it, for fuzzing
 /// and for embedders: Ok, or the INVALID_ARGUMENT status a client would get.
@@ -27,11 +28,14 @@ pub fn check_subscribe(request: pb::SubscribeRequest) -> Result<(), Status> {
 
 use crate::auth::{Access, Role, Scope};
 use crate::backend::{EventRead, EventStore, RecordedEvent, StoreError, SubscriptionItem};
+use crate::metrics::Metrics;
+use crate::metrics::OpenCall;
 use evenire_proto::server::event_store_service_server::EventStoreService;
 use evenire_proto::v1 as pb;
 use evenire_proto::{IncomingAppend, Outgoing};
-use read_shares::{ReadShare, ReadShares};
+use read_shares::ReadShare;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::adapters::Map;
@@ -59,18 +63,52 @@ pub struct EventStoreApi {
     open_reads: Arc<ReadShares>,
     /// Who may make which call.
     access: Access,
+    /// Appends by outcome, streaming calls open.
+    metrics: Arc<Metrics>,
 }
 
 impl EventStoreApi {
     /// A service that answers `UNAVAILABLE` until `store` is filled, to callers
-    /// `access` lets in.
-    pub fn new(store: Arc<OnceLock<Arc<dyn EventStore>>>, limits: Limits, access: Access) -> Self {
+    /// `access` lets in, counting its calls in `metrics`.
+    pub fn new(
+        store: Arc<OnceLock<Arc<dyn EventStore>>>,
+        limits: Limits,
+        access: Access,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         EventStoreApi {
             store,
             limits,
             open_reads: ReadShares::new(limits),
             access,
+            metrics,
         }
+    }
+
+    /// The streaming calls open, for the metrics of their refusals.
+    pub fn read_shares(&self) -> Arc<ReadShares> {
+        self.open_reads.clone()
+    }
+
+    /// An append, with the number of its events once the request is read.
+    async fn append_counted(
+        &self,
+        request: Request<IncomingAppend>,
+        events: &mut usize,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        let caller = self.access.caller(&request, "Append", Role::Write)?;
+        let append = convert::append(request.into_inner(), &self.limits)?;
+        *events = append.events.len();
+        caller.may_touch(&append.stream.stream_type)?;
+        let store = self.store()?;
+        let result = store
+            .append(append.stream, append.expected, append.events)
+            .await
+            .map_err(status::from_store)?;
+        Ok(Response::new(pb::AppendResponse {
+            version: result.version,
+            position: result.position,
+        }))
     }
 
     fn store(&self) -> Result<Arc<dyn EventStore>, Status> {
@@ -87,18 +125,14 @@ impl EventStoreService for EventStoreApi {
         &self,
         request: Request<IncomingAppend>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
-        let caller = self.access.caller(&request, "Append", Role::Write)?;
-        let append = convert::append(request.into_inner(), &self.limits)?;
-        caller.may_touch(&append.stream.stream_type)?;
-        let store = self.store()?;
-        let result = store
-            .append(append.stream, append.expected, append.events)
-            .await
-            .map_err(status::from_store)?;
-        Ok(Response::new(pb::AppendResponse {
-            version: result.version,
-            position: result.position,
-        }))
+        let started = Instant::now();
+        let mut events = 0;
+        let answer = self.append_counted(request, &mut events).await;
+        let code = answer
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.appended(code, events, started.elapsed());
+        answer
     }
 
     type ReadStream = Encoding<Vec<RecordedEvent>>;
@@ -111,7 +145,7 @@ impl EventStoreService for EventStoreApi {
         let peer = remote_addr(&request);
         let read = convert::read(request.into_inner())?;
         caller.may_touch(&read.stream.stream_type)?;
-        let share = self.open_reads.take(peer)?;
+        let share = (self.open_reads.take(peer)?, self.metrics.open_call("read"));
         let cursor = self
             .store()?
             .read(read.stream, read.from, read.direction, read.max_count)
@@ -129,7 +163,10 @@ impl EventStoreService for EventStoreApi {
         let caller = self.access.caller(&request, "ReadAll", Role::Read)?;
         let peer = remote_addr(&request);
         let read = convert::read_all(request.into_inner())?;
-        let share = self.open_reads.take(peer)?;
+        let share = (
+            self.open_reads.take(peer)?,
+            self.metrics.open_call("read_all"),
+        );
         // A scoped caller's count is of the events it sees: the store reads on until
         // the task has found that many.
         let visible = Visible {
@@ -230,7 +267,10 @@ impl EventStoreService for EventStoreApi {
             caller.may_touch(&stream.stream_type)?;
         }
         let scope = caller.scope;
-        let share = self.open_reads.take(peer)?;
+        let share = (
+            self.open_reads.take(peer)?,
+            self.metrics.open_call("subscribe"),
+        );
         let mut subscription = self
             .store()?
             .subscribe(
@@ -348,7 +388,7 @@ const LIST_SCAN_LIMIT: usize = 10_000;
 /// `READ_AHEAD_MESSAGES` ahead of the client, stopping when the client goes.
 fn send_read(
     mut cursor: Box<dyn EventRead>,
-    share: ReadShare,
+    share: (ReadShare, OpenCall),
     mut visible: Visible,
 ) -> Encoding<Vec<RecordedEvent>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD_MESSAGES);

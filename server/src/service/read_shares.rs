@@ -7,6 +7,7 @@ use super::Limits;
 use crate::connections::admission::{client_address, give_back};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tonic::Status;
 
@@ -15,7 +16,16 @@ use tonic::Status;
 pub struct ReadShares {
     limits: Limits,
     open: Mutex<Open>,
+    /// Calls refused, by the limit reached, in the order of [`LIMITS`].
+    refused: [AtomicU64; 3],
 }
+
+/// The limits a call can be refused by, as metrics name them.
+pub const LIMITS: [&str; 3] = [
+    "max_open_reads",
+    "max_open_reads_per_connection",
+    "max_open_reads_per_ip",
+];
 
 #[derive(Debug, Default)]
 struct Open {
@@ -36,7 +46,13 @@ impl ReadShares {
         Arc::new(ReadShares {
             limits,
             open: Mutex::default(),
+            refused: Default::default(),
         })
+    }
+
+    /// Calls refused since the start, by limit.
+    pub fn refusals(&self) -> [(&'static str, u64); 3] {
+        std::array::from_fn(|i| (LIMITS[i], self.refused[i].load(Ordering::Relaxed)))
     }
 
     /// A share for a call from `peer` (the connection's remote address, when it has
@@ -45,13 +61,13 @@ impl ReadShares {
         let limits = &self.limits;
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if open.total >= limits.max_open_reads.max(1) {
-            return Err(refused("max_open_reads", limits.max_open_reads, ""));
+            return Err(self.refused(0, limits.max_open_reads, ""));
         }
         if let Some(peer) = peer {
             let on_connection = open.per_connection.get(&peer).copied().unwrap_or(0);
             if on_connection >= limits.max_open_reads_per_connection.max(1) {
-                return Err(refused(
-                    "max_open_reads_per_connection",
+                return Err(self.refused(
+                    1,
                     limits.max_open_reads_per_connection,
                     " on this connection",
                 ));
@@ -59,8 +75,8 @@ impl ReadShares {
             let address = client_address(peer.ip());
             let from_address = open.per_address.get(&address).copied().unwrap_or(0);
             if from_address >= limits.max_open_reads_per_ip.max(1) {
-                return Err(refused(
-                    "max_open_reads_per_ip",
+                return Err(self.refused(
+                    2,
                     limits.max_open_reads_per_ip,
                     " from this client address",
                 ));
@@ -76,10 +92,15 @@ impl ReadShares {
     }
 }
 
-fn refused(limit: &str, value: usize, scope: &str) -> Status {
-    Status::resource_exhausted(format!(
-        "{limit} of {value} streaming calls is reached{scope}; retry when one ends"
-    ))
+impl ReadShares {
+    /// Counts a refusal by limit `which` (of [`LIMITS`]), and the status to send.
+    fn refused(&self, which: usize, value: usize, scope: &str) -> Status {
+        self.refused[which].fetch_add(1, Ordering::Relaxed);
+        let limit = LIMITS[which];
+        Status::resource_exhausted(format!(
+            "{limit} of {value} streaming calls is reached{scope}; retry when one ends"
+        ))
+    }
 }
 
 impl Drop for ReadShare {

@@ -91,6 +91,10 @@ impl EventStore for Store {
     async fn shutdown(&self) {
         Store::shutdown(self).await;
     }
+
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(self.metrics()));
+    }
 }
 
 /// A [`LogRead`], which moves into the blocking pool and back for each batch read from

@@ -25,15 +25,18 @@ mod error;
 mod event_store;
 mod index;
 mod log;
+mod metrics;
 mod reads;
 mod settings;
 mod shared;
+mod stats;
 mod types;
 mod writer;
 
 pub use error::StoreError;
 pub use index::{ListFilter, Listing};
 pub use log::{fs, lost, record, repair, segment, sim_fs, skip};
+pub use metrics::{Recovery, StoreCollector};
 pub use reads::read::LogRead;
 pub use reads::subscription::{
     Filter, SubscribeFrom, SubscribeTarget, Subscription, SubscriptionItem,
@@ -65,6 +68,8 @@ pub struct Store {
     pending_bytes: Arc<Semaphore>,
     max_pending_permits: u32,
     writer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// How the last start went, for metrics.
+    recovery: metrics::Recovery,
     /// Held for the store's life so no second process opens the same log.
     _lock: Option<File>,
 }
@@ -84,6 +89,10 @@ impl Store {
         let lock = lock_dir(fs.as_ref(), dir)?;
         let started = std::time::Instant::now();
         let recovered = recovery::recover(fs.as_ref(), dir)?;
+        let recovery = metrics::Recovery {
+            seconds: started.elapsed().as_secs_f64(),
+            events: recovered.events,
+        };
         tracing::info!(
             events = recovered.events,
             streams = recovered.index.stream_count(),
@@ -101,8 +110,14 @@ impl Store {
             refusing: watch::Sender::new(None),
             index: RwLock::new(recovered.index),
             reader: LogReader::new(fs.clone(), dir.clone(), config.cache_bytes),
+            stats: stats::StoreStats::new(
+                recovered.sealed_bytes,
+                recovered.active_len,
+                recovered.segments,
+            ),
         });
-        let syncer = Syncer::spawn().map_err(|e| StoreError::io("starting the sync thread", e))?;
+        let syncer = Syncer::spawn(shared.clone())
+            .map_err(|e| StoreError::io("starting the sync thread", e))?;
         let writer = Writer {
             fs,
             dir: dir.clone(),
@@ -139,6 +154,7 @@ impl Store {
             pending_bytes: Arc::new(Semaphore::new(max_pending_permits as usize)),
             max_pending_permits,
             writer_thread: std::sync::Mutex::new(Some(writer_thread)),
+            recovery,
             _lock: lock,
         })
     }
@@ -306,6 +322,14 @@ impl Store {
         let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// What the store's metrics read at each scrape.
+    pub fn metrics(&self) -> metrics::StoreCollector {
+        metrics::StoreCollector {
+            shared: self.shared.clone(),
+            recovery: self.recovery,
         }
     }
 

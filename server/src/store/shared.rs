@@ -3,6 +3,7 @@
 
 use crate::store::index::Index;
 use crate::store::reads::reader::LogReader;
+use crate::store::stats::StoreStats;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
 
@@ -18,6 +19,8 @@ pub struct Shared {
     pub closing: watch::Sender<bool>,
     /// Why the writer refuses every write until a restart, once it does.
     pub refusing: watch::Sender<Option<String>>,
+    /// What the store counts as it works, for metrics.
+    pub stats: StoreStats,
 }
 
 /// The index, for reading. A panic while the lock was held cannot leave the index

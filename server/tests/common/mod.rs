@@ -70,3 +70,45 @@ pub async fn append_one(uri: &str) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+/// The last line `server` logged (after "serving") with `text`, waiting up to 15 s for
+/// one.
+pub async fn logged(server: &ServerProcess, text: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(line) = server.log_lines_with(text).pop() {
+            return line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line with `{text}` in:\n{}",
+            server.log_lines_with("").join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of `field=` in the last line `server` logged with it: an address a
+/// listener on port 0 was bound to, say.
+pub async fn logged_field(server: &ServerProcess, field: &str) -> String {
+    let key = format!("{field}=");
+    let line = logged(server, &key).await;
+    line.split(&key)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+        .to_string()
+}
+
+/// A subscription to `$all` from the start, as the raw protobuf client sends it.
+pub fn subscribe_to_all() -> evenire_proto::v1::SubscribeRequest {
+    use evenire_proto::v1 as pb;
+    pb::SubscribeRequest {
+        target: Some(pb::subscribe_request::Target::All(pb::SubscribeAll {
+            from: Some(pb::subscribe_all::From::Origin(
+                pb::SubscribeOrigin::Start as i32,
+            )),
+        })),
+        ..Default::default()
+    }
+}

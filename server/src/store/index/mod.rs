@@ -123,7 +123,25 @@ pub struct Index {
     /// a (type, key) tuple compared two byte strings at every level of the tree.
     ordered: BTreeMap<Arc<str>, BTreeSet<u128>>,
     next_position: u64,
+    /// Chunks in all streams, for the memory estimate.
+    chunks: usize,
 }
+
+/// The index's size, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexFigures {
+    pub streams: u64,
+    pub records: u64,
+    pub events: u64,
+    /// Memory estimated from the entries: the records, each stream's chunks and its
+    /// entry, and the writer's event-id map (the costs in this module's documentation).
+    pub bytes: u64,
+}
+
+/// Bytes per stream beyond its chunks: its entry, its key in the ordered set, the map.
+const STREAM_BYTES: usize = 100;
+/// Bytes per event in the writer's event-id map.
+const EVENT_ID_BYTES: u64 = 40;
 
 impl Index {
     /// The version of the stream's last event ever written; None for a stream never
@@ -310,6 +328,7 @@ impl Index {
                 entry
             }
         };
+        self.chunks += 1;
         entry.chunks.push(Chunk {
             first_version: record.first_version,
             record: index,
@@ -321,5 +340,18 @@ impl Index {
     /// Number of streams.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Its entries and their estimated memory.
+    pub fn figures(&self) -> IndexFigures {
+        let bytes = self.records.capacity() * std::mem::size_of::<LogRecord>()
+            + self.chunks * std::mem::size_of::<Chunk>()
+            + self.streams.len() * STREAM_BYTES;
+        IndexFigures {
+            streams: self.streams.len() as u64,
+            records: self.records.len() as u64,
+            events: self.next_position,
+            bytes: bytes as u64 + self.next_position * EVENT_ID_BYTES,
+        }
     }
 }

@@ -33,6 +33,10 @@ pub struct Recovered {
     pub events: u64,
     /// The latest commit stamp in the log: the writer stamps every later group after it.
     pub last_created: i64,
+    /// Segment files, the active one included.
+    pub segments: u64,
+    /// Bytes of the segments before the active one.
+    pub sealed_bytes: u64,
 }
 
 /// A torn write found at the end of the log.
@@ -204,6 +208,8 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
             active_len: SEGMENT_HEADER_LEN,
             events: 0,
             last_created: i64::MIN,
+            segments: 1,
+            sealed_bytes: 0,
         });
     };
     let mut active_len = last_len;
@@ -235,6 +241,11 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
         active_segment: u32::try_from(last_seq).unwrap_or(u32::MAX),
         active_len: active_len.max(SEGMENT_HEADER_LEN),
         last_created: replayed.last_created,
+        segments: replayed.segments.len() as u64,
+        sealed_bytes: replayed
+            .segments
+            .split_last()
+            .map_or(0, |(_, sealed)| sealed.iter().map(|(_, _, len)| len).sum()),
     })
 }
 

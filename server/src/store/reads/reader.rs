@@ -10,6 +10,7 @@ use bytes::Bytes;
 use moka::sync::Cache;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Memory a decoded event takes beyond its share of the frame.
@@ -26,6 +27,19 @@ pub struct LogReader {
     /// Decoded records, weighted by their size on disk. None when the cache size is 0,
     /// so that setting really means "no cache".
     cache: Option<Cache<RecordLoc, Arc<Record>>>,
+    /// Records found in the cache, and read from disk, since the start.
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// The cache's figures, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheFigures {
+    pub hits: u64,
+    pub misses: u64,
+    pub entries: u64,
+    /// By the cache's own weighing: records' bytes on disk and the overhead per entry.
+    pub bytes: u64,
 }
 
 impl LogReader {
@@ -50,6 +64,8 @@ impl LogReader {
             dir,
             files: RwLock::new(HashMap::new()),
             cache,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -63,7 +79,21 @@ impl LogReader {
 
     /// The record at `loc` if the cache has it. Never blocks.
     pub fn cached(&self, loc: RecordLoc) -> Option<Arc<Record>> {
-        self.cache.as_ref().and_then(|c| c.get(&loc))
+        let found = self.cache.as_ref().and_then(|c| c.get(&loc));
+        if found.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// Hits, misses and what the cache holds now (moka's figures, a moment behind).
+    pub fn figures(&self) -> CacheFigures {
+        CacheFigures {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.cache.as_ref().map_or(0, Cache::entry_count),
+            bytes: self.cache.as_ref().map_or(0, Cache::weighted_size),
+        }
     }
 
     /// The record at `loc`. Blocking: call from the writer thread or `spawn_blocking`.
@@ -77,6 +107,7 @@ impl LogReader {
     }
 
     fn read_from_disk(&self, loc: RecordLoc) -> Result<Record, StoreError> {
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let path = segment::segment_path(&self.dir, u64::from(loc.segment));
         let file = self.file(loc.segment, &path)?;
         let mut frame = vec![0; loc.len as usize];

@@ -12,6 +12,7 @@
 use super::read::{LogRead, Scope};
 use crate::store::error::StoreError;
 use crate::store::shared::{Shared, read_index};
+use crate::store::stats::Progress;
 use crate::store::types::{RecordedEvent, StreamId};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -112,6 +113,8 @@ pub struct Subscription {
     scanned_since_checkpoint: u64,
     last_scanned: Option<u64>,
     caught_up: bool,
+    /// Where it has read to, for the metrics' subscription lag.
+    progress: Progress,
 }
 
 impl Subscription {
@@ -133,6 +136,7 @@ impl Subscription {
             SubscribeFrom::End => Some(last_of(&shared, &scope).map_or(0, |l| l + 1)),
         };
         let read = LogRead::following(shared.clone(), scope.clone(), next);
+        let progress = Progress::enter(shared.clone(), scope.clone(), next.unwrap_or(u64::MAX));
         Subscription {
             shared,
             scope,
@@ -144,6 +148,7 @@ impl Subscription {
             scanned_since_checkpoint: 0,
             last_scanned: None,
             caught_up: false,
+            progress,
         }
     }
 
@@ -172,6 +177,7 @@ impl Subscription {
             let mut read = self.read.take()?;
             read.extend_to(end);
             let (read, batch) = read.next_batch(max_events, max_bytes).await;
+            self.progress.set(read.next_index().unwrap_or(u64::MAX));
             self.read = Some(read);
             let events = match batch {
                 Ok(events) => events,

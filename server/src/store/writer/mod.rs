@@ -42,6 +42,7 @@ use marks::{IDLE_MARK_DELAY, Marks};
 use plan::{AppendPlan, DeletePlan, GroupPlan};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 use syncer::Syncer;
 use tokio::sync::{mpsc, oneshot};
@@ -163,7 +164,7 @@ impl Writer {
             // Rolled back and logged; the next group carries the mark.
             return;
         }
-        match self.active.sync_data() {
+        match self.shared.stats.timed_sync(|| self.active.sync_data()) {
             Ok(()) => {
                 self.marks.written(&mark);
                 self.marks.synced(self.active_segment, self.active_len);
@@ -258,6 +259,10 @@ impl Writer {
         if let Some(mark) = &mark {
             record::encode_sync_mark(&mut buf, mark);
         }
+        if !buf.is_empty() {
+            let writes = group.written.len() as f64;
+            self.shared.stats.group_commit_writes.observe(writes);
+        }
 
         let written = self.write(&buf);
         if let (Ok(()), Some(mark)) = (&written, &mark) {
@@ -310,6 +315,10 @@ impl Writer {
             return Err(self.roll_back(e));
         }
         self.active_len += buf.len() as u64;
+        self.shared
+            .stats
+            .active_len
+            .store(self.active_len, Ordering::Relaxed);
         Ok(())
     }
 
@@ -319,7 +328,7 @@ impl Writer {
     /// a lone append's wait).
     fn sync(&mut self, group: Syncing, queue_empty: bool) -> Option<Syncing> {
         if queue_empty {
-            let synced = self.active.sync_data();
+            let synced = self.shared.stats.timed_sync(|| self.active.sync_data());
             self.settle(group, synced);
             return None;
         }
@@ -433,6 +442,14 @@ impl Writer {
         self.reserved_end = self.active_len;
         let file = segment::create_segment(self.fs.as_ref(), &self.dir, u64::from(next))?;
         tracing::info!(segment = next, "rotated to a new segment");
+        let stats = &self.shared.stats;
+        stats
+            .sealed_bytes
+            .fetch_add(self.active_len, Ordering::Relaxed);
+        stats
+            .active_len
+            .store(segment::SEGMENT_HEADER_LEN, Ordering::Relaxed);
+        stats.segments.fetch_add(1, Ordering::Relaxed);
         self.active = file.into();
         self.active_segment = next;
         self.marks.rotated(next);

@@ -3,6 +3,7 @@
 //! still answers a group only once its sync has succeeded.
 
 use crate::store::log::fs::LogFile;
+use crate::store::shared::Shared;
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -15,15 +16,16 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    /// Starts the thread.
-    pub fn spawn() -> io::Result<Self> {
+    /// Starts the thread, which times each sync in `shared`'s stats.
+    pub fn spawn(shared: Arc<Shared>) -> io::Result<Self> {
         let (requests, jobs) = channel::<Arc<dyn LogFile>>();
         let (results, done) = channel();
         std::thread::Builder::new()
             .name("evenire-sync".into())
             .spawn(move || {
                 for file in jobs {
-                    if results.send(file.sync_data()).is_err() {
+                    let synced = shared.stats.timed_sync(|| file.sync_data());
+                    if results.send(synced).is_err() {
                         return;
                     }
                 }
