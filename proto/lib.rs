@@ -63,3 +63,14 @@ pub const SERVICE_NAME: &str = "evenire.v1.EventStoreService";
 /// The most events the server puts in one message of a read or a subscription; the
 /// Rust client makes room ahead for at most that many.
 pub const EVENTS_PER_MESSAGE: usize = 1024;
+
+/// The bytes at the end of a file whose CRC-32C a backup's caller sends for each file
+/// it holds (`BackupHeldFile.tail_crc32c`): the last 64 KiB, or all of a shorter file.
+/// Enough to hold several records, whose positions, stamps and checksums make the
+/// tails of two different logs differ.
+pub fn backup_tail(length: u64) -> std::ops::Range<u64> {
+    length.saturating_sub(BACKUP_TAIL_BYTES)..length
+}
+
+/// See [`backup_tail`].
+pub const BACKUP_TAIL_BYTES: u64 = 64 << 10;

@@ -19,6 +19,18 @@ pub struct AppendLoad {
 }
 
 impl AppendLoad {
+    /// Single events of 100 B from 64 clients over all the connections: the load the
+    /// sections that compare a server with itself (TLS, backups) measure.
+    pub fn single_events_64_clients(duration: Duration) -> AppendLoad {
+        AppendLoad {
+            batch: 1,
+            payload: 100,
+            concurrency: 64,
+            duration,
+            one_connection: false,
+        }
+    }
+
     pub fn name(&self) -> String {
         let size = if self.payload >= 1024 && self.payload.is_multiple_of(1024) {
             format!("{} KiB", self.payload / 1024)

@@ -18,6 +18,7 @@
 //! this process instead, `--server URI` targets one already running.
 
 mod appends;
+mod backup;
 mod ceilings;
 mod cpu;
 mod reads;
@@ -88,7 +89,12 @@ struct Args {
     /// on the next run, instead of writing fresh ones in a temporary directory.
     #[arg(long)]
     scale_dir: Option<PathBuf>,
-    /// Only these sections: ceilings, appends, reads, fanout, security, scale.
+    /// Where the backup section writes its backups (fresh directories inside): by
+    /// default beside the data, on the same disk, the worst case; another disk, or
+    /// /dev/shm, leaves the server's side alone in the figure.
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
+    /// Only these sections: ceilings, appends, reads, fanout, security, backup, scale.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only the append runs whose name contains this text ("batches of 1000 x 100"):
@@ -390,6 +396,9 @@ async fn measure(args: &Args, root: &Path) -> Result<Results, BoxError> {
     if args.wants("security") {
         security_figures(args, &mut results, root).await?;
     }
+    if args.wants("backup") {
+        backup_figures(args, &mut results, root).await?;
+    }
     if args.wants("scale") {
         scale_figures(args, &mut results, root).await?;
     }
@@ -625,6 +634,23 @@ async fn security_figures(args: &Args, results: &mut Results, root: &Path) -> Re
         results.add(plain);
         results.add(secured.against("the same in plain text, same run", rate));
     }
+    Ok(())
+}
+
+/// Appends with and without backups running beside them, over a store of one
+/// `--stream-events` stream (backup.rs).
+async fn backup_figures(args: &Args, results: &mut Results, root: &Path) -> Result<(), BoxError> {
+    let dir = tempfile::tempdir_in(root)?;
+    let server = Server::start(args, dir.path(), args.cache_size).await?;
+    let clients = server.clients(args.connections).await?;
+    let stream = StreamId::new(uuid::Uuid::new_v4(), "bench-backup");
+    appends::fill_stream(&clients[0], &stream, args.stream_events, 100).await?;
+    let backups = tempfile::tempdir_in(args.backup_dir.as_deref().unwrap_or(root))?;
+    let [alone, during] = backup::measure(&clients, backups.path(), args.duration()).await?;
+    drop(clients);
+    server.stop().await?;
+    results.add(alone);
+    results.add(during);
     Ok(())
 }
 

@@ -84,13 +84,7 @@ pub async fn measure(
         &format!("read 1 stream forward, cached, {how}"),
     )
     .await?;
-    let load = AppendLoad {
-        batch: 1,
-        payload: 100,
-        concurrency: 64,
-        duration,
-        one_connection: false,
-    };
+    let load = AppendLoad::single_events_64_clients(duration);
     let mut append = appends::run(clients, load).await?;
     append.name = format!("{}, {how}", append.name);
     Ok([append, read])

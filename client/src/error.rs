@@ -63,6 +63,10 @@ pub enum Error {
     /// The server sent something this client cannot understand.
     #[error("bad response: {0}")]
     BadResponse(String),
+    /// A file on this side (a backup's) could not be read or written; the message
+    /// names it and why.
+    #[error("{0}")]
+    Local(String),
 }
 
 /// The innermost cause of an error: what happened, not a chain of wrappers.

@@ -21,10 +21,14 @@
 //! - [`Client`]: connect, append, read a stream or the whole log, subscribe, list,
 //!   inspect and delete streams;
 //! - [`types`](crate::StreamId): streams, events, expected versions, read positions;
+//! - [`backup`]: `Client::backup_to(dir)`, an online, incremental backup into a
+//!   directory;
 //! - [`Error`]: what the server or the connection said, with a variant per case a
 //!   caller acts on.
 
 mod admin;
+#[cfg(feature = "json")]
+pub mod backup;
 mod client;
 mod connect;
 mod error;

@@ -548,3 +548,65 @@ fn read_all_ends_and_tail_prints_one_header_marks_catching_up_and_resumes_after(
         "after the first event, sensor streams only"
     );
 }
+
+#[test]
+fn a_backup_killed_midway_leaves_no_manifest_and_the_next_run_finishes_it() {
+    let server = server();
+    let uri = server.uri.as_str();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let client = evenire_client::Client::connect(uri.to_string())
+            .await
+            .expect("connect");
+        let stream = evenire_client::StreamId::new(uuid::Uuid::new_v4(), "order");
+        for _ in 0..200 {
+            let events =
+                (0..100).map(|_| evenire_client::EventData::new("Placed", "x".repeat(1000)));
+            client
+                .append(&stream, evenire_client::ExpectedVersion::Any, events)
+                .await
+                .expect("append");
+        }
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backup = dir.path().join("backup");
+    let mut running = Command::new(BINARY)
+        .args(["--server", uri, "backup"])
+        .arg(&backup)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run evenire backup");
+    let segment = backup.join("segment-00000000000000000000.log");
+    while std::fs::metadata(&segment).map_or(0, |m| m.len()) == 0 {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let finished_first = running.try_wait().expect("wait").is_some();
+    running.kill().expect("kill -9");
+    let _ = running.wait();
+    if !finished_first {
+        assert!(
+            !backup.join("evenire-backup.json").exists(),
+            "a backup killed midway has no manifest"
+        );
+    }
+    let resumed = evenire(uri, &["backup", backup.to_str().expect("UTF-8")]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let said = stdout(&resumed);
+    let number_after = |word: &str| -> u64 {
+        said.split(word)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.trim_end_matches(',').parse().ok())
+            .unwrap_or_else(|| panic!("no `{word}` figure in {said}"))
+    };
+    let (total, fetched) = (number_after("file(s), "), number_after("fetched "));
+    assert!(
+        fetched < total,
+        "the second run fetched only the rest: {said}"
+    );
+    assert!(backup.join("evenire-backup.json").exists());
+    let manifest = evenire_client::backup::Manifest::read(&backup)
+        .expect("read")
+        .expect("a manifest");
+    assert_eq!(manifest.position, 20_000);
+}

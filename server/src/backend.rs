@@ -17,9 +17,10 @@
 //!   from history to live, and ends (`None`) once the store is closing.
 
 pub use crate::store::{
-    AppendResult, DeleteMode, DeleteResult, Direction, EventData, ExpectedVersion, Filter,
-    ListFilter, Listing, MAX_TYPE_LEN, ReadFrom, RecordedEvent, StoreError, StreamId, StreamInfo,
-    StreamState, SubscribeFrom, SubscribeTarget, SubscriptionItem,
+    AppendResult, BackupChunk, BackupFile, BackupPlan, DeleteMode, DeleteResult, Direction,
+    EventData, ExpectedVersion, Filter, HeldFile, ListFilter, Listing, MAX_TYPE_LEN, ReadFrom,
+    RecordedEvent, StoreError, StreamId, StreamInfo, StreamState, SubscribeFrom, SubscribeTarget,
+    SubscriptionItem,
 };
 use std::fmt;
 
@@ -99,6 +100,13 @@ pub trait EventStore: fmt::Debug + Send + Sync + 'static {
     /// Appends after it fail with [`StoreError::ShuttingDown`].
     async fn shutdown(&self);
 
+    /// Starts a backup: a consistent copy of the store as committed now, sent as its
+    /// files' bytes, for a caller that holds `held` from an earlier one.
+    async fn backup(&self, held: Vec<HeldFile>) -> Result<Box<dyn BackupRead>, StoreError> {
+        let _ = held;
+        Err(StoreError::Unsupported("backup"))
+    }
+
     /// Adds the store's own metrics (what it holds, how its writes and reads go) to
     /// what a scrape shows; the service counts the calls themselves. None by default.
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
@@ -128,4 +136,14 @@ pub trait EventSubscription: fmt::Debug + Send + 'static {
         max_events: usize,
         max_bytes: usize,
     ) -> Option<Result<SubscriptionItem, StoreError>>;
+}
+
+/// A backup in progress: its plan, then the chunks it lists.
+#[tonic::async_trait]
+pub trait BackupRead: fmt::Debug + Send + 'static {
+    /// What the backup copies.
+    fn plan(&self) -> &BackupPlan;
+
+    /// The next chunk, in the plan's order; None once every file is sent.
+    async fn next_chunk(&mut self) -> Result<Option<BackupChunk>, StoreError>;
 }

@@ -92,6 +92,11 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_MAX_OPEN_READS_PER_IP", default_value_t = 384)]
     pub max_open_reads_per_ip: usize,
 
+    /// Bytes a second that backups may read, all together (0: no limit): what keeps a
+    /// backup from slowing appends (docs/operations.md, "Backup and restore").
+    #[arg(long, env = "EVENIRE_BACKUP_RATE_LIMIT", default_value_t = ByteSize::mib(128))]
+    pub backup_rate_limit: ByteSize,
+
     /// Seconds that shutdown waits for requests in flight before closing them.
     #[arg(long, env = "EVENIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -160,6 +165,7 @@ impl Config {
             max_open_reads: 512,
             max_open_reads_per_connection: 256,
             max_open_reads_per_ip: 384,
+            backup_rate_limit: ByteSize::mib(128),
             shutdown_grace_secs: 10,
             tls_cert: None,
             tls_key: None,

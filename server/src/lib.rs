@@ -138,6 +138,7 @@ pub async fn serve(
         max_open_reads: config.max_open_reads,
         max_open_reads_per_connection: config.max_open_reads_per_connection,
         max_open_reads_per_ip: config.max_open_reads_per_ip,
+        backup_bytes_per_second: config.backup_rate_limit.0,
     };
     let metrics = metrics::Metrics::new();
     let api = EventStoreApi::new(slot.clone(), limits, access, metrics.clone());

@@ -7,6 +7,7 @@ use evenire_server::Config;
 use evenire_server::store::fs::RealFs;
 use evenire_server::store::lost::Lost;
 use evenire_server::store::repair::{self, Damage, Health};
+use evenire_server::store::restore::{self, Restored};
 use evenire_server::store::skip::{self, LOST_EVENT_TYPE, Replacement};
 use evenire_server::store::{StoreError, lock_dir};
 use std::path::Path;
@@ -29,6 +30,19 @@ pub enum Offline {
         /// positions and versions, and nothing else is lost.
         #[arg(long)]
         skip_damaged_record: bool,
+    },
+    /// Restore a backup (a directory `evenire backup` wrote) into --data-dir, which
+    /// must be empty or not exist: every file is checked against the backup's manifest
+    /// and every record read, as a start would.
+    Restore {
+        /// The backup directory.
+        #[arg(long, value_name = "DIR")]
+        from: std::path::PathBuf,
+        /// Restore only the events at positions below this one (point in time: the
+        /// position of the first event to leave out). An append that straddles it is
+        /// left out whole. Default: all of the backup.
+        #[arg(long, value_name = "POSITION")]
+        to_position: Option<u64>,
     },
 }
 
@@ -53,6 +67,15 @@ pub fn run(config: &Config, offline: Offline) -> ExitCode {
             skip_damaged_record: true,
         } => locked(dir, dry_run, || skip::skip_damaged_record(dir, dry_run))
             .map(|skipped| report_skip(skipped, dry_run)),
+        Offline::Restore { from, to_position } => {
+            return match restore::restore(&from, dir, to_position) {
+                Ok(restored) => report_restore(&from, dir, &restored),
+                Err(e) => {
+                    eprintln!("evenire-server: restore refused: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("evenire-server: {e}");
@@ -197,4 +220,26 @@ fn report_skip(skipped: Result<skip::Skipped, String>, dry_run: bool) -> ExitCod
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,
     }
+}
+
+fn report_restore(from: &Path, dir: &Path, restored: &Restored) -> ExitCode {
+    let manifest = &restored.manifest;
+    println!(
+        "restored {} into {}: positions below {} (the backup held positions below {}, \
+         written by server {}), {} segment(s), {} record(s) checked",
+        from.display(),
+        dir.display(),
+        restored.position,
+        manifest.position,
+        manifest.server_version,
+        restored.segments,
+        restored.records
+    );
+    if let Some((first, last)) = restored.left_out {
+        println!(
+            "the append holding positions {first} to {last} reaches past the position asked \
+             for and was left out whole: an append is all or nothing"
+        );
+    }
+    ExitCode::SUCCESS
 }

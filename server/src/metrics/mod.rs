@@ -45,7 +45,7 @@ impl Metrics {
             streaming_calls: Family::default(),
         };
         // Present from the first scrape, so that a rate over them starts at zero.
-        for call in ["read", "read_all", "subscribe"] {
+        for call in ["read", "read_all", "subscribe", "backup"] {
             let _ = metrics.streaming_calls.get_or_create(&[("call", call)]);
         }
         let _ = metrics.appends.get_or_create(&[("outcome", "ok")]);
@@ -106,7 +106,7 @@ impl Metrics {
         }
     }
 
-    /// Counts a streaming call (`read`, `read_all`, `subscribe`) open until the
+    /// Counts a streaming call (`read`, `read_all`, `subscribe`, `backup`) open until the
     /// returned guard is dropped.
     pub fn open_call(&self, call: &'static str) -> OpenCall {
         let gauge = self

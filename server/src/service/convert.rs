@@ -28,6 +28,8 @@ pub struct Limits {
     pub max_open_reads_per_connection: usize,
     /// Most of them from one client address.
     pub max_open_reads_per_ip: usize,
+    /// The pace of backups, all together, in bytes a second; 0: no limit.
+    pub backup_bytes_per_second: u64,
 }
 
 /// An append, checked.

@@ -1,6 +1,7 @@
 //! The service layer: the only code that knows both the protobuf types and the store's.
 //! It checks requests (`convert`), calls the store, and maps errors (`status`).
 
+mod backup;
 mod convert;
 pub mod encode;
 mod read_shares;
@@ -65,6 +66,8 @@ pub struct EventStoreApi {
     access: Access,
     /// Appends by outcome, streaming calls open.
     metrics: Arc<Metrics>,
+    /// The pace every backup shares.
+    backup_pacer: Arc<backup::Pacer>,
 }
 
 impl EventStoreApi {
@@ -82,6 +85,7 @@ impl EventStoreApi {
             open_reads: ReadShares::new(limits),
             access,
             metrics,
+            backup_pacer: Arc::new(backup::Pacer::new(limits.backup_bytes_per_second)),
         }
     }
 
@@ -254,6 +258,60 @@ impl EventStoreService for EventStoreApi {
         }))
     }
 
+    type BackupStream = ReceiverStream<Result<pb::BackupResponse, Status>>;
+
+    async fn backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        let caller = self.access.caller(&request, "Backup", Role::Admin)?;
+        if !caller.scope.is_all() {
+            return Err(Status::permission_denied(format!(
+                "Backup copies every stream; `{}` may only touch some stream types",
+                caller.name
+            )));
+        }
+        let peer = remote_addr(&request);
+        let held = backup::held(request.into_inner());
+        let share = (
+            self.open_reads.take(peer)?,
+            self.metrics.open_call("backup"),
+        );
+        let mut running = self
+            .store()?
+            .backup(held)
+            .await
+            .map_err(status::from_store)?;
+        let plan = backup::plan(running.plan());
+        tracing::info!(
+            caller = %caller.name,
+            position = running.plan().position,
+            bytes = running.plan().files.iter().map(|f| f.length - f.fetch_from).sum::<u64>(),
+            "backup started"
+        );
+        let pacer = self.backup_pacer.clone();
+        let (sender, receiver) = mpsc::channel(BACKUP_AHEAD_MESSAGES);
+        tokio::spawn(async move {
+            let _share = share;
+            let mut message = Ok(plan);
+            loop {
+                let failed = message.is_err();
+                if sender.send(message).await.is_err() || failed {
+                    return;
+                }
+                message = match running.next_chunk().await {
+                    Ok(Some(chunk)) => {
+                        pacer.pace(chunk.data.len()).await;
+                        Ok(backup::chunk(chunk))
+                    }
+                    Ok(None) => return,
+                    Err(e) => Err(status::from_store(e)),
+                };
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
     type SubscribeStream = Encoding<SubscriptionItem>;
 
     async fn subscribe(
@@ -311,6 +369,9 @@ impl EventStoreService for EventStoreApi {
         })))
     }
 }
+
+/// Messages a backup may have ready ahead of its client: 1 MiB chunks.
+const BACKUP_AHEAD_MESSAGES: usize = 2;
 
 /// The client's address, as the connection it came on knows it.
 fn remote_addr<T>(request: &Request<T>) -> Option<std::net::SocketAddr> {

@@ -51,5 +51,6 @@ pub fn from_store(error: StoreError) -> Status {
             Status::new(Code::Unavailable, message)
         }
         StoreError::Locked(_) | StoreError::ShuttingDown => Status::new(Code::Unavailable, message),
+        StoreError::Unsupported(_) => Status::new(Code::Unimplemented, message),
     }
 }

@@ -88,6 +88,9 @@ pub enum StoreError {
     /// The store is shutting down; the caller retries against the next instance.
     #[error("the store is shutting down")]
     ShuttingDown,
+    /// This backend does not do what was asked (the message says what).
+    #[error("{0} is not supported by this store")]
+    Unsupported(&'static str),
 }
 
 fn describe_version(version: Option<u64>) -> String {

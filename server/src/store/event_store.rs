@@ -1,13 +1,14 @@
 //! The file log as the service's [`EventStore`]: each operation is the [`Store`]'s own.
 
 use crate::backend::{
-    AppendResult, DeleteMode, DeleteResult, Direction, EventData, EventRead, EventStore,
-    EventSubscription, ExpectedVersion, Filter, ListFilter, Listing, ReadFrom, RecordedEvent,
-    StreamId, StreamInfo, SubscribeTarget, SubscriptionItem,
+    AppendResult, BackupChunk, BackupPlan, BackupRead, DeleteMode, DeleteResult, Direction,
+    EventData, EventRead, EventStore, EventSubscription, ExpectedVersion, Filter, HeldFile,
+    ListFilter, Listing, ReadFrom, RecordedEvent, StreamId, StreamInfo, SubscribeTarget,
+    SubscriptionItem,
 };
 use crate::store::reads::read::LogRead;
 use crate::store::reads::subscription::Subscription;
-use crate::store::{Store, StoreError};
+use crate::store::{Backup, Store, StoreError, blocking};
 
 #[tonic::async_trait]
 impl EventStore for Store {
@@ -94,6 +95,39 @@ impl EventStore for Store {
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register_collector(Box::new(self.metrics()));
+    }
+
+    async fn backup(&self, held: Vec<HeldFile>) -> Result<Box<dyn BackupRead>, StoreError> {
+        let backup = Store::backup(self, held).await?;
+        Ok(Box::new(FileBackup(Some(backup))))
+    }
+}
+
+/// A [`Backup`], which moves into the blocking pool and back for each chunk read.
+#[derive(Debug)]
+struct FileBackup(Option<Backup>);
+
+#[tonic::async_trait]
+impl BackupRead for FileBackup {
+    fn plan(&self) -> &BackupPlan {
+        static EMPTY: BackupPlan = BackupPlan {
+            position: 0,
+            files: Vec::new(),
+        };
+        self.0.as_ref().map_or(&EMPTY, Backup::plan)
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<BackupChunk>, StoreError> {
+        let Some(mut backup) = self.0.take() else {
+            return Ok(None);
+        };
+        let (backup, chunk) = blocking(move || {
+            let chunk = backup.next_chunk();
+            (backup, chunk)
+        })
+        .await;
+        self.0 = Some(backup);
+        chunk
     }
 }
 

@@ -21,6 +21,7 @@
 //!
 //! The on-disk format is written down in `docs/storage.md`.
 
+mod backup;
 mod error;
 mod event_store;
 mod index;
@@ -33,9 +34,10 @@ mod stats;
 mod types;
 mod writer;
 
+pub use backup::{Backup, BackupChunk, BackupFile, BackupPlan, HeldFile};
 pub use error::StoreError;
 pub use index::{ListFilter, Listing};
-pub use log::{fs, lost, record, repair, segment, sim_fs, skip};
+pub use log::{fs, lost, record, repair, restore, segment, sim_fs, skip};
 pub use metrics::{Recovery, StoreCollector};
 pub use reads::read::LogRead;
 pub use reads::subscription::{
@@ -70,6 +72,9 @@ pub struct Store {
     writer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// How the last start went, for metrics.
     recovery: metrics::Recovery,
+    /// The file system and directory the log is in, for backups.
+    fs: Arc<dyn fs::Fs>,
+    dir: std::path::PathBuf,
     /// Held for the store's life so no second process opens the same log.
     _lock: Option<File>,
 }
@@ -104,12 +109,18 @@ impl Store {
             .open_write(&active_path)
             .map_err(|e| StoreError::io(format!("opening {}", active_path.display()), e))?;
 
+        let committed_end = shared::CommittedEnd {
+            position: recovered.index.next_position(),
+            segment: recovered.active_segment,
+            offset: recovered.active_len,
+        };
         let shared = Arc::new(Shared {
             committed: watch::Sender::new(recovered.index.next_position()),
             closing: watch::Sender::new(false),
             refusing: watch::Sender::new(None),
             index: RwLock::new(recovered.index),
             reader: LogReader::new(fs.clone(), dir.clone(), config.cache_bytes),
+            committed_end: std::sync::Mutex::new(committed_end),
             stats: stats::StoreStats::new(
                 recovered.sealed_bytes,
                 recovered.active_len,
@@ -155,6 +166,8 @@ impl Store {
             max_pending_permits,
             writer_thread: std::sync::Mutex::new(Some(writer_thread)),
             recovery,
+            fs: config.fs.clone(),
+            dir: config.data_dir.clone(),
             _lock: lock,
         })
     }
@@ -325,6 +338,13 @@ impl Store {
         }
     }
 
+    /// Starts a backup of the log as committed now, for a caller that holds `held`:
+    /// opens the segments and reads the tails of the held files on the blocking pool.
+    pub async fn backup(&self, held: Vec<HeldFile>) -> Result<Backup, StoreError> {
+        let (fs, dir, shared) = (self.fs.clone(), self.dir.clone(), self.shared.clone());
+        blocking(move || Backup::start(fs.as_ref(), &dir, &shared, &held)).await
+    }
+
     /// What the store's metrics read at each scrape.
     pub fn metrics(&self) -> metrics::StoreCollector {
         metrics::StoreCollector {
@@ -345,4 +365,13 @@ pub fn lock_dir(fs: &dyn fs::Fs, dir: &std::path::Path) -> Result<Option<File>, 
         std::io::ErrorKind::WouldBlock => StoreError::Locked(dir.to_path_buf()),
         _ => StoreError::io(format!("locking {}", dir.join("LOCK").display()), e),
     })
+}
+
+/// Runs `work` on the blocking pool and waits for it.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        // The blocking pool only drops a task when the runtime shuts down.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }

@@ -4,7 +4,7 @@
 use crate::store::index::Index;
 use crate::store::reads::reader::LogReader;
 use crate::store::stats::StoreStats;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
 
 /// What the writer and the readers share.
@@ -21,6 +21,36 @@ pub struct Shared {
     pub refusing: watch::Sender<Option<String>>,
     /// What the store counts as it works, for metrics.
     pub stats: StoreStats,
+    /// Where the log's committed records end: what a backup copies.
+    pub committed_end: Mutex<CommittedEnd>,
+}
+
+/// The end of the last group made durable and visible, with the position after it: the
+/// log up to there is a consistent copy of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommittedEnd {
+    /// The position the next event gets.
+    pub position: u64,
+    /// The segment the last group is in.
+    pub segment: u32,
+    /// Where its records end in that segment.
+    pub offset: u64,
+}
+
+impl Shared {
+    pub fn committed_end(&self) -> CommittedEnd {
+        *self
+            .committed_end
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set_committed_end(&self, end: CommittedEnd) {
+        *self
+            .committed_end
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = end;
+    }
 }
 
 /// The index, for reading. A panic while the lock was held cannot leave the index

@@ -165,6 +165,14 @@ enum Command {
     },
     /// Check the server's health.
     Health,
+    /// Back the store up into DIR, online (needs the `admin` role): the first run copies
+    /// everything, later runs only what is new, and a run into the directory of an
+    /// interrupted one finishes it. DIR is a data directory once the backup's manifest
+    /// is written; `evenire-server restore --from DIR` restores it.
+    Backup {
+        /// The backup directory (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Why a command failed, and so how the process exits.
@@ -424,6 +432,11 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             let client = connect(cli).await?;
             let through = client.delete_stream(&stream, expected, *tombstone).await?;
             out.deleted(&stream, *tombstone, through);
+        }
+        Command::Backup { dir } => {
+            let client = connect(cli).await?;
+            let report = client.backup_to(dir).await?;
+            out.backed_up(dir, &report);
         }
         Command::Health => {
             let serving = health(cli).await?;

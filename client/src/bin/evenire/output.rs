@@ -278,6 +278,29 @@ impl Printer {
         }
     }
 
+    /// What a backup did.
+    pub fn backed_up(self, dir: &std::path::Path, report: &evenire_client::backup::BackupReport) {
+        if self.json {
+            let value = json!({
+                "dir": dir.display().to_string(),
+                "position": report.position,
+                "files": report.files,
+                "bytes": report.bytes,
+                "fetched": report.fetched,
+            });
+            say!("{value}");
+        } else {
+            say!(
+                "backed up to {}: positions below {}, {} file(s), {} bytes; fetched {} bytes",
+                dir.display(),
+                report.position,
+                report.files,
+                report.bytes,
+                report.fetched
+            );
+        }
+    }
+
     /// The health check's answer.
     pub fn health(self, server: &str, status: &str) {
         if self.json {

@@ -25,6 +25,8 @@ pub trait LogFile: Send + Sync + Debug {
 pub trait ReadAt: Send + Sync + Debug {
     /// Fills `buf` from `offset`, or fails.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// The file's length now.
+    fn file_len(&self) -> io::Result<u64>;
 }
 
 /// The file-system operations the store uses.
@@ -75,6 +77,10 @@ impl LogFile for RealFile {
 impl ReadAt for RealFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         FileExt::read_exact_at(&self.0, buf, offset)
+    }
+
+    fn file_len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
     }
 }
 

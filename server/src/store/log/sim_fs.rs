@@ -277,6 +277,13 @@ impl ReadAt for SimHandle {
             Ok(())
         })
     }
+
+    fn file_len(&self) -> io::Result<u64> {
+        self.with(|state, path| {
+            let file = state.files.get(path).ok_or_else(|| missing(path))?;
+            Ok(file.data.len() as u64)
+        })
+    }
 }
 
 impl Fs for SimFs {

@@ -146,17 +146,12 @@ impl LogRead {
             self.release();
             return (self, Ok(fitted(batch)));
         }
-        let joined = tokio::task::spawn_blocking(move || {
+        crate::store::blocking(move || {
             let filled = self.fill(&mut batch, max_events, max_bytes, true);
             self.release();
             (self, filled.map(|()| fitted(batch)))
         })
-        .await;
-        match joined {
-            Ok(done) => done,
-            // The blocking pool only drops a task when the runtime shuts down.
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        .await
     }
 
     /// Adds events to `batch`. Without `may_block`, stops at the first record that is

@@ -35,7 +35,7 @@ use crate::store::log::record;
 use crate::store::log::recovery;
 use crate::store::log::segment;
 use crate::store::settings::FsyncPolicy;
-use crate::store::shared::{Shared, read_index, write_index};
+use crate::store::shared::{CommittedEnd, Shared, read_index, write_index};
 use decide::{EventIds, Pending};
 use group::{Command, Decided, Group, WriteCommand, Written};
 use marks::{IDLE_MARK_DELAY, Marks};
@@ -281,7 +281,7 @@ impl Writer {
             return None;
         }
         if buf.is_empty() || self.fsync != FsyncPolicy::Always {
-            self.publish(group);
+            self.publish(group, self.active_segment, self.active_len);
             return None;
         }
         Some(Syncing {
@@ -350,7 +350,7 @@ impl Writer {
         match synced {
             Ok(()) => {
                 self.marks.synced(syncing.segment, syncing.end);
-                self.publish(syncing.group);
+                self.publish(syncing.group, syncing.segment, syncing.end);
             }
             Err(e) => {
                 let reason = format!("fdatasync of segment {} failed: {e}", syncing.segment);
@@ -405,7 +405,9 @@ impl Writer {
     /// Makes the durable group visible: cache first (so that readers woken by the
     /// commit find it there), then the index, then subscribers and the answers, the
     /// ones decided without a write last.
-    fn publish(&mut self, group: Group) {
+    /// Makes a durable group visible and answers it; its records end at `offset` of
+    /// `segment`.
+    fn publish(&mut self, group: Group, segment: u32, offset: u64) {
         for written in &group.written {
             if let Written::Append { loc, record, .. } = written {
                 self.shared.reader.remember(*loc, record.clone());
@@ -425,6 +427,11 @@ impl Writer {
             }
             index.next_position()
         };
+        self.shared.set_committed_end(CommittedEnd {
+            position: next_position,
+            segment,
+            offset,
+        });
         self.shared.committed.send_replace(next_position);
         for written in group.written {
             written.succeed();

@@ -302,3 +302,59 @@ class DeleteStreamResponse(_message.Message):
     DELETED_THROUGH_VERSION_FIELD_NUMBER: _ClassVar[int]
     deleted_through_version: int
     def __init__(self, deleted_through_version: _Optional[int] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ("held",)
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    held: _containers.RepeatedCompositeFieldContainer[BackupHeldFile]
+    def __init__(self, held: _Optional[_Iterable[_Union[BackupHeldFile, _Mapping]]] = ...) -> None: ...
+
+class BackupHeldFile(_message.Message):
+    __slots__ = ("name", "length", "tail_crc32c")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    TAIL_CRC32C_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    length: int
+    tail_crc32c: int
+    def __init__(self, name: _Optional[str] = ..., length: _Optional[int] = ..., tail_crc32c: _Optional[int] = ...) -> None: ...
+
+class BackupResponse(_message.Message):
+    __slots__ = ("plan", "chunk")
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    plan: BackupPlan
+    chunk: BackupChunk
+    def __init__(self, plan: _Optional[_Union[BackupPlan, _Mapping]] = ..., chunk: _Optional[_Union[BackupChunk, _Mapping]] = ...) -> None: ...
+
+class BackupPlan(_message.Message):
+    __slots__ = ("position", "files", "server_version")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    files: _containers.RepeatedCompositeFieldContainer[BackupFile]
+    server_version: str
+    def __init__(self, position: _Optional[int] = ..., files: _Optional[_Iterable[_Union[BackupFile, _Mapping]]] = ..., server_version: _Optional[str] = ...) -> None: ...
+
+class BackupFile(_message.Message):
+    __slots__ = ("name", "length", "fetch_from")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    FETCH_FROM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    length: int
+    fetch_from: int
+    def __init__(self, name: _Optional[str] = ..., length: _Optional[int] = ..., fetch_from: _Optional[int] = ...) -> None: ...
+
+class BackupChunk(_message.Message):
+    __slots__ = ("name", "offset", "data", "crc32c")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    offset: int
+    data: bytes
+    crc32c: int
+    def __init__(self, name: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32c: _Optional[int] = ...) -> None: ...

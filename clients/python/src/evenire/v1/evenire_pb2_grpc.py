@@ -78,6 +78,11 @@ class EventStoreServiceStub:
                 request_serializer=evenire_dot_v1_dot_evenire__pb2.DeleteStreamRequest.SerializeToString,
                 response_deserializer=evenire_dot_v1_dot_evenire__pb2.DeleteStreamResponse.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/evenire.v1.EventStoreService/Backup',
+                request_serializer=evenire_dot_v1_dot_evenire__pb2.BackupRequest.SerializeToString,
+                response_deserializer=evenire_dot_v1_dot_evenire__pb2.BackupResponse.FromString,
+                _registered_method=True)
 
 
 class EventStoreServiceServicer:
@@ -154,6 +159,18 @@ class EventStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """Backup streams a consistent copy of the store's files, up to the position committed
+        when the call starts, while the server goes on serving: first a BackupPlan, then
+        the chunks it lists, in order. Files the caller already holds (from an earlier,
+        perhaps interrupted, backup) are sent only from where the caller's copy ends, when
+        that copy is a prefix of the server's file. Needs the `admin` role. `evenire backup
+        DIR` is the client side; docs/operations.md, "Backup and restore".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -191,6 +208,11 @@ def add_EventStoreServiceServicer_to_server(servicer, server):
                     servicer.DeleteStream,
                     request_deserializer=evenire_dot_v1_dot_evenire__pb2.DeleteStreamRequest.FromString,
                     response_serializer=evenire_dot_v1_dot_evenire__pb2.DeleteStreamResponse.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=evenire_dot_v1_dot_evenire__pb2.BackupRequest.FromString,
+                    response_serializer=evenire_dot_v1_dot_evenire__pb2.BackupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -391,6 +413,33 @@ class EventStoreService:
             '/evenire.v1.EventStoreService/DeleteStream',
             evenire_dot_v1_dot_evenire__pb2.DeleteStreamRequest.SerializeToString,
             evenire_dot_v1_dot_evenire__pb2.DeleteStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/evenire.v1.EventStoreService/Backup',
+            evenire_dot_v1_dot_evenire__pb2.BackupRequest.SerializeToString,
+            evenire_dot_v1_dot_evenire__pb2.BackupResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,14 @@ class EventStoreServiceStub:
     (FAILED_PRECONDITION). Durable like an append; deleting again what is already
     deleted that way succeeds. The disk space is not reclaimed yet.
     """
+    Backup: _grpc.UnaryStreamMultiCallable[_evenire_pb2.BackupRequest, _evenire_pb2.BackupResponse]
+    """Backup streams a consistent copy of the store's files, up to the position committed
+    when the call starts, while the server goes on serving: first a BackupPlan, then
+    the chunks it lists, in order. Files the caller already holds (from an earlier,
+    perhaps interrupted, backup) are sent only from where the caller's copy ends, when
+    that copy is a prefix of the server's file. Needs the `admin` role. `evenire backup
+    DIR` is the client side; docs/operations.md, "Backup and restore".
+    """
 
 @_typing.type_check_only
 class EventStoreServiceAsyncStub(EventStoreServiceStub):
@@ -122,6 +130,14 @@ class EventStoreServiceAsyncStub(EventStoreServiceStub):
     versions after the deleted ones; a tombstone forbids any later append
     (FAILED_PRECONDITION). Durable like an append; deleting again what is already
     deleted that way succeeds. The disk space is not reclaimed yet.
+    """
+    Backup: _aio.UnaryStreamMultiCallable[_evenire_pb2.BackupRequest, _evenire_pb2.BackupResponse]  # type: ignore[assignment]
+    """Backup streams a consistent copy of the store's files, up to the position committed
+    when the call starts, while the server goes on serving: first a BackupPlan, then
+    the chunks it lists, in order. Files the caller already holds (from an earlier,
+    perhaps interrupted, backup) are sent only from where the caller's copy ends, when
+    that copy is a prefix of the server's file. Needs the `admin` role. `evenire backup
+    DIR` is the client side; docs/operations.md, "Backup and restore".
     """
 
 class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -209,6 +225,20 @@ class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         versions after the deleted ones; a tombstone forbids any later append
         (FAILED_PRECONDITION). Durable like an append; deleting again what is already
         deleted that way succeeds. The disk space is not reclaimed yet.
+        """
+
+    @_abc_1.abstractmethod
+    def Backup(
+        self,
+        request: _evenire_pb2.BackupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_evenire_pb2.BackupResponse], _abc.AsyncIterator[_evenire_pb2.BackupResponse]]:
+        """Backup streams a consistent copy of the store's files, up to the position committed
+        when the call starts, while the server goes on serving: first a BackupPlan, then
+        the chunks it lists, in order. Files the caller already holds (from an earlier,
+        perhaps interrupted, backup) are sent only from where the caller's copy ends, when
+        that copy is a prefix of the server's file. Needs the `admin` role. `evenire backup
+        DIR` is the client side; docs/operations.md, "Backup and restore".
         """
 
 def add_EventStoreServiceServicer_to_server(servicer: EventStoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evenire/v1/evenire.proto.
  */
 export const file_evenire_v1_evenire: GenFile = /*@__PURE__*/
-  fileDesc("ChhldmVuaXJlL3YxL2V2ZW5pcmUucHJvdG8SCmV2ZW5pcmUudjEiJQoIU3RyZWFtSWQSCwoDa2V5GAEgASgJEgwKBHR5cGUYAiABKAkiVgoPRXhwZWN0ZWRWZXJzaW9uEioKBXN0YXRlGAEgASgOMhkuZXZlbmlyZS52MS5FeHBlY3RlZFN0YXRlSAASDwoFZXhhY3QYAiABKARIAEIGCgRraW5kIkUKCUV2ZW50RGF0YRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBGRhdGEYAyABKAwSEAoIbWV0YWRhdGEYBCABKAwikwEKDUFwcGVuZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SJQoGZXZlbnRzGAMgAygLMhUuZXZlbmlyZS52MS5FdmVudERhdGEiMwoOQXBwZW5kUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIQCghwb3NpdGlvbhgCIAEoBCLMAQoLUmVhZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIoCgZvcmlnaW4YAiABKA4yFi5ldmVuaXJlLnYxLlJlYWRPcmlnaW5IABIRCgd2ZXJzaW9uGAMgASgESAASLAoJZGlyZWN0aW9uGAQgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgFIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI5CgxSZWFkUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Ir8BCg1SZWNvcmRlZEV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIQCghtZXRhZGF0YRgEIAEoDBIkCgZzdHJlYW0YBSABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YBiABKAQSEAoIcG9zaXRpb24YByABKAQSKwoHY3JlYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqgEKDlJlYWRBbGxSZXF1ZXN0EigKBm9yaWdpbhgBIAEoDjIWLmV2ZW5pcmUudjEuUmVhZE9yaWdpbkgAEhIKCHBvc2l0aW9uGAIgASgESAASLAoJZGlyZWN0aW9uGAMgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgEIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI8Cg9SZWFkQWxsUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Il8KDFN1YnNjcmliZUFsbBItCgZvcmlnaW4YASABKA4yGy5ldmVuaXJlLnYxLlN1YnNjcmliZU9yaWdpbkgAEhgKDmFmdGVyX3Bvc2l0aW9uGAIgASgESABCBgoEZnJvbSKHAQoPU3Vic2NyaWJlU3RyZWFtEiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQSLQoGb3JpZ2luGAIgASgOMhsuZXZlbmlyZS52MS5TdWJzY3JpYmVPcmlnaW5IABIXCg1hZnRlcl92ZXJzaW9uGAMgASgESABCBgoEZnJvbSJ6ChJTdWJzY3JpcHRpb25GaWx0ZXISFAoMc3RyZWFtX3R5cGVzGAEgAygJEhwKFHN0cmVhbV90eXBlX3ByZWZpeGVzGAIgAygJEhMKC2V2ZW50X3R5cGVzGAMgAygJEhsKE2V2ZW50X3R5cGVfcHJlZml4ZXMYBCADKAkiwQEKEFN1YnNjcmliZVJlcXVlc3QSJwoDYWxsGAEgASgLMhguZXZlbmlyZS52MS5TdWJzY3JpYmVBbGxIABItCgZzdHJlYW0YAiABKAsyGy5ldmVuaXJlLnYxLlN1YnNjcmliZVN0cmVhbUgAEi4KBmZpbHRlchgDIAEoCzIeLmV2ZW5pcmUudjEuU3Vic2NyaXB0aW9uRmlsdGVyEhsKE2NoZWNrcG9pbnRfaW50ZXJ2YWwYBCABKA1CCAoGdGFyZ2V0Ii4KCENhdWdodFVwEhUKCHBvc2l0aW9uGAEgASgESACIAQFCCwoJX3Bvc2l0aW9uIh4KCkNoZWNrcG9pbnQSEAoIcG9zaXRpb24YASABKAQipgEKEVN1YnNjcmliZVJlc3BvbnNlEi0KBmV2ZW50cxgBIAEoCzIbLmV2ZW5pcmUudjEuU3Vic2NyaWJlRXZlbnRzSAASKQoJY2F1Z2h0X3VwGAIgASgLMhQuZXZlbmlyZS52MS5DYXVnaHRVcEgAEiwKCmNoZWNrcG9pbnQYAyABKAsyFi5ldmVuaXJlLnYxLkNoZWNrcG9pbnRIAEIJCgdtZXNzYWdlIjwKD1N1YnNjcmliZUV2ZW50cxIpCgZldmVudHMYASADKAsyGS5ldmVuaXJlLnYxLlJlY29yZGVkRXZlbnQivgIKClN0cmVhbUluZm8SJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIPCgd2ZXJzaW9uGAIgASgEEhMKC2V2ZW50X2NvdW50GAMgASgEEhsKDmZpcnN0X3Bvc2l0aW9uGAQgASgESACIAQESGgoNbGFzdF9wb3NpdGlvbhgFIAEoBEgBiAEBEisKB2NyZWF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfYXBwZW5kZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YXRlGAggASgOMhcuZXZlbmlyZS52MS5TdHJlYW1TdGF0ZUIRCg9fZmlyc3RfcG9zaXRpb25CEAoOX2xhc3RfcG9zaXRpb24ifQoSTGlzdFN0cmVhbXNSZXF1ZXN0EhMKC3N0cmVhbV90eXBlGAEgASgJEhIKCmtleV9wcmVmaXgYAiABKAkSFwoPaW5jbHVkZV9kZWxldGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJIlcKE0xpc3RTdHJlYW1zUmVzcG9uc2USJwoHc3RyZWFtcxgBIAMoCzIWLmV2ZW5pcmUudjEuU3RyZWFtSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoQR2V0U3RyZWFtUmVxdWVzdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkIjkKEUdldFN0cmVhbVJlc3BvbnNlEiQKBGluZm8YASABKAsyFi5ldmVuaXJlLnYxLlN0cmVhbUluZm8ihQEKE0RlbGV0ZVN0cmVhbVJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SEQoJdG9tYnN0b25lGAMgASgIIjcKFERlbGV0ZVN0cmVhbVJlc3BvbnNlEh8KF2RlbGV0ZWRfdGhyb3VnaF92ZXJzaW9uGAEgASgEKocBCg1FeHBlY3RlZFN0YXRlEh4KGkVYUEVDVEVEX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSRVhQRUNURURfU1RBVEVfQU5ZEAESHAoYRVhQRUNURURfU1RBVEVfTk9fU1RSRUFNEAISIAocRVhQRUNURURfU1RBVEVfU1RSRUFNX0VYSVNUUxADKlUKClJlYWRPcmlnaW4SGwoXUkVBRF9PUklHSU5fVU5TUEVDSUZJRUQQABIVChFSRUFEX09SSUdJTl9TVEFSVBABEhMKD1JFQURfT1JJR0lOX0VORBACKmgKDVJlYWREaXJlY3Rpb24SHgoaUkVBRF9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIaChZSRUFEX0RJUkVDVElPTl9GT1JXQVJEEAESGwoXUkVBRF9ESVJFQ1RJT05fQkFDS1dBUkQQAippCg9TdWJzY3JpYmVPcmlnaW4SIAocU1VCU0NSSUJFX09SSUdJTl9VTlNQRUNJRklFRBAAEhoKFlNVQlNDUklCRV9PUklHSU5fU1RBUlQQARIYChRTVUJTQ1JJQkVfT1JJR0lOX0VORBACKnkKC1N0cmVhbVN0YXRlEhwKGFNUUkVBTV9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVNUUkVBTV9TVEFURV9MSVZFEAESGAoUU1RSRUFNX1NUQVRFX0RFTEVURUQQAhIbChdTVFJFQU1fU1RBVEVfVE9NQlNUT05FRBADMpAEChFFdmVudFN0b3JlU2VydmljZRI/CgZBcHBlbmQSGS5ldmVuaXJlLnYxLkFwcGVuZFJlcXVlc3QaGi5ldmVuaXJlLnYxLkFwcGVuZFJlc3BvbnNlEjsKBFJlYWQSFy5ldmVuaXJlLnYxLlJlYWRSZXF1ZXN0GhguZXZlbmlyZS52MS5SZWFkUmVzcG9uc2UwARJECgdSZWFkQWxsEhouZXZlbmlyZS52MS5SZWFkQWxsUmVxdWVzdBobLmV2ZW5pcmUudjEuUmVhZEFsbFJlc3BvbnNlMAESSgoJU3Vic2NyaWJlEhwuZXZlbmlyZS52MS5TdWJzY3JpYmVSZXF1ZXN0Gh0uZXZlbmlyZS52MS5TdWJzY3JpYmVSZXNwb25zZTABEk4KC0xpc3RTdHJlYW1zEh4uZXZlbmlyZS52MS5MaXN0U3RyZWFtc1JlcXVlc3QaHy5ldmVuaXJlLnYxLkxpc3RTdHJlYW1zUmVzcG9uc2USSAoJR2V0U3RyZWFtEhwuZXZlbmlyZS52MS5HZXRTdHJlYW1SZXF1ZXN0Gh0uZXZlbmlyZS52MS5HZXRTdHJlYW1SZXNwb25zZRJRCgxEZWxldGVTdHJlYW0SHy5ldmVuaXJlLnYxLkRlbGV0ZVN0cmVhbVJlcXVlc3QaIC5ldmVuaXJlLnYxLkRlbGV0ZVN0cmVhbVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChhldmVuaXJlL3YxL2V2ZW5pcmUucHJvdG8SCmV2ZW5pcmUudjEiJQoIU3RyZWFtSWQSCwoDa2V5GAEgASgJEgwKBHR5cGUYAiABKAkiVgoPRXhwZWN0ZWRWZXJzaW9uEioKBXN0YXRlGAEgASgOMhkuZXZlbmlyZS52MS5FeHBlY3RlZFN0YXRlSAASDwoFZXhhY3QYAiABKARIAEIGCgRraW5kIkUKCUV2ZW50RGF0YRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBGRhdGEYAyABKAwSEAoIbWV0YWRhdGEYBCABKAwikwEKDUFwcGVuZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SJQoGZXZlbnRzGAMgAygLMhUuZXZlbmlyZS52MS5FdmVudERhdGEiMwoOQXBwZW5kUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIQCghwb3NpdGlvbhgCIAEoBCLMAQoLUmVhZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIoCgZvcmlnaW4YAiABKA4yFi5ldmVuaXJlLnYxLlJlYWRPcmlnaW5IABIRCgd2ZXJzaW9uGAMgASgESAASLAoJZGlyZWN0aW9uGAQgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgFIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI5CgxSZWFkUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Ir8BCg1SZWNvcmRlZEV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIQCghtZXRhZGF0YRgEIAEoDBIkCgZzdHJlYW0YBSABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YBiABKAQSEAoIcG9zaXRpb24YByABKAQSKwoHY3JlYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqgEKDlJlYWRBbGxSZXF1ZXN0EigKBm9yaWdpbhgBIAEoDjIWLmV2ZW5pcmUudjEuUmVhZE9yaWdpbkgAEhIKCHBvc2l0aW9uGAIgASgESAASLAoJZGlyZWN0aW9uGAMgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgEIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI8Cg9SZWFkQWxsUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Il8KDFN1YnNjcmliZUFsbBItCgZvcmlnaW4YASABKA4yGy5ldmVuaXJlLnYxLlN1YnNjcmliZU9yaWdpbkgAEhgKDmFmdGVyX3Bvc2l0aW9uGAIgASgESABCBgoEZnJvbSKHAQoPU3Vic2NyaWJlU3RyZWFtEiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQSLQoGb3JpZ2luGAIgASgOMhsuZXZlbmlyZS52MS5TdWJzY3JpYmVPcmlnaW5IABIXCg1hZnRlcl92ZXJzaW9uGAMgASgESABCBgoEZnJvbSJ6ChJTdWJzY3JpcHRpb25GaWx0ZXISFAoMc3RyZWFtX3R5cGVzGAEgAygJEhwKFHN0cmVhbV90eXBlX3ByZWZpeGVzGAIgAygJEhMKC2V2ZW50X3R5cGVzGAMgAygJEhsKE2V2ZW50X3R5cGVfcHJlZml4ZXMYBCADKAkiwQEKEFN1YnNjcmliZVJlcXVlc3QSJwoDYWxsGAEgASgLMhguZXZlbmlyZS52MS5TdWJzY3JpYmVBbGxIABItCgZzdHJlYW0YAiABKAsyGy5ldmVuaXJlLnYxLlN1YnNjcmliZVN0cmVhbUgAEi4KBmZpbHRlchgDIAEoCzIeLmV2ZW5pcmUudjEuU3Vic2NyaXB0aW9uRmlsdGVyEhsKE2NoZWNrcG9pbnRfaW50ZXJ2YWwYBCABKA1CCAoGdGFyZ2V0Ii4KCENhdWdodFVwEhUKCHBvc2l0aW9uGAEgASgESACIAQFCCwoJX3Bvc2l0aW9uIh4KCkNoZWNrcG9pbnQSEAoIcG9zaXRpb24YASABKAQipgEKEVN1YnNjcmliZVJlc3BvbnNlEi0KBmV2ZW50cxgBIAEoCzIbLmV2ZW5pcmUudjEuU3Vic2NyaWJlRXZlbnRzSAASKQoJY2F1Z2h0X3VwGAIgASgLMhQuZXZlbmlyZS52MS5DYXVnaHRVcEgAEiwKCmNoZWNrcG9pbnQYAyABKAsyFi5ldmVuaXJlLnYxLkNoZWNrcG9pbnRIAEIJCgdtZXNzYWdlIjwKD1N1YnNjcmliZUV2ZW50cxIpCgZldmVudHMYASADKAsyGS5ldmVuaXJlLnYxLlJlY29yZGVkRXZlbnQivgIKClN0cmVhbUluZm8SJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIPCgd2ZXJzaW9uGAIgASgEEhMKC2V2ZW50X2NvdW50GAMgASgEEhsKDmZpcnN0X3Bvc2l0aW9uGAQgASgESACIAQESGgoNbGFzdF9wb3NpdGlvbhgFIAEoBEgBiAEBEisKB2NyZWF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfYXBwZW5kZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YXRlGAggASgOMhcuZXZlbmlyZS52MS5TdHJlYW1TdGF0ZUIRCg9fZmlyc3RfcG9zaXRpb25CEAoOX2xhc3RfcG9zaXRpb24ifQoSTGlzdFN0cmVhbXNSZXF1ZXN0EhMKC3N0cmVhbV90eXBlGAEgASgJEhIKCmtleV9wcmVmaXgYAiABKAkSFwoPaW5jbHVkZV9kZWxldGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJIlcKE0xpc3RTdHJlYW1zUmVzcG9uc2USJwoHc3RyZWFtcxgBIAMoCzIWLmV2ZW5pcmUudjEuU3RyZWFtSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoQR2V0U3RyZWFtUmVxdWVzdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkIjkKEUdldFN0cmVhbVJlc3BvbnNlEiQKBGluZm8YASABKAsyFi5ldmVuaXJlLnYxLlN0cmVhbUluZm8ihQEKE0RlbGV0ZVN0cmVhbVJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SEQoJdG9tYnN0b25lGAMgASgIIjcKFERlbGV0ZVN0cmVhbVJlc3BvbnNlEh8KF2RlbGV0ZWRfdGhyb3VnaF92ZXJzaW9uGAEgASgEIjkKDUJhY2t1cFJlcXVlc3QSKAoEaGVsZBgBIAMoCzIaLmV2ZW5pcmUudjEuQmFja3VwSGVsZEZpbGUiQwoOQmFja3VwSGVsZEZpbGUSDAoEbmFtZRgBIAEoCRIOCgZsZW5ndGgYAiABKAQSEwoLdGFpbF9jcmMzMmMYAyABKA0iagoOQmFja3VwUmVzcG9uc2USJgoEcGxhbhgBIAEoCzIWLmV2ZW5pcmUudjEuQmFja3VwUGxhbkgAEigKBWNodW5rGAIgASgLMhcuZXZlbmlyZS52MS5CYWNrdXBDaHVua0gAQgYKBGl0ZW0iXQoKQmFja3VwUGxhbhIQCghwb3NpdGlvbhgBIAEoBBIlCgVmaWxlcxgCIAMoCzIWLmV2ZW5pcmUudjEuQmFja3VwRmlsZRIWCg5zZXJ2ZXJfdmVyc2lvbhgDIAEoCSI+CgpCYWNrdXBGaWxlEgwKBG5hbWUYASABKAkSDgoGbGVuZ3RoGAIgASgEEhIKCmZldGNoX2Zyb20YAyABKAQiSQoLQmFja3VwQ2h1bmsSDAoEbmFtZRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIOCgZjcmMzMmMYBCABKA0qhwEKDUV4cGVjdGVkU3RhdGUSHgoaRVhQRUNURURfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJFWFBFQ1RFRF9TVEFURV9BTlkQARIcChhFWFBFQ1RFRF9TVEFURV9OT19TVFJFQU0QAhIgChxFWFBFQ1RFRF9TVEFURV9TVFJFQU1fRVhJU1RTEAMqVQoKUmVhZE9yaWdpbhIbChdSRUFEX09SSUdJTl9VTlNQRUNJRklFRBAAEhUKEVJFQURfT1JJR0lOX1NUQVJUEAESEwoPUkVBRF9PUklHSU5fRU5EEAIqaAoNUmVhZERpcmVjdGlvbhIeChpSRUFEX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEhoKFlJFQURfRElSRUNUSU9OX0ZPUldBUkQQARIbChdSRUFEX0RJUkVDVElPTl9CQUNLV0FSRBACKmkKD1N1YnNjcmliZU9yaWdpbhIgChxTVUJTQ1JJQkVfT1JJR0lOX1VOU1BFQ0lGSUVEEAASGgoWU1VCU0NSSUJFX09SSUdJTl9TVEFSVBABEhgKFFNVQlNDUklCRV9PUklHSU5fRU5EEAIqeQoLU3RyZWFtU3RhdGUSHAoYU1RSRUFNX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRU1RSRUFNX1NUQVRFX0xJVkUQARIYChRTVFJFQU1fU1RBVEVfREVMRVRFRBACEhsKF1NUUkVBTV9TVEFURV9UT01CU1RPTkVEEAMy0wQKEUV2ZW50U3RvcmVTZXJ2aWNlEj8KBkFwcGVuZBIZLmV2ZW5pcmUudjEuQXBwZW5kUmVxdWVzdBoaLmV2ZW5pcmUudjEuQXBwZW5kUmVzcG9uc2USOwoEUmVhZBIXLmV2ZW5pcmUudjEuUmVhZFJlcXVlc3QaGC5ldmVuaXJlLnYxLlJlYWRSZXNwb25zZTABEkQKB1JlYWRBbGwSGi5ldmVuaXJlLnYxLlJlYWRBbGxSZXF1ZXN0GhsuZXZlbmlyZS52MS5SZWFkQWxsUmVzcG9uc2UwARJKCglTdWJzY3JpYmUSHC5ldmVuaXJlLnYxLlN1YnNjcmliZVJlcXVlc3QaHS5ldmVuaXJlLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESTgoLTGlzdFN0cmVhbXMSHi5ldmVuaXJlLnYxLkxpc3RTdHJlYW1zUmVxdWVzdBofLmV2ZW5pcmUudjEuTGlzdFN0cmVhbXNSZXNwb25zZRJICglHZXRTdHJlYW0SHC5ldmVuaXJlLnYxLkdldFN0cmVhbVJlcXVlc3QaHS5ldmVuaXJlLnYxLkdldFN0cmVhbVJlc3BvbnNlElEKDERlbGV0ZVN0cmVhbRIfLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVxdWVzdBogLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVzcG9uc2USQQoGQmFja3VwEhkuZXZlbmlyZS52MS5CYWNrdXBSZXF1ZXN0GhouZXZlbmlyZS52MS5CYWNrdXBSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * StreamId names a stream.
@@ -971,6 +971,215 @@ export const DeleteStreamResponseSchema: GenMessage<DeleteStreamResponse> = /*@_
   messageDesc(file_evenire_v1_evenire, 24);
 
 /**
+ * BackupRequest says what the caller holds already.
+ *
+ * @generated from message evenire.v1.BackupRequest
+ */
+export type BackupRequest = Message<"evenire.v1.BackupRequest"> & {
+  /**
+   * Files of an earlier backup, each with its length and the CRC-32C of its tail.
+   *
+   * @generated from field: repeated evenire.v1.BackupHeldFile held = 1;
+   */
+  held: BackupHeldFile[];
+};
+
+/**
+ * Describes the message evenire.v1.BackupRequest.
+ * Use `create(BackupRequestSchema)` to create a new message.
+ */
+export const BackupRequestSchema: GenMessage<BackupRequest> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 25);
+
+/**
+ * BackupHeldFile is a file the caller holds.
+ *
+ * @generated from message evenire.v1.BackupHeldFile
+ */
+export type BackupHeldFile = Message<"evenire.v1.BackupHeldFile"> & {
+  /**
+   * Its name, as a BackupPlan named it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Its length in bytes.
+   *
+   * @generated from field: uint64 length = 2;
+   */
+  length: bigint;
+
+  /**
+   * CRC-32C (Castagnoli) of its last 65,536 bytes, or of all of it when shorter: how
+   * the server tells that the caller's copy is a prefix of its own file.
+   *
+   * @generated from field: uint32 tail_crc32c = 3;
+   */
+  tailCrc32c: number;
+};
+
+/**
+ * Describes the message evenire.v1.BackupHeldFile.
+ * Use `create(BackupHeldFileSchema)` to create a new message.
+ */
+export const BackupHeldFileSchema: GenMessage<BackupHeldFile> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 26);
+
+/**
+ * BackupResponse is the plan first, then chunks.
+ *
+ * @generated from message evenire.v1.BackupResponse
+ */
+export type BackupResponse = Message<"evenire.v1.BackupResponse"> & {
+  /**
+   * The plan, or a chunk.
+   *
+   * @generated from oneof evenire.v1.BackupResponse.item
+   */
+  item: {
+    /**
+     * The first message.
+     *
+     * @generated from field: evenire.v1.BackupPlan plan = 1;
+     */
+    value: BackupPlan;
+    case: "plan";
+  } | {
+    /**
+     * Every later message.
+     *
+     * @generated from field: evenire.v1.BackupChunk chunk = 2;
+     */
+    value: BackupChunk;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message evenire.v1.BackupResponse.
+ * Use `create(BackupResponseSchema)` to create a new message.
+ */
+export const BackupResponseSchema: GenMessage<BackupResponse> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 27);
+
+/**
+ * BackupPlan says what the backup is: the files of a data directory up to a committed
+ * position. Files the caller holds that are not listed are not part of it.
+ *
+ * @generated from message evenire.v1.BackupPlan
+ */
+export type BackupPlan = Message<"evenire.v1.BackupPlan"> & {
+  /**
+   * The backup holds every event at a position below this one.
+   *
+   * @generated from field: uint64 position = 1;
+   */
+  position: bigint;
+
+  /**
+   * The files, in order, each with its length in the backup.
+   *
+   * @generated from field: repeated evenire.v1.BackupFile files = 2;
+   */
+  files: BackupFile[];
+
+  /**
+   * The server's version, for the backup's manifest.
+   *
+   * @generated from field: string server_version = 3;
+   */
+  serverVersion: string;
+};
+
+/**
+ * Describes the message evenire.v1.BackupPlan.
+ * Use `create(BackupPlanSchema)` to create a new message.
+ */
+export const BackupPlanSchema: GenMessage<BackupPlan> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 28);
+
+/**
+ * BackupFile is one file of a backup.
+ *
+ * @generated from message evenire.v1.BackupFile
+ */
+export type BackupFile = Message<"evenire.v1.BackupFile"> & {
+  /**
+   * A plain file name (no directories): `segment-NNNNNNNNNNNNNNNNNNNN.log`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Its length in the backup.
+   *
+   * @generated from field: uint64 length = 2;
+   */
+  length: bigint;
+
+  /**
+   * Where its chunks start: the length the caller holds when its copy is a prefix of
+   * this file (so only the rest is sent), else 0 (the caller's copy is replaced).
+   *
+   * @generated from field: uint64 fetch_from = 3;
+   */
+  fetchFrom: bigint;
+};
+
+/**
+ * Describes the message evenire.v1.BackupFile.
+ * Use `create(BackupFileSchema)` to create a new message.
+ */
+export const BackupFileSchema: GenMessage<BackupFile> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 29);
+
+/**
+ * BackupChunk is a piece of a file, in order: the chunks of a file follow one another
+ * without gaps from its `fetch_from` to its length.
+ *
+ * @generated from message evenire.v1.BackupChunk
+ */
+export type BackupChunk = Message<"evenire.v1.BackupChunk"> & {
+  /**
+   * The file, as the plan names it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Where the data goes in the file.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * The bytes, at most 1 MiB.
+   *
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+
+  /**
+   * CRC-32C (Castagnoli) of `data`.
+   *
+   * @generated from field: uint32 crc32c = 4;
+   */
+  crc32c: number;
+};
+
+/**
+ * Describes the message evenire.v1.BackupChunk.
+ * Use `create(BackupChunkSchema)` to create a new message.
+ */
+export const BackupChunkSchema: GenMessage<BackupChunk> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 30);
+
+/**
  * ExpectedState is a precondition on the stream that does not name an exact version.
  *
  * @generated from enum evenire.v1.ExpectedState
@@ -1250,6 +1459,21 @@ export const EventStoreService: GenService<{
     methodKind: "unary";
     input: typeof DeleteStreamRequestSchema;
     output: typeof DeleteStreamResponseSchema;
+  },
+  /**
+   * Backup streams a consistent copy of the store's files, up to the position committed
+   * when the call starts, while the server goes on serving: first a BackupPlan, then
+   * the chunks it lists, in order. Files the caller already holds (from an earlier,
+   * perhaps interrupted, backup) are sent only from where the caller's copy ends, when
+   * that copy is a prefix of the server's file. Needs the `admin` role. `evenire backup
+   * DIR` is the client side; docs/operations.md, "Backup and restore".
+   *
+   * @generated from rpc evenire.v1.EventStoreService.Backup
+   */
+  backup: {
+    methodKind: "server_streaming";
+    input: typeof BackupRequestSchema;
+    output: typeof BackupResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evenire_v1_evenire, 0);
