@@ -27,6 +27,7 @@ const SERVER: &[(&str, &str)] = &[
     ("ReadResponse", "crate::Outgoing"),
     ("ReadAllResponse", "crate::Outgoing"),
     ("SubscribeResponse", "crate::Outgoing"),
+    ("ReadFromSnapshotResponse", "crate::Outgoing"),
 ];
 /// What the Rust client's stub uses in place of generated messages: reads it decodes
 /// into batches.

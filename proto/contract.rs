@@ -71,6 +71,14 @@ pub const HAND_HANDLED: &[HandHandled] = &[
         fields: &["repeated evenire.v1.RecordedEvent events = 1"],
     },
     HandHandled {
+        message: "evenire.v1.ReadFromSnapshotResponse",
+        code: &["proto/outgoing.rs (the messages with events; the snapshot goes through prost)"],
+        fields: &[
+            "repeated evenire.v1.RecordedEvent events = 1",
+            "evenire.v1.Snapshot snapshot = 2",
+        ],
+    },
+    HandHandled {
         message: "evenire.v1.SubscribeResponse",
         code: &["proto/outgoing.rs (the `events` case; the others go through prost)"],
         fields: &[

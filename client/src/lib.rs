@@ -32,6 +32,7 @@ pub mod backup;
 mod client;
 mod connect;
 mod error;
+mod snapshot;
 mod subscription;
 mod types;
 
@@ -39,6 +40,7 @@ pub use admin::{ListStreams, StreamInfo, StreamPage, StreamState};
 pub use client::{Client, EventStream};
 pub use connect::{ClientBuilder, default_address};
 pub use error::Error;
+pub use snapshot::{FromSnapshot, Snapshot};
 pub use subscription::{
     SubscribeFrom, SubscribeOptions, Subscription, SubscriptionFilter, SubscriptionMessage,
 };

@@ -295,7 +295,7 @@ impl LastStream {
     }
 }
 
-fn parse_uuid(text: &[u8], what: &str) -> Result<Uuid, String> {
+pub(crate) fn parse_uuid(text: &[u8], what: &str) -> Result<Uuid, String> {
     Uuid::try_parse_ascii(text)
         .map_err(|_| format!("{what} `{}` is not a UUID", String::from_utf8_lossy(text)))
 }
@@ -305,7 +305,7 @@ fn text(bytes: &[u8], what: &str) -> Result<String, String> {
 }
 
 /// A `google.protobuf.Timestamp` (seconds, nanoseconds) as a time; the epoch when absent.
-fn time(created: Option<(i64, i32)>) -> SystemTime {
+pub(crate) fn time(created: Option<(i64, i32)>) -> SystemTime {
     created.map_or(UNIX_EPOCH, |(seconds, nanos)| {
         UNIX_EPOCH + Duration::new(seconds.max(0) as u64, nanos.max(0) as u32)
     })

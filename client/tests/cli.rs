@@ -610,3 +610,85 @@ fn a_backup_killed_midway_leaves_no_manifest_and_the_next_run_finishes_it() {
         .expect("a manifest");
     assert_eq!(manifest.position, 20_000);
 }
+
+#[test]
+fn a_snapshot_is_saved_and_a_stream_read_from_it() {
+    let server = server();
+    let uri = server.uri.as_str();
+    let stream = format!("account/{KEY}");
+    for amount in 1..=4 {
+        let appended = evenire(
+            uri,
+            &[
+                "append",
+                &stream,
+                "--type",
+                "Deposited",
+                "--data",
+                &format!("{{\"amount\": {amount}}}"),
+            ],
+        );
+        assert!(appended.status.success(), "{}", stderr(&appended));
+    }
+    let saved = evenire(
+        uri,
+        &[
+            "snapshot",
+            "save",
+            &stream,
+            "--version",
+            "2",
+            "--type",
+            "Balance",
+            "--data",
+            "{\"balance\": 6}",
+        ],
+    );
+    assert!(saved.status.success(), "{}", stderr(&saved));
+    assert!(
+        stdout(&saved).contains("at version 2"),
+        "{}",
+        stdout(&saved)
+    );
+
+    let read = evenire(uri, &["snapshot", "read", &stream]);
+    assert!(read.status.success(), "{}", stderr(&read));
+    let text = stdout(&read);
+    assert!(text.starts_with("snapshot at version 2 (Balance"), "{text}");
+    assert!(text.contains("{\"balance\":6}"), "{text}");
+    assert_eq!(
+        text.matches("Deposited").count(),
+        1,
+        "only the event after it: {text}"
+    );
+
+    let json = evenire(uri, &["--json", "snapshot", "read", &stream]);
+    let lines: Vec<serde_json::Value> = stdout(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines[0]["version"], 2);
+    assert_eq!(lines[0]["data"]["balance"], 6);
+    assert_eq!(lines[1]["version"], 3);
+
+    let ahead = evenire(
+        uri,
+        &[
+            "snapshot",
+            "save",
+            &stream,
+            "--version",
+            "9",
+            "--type",
+            "Balance",
+            "--data",
+            "{}",
+        ],
+    );
+    assert_eq!(ahead.status.code(), Some(1));
+    assert!(
+        stderr(&ahead).contains("readable versions are 0 to 3"),
+        "{}",
+        stderr(&ahead)
+    );
+}

@@ -27,6 +27,7 @@ fn write_log(dir: &std::path::Path) {
         segment_size: 64 << 20,
         max_pending_bytes: 64 << 20,
         fs: Arc::new(RealFs),
+        snapshots_per_stream: 1,
     })
     .expect("a store in a fresh directory");
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -19,8 +19,8 @@
 pub use crate::store::{
     AppendResult, BackupChunk, BackupFile, BackupPlan, DeleteMode, DeleteResult, Direction,
     EventData, ExpectedVersion, Filter, HeldFile, ListFilter, Listing, MAX_TYPE_LEN, ReadFrom,
-    RecordedEvent, StoreError, StreamId, StreamInfo, StreamState, SubscribeFrom, SubscribeTarget,
-    SubscriptionItem,
+    RecordedEvent, Snapshot, StoreError, StreamId, StreamInfo, StreamState, SubscribeFrom,
+    SubscribeTarget, SubscriptionItem,
 };
 use std::fmt;
 
@@ -105,6 +105,28 @@ pub trait EventStore: fmt::Debug + Send + Sync + 'static {
     async fn backup(&self, held: Vec<HeldFile>) -> Result<Box<dyn BackupRead>, StoreError> {
         let _ = held;
         Err(StoreError::Unsupported("backup"))
+    }
+
+    /// Keeps a snapshot of `stream` at `version`, apart from its events; durable like
+    /// an append. The stream must hold that version, readable.
+    async fn save_snapshot(
+        &self,
+        stream: StreamId,
+        version: u64,
+        snapshot_type: std::sync::Arc<str>,
+        data: bytes::Bytes,
+    ) -> Result<(), StoreError> {
+        let _ = (stream, version, snapshot_type, data);
+        Err(StoreError::Unsupported("snapshots"))
+    }
+
+    /// The latest snapshot of `stream`, if any, and a read of the events after it.
+    async fn read_from_snapshot(
+        &self,
+        stream: StreamId,
+    ) -> Result<(Option<Snapshot>, Box<dyn EventRead>), StoreError> {
+        let _ = stream;
+        Err(StoreError::Unsupported("snapshots"))
     }
 
     /// Adds the store's own metrics (what it holds, how its writes and reads go) to

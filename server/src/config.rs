@@ -92,6 +92,11 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_MAX_OPEN_READS_PER_IP", default_value_t = 384)]
     pub max_open_reads_per_ip: usize,
 
+    /// Snapshots kept of each stream, the newest by version; older ones are forgotten
+    /// as newer ones are saved.
+    #[arg(long, env = "EVENIRE_SNAPSHOTS_PER_STREAM", default_value_t = 1)]
+    pub snapshots_per_stream: usize,
+
     /// Bytes a second that backups may read, all together (0: no limit): what keeps a
     /// backup from slowing appends (docs/operations.md, "Backup and restore").
     #[arg(long, env = "EVENIRE_BACKUP_RATE_LIMIT", default_value_t = ByteSize::mib(128))]
@@ -165,6 +170,7 @@ impl Config {
             max_open_reads: 512,
             max_open_reads_per_connection: 256,
             max_open_reads_per_ip: 384,
+            snapshots_per_stream: 1,
             backup_rate_limit: ByteSize::mib(128),
             shutdown_grace_secs: 10,
             tls_cert: None,
@@ -255,6 +261,7 @@ impl Config {
             segment_size: self.segment_size.0,
             max_pending_bytes: self.max_pending_bytes.0,
             fs: std::sync::Arc::new(crate::store::fs::RealFs),
+            snapshots_per_stream: self.snapshots_per_stream,
         }
     }
 

@@ -2,7 +2,7 @@
 //! restores to exactly the source's log up to the backup's position; a second backup
 //! fetches only what is new; a restore to a position holds exactly the source's prefix;
 //! a backup cut short by its client or by a kill -9 of the server never looks complete,
-//! and the next run finishes it.
+//! and the next run finishes it; snapshots go with the backup.
 
 use evenire_client::backup::{MANIFEST, Manifest};
 use evenire_client::{
@@ -116,6 +116,20 @@ async fn a_backup_under_appends_restores_to_the_source_up_to_its_position() {
         .delete_stream(&deleted, ExpectedVersion::Any, false)
         .await
         .expect("delete");
+    // A snapshot travels with the backup.
+    let snapshotted = StreamId::new(uuid::Uuid::new_v4(), "account");
+    client
+        .append(
+            &snapshotted,
+            ExpectedVersion::Any,
+            (0..3).map(|i| EventData::new("Moved", i.to_string())),
+        )
+        .await
+        .expect("append");
+    client
+        .save_snapshot(&snapshotted, 1, "Balance", "{\"balance\": 1}")
+        .await
+        .expect("save a snapshot");
 
     // Appends go on while the backup runs: single events and batches, over new streams.
     let stop = Arc::new(AtomicBool::new(false));
@@ -163,6 +177,19 @@ async fn a_backup_under_appends_restores_to_the_source_up_to_its_position() {
         .cloned()
         .collect();
     assert_eq!(served(&restored).await, expected);
+    {
+        let server = start(&restored);
+        let client = Client::connect(server.uri()).await.expect("connect");
+        let read = client
+            .read_from_snapshot(&snapshotted)
+            .await
+            .expect("read the restored snapshot");
+        assert_eq!(
+            read.snapshot.map(|s| (s.version, s.data)),
+            Some((1, "{\"balance\": 1}".into()))
+        );
+        assert_eq!(read.events.len(), 1);
+    }
 
     // The second backup fetches only what was appended since, and matches the source.
     let second = client.backup_to(&backup).await.expect("second backup");

@@ -4,17 +4,19 @@
 use evenire_client::{Client, Direction, EventData, ExpectedVersion, ReadFrom, StreamId};
 use evenire_server::store::record::Entry;
 use evenire_server::store::segment::records;
+use evenire_testkit::process::ServerProcess;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use tokio_stream::StreamExt;
 
 mod common;
 use common::{BINARY, offline, terminate, wait};
 
 /// The binary on a free port, with its URI.
-fn start(data_dir: &Path) -> (Child, String) {
-    let (child, addr) = common::start(data_dir, &[]);
-    (child, format!("http://{addr}"))
+fn start(data_dir: &Path) -> (ServerProcess, String) {
+    let server = common::start(data_dir, &[]);
+    let uri = server.uri();
+    (server, uri)
 }
 
 /// The versions a forward read of `stream` returns.
@@ -100,7 +102,7 @@ fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let stream = StreamId::new(uuid::Uuid::new_v4(), "order");
 
-    let (mut child, uri) = start(dir.path());
+    let (mut server, uri) = start(dir.path());
     runtime.block_on(async {
         let client = Client::connect(&uri).await.expect("connect");
         for i in 0..20 {
@@ -115,15 +117,15 @@ fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
                 .expect("append");
         }
     });
-    terminate(&child);
-    let status = wait(&mut child);
+    terminate(&server.child);
+    let status = wait(&mut server.child);
     assert!(status.success(), "exit status {status:?}");
 
-    let (mut child, uri) = start(dir.path());
+    let (mut server, uri) = start(dir.path());
     let versions = runtime.block_on(versions_of(&uri, &stream));
     assert_eq!(versions, (0..20).collect::<Vec<_>>());
-    terminate(&child);
-    assert!(wait(&mut child).success());
+    terminate(&server.child);
+    assert!(wait(&mut server.child).success());
 }
 
 #[test]
@@ -176,7 +178,7 @@ fn verify_and_repair_cut_the_log_at_the_first_damage() {
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let stream = StreamId::new(uuid::Uuid::new_v4(), "order");
-    let (mut child, uri) = start(dir.path());
+    let (mut server, uri) = start(dir.path());
     runtime.block_on(async {
         let client = Client::connect(&uri).await.expect("connect");
         for i in 0..3 {
@@ -187,8 +189,8 @@ fn verify_and_repair_cut_the_log_at_the_first_damage() {
                 .expect("append");
         }
     });
-    terminate(&child);
-    assert!(wait(&mut child).success());
+    terminate(&server.child);
+    assert!(wait(&mut server.child).success());
 
     let sound = offline(dir.path(), &["verify"]);
     assert!(sound.status.success());
@@ -235,17 +237,17 @@ fn verify_and_repair_cut_the_log_at_the_first_damage() {
     );
     assert!(offline(dir.path(), &["verify"]).status.success());
 
-    let (mut child, uri) = start(dir.path());
+    let (mut server, uri) = start(dir.path());
     let versions = runtime.block_on(versions_of(&uri, &stream));
     assert_eq!(versions, vec![0], "the record before the damage survives");
-    terminate(&child);
-    assert!(wait(&mut child).success());
+    terminate(&server.child);
+    assert!(wait(&mut server.child).success());
 }
 
 #[tokio::test]
 async fn offline_commands_take_the_data_dir_after_them_and_refuse_a_live_directory() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut child, uri) = start(dir.path());
+    let (mut server, uri) = start(dir.path());
     common::append_one(&uri).await.expect("append");
     let after = |args: &[&str]| {
         Command::new(common::binary())
@@ -268,8 +270,8 @@ async fn offline_commands_take_the_data_dir_after_them_and_refuse_a_live_directo
             "{args:?}: {stderr}"
         );
     }
-    terminate(&child);
-    assert!(wait(&mut child).success());
+    terminate(&server.child);
+    assert!(wait(&mut server.child).success());
     let verified = after(&["verify"]);
     assert!(
         verified.status.success(),
@@ -287,7 +289,8 @@ async fn an_open_health_watch_ends_at_shutdown_instead_of_holding_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     // A grace period far longer than the wait below: a watch that held the shutdown
     // would fail the test.
-    let (mut child, addr) = common::start(dir.path(), &["--shutdown-grace-secs", "60"]);
+    let mut server = common::start(dir.path(), &["--shutdown-grace-secs", "60"]);
+    let addr = server.addr.clone();
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -319,8 +322,8 @@ async fn an_open_health_watch_ends_at_shutdown_instead_of_holding_it() {
             tokio::spawn(async move { while let Ok(Some(_)) = watch.message().await {} })
         })
         .collect();
-    terminate(&child);
-    let status = tokio::task::spawn_blocking(move || wait(&mut child))
+    terminate(&server.child);
+    let status = tokio::task::spawn_blocking(move || wait(&mut server.child))
         .await
         .expect("wait");
     assert!(status.success(), "stopped within 10 s, not the 60 s grace");

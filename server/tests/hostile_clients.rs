@@ -49,14 +49,15 @@ async fn bulk_stream(uri: &str, thousands: usize) -> StreamId {
 #[test]
 fn unread_streams_hold_bounded_memory_and_are_capped() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut child, addr) = start(
+    let server = start(
         dir.path(),
         &["--cache-size", "8MiB", "--max-open-reads", "100"],
     );
+    let addr = server.addr.clone();
     let uri = format!("http://{addr}");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let stream = runtime.block_on(bulk_stream(&uri, 20));
-    let before = rss_kib(&child);
+    let before = rss_kib(&server.child);
 
     let (growth, refused) = runtime.block_on(async {
         let mut clients = Vec::new();
@@ -77,7 +78,7 @@ fn unread_streams_hold_bounded_memory_and_are_capped() {
             held.push(response.into_inner());
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let growth = rss_kib(&child).saturating_sub(before);
+        let growth = rss_kib(&server.child).saturating_sub(before);
         let refused = clients[0]
             .read(read_request(&stream))
             .await
@@ -109,14 +110,14 @@ fn unread_streams_hold_bounded_memory_and_are_capped() {
         "{}",
         refused.message()
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
 }
 
 #[test]
 fn connections_past_the_limit_are_closed_and_service_goes_on() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut child, addr) = start(dir.path(), &["--max-connections", "32"]);
+    let server = start(dir.path(), &["--max-connections", "32"]);
+    let addr = server.addr.clone();
     let idle: Vec<_> = (0..32)
         .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
         .collect();
@@ -137,8 +138,7 @@ fn connections_past_the_limit_are_closed_and_service_goes_on() {
     runtime
         .block_on(common::append_one(&format!("http://{addr}")))
         .expect("served once the idle connections went");
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
 }
 
 /// Two thousand connections against the default limit of 1,024, then fifty clients that
@@ -147,20 +147,21 @@ fn connections_past_the_limit_are_closed_and_service_goes_on() {
 #[test]
 fn thousands_of_connections_and_clients_that_vanish_mid_read() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut child, addr) = start(
+    let server = start(
         dir.path(),
         &["--cache-size", "8MiB", "--max-open-reads", "64"],
     );
+    let addr = server.addr.clone();
     let uri = format!("http://{addr}");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let stream = runtime.block_on(bulk_stream(&uri, 10));
-    let before = rss_kib(&child);
+    let before = rss_kib(&server.child);
 
     let connections: Vec<_> = (0..2000)
         .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let with_connections = rss_kib(&child);
+    let with_connections = rss_kib(&server.child);
     drop(connections);
     std::thread::sleep(Duration::from_millis(500));
 
@@ -198,7 +199,7 @@ fn thousands_of_connections_and_clients_that_vanish_mid_read() {
             tonic::Code::ResourceExhausted
         );
     });
-    let after = rss_kib(&child);
+    let after = rss_kib(&server.child);
     println!(
         "2,000 connections: server memory {} KiB -> {} KiB; after 50 vanished readers and 64 open reads: {} KiB",
         before, with_connections, after
@@ -207,6 +208,5 @@ fn thousands_of_connections_and_clients_that_vanish_mid_read() {
         with_connections.saturating_sub(before) < 64 * 1024,
         "idle connections cost more than 64 MiB"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
 }

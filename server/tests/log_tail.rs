@@ -114,6 +114,7 @@ fn config(dir: PathBuf, fs: Arc<dyn evenire_server::store::fs::Fs>) -> StoreConf
         segment_size: 64 << 20,
         max_pending_bytes: 64 << 20,
         fs,
+        snapshots_per_stream: 1,
     }
 }
 

@@ -67,6 +67,7 @@ fn config(fs: &SimFs, cache: bool) -> StoreConfig {
         segment_size: 1024,
         max_pending_bytes: 64 << 20,
         fs: Arc::new(fs.clone()),
+        snapshots_per_stream: 1,
     }
 }
 

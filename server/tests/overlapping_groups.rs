@@ -26,6 +26,7 @@ fn config(fs: &SimFs) -> StoreConfig {
         segment_size: 4096,
         max_pending_bytes: 64 << 20,
         fs: Arc::new(fs.clone()),
+        snapshots_per_stream: 1,
     }
 }
 

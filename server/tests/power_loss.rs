@@ -39,6 +39,7 @@ fn config(fs: &SimFs, rng: &mut Rng) -> StoreConfig {
         segment_size: 512 + rng.below(4096),
         max_pending_bytes: 64 << 20,
         fs: Arc::new(fs.clone()),
+        snapshots_per_stream: 1,
     }
 }
 

@@ -32,7 +32,7 @@ async fn subscribe_until_refused(
 #[tokio::test]
 async fn one_client_gets_its_share_of_reads_and_others_still_read() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut child, addr) = common::start(
+    let server = common::start(
         dir.path(),
         &[
             "--max-open-reads",
@@ -43,6 +43,7 @@ async fn one_client_gets_its_share_of_reads_and_others_still_read() {
             "40",
         ],
     );
+    let addr = server.addr.clone();
     let mut held = Vec::new();
     let mut hog = EventStoreServiceClient::new(channel_from(HOG, &addr).await.expect("hog"));
     let (opened, refused) = subscribe_until_refused(&mut hog, &mut held).await;
@@ -105,6 +106,5 @@ async fn one_client_gets_its_share_of_reads_and_others_still_read() {
     let mut again = EventStoreServiceClient::new(channel_from(HOG, &addr).await.expect("hog"));
     let (opened, _) = subscribe_until_refused(&mut again, &mut Vec::new()).await;
     assert_eq!(opened, 16, "the hog's shares came back when it went");
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
 }

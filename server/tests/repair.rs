@@ -19,7 +19,8 @@ fn ten_appends(dir: &Path) -> Vec<StreamId> {
     let streams: Vec<StreamId> = (0..3)
         .map(|_| StreamId::new(uuid::Uuid::new_v4(), "order"))
         .collect();
-    let (mut child, addr) = start(dir, &[]);
+    let mut server = start(dir, &[]);
+    let addr = server.addr.clone();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let client = Client::connect(format!("http://{addr}"))
@@ -33,8 +34,8 @@ fn ten_appends(dir: &Path) -> Vec<StreamId> {
                 .expect("append");
         }
     });
-    terminate(&child);
-    assert!(wait(&mut child).success());
+    terminate(&server.child);
+    assert!(wait(&mut server.child).success());
     streams
 }
 
@@ -114,7 +115,8 @@ fn a_cut_reports_what_it_loses_and_a_skip_loses_only_the_damaged_record() {
     );
     assert!(offline(dir.path(), &["verify"]).status.success());
 
-    let (mut child, addr) = start(dir.path(), &[]);
+    let server = start(dir.path(), &[]);
+    let addr = server.addr.clone();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let client = Client::connect(format!("http://{addr}"))
@@ -152,8 +154,7 @@ fn a_cut_reports_what_it_loses_and_a_skip_loses_only_the_damaged_record() {
             .expect("the stream continues");
         assert_eq!((next.version, next.position), (6, 20));
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
 }
 
 #[test]

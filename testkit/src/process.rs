@@ -133,8 +133,20 @@ impl ServerProcess {
 
     /// SIGKILL, and the child reaped.
     pub fn kill(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A server a test or benchmark started never outlives it: a test that ends, passes or
+/// fails, takes its servers with it.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop_now();
     }
 }
 

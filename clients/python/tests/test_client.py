@@ -7,6 +7,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from evenire import (
     CaughtUp,
+    EvenireError,
     EventData,
     EventIdConflict,
     InvalidArgument,
@@ -174,6 +175,9 @@ def test_the_asyncio_client_appends_reads_subscribes_and_raises_the_same_errors(
             with pytest.raises(StreamNotFound):
                 await client.get_stream(StreamId.new("order"))
             assert (await client.get_stream(order)).version == 2
+            await client.save_snapshot(order, 1, "OrderState", b'{"n": 1}')
+            restored = await client.read_from_snapshot(order)
+            assert restored.snapshot.version == 1 and [e.version for e in restored.events] == [2]
             assert any(s.stream == order for s in await client.list_streams(stream_type="order"))
             seen = []
             async for item in client.subscribe(order):
@@ -187,3 +191,20 @@ def test_the_asyncio_client_appends_reads_subscribes_and_raises_the_same_errors(
             assert len(last) == 1
 
     asyncio.run(scenario())
+
+
+def test_a_stream_is_read_from_its_latest_snapshot(client):
+    account = StreamId.new("account")
+    client.append(account, numbered(0, 5), expected="no_stream")
+    assert client.read_from_snapshot(account).snapshot is None
+    client.save_snapshot(account, 3, "Balance", '{"balance": 6}')
+    read = client.read_from_snapshot(account)
+    assert (read.snapshot.version, read.snapshot.type, read.snapshot.json()) == (3, "Balance", {"balance": 6})
+    assert read.snapshot.stream == account
+    assert [e.json() for e in read.events] == [4]
+    with pytest.raises(EvenireError) as refused:
+        client.save_snapshot(account, 9, "Balance", b"{}")
+    assert refused.value.code == grpc.StatusCode.OUT_OF_RANGE
+    assert "readable versions are 0 to 4" in str(refused.value)
+    with pytest.raises(StreamNotFound):
+        client.read_from_snapshot(StreamId.new("account"))

@@ -56,6 +56,21 @@ export interface RecordedEvent {
   created: Date;
 }
 
+/** A stream's state at a version, as it was saved: not an event (no position). */
+export interface Snapshot {
+  stream: StreamId;
+  version: bigint;
+  type: string;
+  data: Uint8Array;
+  created: Date;
+}
+
+/** What an aggregate is rebuilt from: its latest snapshot and the events after it. */
+export interface FromSnapshot {
+  snapshot: Snapshot | undefined;
+  events: RecordedEvent[];
+}
+
 /** The data of an event, parsed as JSON. */
 export function eventJson<T = unknown>(event: RecordedEvent): T {
   return JSON.parse(new TextDecoder().decode(event.data)) as T;
@@ -176,6 +191,16 @@ function toEvent(e: pb.RecordedEvent): RecordedEvent {
     version: e.version,
     position: e.position,
     created: toDate(e.created),
+  };
+}
+
+function toSnapshot(s: pb.Snapshot): Snapshot {
+  return {
+    stream: { type: s.stream?.type ?? "", key: s.stream?.key ?? "" },
+    version: s.version,
+    type: s.type,
+    data: s.data,
+    created: toDate(s.created),
   };
 }
 
@@ -436,5 +461,26 @@ export class EvenireClient {
       this.rpc.deleteStream({ stream: streamId, expectedVersion: expectedVersion(expected), tombstone }),
     );
     return response.deletedThroughVersion;
+  }
+
+  /**
+   * Saves a stream's state at one of its versions. Not an event: it takes no position and
+   * changes no version; the server keeps the newest few per stream.
+   */
+  async saveSnapshot(streamId: StreamId, version: bigint, type: string, data: Uint8Array | string): Promise<void> {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    await call(() => this.rpc.saveSnapshot({ stream: streamId, version, type, data: bytes }));
+  }
+
+  /** The stream's latest snapshot and every event after it, in one call. */
+  async readFromSnapshot(streamId: StreamId): Promise<FromSnapshot> {
+    const read: FromSnapshot = { snapshot: undefined, events: [] };
+    for await (const response of stream(this.rpc.readFromSnapshot({ stream: streamId }))) {
+      if (response.snapshot) {
+        read.snapshot = toSnapshot(response.snapshot);
+      }
+      read.events.push(...response.events.map(toEvent));
+    }
+    return read;
   }
 }

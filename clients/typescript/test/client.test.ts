@@ -187,3 +187,17 @@ test("the address is taken in every form and from EVENIRE_SERVER", async () => {
     assert.throws(() => new EvenireClient(malformed), /host:port/);
   }
 });
+
+test("a stream is read from its latest snapshot", async () => {
+  const account = newStream("account");
+  await client.append(account, [0, 1, 2, 3].map((n) => jsonEvent("Deposited", n)), "no_stream");
+  assert.equal((await client.readFromSnapshot(account)).snapshot, undefined);
+  await client.saveSnapshot(account, 2n, "Balance", JSON.stringify({ balance: 3 }));
+  const read = await client.readFromSnapshot(account);
+  assert.equal(read.snapshot?.version, 2n);
+  assert.equal(read.snapshot?.type, "Balance");
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(read.snapshot?.data)), { balance: 3 });
+  assert.deepEqual(read.events.map((e) => e.version), [3n]);
+  await assert.rejects(client.saveSnapshot(account, 9n, "Balance", "{}"), /readable versions are 0 to 3/);
+  await assert.rejects(client.readFromSnapshot(newStream("account")), StreamNotFoundError);
+});

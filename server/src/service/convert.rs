@@ -49,7 +49,7 @@ pub struct Read {
     pub max_count: Option<u64>,
 }
 
-fn invalid(message: String) -> Status {
+pub(super) fn invalid(message: String) -> Status {
     Status::invalid_argument(message)
 }
 
@@ -300,7 +300,7 @@ pub fn stream_info(info: StreamInfo) -> pb::StreamInfo {
     }
 }
 
-fn stream_id_to_proto(stream: &StreamId) -> pb::StreamId {
+pub(super) fn stream_id_to_proto(stream: &StreamId) -> pb::StreamId {
     pb::StreamId {
         key: uuid_text(stream.key),
         r#type: String::from(&*stream.stream_type),
@@ -358,7 +358,7 @@ fn filter_list(entries: Vec<String>, field: &str) -> Result<Vec<String>, Status>
         .collect()
 }
 
-fn stream_id(stream: Option<pb::StreamId>, field: &str) -> Result<StreamId, Status> {
+pub(super) fn stream_id(stream: Option<pb::StreamId>, field: &str) -> Result<StreamId, Status> {
     let stream = stream.ok_or_else(|| required(field))?;
     stream_of(&stream.key, stream.r#type, field)
 }
@@ -393,7 +393,7 @@ fn uuid(text: &str, field: impl std::fmt::Display) -> Result<Uuid, Status> {
     })
 }
 
-fn type_name(name: String, field: impl std::fmt::Display) -> Result<Arc<str>, Status> {
+pub(super) fn type_name(name: String, field: impl std::fmt::Display) -> Result<Arc<str>, Status> {
     if name.is_empty() {
         return Err(invalid(format!("{field}: must not be empty")));
     }

@@ -6,6 +6,7 @@ mod convert;
 pub mod encode;
 mod read_shares;
 pub mod refusals;
+mod snapshot;
 pub mod status;
 
 pub use convert::Limits;
@@ -256,6 +257,46 @@ impl EventStoreService for EventStoreApi {
         Ok(Response::new(pb::DeleteStreamResponse {
             deleted_through_version: result.through_version,
         }))
+    }
+
+    async fn save_snapshot(
+        &self,
+        request: Request<pb::SaveSnapshotRequest>,
+    ) -> Result<Response<pb::SaveSnapshotResponse>, Status> {
+        let caller = self.access.caller(&request, "SaveSnapshot", Role::Write)?;
+        let save = snapshot::save(request.into_inner(), &self.limits)?;
+        caller.may_touch(&save.stream.stream_type)?;
+        self.store()?
+            .save_snapshot(save.stream, save.version, save.snapshot_type, save.data)
+            .await
+            .map_err(status::from_store)?;
+        Ok(Response::new(pb::SaveSnapshotResponse {}))
+    }
+
+    type ReadFromSnapshotStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Outgoing, Status>> + Send>>;
+
+    async fn read_from_snapshot(
+        &self,
+        request: Request<pb::ReadFromSnapshotRequest>,
+    ) -> Result<Response<Self::ReadFromSnapshotStream>, Status> {
+        let caller = self
+            .access
+            .caller(&request, "ReadFromSnapshot", Role::Read)?;
+        let peer = remote_addr(&request);
+        let stream = convert::stream_id(request.into_inner().stream, "stream")?;
+        caller.may_touch(&stream.stream_type)?;
+        let share = (self.open_reads.take(peer)?, self.metrics.open_call("read"));
+        let (snapshot, cursor) = self
+            .store()?
+            .read_from_snapshot(stream)
+            .await
+            .map_err(status::from_store)?;
+        let first = snapshot.as_ref().map(|s| Ok(snapshot::message(s)));
+        let events = send_read(cursor, share, Visible::all());
+        Ok(Response::new(Box::pin(
+            tokio_stream::iter(first).chain(events),
+        )))
     }
 
     type BackupStream = ReceiverStream<Result<pb::BackupResponse, Status>>;

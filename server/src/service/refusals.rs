@@ -8,8 +8,9 @@
 //!   not exist): tonic answers `INTERNAL` with prost's decode error, which reads as the
 //!   server's fault; Evenire answers `INVALID_ARGUMENT` with the same detail.
 //!
-//! Only those two answers are touched: the service never returns `OUT_OF_RANGE`, and its
-//! own `INTERNAL` answers never carry prost's decode-error text.
+//! Only those two answers are touched, told by tonic's text: the service's own
+//! `OUT_OF_RANGE` (a snapshot of a version the stream does not hold) and `INTERNAL`
+//! answers never carry it.
 
 use http::{HeaderValue, Response};
 
@@ -36,7 +37,9 @@ pub fn rewrite<B>(mut response: Response<B>) -> Response<B> {
     let (code, message) = match status {
         Some(code) if code == OUT_OF_RANGE.as_bytes() => {
             let detail = detail();
-            let detail = detail.trim_start_matches(TOO_LARGE_PREFIX);
+            let Some(detail) = detail.strip_prefix(TOO_LARGE_PREFIX) else {
+                return response;
+            };
             (
                 RESOURCE_EXHAUSTED,
                 format!("request%20message%20exceeds%20max_request_size:%20{detail}"),

@@ -52,5 +52,6 @@ pub fn from_store(error: StoreError) -> Status {
         }
         StoreError::Locked(_) | StoreError::ShuttingDown => Status::new(Code::Unavailable, message),
         StoreError::Unsupported(_) => Status::new(Code::Unimplemented, message),
+        StoreError::SnapshotOutOfRange { .. } => Status::new(Code::OutOfRange, message),
     }
 }

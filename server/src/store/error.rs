@@ -88,6 +88,16 @@ pub enum StoreError {
     /// The store is shutting down; the caller retries against the next instance.
     #[error("the store is shutting down")]
     ShuttingDown,
+    /// A snapshot at a version the stream does not hold (readable).
+    #[error(
+        "stream {stream} has no version {version} to snapshot: its readable versions are {first} to {last}"
+    )]
+    SnapshotOutOfRange {
+        stream: StreamId,
+        version: u64,
+        first: u64,
+        last: u64,
+    },
     /// This backend does not do what was asked (the message says what).
     #[error("{0} is not supported by this store")]
     Unsupported(&'static str),

@@ -3,7 +3,7 @@
 use crate::backend::{
     AppendResult, BackupChunk, BackupPlan, BackupRead, DeleteMode, DeleteResult, Direction,
     EventData, EventRead, EventStore, EventSubscription, ExpectedVersion, Filter, HeldFile,
-    ListFilter, Listing, ReadFrom, RecordedEvent, StreamId, StreamInfo, SubscribeTarget,
+    ListFilter, Listing, ReadFrom, RecordedEvent, Snapshot, StreamId, StreamInfo, SubscribeTarget,
     SubscriptionItem,
 };
 use crate::store::reads::read::LogRead;
@@ -95,6 +95,24 @@ impl EventStore for Store {
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register_collector(Box::new(self.metrics()));
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream: StreamId,
+        version: u64,
+        snapshot_type: std::sync::Arc<str>,
+        data: bytes::Bytes,
+    ) -> Result<(), StoreError> {
+        Store::save_snapshot(self, stream, version, snapshot_type, data).await
+    }
+
+    async fn read_from_snapshot(
+        &self,
+        stream: StreamId,
+    ) -> Result<(Option<Snapshot>, Box<dyn EventRead>), StoreError> {
+        let (snapshot, read) = Store::read_from_snapshot(self, stream).await?;
+        Ok((snapshot, Box::new(FileRead(Some(read)))))
     }
 
     async fn backup(&self, held: Vec<HeldFile>) -> Result<Box<dyn BackupRead>, StoreError> {

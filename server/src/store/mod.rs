@@ -37,6 +37,7 @@ mod writer;
 pub use backup::{Backup, BackupChunk, BackupFile, BackupPlan, HeldFile};
 pub use error::StoreError;
 pub use index::{ListFilter, Listing};
+pub use log::record::Snapshot;
 pub use log::{fs, lost, record, repair, restore, segment, sim_fs, skip};
 pub use metrics::{Recovery, StoreCollector};
 pub use reads::read::LogRead;
@@ -56,9 +57,10 @@ use reads::reader::LogReader;
 use shared::{Shared, read_index};
 use std::fs::File;
 use std::sync::{Arc, RwLock};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use writer::Writer;
-use writer::group::{AppendCommand, Command, DeleteCommand, WriteCommand};
+use writer::group::{AppendCommand, Command, DeleteCommand, Reply, SnapshotCommand, WriteCommand};
 use writer::syncer::Syncer;
 
 /// An open store. Cheap to share behind an `Arc`.
@@ -93,7 +95,7 @@ impl Store {
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let lock = lock_dir(fs.as_ref(), dir)?;
         let started = std::time::Instant::now();
-        let recovered = recovery::recover(fs.as_ref(), dir)?;
+        let recovered = recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream)?;
         let recovery = metrics::Recovery {
             seconds: started.elapsed().as_secs_f64(),
             events: recovered.events,
@@ -183,6 +185,28 @@ impl Store {
         mut events: Vec<EventData>,
     ) -> Result<AppendResult, StoreError> {
         let cost = record::encoded_append_len(&stream, &events) + APPEND_OVERHEAD_BYTES;
+        self.submit(cost, move |permit, reply| {
+            // Here, on the caller's task, rather than on the one writer thread.
+            record::compact(&mut events);
+            WriteCommand::Append(AppendCommand {
+                stream,
+                expected,
+                events,
+                reply,
+                permit,
+            })
+        })
+        .await
+    }
+
+    /// Takes `cost` bytes of the queue's budget (waiting while appends hold it all),
+    /// hands the writer the command `command` makes with them, and waits for its
+    /// answer.
+    async fn submit<T>(
+        &self,
+        cost: usize,
+        command: impl FnOnce(OwnedSemaphorePermit, Reply<T>) -> WriteCommand,
+    ) -> Result<T, StoreError> {
         let permits = u32::try_from(cost)
             .unwrap_or(u32::MAX)
             .min(self.max_pending_permits);
@@ -192,18 +216,9 @@ impl Store {
             .acquire_many_owned(permits)
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
-        // Here, on the caller's task, rather than on the one writer thread.
-        record::compact(&mut events);
         let (reply, outcome) = oneshot::channel();
-        let command = Command::Write(WriteCommand::Append(AppendCommand {
-            stream,
-            expected,
-            events,
-            reply,
-            permit,
-        }));
         self.commands
-            .send(command)
+            .send(Command::Write(command(permit, reply)))
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
         outcome.await.map_err(|_| StoreError::ShuttingDown)?
@@ -304,6 +319,67 @@ impl Store {
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
         outcome.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Keeps a snapshot of `stream` at `version`: durable like an append, kept apart
+    /// from the events (no position, no version of its own). The stream must hold that
+    /// version, readable. The newest `snapshots_per_stream` by version are kept.
+    pub async fn save_snapshot(
+        &self,
+        stream: StreamId,
+        version: u64,
+        snapshot_type: Arc<str>,
+        data: bytes::Bytes,
+    ) -> Result<(), StoreError> {
+        let cost = data.len() + snapshot_type.len() + APPEND_OVERHEAD_BYTES;
+        self.submit(cost, move |permit, reply| {
+            WriteCommand::Snapshot(SnapshotCommand {
+                stream,
+                version,
+                snapshot_type,
+                data,
+                reply,
+                permit,
+            })
+        })
+        .await
+    }
+
+    /// The latest snapshot of `stream` (by version), and a read of the events after
+    /// it (of all of them, without one). `NOT_FOUND` for a stream never written or
+    /// deleted.
+    pub async fn read_from_snapshot(
+        &self,
+        stream: StreamId,
+    ) -> Result<(Option<Snapshot>, LogRead), StoreError> {
+        let (snapshot, first, last) = {
+            let index = self.index();
+            let Some((first, last)) = index.readable(&stream) else {
+                return Err(match index.stream_version(&stream) {
+                    Some(_) => StoreError::StreamDeleted(stream),
+                    None => StoreError::StreamNotFound(stream),
+                });
+            };
+            (index.latest_snapshot(&stream), first, last)
+        };
+        let snapshot = match snapshot {
+            Some(at) => {
+                let shared = self.shared.clone();
+                Some(blocking(move || shared.reader.read_snapshot(at.loc)).await?)
+            }
+            None => None,
+        };
+        let from = snapshot.as_ref().map_or(first, |s| s.version + 1);
+        let read = LogRead::new(
+            self.shared.clone(),
+            read::Scope::Stream(stream),
+            first,
+            Some(last),
+            ReadFrom::Version(from),
+            Direction::Forward,
+            None,
+        );
+        Ok((snapshot, read))
     }
 
     /// What the store knows about `stream`; None for a stream never written.

@@ -31,4 +31,6 @@ pub struct StoreConfig {
     pub max_pending_bytes: u64,
     /// The file system underneath: [`fs::RealFs`] but in durability tests.
     pub fs: Arc<dyn fs::Fs>,
+    /// Snapshots of each stream the store keeps, newest by version (at least one).
+    pub snapshots_per_stream: usize,
 }

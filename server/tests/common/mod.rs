@@ -17,11 +17,10 @@ pub fn binary() -> std::path::PathBuf {
     )
 }
 
-/// Starts the binary on 127.0.0.1:0 over `data_dir` with `extra` flags, waits until it
-/// logs that it is serving, and returns it with the address it logged (host:port).
-pub fn start(data_dir: &Path, extra: &[&str]) -> (Child, String) {
-    let server = ServerProcess::start(&binary(), data_dir, extra).unwrap_or_else(|e| panic!("{e}"));
-    (server.child, server.addr)
+/// Starts the binary on 127.0.0.1:0 over `data_dir` with `extra` flags and waits until
+/// it logs that it is serving (its address is the one it logged).
+pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+    ServerProcess::start(&binary(), data_dir, extra).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// SIGTERM: a clean stop.

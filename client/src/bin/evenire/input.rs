@@ -37,7 +37,7 @@ pub fn expected_version(text: &str) -> Result<ExpectedVersion, Failure> {
 /// The bytes `argument` gives `flag`: a file's for `@FILE`; else the text, which must
 /// parse as JSON when it looks like JSON (starts with `{` or `[`) unless `raw`: a typo
 /// in a JSON payload is a usage error, not stored bytes.
-fn bytes_of(argument: &str, flag: &str, raw: bool) -> Result<Vec<u8>, Failure> {
+pub fn bytes_of(argument: &str, flag: &str, raw: bool) -> Result<Vec<u8>, Failure> {
     if let Some(path) = argument.strip_prefix('@') {
         return std::fs::read(path)
             .map_err(|e| Failure::Usage(format!("{flag} @{path}: cannot read it: {e}")));

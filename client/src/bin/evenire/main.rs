@@ -163,6 +163,11 @@ enum Command {
         #[arg(long, default_value = "any")]
         expect: String,
     },
+    /// Save a snapshot of a stream at a version, or read a stream from its latest one.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
+    },
     /// Check the server's health.
     Health,
     /// Back the store up into DIR, online (needs the `admin` role): the first run copies
@@ -172,6 +177,34 @@ enum Command {
     Backup {
         /// The backup directory (created if missing).
         dir: std::path::PathBuf,
+    },
+}
+
+/// What `evenire snapshot` does.
+#[derive(Debug, Subcommand)]
+enum SnapshotAction {
+    /// Save the state of a stream at one of its versions.
+    Save {
+        /// The stream, as TYPE/KEY.
+        stream: String,
+        /// The version the state is at.
+        #[arg(long)]
+        version: u64,
+        /// What the state is.
+        #[arg(long = "type")]
+        snapshot_type: String,
+        /// The state: JSON text (checked when it starts with { or [), other text, or
+        /// @FILE for a file's bytes as they are.
+        #[arg(long)]
+        data: String,
+        /// Store --data as given, even when it looks like JSON and does not parse.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Show a stream's latest snapshot, then the events after it.
+    Read {
+        /// The stream, as TYPE/KEY.
+        stream: String,
     },
 }
 
@@ -438,12 +471,41 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             let report = client.backup_to(dir).await?;
             out.backed_up(dir, &report);
         }
+        Command::Snapshot { action } => snapshot(cli, out, action).await?,
         Command::Health => {
             let serving = health(cli).await?;
             out.health(&cli.server, &serving);
             if serving != "SERVING" {
                 return Err(Failure::Server(format!("the server is {serving}")));
             }
+        }
+    }
+    Ok(())
+}
+
+/// `evenire snapshot save` and `evenire snapshot read`.
+async fn snapshot(cli: &Cli, out: output::Printer, action: &SnapshotAction) -> Result<(), Failure> {
+    match action {
+        SnapshotAction::Save {
+            stream,
+            version,
+            snapshot_type,
+            data,
+            raw,
+        } => {
+            let stream = input::stream_id(stream)?;
+            let data = input::bytes_of(data, "--data", *raw)?;
+            let client = connect(cli).await?;
+            client
+                .save_snapshot(&stream, *version, snapshot_type.as_str(), data)
+                .await?;
+            out.snapshot_saved(&stream, *version);
+        }
+        SnapshotAction::Read { stream } => {
+            let stream = input::stream_id(stream)?;
+            let client = connect(cli).await?;
+            let read = client.read_from_snapshot(&stream).await?;
+            out.snapshot(read.snapshot.as_ref(), &read.events);
         }
     }
     Ok(())

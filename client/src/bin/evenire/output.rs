@@ -301,6 +301,58 @@ impl Printer {
         }
     }
 
+    /// A snapshot saved.
+    pub fn snapshot_saved(self, stream: &StreamId, version: u64) {
+        if self.json {
+            say!(
+                "{}",
+                json!({"stream": stream_name(stream), "snapshot_version": version})
+            );
+        } else {
+            say!(
+                "saved a snapshot of {} at version {version}",
+                stream_name(stream)
+            );
+        }
+    }
+
+    /// A stream read from its latest snapshot: the snapshot's line, then the events.
+    pub fn snapshot(self, snapshot: Option<&evenire_client::Snapshot>, events: &[RecordedEvent]) {
+        match (snapshot, self.json) {
+            (Some(snapshot), true) => {
+                let mut value = json!({
+                    "snapshot": stream_name(&snapshot.stream),
+                    "version": snapshot.version,
+                    "type": snapshot.snapshot_type,
+                    "created": rfc3339(snapshot.created),
+                });
+                match payload(&snapshot.data).1 {
+                    Some(data) => value["data"] = data,
+                    None => {
+                        let encoded =
+                            base64::engine::general_purpose::STANDARD.encode(&snapshot.data);
+                        value["data_base64"] = Value::String(encoded);
+                    }
+                }
+                say!("{value}");
+            }
+            (Some(snapshot), false) => say!(
+                "snapshot at version {} ({}, {}): {}",
+                snapshot.version,
+                snapshot.snapshot_type,
+                rfc3339(snapshot.created),
+                payload(&snapshot.data).0
+            ),
+            (None, false) => say!("no snapshot: every event follows"),
+            (None, true) => {}
+        }
+        let mut table = self.events_table();
+        for event in events {
+            table.row(event);
+        }
+        table.finish();
+    }
+
     /// The health check's answer.
     pub fn health(self, server: &str, status: &str) {
         if self.json {

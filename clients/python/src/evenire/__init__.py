@@ -17,7 +17,9 @@ from .client import (
     Checkpoint,
     EvenireClient,
     EventData,
+    FromSnapshot,
     RecordedEvent,
+    Snapshot,
     StreamId,
     StreamInfo,
 )
@@ -37,7 +39,8 @@ from .errors import (
 
 __all__ = [
     "AppendResult", "AsyncEvenireClient", "CaughtUp", "Checkpoint", "DataLoss", "EvenireClient", "EvenireError",
-    "EventData", "EventIdConflict", "InvalidArgument", "PermissionDenied", "RecordedEvent", "StreamId",
+    "EventData", "EventIdConflict", "FromSnapshot", "InvalidArgument", "PermissionDenied", "RecordedEvent",
+    "Snapshot", "StreamId",
     "StreamInfo", "StreamNotFound", "StreamTombstoned", "Unauthenticated", "Unavailable",
     "WrongExpectedVersion",
 ]

@@ -18,9 +18,9 @@ import grpc
 import grpc.aio
 
 from .client import (
-    AppendResult, CaughtUp, Checkpoint, EventData, Expected, Origin, RecordedEvent, StreamId,
-    StreamInfo, _append_request, _channel, _delete_request, _read_all_request, _read_request,
-    _subscribe_request, _subscription_items,
+    AppendResult, CaughtUp, Checkpoint, EventData, Expected, FromSnapshot, Origin, RecordedEvent,
+    StreamId, StreamInfo, _append_request, _channel, _delete_request, _from_snapshot,
+    _read_all_request, _read_request, _snapshot_request, _subscribe_request, _subscription_items,
 )
 from .errors import from_rpc_error
 from .v1 import evenire_pb2 as pb
@@ -116,6 +116,22 @@ class AsyncEvenireClient:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return response.deleted_through_version
+
+    async def save_snapshot(self, stream: StreamId, version: int, type: str,
+                            data: Union[bytes, str]) -> None:
+        """Saves a stream's state at one of its versions (not an event)."""
+        try:
+            await self._stub.SaveSnapshot(_snapshot_request(stream, version, type, data))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def read_from_snapshot(self, stream: StreamId) -> FromSnapshot:
+        """The stream's latest snapshot and every event after it, in one call."""
+        call = self._stub.ReadFromSnapshot(pb.ReadFromSnapshotRequest(stream=stream._proto()))
+        try:
+            return _from_snapshot([response async for response in call])
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
 
 
 async def _events(call: Any) -> AsyncIterator[RecordedEvent]:

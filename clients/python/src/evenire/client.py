@@ -110,6 +110,35 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """A stream's state at a version, as it was saved: not an event (no position)."""
+
+    stream: StreamId
+    version: int
+    type: str
+    data: bytes
+    created: datetime
+
+    def json(self) -> Any:
+        """The data, parsed as JSON."""
+        return _json.loads(self.data)
+
+    @classmethod
+    def _from(cls, s: pb.Snapshot) -> "Snapshot":
+        created = datetime.fromtimestamp(s.created.seconds + s.created.nanos / 1e9, tz=timezone.utc)
+        return cls(StreamId(s.stream.type, s.stream.key), s.version, s.type, s.data, created)
+
+
+@dataclass(frozen=True)
+class FromSnapshot:
+    """What an aggregate is rebuilt from: its latest snapshot (None without one) and the
+    events after the snapshot's version, in order."""
+
+    snapshot: Optional[Snapshot]
+    events: list
+
+
+@dataclass(frozen=True)
 class StreamInfo:
     """What the store knows about a stream. `state` is "live", "deleted" or "tombstoned"."""
 
@@ -306,6 +335,22 @@ class EvenireClient:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
+    def save_snapshot(self, stream: StreamId, version: int, type: str, data: Union[bytes, str]) -> None:
+        """Saves a stream's state at one of its versions. Not an event: it takes no position
+        and changes no version; the server keeps the newest few per stream."""
+        try:
+            self._stub.SaveSnapshot(_snapshot_request(stream, version, type, data))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def read_from_snapshot(self, stream: StreamId) -> FromSnapshot:
+        """The stream's latest snapshot and every event after it, in one call."""
+        responses = self._stub.ReadFromSnapshot(pb.ReadFromSnapshotRequest(stream=stream._proto()))
+        try:
+            return _from_snapshot(list(responses))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
     @staticmethod
     def _events(responses: Any) -> Iterator[RecordedEvent]:
         try:
@@ -380,3 +425,15 @@ def _subscription_items(response: pb.SubscribeResponse) -> Iterator[Union[Record
         yield CaughtUp(response.caught_up.position if has else None)
     elif kind == "checkpoint":
         yield Checkpoint(response.checkpoint.position)
+
+
+def _snapshot_request(stream: StreamId, version: int, type: str,
+                      data: Union[bytes, str]) -> pb.SaveSnapshotRequest:
+    payload = data.encode() if isinstance(data, str) else data
+    return pb.SaveSnapshotRequest(stream=stream._proto(), version=version, type=type, data=payload)
+
+
+def _from_snapshot(responses: Sequence[Any]) -> FromSnapshot:
+    snapshot = next((Snapshot._from(r.snapshot) for r in responses if r.HasField("snapshot")), None)
+    events = [RecordedEvent._from(e) for r in responses for e in r.events]
+    return FromSnapshot(snapshot, events)

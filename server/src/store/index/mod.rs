@@ -125,6 +125,18 @@ pub struct Index {
     next_position: u64,
     /// Chunks in all streams, for the memory estimate.
     chunks: usize,
+    /// The snapshots of the streams that have any, by version, oldest first: at most
+    /// `snapshots_kept` each. Apart from the streams' entries, so that the millions of
+    /// streams without one pay nothing.
+    snapshots: maps::FastMap<StreamId, Vec<SnapshotLoc>>,
+    snapshots_kept: usize,
+}
+
+/// Where one snapshot of a stream lies, and the version it is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotLoc {
+    pub version: u64,
+    pub loc: RecordLoc,
 }
 
 /// The index's size, for metrics.
@@ -144,6 +156,35 @@ const STREAM_BYTES: usize = 100;
 const EVENT_ID_BYTES: u64 = 40;
 
 impl Index {
+    /// An empty index that keeps the last `snapshots_kept` snapshots of each stream
+    /// (at least one).
+    pub fn keeping(snapshots_kept: usize) -> Self {
+        Index {
+            snapshots_kept: snapshots_kept.max(1),
+            ..Index::default()
+        }
+    }
+
+    /// Keeps a durable snapshot of `stream` at `version`, found at `loc`: the newest
+    /// `snapshots_kept` by version stay known.
+    pub fn apply_snapshot(&mut self, stream: &StreamId, version: u64, loc: RecordLoc) {
+        let kept = self.snapshots.entry(stream.clone()).or_default();
+        let at = kept.partition_point(|s| s.version <= version);
+        // The same version again: the newer one replaces it.
+        if at > 0 && kept[at - 1].version == version {
+            kept[at - 1].loc = loc;
+            return;
+        }
+        kept.insert(at, SnapshotLoc { version, loc });
+        let over = kept.len().saturating_sub(self.snapshots_kept.max(1));
+        kept.drain(..over);
+    }
+
+    /// The snapshot of `stream` at the highest version, if it has one.
+    pub fn latest_snapshot(&self, stream: &StreamId) -> Option<SnapshotLoc> {
+        self.snapshots.get(stream)?.last().copied()
+    }
+
     /// The version of the stream's last event ever written; None for a stream never
     /// written.
     pub fn stream_version(&self, stream: &StreamId) -> Option<u64> {
@@ -261,6 +302,8 @@ impl Index {
 
     /// Records a delete. The caller has checked the stream exists.
     pub fn apply_delete(&mut self, stream: &StreamId, mode: DeleteMode, through_version: u64) {
+        // A stream's snapshots go with its events.
+        self.snapshots.remove(stream);
         if let Some(entry) = self.streams.get_mut(stream) {
             entry.deleted_through = Some(through_version);
             if mode == DeleteMode::Tombstone {

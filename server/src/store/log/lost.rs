@@ -88,6 +88,10 @@ pub fn lost_by_cut(
                     lost.deletes += 1;
                     streams.insert(deletion.stream);
                 }
+                Entry::Snapshot(snapshot) => {
+                    lost.records += 1;
+                    streams.insert(snapshot.stream);
+                }
                 Entry::SyncMark(_) => {}
             }
         }

@@ -37,6 +37,15 @@
 //!                                              offset was synced before the mark was written
 //! ```
 //!
+//! Snapshot payload (a stream's state at a version, saved by a client; it takes no
+//! position and is no event):
+//!
+//! ```text
+//! u8  kind = 4 (snapshot)
+//! i64 created | [16] stream key | u16 stream type length | stream type
+//! u64 version | u16 snapshot type length | snapshot type (UTF-8) | u32 data length | data
+//! ```
+//!
 //! Decoding never trusts a length: every read is bounds-checked, so arbitrary bytes give
 //! an error, never a panic.
 
@@ -51,6 +60,7 @@ pub const FRAME_HEADER_LEN: usize = 12;
 const KIND_APPEND: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_SYNC_MARK: u8 = 3;
+const KIND_SNAPSHOT: u8 = 4;
 const MODE_SOFT: u8 = 1;
 const MODE_TOMBSTONE: u8 = 2;
 
@@ -63,6 +73,8 @@ pub enum Entry {
     Delete(Deletion),
     /// How far the log was synced when it was written.
     SyncMark(SyncMark),
+    /// A stream's state at a version, as a client saved it.
+    Snapshot(Snapshot),
 }
 
 impl Entry {
@@ -72,8 +84,24 @@ impl Entry {
             Entry::Append(record) => record.created_micros,
             Entry::Delete(deletion) => deletion.created_micros,
             Entry::SyncMark(mark) => mark.created_micros,
+            Entry::Snapshot(snapshot) => snapshot.created_micros,
         }
     }
+}
+
+/// A decoded snapshot record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When it was committed, µs since the Unix epoch.
+    pub created_micros: i64,
+    /// The stream.
+    pub stream: StreamId,
+    /// The stream's version the state is at: events after it follow the snapshot.
+    pub version: u64,
+    /// The client's name for what the data is.
+    pub snapshot_type: Arc<str>,
+    /// The state, opaque to the store.
+    pub data: Bytes,
 }
 
 /// A sync mark: a durable statement that a segment was synced up to an offset, so that
@@ -321,6 +349,20 @@ pub fn encode_delete(out: &mut Vec<u8>, deletion: &Deletion) {
     seal_frame(out, frame_start);
 }
 
+/// Frames a snapshot record onto `out`.
+pub fn encode_snapshot(out: &mut Vec<u8>, snapshot: &Snapshot) {
+    let frame_start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    out.push(KIND_SNAPSHOT);
+    out.extend_from_slice(&snapshot.created_micros.to_le_bytes());
+    out.extend_from_slice(snapshot.stream.key.as_bytes());
+    put_short_str(out, &snapshot.stream.stream_type);
+    out.extend_from_slice(&snapshot.version.to_le_bytes());
+    put_short_str(out, &snapshot.snapshot_type);
+    put_bytes(out, &snapshot.data);
+    seal_frame(out, frame_start);
+}
+
 /// The fixed fields at the front of an append payload, read without its checksum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UncheckedAppend {
@@ -477,6 +519,13 @@ impl Cursor {
                 created_micros: self.u64()? as i64,
                 segment: self.u32()?,
                 synced_end: self.u64()?,
+            }),
+            KIND_SNAPSHOT => Entry::Snapshot(Snapshot {
+                created_micros: self.u64()? as i64,
+                stream: self.stream()?,
+                version: self.u64()?,
+                snapshot_type: self.short_str()?,
+                data: self.bytes()?,
             }),
             _ => return Err(DecodeError::Malformed("unknown record kind")),
         };

@@ -13,7 +13,7 @@ use super::record::Entry;
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use crate::store::error::StoreError;
 use crate::store::index::{Index, RecordLoc};
-use crate::store::writer::decide::EventIds;
+use crate::store::writer::decide::{self, EventIds};
 use bytes::Bytes;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -102,6 +102,16 @@ fn stopped_cleanly(fs: &dyn Fs, dir: &Path) -> Result<bool, StoreError> {
 /// disk. Fails, naming the file and offset, at the first damage that is not a torn
 /// tail.
 pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
+    replay_keeping(fs, dir, 1)
+}
+
+/// [`replay`], with an index that keeps the last `snapshots_kept` snapshots of each
+/// stream.
+pub fn replay_keeping(
+    fs: &dyn Fs,
+    dir: &Path,
+    snapshots_kept: usize,
+) -> Result<Replayed, StoreError> {
     let segments = segment::list_segments(fs, dir)
         .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
     let clean_stop = stopped_cleanly(fs, dir)?;
@@ -111,7 +121,7 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
         false => segments.last().map(|(seq, _)| *seq),
     };
     let mut replayed = Replayed {
-        index: Index::default(),
+        index: Index::keeping(snapshots_kept),
         ids: EventIds::default(),
         segments: Vec::new(),
         records: 0,
@@ -190,8 +200,8 @@ pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
 
 /// Rebuilds the index from the segments in `dir`: [`replay`], then cuts off a torn
 /// tail, or creates the first segment of a new store.
-pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
-    let replayed = replay(fs, dir)?;
+pub fn recover(fs: &dyn Fs, dir: &Path, snapshots_kept: usize) -> Result<Recovered, StoreError> {
+    let replayed = replay_keeping(fs, dir, snapshots_kept)?;
     if replayed.clean_stop {
         // Gone before anything is written: the next crash must not pass for a clean stop.
         fs.remove(&dir.join(CLEAN_STOP))
@@ -202,7 +212,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, StoreError> {
         segment::create_segment(fs, dir, 0)
             .map_err(|e| StoreError::io("creating the first segment", e))?;
         return Ok(Recovered {
-            index: Index::default(),
+            index: Index::keeping(snapshots_kept),
             ids: EventIds::default(),
             active_segment: 0,
             active_len: SEGMENT_HEADER_LEN,
@@ -291,6 +301,15 @@ fn apply(
                 )));
             }
             index.apply_delete(&deletion.stream, deletion.mode, deletion.through_version);
+        }
+        Entry::Snapshot(snapshot) => {
+            let state = index.write_state(&snapshot.stream);
+            if let Err(e) = decide::snapshot(state, &snapshot.stream, snapshot.version) {
+                return Err(inconsistent(format!(
+                    "snapshot of a stream it cannot be of: {e}"
+                )));
+            }
+            index.apply_snapshot(&snapshot.stream, snapshot.version, loc);
         }
         // Read by `segment::scan_each`, which judges damage by it; nothing to index.
         Entry::SyncMark(_) => {}

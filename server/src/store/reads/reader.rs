@@ -4,7 +4,7 @@
 use crate::store::error::StoreError;
 use crate::store::index::RecordLoc;
 use crate::store::log::fs::{Fs, ReadAt};
-use crate::store::log::record::{self, Entry, Record};
+use crate::store::log::record::{self, Entry, Record, Snapshot};
 use crate::store::log::segment;
 use bytes::Bytes;
 use moka::sync::Cache;
@@ -108,24 +108,42 @@ impl LogReader {
 
     fn read_from_disk(&self, loc: RecordLoc) -> Result<Record, StoreError> {
         self.misses.fetch_add(1, Ordering::Relaxed);
+        match self.read_entry(loc)? {
+            Entry::Append(record) => Ok(record),
+            _ => Err(self.not_a("record with events", loc)),
+        }
+    }
+
+    /// The snapshot record at `loc`, from disk: snapshots are read once per load of an
+    /// aggregate, and kept out of the cache that serves events. Blocking.
+    pub fn read_snapshot(&self, loc: RecordLoc) -> Result<Snapshot, StoreError> {
+        match self.read_entry(loc)? {
+            Entry::Snapshot(snapshot) => Ok(snapshot),
+            _ => Err(self.not_a("snapshot", loc)),
+        }
+    }
+
+    /// The record at `loc`, checked against its checksums.
+    fn read_entry(&self, loc: RecordLoc) -> Result<Entry, StoreError> {
         let path = segment::segment_path(&self.dir, u64::from(loc.segment));
         let file = self.file(loc.segment, &path)?;
         let mut frame = vec![0; loc.len as usize];
         file.read_exact_at(&mut frame, loc.offset)
             .map_err(|e| StoreError::io(format!("reading {}", segment_name(&path)), e))?;
-        match record::decode_frame(Bytes::from(frame)) {
-            Ok(Entry::Append(record)) => Ok(record),
-            Ok(Entry::Delete(_) | Entry::SyncMark(_)) => Err(StoreError::IndexMismatch(format!(
-                "the index points at a record without events in {} at offset {}",
-                segment_name(&path),
-                loc.offset
-            ))),
-            Err(e) => Err(StoreError::Corrupt {
-                path,
-                offset: loc.offset,
-                reason: e.to_string(),
-            }),
-        }
+        record::decode_frame(Bytes::from(frame)).map_err(|e| StoreError::Corrupt {
+            path,
+            offset: loc.offset,
+            reason: e.to_string(),
+        })
+    }
+
+    fn not_a(&self, what: &str, loc: RecordLoc) -> StoreError {
+        let path = segment::segment_path(&self.dir, u64::from(loc.segment));
+        StoreError::IndexMismatch(format!(
+            "the index points at a record that is not a {what} in {} at offset {}",
+            segment_name(&path),
+            loc.offset
+        ))
     }
 
     fn file(&self, segment: u32, path: &std::path::Path) -> Result<Arc<dyn ReadAt>, StoreError> {

@@ -247,6 +247,42 @@ fn next_version(
     Ok(state.map_or(0, |s| s.version + 1))
 }
 
+/// Whether a snapshot of `stream`, whose state is `state`, may be taken at `version`:
+/// the stream holds that version, readable (not deleted or tombstoned).
+pub fn snapshot(
+    state: Option<WriteState>,
+    stream: &StreamId,
+    version: u64,
+) -> Result<(), StoreError> {
+    let state = state.ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+    if state.tombstoned {
+        return Err(StoreError::StreamTombstoned(stream.clone()));
+    }
+    if state.deleted {
+        return Err(StoreError::StreamDeleted(stream.clone()));
+    }
+    let first = state.deleted_through.map_or(0, |v| v + 1);
+    if version > state.version || version < first {
+        return Err(StoreError::SnapshotOutOfRange {
+            stream: stream.clone(),
+            version,
+            first,
+            last: state.version,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a snapshot may be taken, in a group decided after `pending`.
+pub fn snapshot_in_group(
+    index: &Index,
+    pending: &Pending,
+    stream: &StreamId,
+    version: u64,
+) -> Result<(), StoreError> {
+    snapshot(pending.state(index, stream), stream, version)
+}
+
 /// Decides a delete. Deleting again what is already deleted that way succeeds without
 /// writing, whatever the expected version: deletes are idempotent.
 pub fn delete(

@@ -31,6 +31,23 @@ pub enum WriteCommand {
     Append(AppendCommand),
     /// Delete or tombstone a stream.
     Delete(DeleteCommand),
+    /// Keep a snapshot of a stream.
+    Snapshot(SnapshotCommand),
+}
+
+/// One snapshot waiting for the writer.
+#[derive(Debug)]
+pub struct SnapshotCommand {
+    /// The stream, and the version of it the snapshot is at.
+    pub stream: StreamId,
+    pub version: u64,
+    /// The client's name for what the data is.
+    pub snapshot_type: Arc<str>,
+    pub data: bytes::Bytes,
+    /// Where the outcome goes.
+    pub reply: Reply<()>,
+    /// Its share of the queue's byte budget.
+    pub permit: OwnedSemaphorePermit,
 }
 
 /// One append waiting for the writer.
@@ -71,6 +88,9 @@ impl WriteCommand {
             WriteCommand::Delete(delete) => {
                 let _ = delete.reply.send(Err(error.clone()));
             }
+            WriteCommand::Snapshot(snapshot) => {
+                let _ = snapshot.reply.send(Err(error.clone()));
+            }
         }
     }
 }
@@ -87,6 +107,13 @@ pub enum Written {
     Delete {
         deletion: Deletion,
         reply: Reply<DeleteResult>,
+    },
+    Snapshot {
+        stream: StreamId,
+        version: u64,
+        loc: RecordLoc,
+        reply: Reply<()>,
+        permit: OwnedSemaphorePermit,
     },
 }
 
@@ -111,6 +138,10 @@ impl Written {
                     through_version: deletion.through_version,
                 }));
             }
+            Written::Snapshot { reply, permit, .. } => {
+                drop(permit);
+                let _ = reply.send(Ok(()));
+            }
         }
     }
 
@@ -123,6 +154,9 @@ impl Written {
             Written::Delete { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
+            Written::Snapshot { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
         }
     }
 }
@@ -133,6 +167,7 @@ impl Written {
 pub enum Decided {
     Append(Reply<AppendResult>, Result<AppendResult, StoreError>),
     Delete(Reply<DeleteResult>, Result<DeleteResult, StoreError>),
+    Snapshot(Reply<()>, Result<(), StoreError>),
 }
 
 impl Decided {
@@ -145,6 +180,9 @@ impl Decided {
             Decided::Delete(reply, result) => {
                 let _ = reply.send(result);
             }
+            Decided::Snapshot(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -155,6 +193,9 @@ impl Decided {
                 let _ = reply.send(Err(error.clone()));
             }
             Decided::Delete(reply, _) => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Decided::Snapshot(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
         }

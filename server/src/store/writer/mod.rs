@@ -423,6 +423,12 @@ impl Writer {
                         deletion.mode,
                         deletion.through_version,
                     ),
+                    Written::Snapshot {
+                        stream,
+                        version,
+                        loc,
+                        ..
+                    } => index.apply_snapshot(stream, *version, *loc),
                 }
             }
             index.next_position()
@@ -491,6 +497,26 @@ fn plan_command(plan: &mut GroupPlan<'_>, command: WriteCommand, group: &mut Gro
                 DeletePlan::Answer(result) => {
                     group.decided.push(Decided::Delete(delete.reply, result))
                 }
+            }
+        }
+        WriteCommand::Snapshot(snapshot) => {
+            let planned = plan.snapshot(
+                &snapshot.stream,
+                snapshot.version,
+                snapshot.snapshot_type,
+                snapshot.data,
+            );
+            match planned {
+                Ok(loc) => group.written.push(Written::Snapshot {
+                    stream: snapshot.stream,
+                    version: snapshot.version,
+                    loc,
+                    reply: snapshot.reply,
+                    permit: snapshot.permit,
+                }),
+                Err(e) => group
+                    .decided
+                    .push(Decided::Snapshot(snapshot.reply, Err(e))),
             }
         }
     }

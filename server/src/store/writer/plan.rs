@@ -10,7 +10,7 @@
 use super::decide::{self, AppendDecision, DeleteDecision, EventIds, Pending};
 use crate::store::error::StoreError;
 use crate::store::index::{Index, RecordLoc};
-use crate::store::log::record::{self, AppendHeader, Deletion, Record, StoredEvent};
+use crate::store::log::record::{self, AppendHeader, Deletion, Record, Snapshot, StoredEvent};
 use crate::store::reads::reader::LogReader;
 use crate::store::types::{
     AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId,
@@ -163,6 +163,31 @@ impl<'a> GroupPlan<'a> {
             Ok(DeleteDecision::AlreadyDone(result)) => DeletePlan::Answer(Ok(result)),
             Err(e) => DeletePlan::Answer(Err(e)),
         }
+    }
+
+    /// Plans a snapshot of `stream` at `version`: where its record goes, or why not.
+    pub fn snapshot(
+        &mut self,
+        stream: &StreamId,
+        version: u64,
+        snapshot_type: Arc<str>,
+        data: bytes::Bytes,
+    ) -> Result<RecordLoc, StoreError> {
+        decide::snapshot_in_group(self.index, &self.pending, stream, version)?;
+        let frame_start = self.buf.len();
+        let snapshot = Snapshot {
+            created_micros: self.created_micros,
+            stream: stream.clone(),
+            version,
+            snapshot_type,
+            data,
+        };
+        record::encode_snapshot(&mut self.buf, &snapshot);
+        Ok(RecordLoc {
+            segment: self.segment,
+            offset: self.offset + frame_start as u64,
+            len: (self.buf.len() - frame_start) as u32,
+        })
     }
 
     /// The group's records, framed back to back as they go into the segment, and its

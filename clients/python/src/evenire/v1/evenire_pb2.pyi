@@ -358,3 +358,47 @@ class BackupChunk(_message.Message):
     data: bytes
     crc32c: int
     def __init__(self, name: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32c: _Optional[int] = ...) -> None: ...
+
+class SaveSnapshotRequest(_message.Message):
+    __slots__ = ("stream", "version", "type", "data")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    version: int
+    type: str
+    data: bytes
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., version: _Optional[int] = ..., type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class SaveSnapshotResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Snapshot(_message.Message):
+    __slots__ = ("stream", "version", "type", "data", "created")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    version: int
+    type: str
+    data: bytes
+    created: _timestamp_pb2.Timestamp
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., version: _Optional[int] = ..., type: _Optional[str] = ..., data: _Optional[bytes] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReadFromSnapshotRequest(_message.Message):
+    __slots__ = ("stream",)
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ...) -> None: ...
+
+class ReadFromSnapshotResponse(_message.Message):
+    __slots__ = ("events", "snapshot")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RecordedEvent]
+    snapshot: Snapshot
+    def __init__(self, events: _Optional[_Iterable[_Union[RecordedEvent, _Mapping]]] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ...) -> None: ...

@@ -83,6 +83,16 @@ class EventStoreServiceStub:
                 request_serializer=evenire_dot_v1_dot_evenire__pb2.BackupRequest.SerializeToString,
                 response_deserializer=evenire_dot_v1_dot_evenire__pb2.BackupResponse.FromString,
                 _registered_method=True)
+        self.SaveSnapshot = channel.unary_unary(
+                '/evenire.v1.EventStoreService/SaveSnapshot',
+                request_serializer=evenire_dot_v1_dot_evenire__pb2.SaveSnapshotRequest.SerializeToString,
+                response_deserializer=evenire_dot_v1_dot_evenire__pb2.SaveSnapshotResponse.FromString,
+                _registered_method=True)
+        self.ReadFromSnapshot = channel.unary_stream(
+                '/evenire.v1.EventStoreService/ReadFromSnapshot',
+                request_serializer=evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotRequest.SerializeToString,
+                response_deserializer=evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class EventStoreServiceServicer:
@@ -171,6 +181,29 @@ class EventStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SaveSnapshot(self, request, context):
+        """SaveSnapshot keeps a snapshot of a stream's state at one of its versions: opaque
+        data and a type, like an event, but not an event: it takes no position, is not in
+        ReadAll or subscriptions, and changes no version. The stream must hold that version
+        and not be deleted (NOT_FOUND, FAILED_PRECONDITION for a tombstone, OUT_OF_RANGE
+        for a version it does not hold). Durable like an append. The server keeps the
+        newest few per stream by version (`--snapshots-per-stream`, default 1); deleting
+        the stream removes them; backups include them. Needs the `write` role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadFromSnapshot(self, request, context):
+        """ReadFromSnapshot reads what an aggregate is rebuilt from, in one call: the stream's
+        latest snapshot in the first message (when it has one), then every event after the
+        snapshot's version (all of them, without one), in version order. NOT_FOUND for a
+        stream never written or deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +246,16 @@ def add_EventStoreServiceServicer_to_server(servicer, server):
                     servicer.Backup,
                     request_deserializer=evenire_dot_v1_dot_evenire__pb2.BackupRequest.FromString,
                     response_serializer=evenire_dot_v1_dot_evenire__pb2.BackupResponse.SerializeToString,
+            ),
+            'SaveSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveSnapshot,
+                    request_deserializer=evenire_dot_v1_dot_evenire__pb2.SaveSnapshotRequest.FromString,
+                    response_serializer=evenire_dot_v1_dot_evenire__pb2.SaveSnapshotResponse.SerializeToString,
+            ),
+            'ReadFromSnapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadFromSnapshot,
+                    request_deserializer=evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotRequest.FromString,
+                    response_serializer=evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +483,60 @@ class EventStoreService:
             '/evenire.v1.EventStoreService/Backup',
             evenire_dot_v1_dot_evenire__pb2.BackupRequest.SerializeToString,
             evenire_dot_v1_dot_evenire__pb2.BackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evenire.v1.EventStoreService/SaveSnapshot',
+            evenire_dot_v1_dot_evenire__pb2.SaveSnapshotRequest.SerializeToString,
+            evenire_dot_v1_dot_evenire__pb2.SaveSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadFromSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/evenire.v1.EventStoreService/ReadFromSnapshot',
+            evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotRequest.SerializeToString,
+            evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

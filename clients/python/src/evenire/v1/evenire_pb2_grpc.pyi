@@ -83,6 +83,21 @@ class EventStoreServiceStub:
     that copy is a prefix of the server's file. Needs the `admin` role. `evenire backup
     DIR` is the client side; docs/operations.md, "Backup and restore".
     """
+    SaveSnapshot: _grpc.UnaryUnaryMultiCallable[_evenire_pb2.SaveSnapshotRequest, _evenire_pb2.SaveSnapshotResponse]
+    """SaveSnapshot keeps a snapshot of a stream's state at one of its versions: opaque
+    data and a type, like an event, but not an event: it takes no position, is not in
+    ReadAll or subscriptions, and changes no version. The stream must hold that version
+    and not be deleted (NOT_FOUND, FAILED_PRECONDITION for a tombstone, OUT_OF_RANGE
+    for a version it does not hold). Durable like an append. The server keeps the
+    newest few per stream by version (`--snapshots-per-stream`, default 1); deleting
+    the stream removes them; backups include them. Needs the `write` role.
+    """
+    ReadFromSnapshot: _grpc.UnaryStreamMultiCallable[_evenire_pb2.ReadFromSnapshotRequest, _evenire_pb2.ReadFromSnapshotResponse]
+    """ReadFromSnapshot reads what an aggregate is rebuilt from, in one call: the stream's
+    latest snapshot in the first message (when it has one), then every event after the
+    snapshot's version (all of them, without one), in version order. NOT_FOUND for a
+    stream never written or deleted.
+    """
 
 @_typing.type_check_only
 class EventStoreServiceAsyncStub(EventStoreServiceStub):
@@ -138,6 +153,21 @@ class EventStoreServiceAsyncStub(EventStoreServiceStub):
     perhaps interrupted, backup) are sent only from where the caller's copy ends, when
     that copy is a prefix of the server's file. Needs the `admin` role. `evenire backup
     DIR` is the client side; docs/operations.md, "Backup and restore".
+    """
+    SaveSnapshot: _aio.UnaryUnaryMultiCallable[_evenire_pb2.SaveSnapshotRequest, _evenire_pb2.SaveSnapshotResponse]  # type: ignore[assignment]
+    """SaveSnapshot keeps a snapshot of a stream's state at one of its versions: opaque
+    data and a type, like an event, but not an event: it takes no position, is not in
+    ReadAll or subscriptions, and changes no version. The stream must hold that version
+    and not be deleted (NOT_FOUND, FAILED_PRECONDITION for a tombstone, OUT_OF_RANGE
+    for a version it does not hold). Durable like an append. The server keeps the
+    newest few per stream by version (`--snapshots-per-stream`, default 1); deleting
+    the stream removes them; backups include them. Needs the `write` role.
+    """
+    ReadFromSnapshot: _aio.UnaryStreamMultiCallable[_evenire_pb2.ReadFromSnapshotRequest, _evenire_pb2.ReadFromSnapshotResponse]  # type: ignore[assignment]
+    """ReadFromSnapshot reads what an aggregate is rebuilt from, in one call: the stream's
+    latest snapshot in the first message (when it has one), then every event after the
+    snapshot's version (all of them, without one), in version order. NOT_FOUND for a
+    stream never written or deleted.
     """
 
 class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -239,6 +269,33 @@ class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         perhaps interrupted, backup) are sent only from where the caller's copy ends, when
         that copy is a prefix of the server's file. Needs the `admin` role. `evenire backup
         DIR` is the client side; docs/operations.md, "Backup and restore".
+        """
+
+    @_abc_1.abstractmethod
+    def SaveSnapshot(
+        self,
+        request: _evenire_pb2.SaveSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_evenire_pb2.SaveSnapshotResponse, _abc.Awaitable[_evenire_pb2.SaveSnapshotResponse]]:
+        """SaveSnapshot keeps a snapshot of a stream's state at one of its versions: opaque
+        data and a type, like an event, but not an event: it takes no position, is not in
+        ReadAll or subscriptions, and changes no version. The stream must hold that version
+        and not be deleted (NOT_FOUND, FAILED_PRECONDITION for a tombstone, OUT_OF_RANGE
+        for a version it does not hold). Durable like an append. The server keeps the
+        newest few per stream by version (`--snapshots-per-stream`, default 1); deleting
+        the stream removes them; backups include them. Needs the `write` role.
+        """
+
+    @_abc_1.abstractmethod
+    def ReadFromSnapshot(
+        self,
+        request: _evenire_pb2.ReadFromSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_evenire_pb2.ReadFromSnapshotResponse], _abc.AsyncIterator[_evenire_pb2.ReadFromSnapshotResponse]]:
+        """ReadFromSnapshot reads what an aggregate is rebuilt from, in one call: the stream's
+        latest snapshot in the first message (when it has one), then every event after the
+        snapshot's version (all of them, without one), in version order. NOT_FOUND for a
+        stream never written or deleted.
         """
 
 def add_EventStoreServiceServicer_to_server(servicer: EventStoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

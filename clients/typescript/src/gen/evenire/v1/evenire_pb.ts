@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evenire/v1/evenire.proto.
  */
 export const file_evenire_v1_evenire: GenFile = /*@__PURE__*/
-  fileDesc("ChhldmVuaXJlL3YxL2V2ZW5pcmUucHJvdG8SCmV2ZW5pcmUudjEiJQoIU3RyZWFtSWQSCwoDa2V5GAEgASgJEgwKBHR5cGUYAiABKAkiVgoPRXhwZWN0ZWRWZXJzaW9uEioKBXN0YXRlGAEgASgOMhkuZXZlbmlyZS52MS5FeHBlY3RlZFN0YXRlSAASDwoFZXhhY3QYAiABKARIAEIGCgRraW5kIkUKCUV2ZW50RGF0YRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBGRhdGEYAyABKAwSEAoIbWV0YWRhdGEYBCABKAwikwEKDUFwcGVuZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SJQoGZXZlbnRzGAMgAygLMhUuZXZlbmlyZS52MS5FdmVudERhdGEiMwoOQXBwZW5kUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIQCghwb3NpdGlvbhgCIAEoBCLMAQoLUmVhZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIoCgZvcmlnaW4YAiABKA4yFi5ldmVuaXJlLnYxLlJlYWRPcmlnaW5IABIRCgd2ZXJzaW9uGAMgASgESAASLAoJZGlyZWN0aW9uGAQgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgFIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI5CgxSZWFkUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Ir8BCg1SZWNvcmRlZEV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIQCghtZXRhZGF0YRgEIAEoDBIkCgZzdHJlYW0YBSABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YBiABKAQSEAoIcG9zaXRpb24YByABKAQSKwoHY3JlYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqgEKDlJlYWRBbGxSZXF1ZXN0EigKBm9yaWdpbhgBIAEoDjIWLmV2ZW5pcmUudjEuUmVhZE9yaWdpbkgAEhIKCHBvc2l0aW9uGAIgASgESAASLAoJZGlyZWN0aW9uGAMgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgEIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI8Cg9SZWFkQWxsUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Il8KDFN1YnNjcmliZUFsbBItCgZvcmlnaW4YASABKA4yGy5ldmVuaXJlLnYxLlN1YnNjcmliZU9yaWdpbkgAEhgKDmFmdGVyX3Bvc2l0aW9uGAIgASgESABCBgoEZnJvbSKHAQoPU3Vic2NyaWJlU3RyZWFtEiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQSLQoGb3JpZ2luGAIgASgOMhsuZXZlbmlyZS52MS5TdWJzY3JpYmVPcmlnaW5IABIXCg1hZnRlcl92ZXJzaW9uGAMgASgESABCBgoEZnJvbSJ6ChJTdWJzY3JpcHRpb25GaWx0ZXISFAoMc3RyZWFtX3R5cGVzGAEgAygJEhwKFHN0cmVhbV90eXBlX3ByZWZpeGVzGAIgAygJEhMKC2V2ZW50X3R5cGVzGAMgAygJEhsKE2V2ZW50X3R5cGVfcHJlZml4ZXMYBCADKAkiwQEKEFN1YnNjcmliZVJlcXVlc3QSJwoDYWxsGAEgASgLMhguZXZlbmlyZS52MS5TdWJzY3JpYmVBbGxIABItCgZzdHJlYW0YAiABKAsyGy5ldmVuaXJlLnYxLlN1YnNjcmliZVN0cmVhbUgAEi4KBmZpbHRlchgDIAEoCzIeLmV2ZW5pcmUudjEuU3Vic2NyaXB0aW9uRmlsdGVyEhsKE2NoZWNrcG9pbnRfaW50ZXJ2YWwYBCABKA1CCAoGdGFyZ2V0Ii4KCENhdWdodFVwEhUKCHBvc2l0aW9uGAEgASgESACIAQFCCwoJX3Bvc2l0aW9uIh4KCkNoZWNrcG9pbnQSEAoIcG9zaXRpb24YASABKAQipgEKEVN1YnNjcmliZVJlc3BvbnNlEi0KBmV2ZW50cxgBIAEoCzIbLmV2ZW5pcmUudjEuU3Vic2NyaWJlRXZlbnRzSAASKQoJY2F1Z2h0X3VwGAIgASgLMhQuZXZlbmlyZS52MS5DYXVnaHRVcEgAEiwKCmNoZWNrcG9pbnQYAyABKAsyFi5ldmVuaXJlLnYxLkNoZWNrcG9pbnRIAEIJCgdtZXNzYWdlIjwKD1N1YnNjcmliZUV2ZW50cxIpCgZldmVudHMYASADKAsyGS5ldmVuaXJlLnYxLlJlY29yZGVkRXZlbnQivgIKClN0cmVhbUluZm8SJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIPCgd2ZXJzaW9uGAIgASgEEhMKC2V2ZW50X2NvdW50GAMgASgEEhsKDmZpcnN0X3Bvc2l0aW9uGAQgASgESACIAQESGgoNbGFzdF9wb3NpdGlvbhgFIAEoBEgBiAEBEisKB2NyZWF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfYXBwZW5kZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YXRlGAggASgOMhcuZXZlbmlyZS52MS5TdHJlYW1TdGF0ZUIRCg9fZmlyc3RfcG9zaXRpb25CEAoOX2xhc3RfcG9zaXRpb24ifQoSTGlzdFN0cmVhbXNSZXF1ZXN0EhMKC3N0cmVhbV90eXBlGAEgASgJEhIKCmtleV9wcmVmaXgYAiABKAkSFwoPaW5jbHVkZV9kZWxldGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJIlcKE0xpc3RTdHJlYW1zUmVzcG9uc2USJwoHc3RyZWFtcxgBIAMoCzIWLmV2ZW5pcmUudjEuU3RyZWFtSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoQR2V0U3RyZWFtUmVxdWVzdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkIjkKEUdldFN0cmVhbVJlc3BvbnNlEiQKBGluZm8YASABKAsyFi5ldmVuaXJlLnYxLlN0cmVhbUluZm8ihQEKE0RlbGV0ZVN0cmVhbVJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SEQoJdG9tYnN0b25lGAMgASgIIjcKFERlbGV0ZVN0cmVhbVJlc3BvbnNlEh8KF2RlbGV0ZWRfdGhyb3VnaF92ZXJzaW9uGAEgASgEIjkKDUJhY2t1cFJlcXVlc3QSKAoEaGVsZBgBIAMoCzIaLmV2ZW5pcmUudjEuQmFja3VwSGVsZEZpbGUiQwoOQmFja3VwSGVsZEZpbGUSDAoEbmFtZRgBIAEoCRIOCgZsZW5ndGgYAiABKAQSEwoLdGFpbF9jcmMzMmMYAyABKA0iagoOQmFja3VwUmVzcG9uc2USJgoEcGxhbhgBIAEoCzIWLmV2ZW5pcmUudjEuQmFja3VwUGxhbkgAEigKBWNodW5rGAIgASgLMhcuZXZlbmlyZS52MS5CYWNrdXBDaHVua0gAQgYKBGl0ZW0iXQoKQmFja3VwUGxhbhIQCghwb3NpdGlvbhgBIAEoBBIlCgVmaWxlcxgCIAMoCzIWLmV2ZW5pcmUudjEuQmFja3VwRmlsZRIWCg5zZXJ2ZXJfdmVyc2lvbhgDIAEoCSI+CgpCYWNrdXBGaWxlEgwKBG5hbWUYASABKAkSDgoGbGVuZ3RoGAIgASgEEhIKCmZldGNoX2Zyb20YAyABKAQiSQoLQmFja3VwQ2h1bmsSDAoEbmFtZRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIOCgZjcmMzMmMYBCABKA0qhwEKDUV4cGVjdGVkU3RhdGUSHgoaRVhQRUNURURfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJFWFBFQ1RFRF9TVEFURV9BTlkQARIcChhFWFBFQ1RFRF9TVEFURV9OT19TVFJFQU0QAhIgChxFWFBFQ1RFRF9TVEFURV9TVFJFQU1fRVhJU1RTEAMqVQoKUmVhZE9yaWdpbhIbChdSRUFEX09SSUdJTl9VTlNQRUNJRklFRBAAEhUKEVJFQURfT1JJR0lOX1NUQVJUEAESEwoPUkVBRF9PUklHSU5fRU5EEAIqaAoNUmVhZERpcmVjdGlvbhIeChpSRUFEX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEhoKFlJFQURfRElSRUNUSU9OX0ZPUldBUkQQARIbChdSRUFEX0RJUkVDVElPTl9CQUNLV0FSRBACKmkKD1N1YnNjcmliZU9yaWdpbhIgChxTVUJTQ1JJQkVfT1JJR0lOX1VOU1BFQ0lGSUVEEAASGgoWU1VCU0NSSUJFX09SSUdJTl9TVEFSVBABEhgKFFNVQlNDUklCRV9PUklHSU5fRU5EEAIqeQoLU3RyZWFtU3RhdGUSHAoYU1RSRUFNX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRU1RSRUFNX1NUQVRFX0xJVkUQARIYChRTVFJFQU1fU1RBVEVfREVMRVRFRBACEhsKF1NUUkVBTV9TVEFURV9UT01CU1RPTkVEEAMy0wQKEUV2ZW50U3RvcmVTZXJ2aWNlEj8KBkFwcGVuZBIZLmV2ZW5pcmUudjEuQXBwZW5kUmVxdWVzdBoaLmV2ZW5pcmUudjEuQXBwZW5kUmVzcG9uc2USOwoEUmVhZBIXLmV2ZW5pcmUudjEuUmVhZFJlcXVlc3QaGC5ldmVuaXJlLnYxLlJlYWRSZXNwb25zZTABEkQKB1JlYWRBbGwSGi5ldmVuaXJlLnYxLlJlYWRBbGxSZXF1ZXN0GhsuZXZlbmlyZS52MS5SZWFkQWxsUmVzcG9uc2UwARJKCglTdWJzY3JpYmUSHC5ldmVuaXJlLnYxLlN1YnNjcmliZVJlcXVlc3QaHS5ldmVuaXJlLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESTgoLTGlzdFN0cmVhbXMSHi5ldmVuaXJlLnYxLkxpc3RTdHJlYW1zUmVxdWVzdBofLmV2ZW5pcmUudjEuTGlzdFN0cmVhbXNSZXNwb25zZRJICglHZXRTdHJlYW0SHC5ldmVuaXJlLnYxLkdldFN0cmVhbVJlcXVlc3QaHS5ldmVuaXJlLnYxLkdldFN0cmVhbVJlc3BvbnNlElEKDERlbGV0ZVN0cmVhbRIfLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVxdWVzdBogLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVzcG9uc2USQQoGQmFja3VwEhkuZXZlbmlyZS52MS5CYWNrdXBSZXF1ZXN0GhouZXZlbmlyZS52MS5CYWNrdXBSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChhldmVuaXJlL3YxL2V2ZW5pcmUucHJvdG8SCmV2ZW5pcmUudjEiJQoIU3RyZWFtSWQSCwoDa2V5GAEgASgJEgwKBHR5cGUYAiABKAkiVgoPRXhwZWN0ZWRWZXJzaW9uEioKBXN0YXRlGAEgASgOMhkuZXZlbmlyZS52MS5FeHBlY3RlZFN0YXRlSAASDwoFZXhhY3QYAiABKARIAEIGCgRraW5kIkUKCUV2ZW50RGF0YRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBGRhdGEYAyABKAwSEAoIbWV0YWRhdGEYBCABKAwikwEKDUFwcGVuZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SJQoGZXZlbnRzGAMgAygLMhUuZXZlbmlyZS52MS5FdmVudERhdGEiMwoOQXBwZW5kUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIQCghwb3NpdGlvbhgCIAEoBCLMAQoLUmVhZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIoCgZvcmlnaW4YAiABKA4yFi5ldmVuaXJlLnYxLlJlYWRPcmlnaW5IABIRCgd2ZXJzaW9uGAMgASgESAASLAoJZGlyZWN0aW9uGAQgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgFIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI5CgxSZWFkUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Ir8BCg1SZWNvcmRlZEV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIQCghtZXRhZGF0YRgEIAEoDBIkCgZzdHJlYW0YBSABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YBiABKAQSEAoIcG9zaXRpb24YByABKAQSKwoHY3JlYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqgEKDlJlYWRBbGxSZXF1ZXN0EigKBm9yaWdpbhgBIAEoDjIWLmV2ZW5pcmUudjEuUmVhZE9yaWdpbkgAEhIKCHBvc2l0aW9uGAIgASgESAASLAoJZGlyZWN0aW9uGAMgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgEIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI8Cg9SZWFkQWxsUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Il8KDFN1YnNjcmliZUFsbBItCgZvcmlnaW4YASABKA4yGy5ldmVuaXJlLnYxLlN1YnNjcmliZU9yaWdpbkgAEhgKDmFmdGVyX3Bvc2l0aW9uGAIgASgESABCBgoEZnJvbSKHAQoPU3Vic2NyaWJlU3RyZWFtEiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQSLQoGb3JpZ2luGAIgASgOMhsuZXZlbmlyZS52MS5TdWJzY3JpYmVPcmlnaW5IABIXCg1hZnRlcl92ZXJzaW9uGAMgASgESABCBgoEZnJvbSJ6ChJTdWJzY3JpcHRpb25GaWx0ZXISFAoMc3RyZWFtX3R5cGVzGAEgAygJEhwKFHN0cmVhbV90eXBlX3ByZWZpeGVzGAIgAygJEhMKC2V2ZW50X3R5cGVzGAMgAygJEhsKE2V2ZW50X3R5cGVfcHJlZml4ZXMYBCADKAkiwQEKEFN1YnNjcmliZVJlcXVlc3QSJwoDYWxsGAEgASgLMhguZXZlbmlyZS52MS5TdWJzY3JpYmVBbGxIABItCgZzdHJlYW0YAiABKAsyGy5ldmVuaXJlLnYxLlN1YnNjcmliZVN0cmVhbUgAEi4KBmZpbHRlchgDIAEoCzIeLmV2ZW5pcmUudjEuU3Vic2NyaXB0aW9uRmlsdGVyEhsKE2NoZWNrcG9pbnRfaW50ZXJ2YWwYBCABKA1CCAoGdGFyZ2V0Ii4KCENhdWdodFVwEhUKCHBvc2l0aW9uGAEgASgESACIAQFCCwoJX3Bvc2l0aW9uIh4KCkNoZWNrcG9pbnQSEAoIcG9zaXRpb24YASABKAQipgEKEVN1YnNjcmliZVJlc3BvbnNlEi0KBmV2ZW50cxgBIAEoCzIbLmV2ZW5pcmUudjEuU3Vic2NyaWJlRXZlbnRzSAASKQoJY2F1Z2h0X3VwGAIgASgLMhQuZXZlbmlyZS52MS5DYXVnaHRVcEgAEiwKCmNoZWNrcG9pbnQYAyABKAsyFi5ldmVuaXJlLnYxLkNoZWNrcG9pbnRIAEIJCgdtZXNzYWdlIjwKD1N1YnNjcmliZUV2ZW50cxIpCgZldmVudHMYASADKAsyGS5ldmVuaXJlLnYxLlJlY29yZGVkRXZlbnQivgIKClN0cmVhbUluZm8SJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIPCgd2ZXJzaW9uGAIgASgEEhMKC2V2ZW50X2NvdW50GAMgASgEEhsKDmZpcnN0X3Bvc2l0aW9uGAQgASgESACIAQESGgoNbGFzdF9wb3NpdGlvbhgFIAEoBEgBiAEBEisKB2NyZWF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfYXBwZW5kZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YXRlGAggASgOMhcuZXZlbmlyZS52MS5TdHJlYW1TdGF0ZUIRCg9fZmlyc3RfcG9zaXRpb25CEAoOX2xhc3RfcG9zaXRpb24ifQoSTGlzdFN0cmVhbXNSZXF1ZXN0EhMKC3N0cmVhbV90eXBlGAEgASgJEhIKCmtleV9wcmVmaXgYAiABKAkSFwoPaW5jbHVkZV9kZWxldGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJIlcKE0xpc3RTdHJlYW1zUmVzcG9uc2USJwoHc3RyZWFtcxgBIAMoCzIWLmV2ZW5pcmUudjEuU3RyZWFtSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoQR2V0U3RyZWFtUmVxdWVzdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkIjkKEUdldFN0cmVhbVJlc3BvbnNlEiQKBGluZm8YASABKAsyFi5ldmVuaXJlLnYxLlN0cmVhbUluZm8ihQEKE0RlbGV0ZVN0cmVhbVJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SEQoJdG9tYnN0b25lGAMgASgIIjcKFERlbGV0ZVN0cmVhbVJlc3BvbnNlEh8KF2RlbGV0ZWRfdGhyb3VnaF92ZXJzaW9uGAEgASgEIjkKDUJhY2t1cFJlcXVlc3QSKAoEaGVsZBgBIAMoCzIaLmV2ZW5pcmUudjEuQmFja3VwSGVsZEZpbGUiQwoOQmFja3VwSGVsZEZpbGUSDAoEbmFtZRgBIAEoCRIOCgZsZW5ndGgYAiABKAQSEwoLdGFpbF9jcmMzMmMYAyABKA0iagoOQmFja3VwUmVzcG9uc2USJgoEcGxhbhgBIAEoCzIWLmV2ZW5pcmUudjEuQmFja3VwUGxhbkgAEigKBWNodW5rGAIgASgLMhcuZXZlbmlyZS52MS5CYWNrdXBDaHVua0gAQgYKBGl0ZW0iXQoKQmFja3VwUGxhbhIQCghwb3NpdGlvbhgBIAEoBBIlCgVmaWxlcxgCIAMoCzIWLmV2ZW5pcmUudjEuQmFja3VwRmlsZRIWCg5zZXJ2ZXJfdmVyc2lvbhgDIAEoCSI+CgpCYWNrdXBGaWxlEgwKBG5hbWUYASABKAkSDgoGbGVuZ3RoGAIgASgEEhIKCmZldGNoX2Zyb20YAyABKAQiSQoLQmFja3VwQ2h1bmsSDAoEbmFtZRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIOCgZjcmMzMmMYBCABKA0iaAoTU2F2ZVNuYXBzaG90UmVxdWVzdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YAiABKAQSDAoEdHlwZRgDIAEoCRIMCgRkYXRhGAQgASgMIhYKFFNhdmVTbmFwc2hvdFJlc3BvbnNlIooBCghTbmFwc2hvdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YAiABKAQSDAoEdHlwZRgDIAEoCRIMCgRkYXRhGAQgASgMEisKB2NyZWF0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KF1JlYWRGcm9tU25hcHNob3RSZXF1ZXN0EiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQibQoYUmVhZEZyb21TbmFwc2hvdFJlc3BvbnNlEikKBmV2ZW50cxgBIAMoCzIZLmV2ZW5pcmUudjEuUmVjb3JkZWRFdmVudBImCghzbmFwc2hvdBgCIAEoCzIULmV2ZW5pcmUudjEuU25hcHNob3QqhwEKDUV4cGVjdGVkU3RhdGUSHgoaRVhQRUNURURfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJFWFBFQ1RFRF9TVEFURV9BTlkQARIcChhFWFBFQ1RFRF9TVEFURV9OT19TVFJFQU0QAhIgChxFWFBFQ1RFRF9TVEFURV9TVFJFQU1fRVhJU1RTEAMqVQoKUmVhZE9yaWdpbhIbChdSRUFEX09SSUdJTl9VTlNQRUNJRklFRBAAEhUKEVJFQURfT1JJR0lOX1NUQVJUEAESEwoPUkVBRF9PUklHSU5fRU5EEAIqaAoNUmVhZERpcmVjdGlvbhIeChpSRUFEX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEhoKFlJFQURfRElSRUNUSU9OX0ZPUldBUkQQARIbChdSRUFEX0RJUkVDVElPTl9CQUNLV0FSRBACKmkKD1N1YnNjcmliZU9yaWdpbhIgChxTVUJTQ1JJQkVfT1JJR0lOX1VOU1BFQ0lGSUVEEAASGgoWU1VCU0NSSUJFX09SSUdJTl9TVEFSVBABEhgKFFNVQlNDUklCRV9PUklHSU5fRU5EEAIqeQoLU3RyZWFtU3RhdGUSHAoYU1RSRUFNX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRU1RSRUFNX1NUQVRFX0xJVkUQARIYChRTVFJFQU1fU1RBVEVfREVMRVRFRBACEhsKF1NUUkVBTV9TVEFURV9UT01CU1RPTkVEEAMyhwYKEUV2ZW50U3RvcmVTZXJ2aWNlEj8KBkFwcGVuZBIZLmV2ZW5pcmUudjEuQXBwZW5kUmVxdWVzdBoaLmV2ZW5pcmUudjEuQXBwZW5kUmVzcG9uc2USOwoEUmVhZBIXLmV2ZW5pcmUudjEuUmVhZFJlcXVlc3QaGC5ldmVuaXJlLnYxLlJlYWRSZXNwb25zZTABEkQKB1JlYWRBbGwSGi5ldmVuaXJlLnYxLlJlYWRBbGxSZXF1ZXN0GhsuZXZlbmlyZS52MS5SZWFkQWxsUmVzcG9uc2UwARJKCglTdWJzY3JpYmUSHC5ldmVuaXJlLnYxLlN1YnNjcmliZVJlcXVlc3QaHS5ldmVuaXJlLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESTgoLTGlzdFN0cmVhbXMSHi5ldmVuaXJlLnYxLkxpc3RTdHJlYW1zUmVxdWVzdBofLmV2ZW5pcmUudjEuTGlzdFN0cmVhbXNSZXNwb25zZRJICglHZXRTdHJlYW0SHC5ldmVuaXJlLnYxLkdldFN0cmVhbVJlcXVlc3QaHS5ldmVuaXJlLnYxLkdldFN0cmVhbVJlc3BvbnNlElEKDERlbGV0ZVN0cmVhbRIfLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVxdWVzdBogLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVzcG9uc2USQQoGQmFja3VwEhkuZXZlbmlyZS52MS5CYWNrdXBSZXF1ZXN0GhouZXZlbmlyZS52MS5CYWNrdXBSZXNwb25zZTABElEKDFNhdmVTbmFwc2hvdBIfLmV2ZW5pcmUudjEuU2F2ZVNuYXBzaG90UmVxdWVzdBogLmV2ZW5pcmUudjEuU2F2ZVNuYXBzaG90UmVzcG9uc2USXwoQUmVhZEZyb21TbmFwc2hvdBIjLmV2ZW5pcmUudjEuUmVhZEZyb21TbmFwc2hvdFJlcXVlc3QaJC5ldmVuaXJlLnYxLlJlYWRGcm9tU25hcHNob3RSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * StreamId names a stream.
@@ -1180,6 +1180,165 @@ export const BackupChunkSchema: GenMessage<BackupChunk> = /*@__PURE__*/
   messageDesc(file_evenire_v1_evenire, 30);
 
 /**
+ * SaveSnapshotRequest is a snapshot to keep.
+ *
+ * @generated from message evenire.v1.SaveSnapshotRequest
+ */
+export type SaveSnapshotRequest = Message<"evenire.v1.SaveSnapshotRequest"> & {
+  /**
+   * The stream; required.
+   *
+   * @generated from field: evenire.v1.StreamId stream = 1;
+   */
+  stream?: StreamId;
+
+  /**
+   * The stream's version the state is at; the events after it follow the snapshot.
+   *
+   * @generated from field: uint64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * What the data is, for the reader: 1 to 255 bytes of UTF-8.
+   *
+   * @generated from field: string type = 3;
+   */
+  type: string;
+
+  /**
+   * The state: any bytes, up to the server's largest event.
+   *
+   * @generated from field: bytes data = 4;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message evenire.v1.SaveSnapshotRequest.
+ * Use `create(SaveSnapshotRequestSchema)` to create a new message.
+ */
+export const SaveSnapshotRequestSchema: GenMessage<SaveSnapshotRequest> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 31);
+
+/**
+ * SaveSnapshotResponse says the snapshot is durable.
+ *
+ * @generated from message evenire.v1.SaveSnapshotResponse
+ */
+export type SaveSnapshotResponse = Message<"evenire.v1.SaveSnapshotResponse"> & {
+};
+
+/**
+ * Describes the message evenire.v1.SaveSnapshotResponse.
+ * Use `create(SaveSnapshotResponseSchema)` to create a new message.
+ */
+export const SaveSnapshotResponseSchema: GenMessage<SaveSnapshotResponse> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 32);
+
+/**
+ * Snapshot is a stream's state at a version, as a client saved it.
+ *
+ * @generated from message evenire.v1.Snapshot
+ */
+export type Snapshot = Message<"evenire.v1.Snapshot"> & {
+  /**
+   * The stream.
+   *
+   * @generated from field: evenire.v1.StreamId stream = 1;
+   */
+  stream?: StreamId;
+
+  /**
+   * The version the state is at.
+   *
+   * @generated from field: uint64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * What the data is.
+   *
+   * @generated from field: string type = 3;
+   */
+  type: string;
+
+  /**
+   * The state.
+   *
+   * @generated from field: bytes data = 4;
+   */
+  data: Uint8Array;
+
+  /**
+   * When the store committed it.
+   *
+   * @generated from field: google.protobuf.Timestamp created = 5;
+   */
+  created?: Timestamp;
+};
+
+/**
+ * Describes the message evenire.v1.Snapshot.
+ * Use `create(SnapshotSchema)` to create a new message.
+ */
+export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 33);
+
+/**
+ * ReadFromSnapshotRequest names the stream to read.
+ *
+ * @generated from message evenire.v1.ReadFromSnapshotRequest
+ */
+export type ReadFromSnapshotRequest = Message<"evenire.v1.ReadFromSnapshotRequest"> & {
+  /**
+   * The stream; required.
+   *
+   * @generated from field: evenire.v1.StreamId stream = 1;
+   */
+  stream?: StreamId;
+};
+
+/**
+ * Describes the message evenire.v1.ReadFromSnapshotRequest.
+ * Use `create(ReadFromSnapshotRequestSchema)` to create a new message.
+ */
+export const ReadFromSnapshotRequestSchema: GenMessage<ReadFromSnapshotRequest> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 34);
+
+/**
+ * ReadFromSnapshotResponse is the snapshot (first message only, when there is one) or
+ * events after it.
+ *
+ * Hand-handled: the server writes the messages with events as it writes ReadResponse
+ * (the same field 1); proto/contract.rs lists where.
+ *
+ * @generated from message evenire.v1.ReadFromSnapshotResponse
+ */
+export type ReadFromSnapshotResponse = Message<"evenire.v1.ReadFromSnapshotResponse"> & {
+  /**
+   * Events after the snapshot's version, in order.
+   *
+   * @generated from field: repeated evenire.v1.RecordedEvent events = 1;
+   */
+  events: RecordedEvent[];
+
+  /**
+   * The latest snapshot, in the first message.
+   *
+   * @generated from field: evenire.v1.Snapshot snapshot = 2;
+   */
+  snapshot?: Snapshot;
+};
+
+/**
+ * Describes the message evenire.v1.ReadFromSnapshotResponse.
+ * Use `create(ReadFromSnapshotResponseSchema)` to create a new message.
+ */
+export const ReadFromSnapshotResponseSchema: GenMessage<ReadFromSnapshotResponse> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 35);
+
+/**
  * ExpectedState is a precondition on the stream that does not name an exact version.
  *
  * @generated from enum evenire.v1.ExpectedState
@@ -1474,6 +1633,35 @@ export const EventStoreService: GenService<{
     methodKind: "server_streaming";
     input: typeof BackupRequestSchema;
     output: typeof BackupResponseSchema;
+  },
+  /**
+   * SaveSnapshot keeps a snapshot of a stream's state at one of its versions: opaque
+   * data and a type, like an event, but not an event: it takes no position, is not in
+   * ReadAll or subscriptions, and changes no version. The stream must hold that version
+   * and not be deleted (NOT_FOUND, FAILED_PRECONDITION for a tombstone, OUT_OF_RANGE
+   * for a version it does not hold). Durable like an append. The server keeps the
+   * newest few per stream by version (`--snapshots-per-stream`, default 1); deleting
+   * the stream removes them; backups include them. Needs the `write` role.
+   *
+   * @generated from rpc evenire.v1.EventStoreService.SaveSnapshot
+   */
+  saveSnapshot: {
+    methodKind: "unary";
+    input: typeof SaveSnapshotRequestSchema;
+    output: typeof SaveSnapshotResponseSchema;
+  },
+  /**
+   * ReadFromSnapshot reads what an aggregate is rebuilt from, in one call: the stream's
+   * latest snapshot in the first message (when it has one), then every event after the
+   * snapshot's version (all of them, without one), in version order. NOT_FOUND for a
+   * stream never written or deleted.
+   *
+   * @generated from rpc evenire.v1.EventStoreService.ReadFromSnapshot
+   */
+  readFromSnapshot: {
+    methodKind: "server_streaming";
+    input: typeof ReadFromSnapshotRequestSchema;
+    output: typeof ReadFromSnapshotResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evenire_v1_evenire, 0);
