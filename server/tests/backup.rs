@@ -204,17 +204,29 @@ async fn a_backup_under_appends_restores_to_the_source_up_to_its_position() {
     restore(&backup, &again, None);
     assert_eq!(served(&again).await, source);
 
-    // A restore to a position holds the source's events below it, and never half of
-    // an append.
-    let position = first.position / 3 + 1;
-    let cut = dir.path().join("cut");
-    let printed = restore(&backup, &cut, Some(position));
-    let restored = served(&cut).await;
-    let reached = restored.len() as u64;
-    assert!(reached <= position && reached + 5 > position, "{printed}");
-    assert_eq!(restored, source[..reached as usize].to_vec());
-    if reached < position {
-        assert!(printed.contains("left out whole"), "{printed}");
+    // A restore to a random position holds exactly the source's events below it, and
+    // never half of an append (the fill's appends hold 5 events).
+    for round in 0..3 {
+        let position = uuid::Uuid::new_v4().as_u128() as u64 % (first.position + 1);
+        let cut = dir.path().join(format!("cut-{round}"));
+        let printed = restore(&backup, &cut, Some(position));
+        let reached: u64 = printed
+            .split("positions below ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no position in {printed}"));
+        assert!(
+            reached <= position && reached + 5 > position,
+            "to position {position}: {printed}"
+        );
+        let below: Vec<_> = source.iter().filter(|e| e.0 < reached).cloned().collect();
+        assert_eq!(served(&cut).await, below, "to position {position}");
+        assert_eq!(
+            reached < position,
+            printed.contains("left out whole"),
+            "{printed}"
+        );
     }
 }
 
