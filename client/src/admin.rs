@@ -36,6 +36,20 @@ pub struct StreamInfo {
     pub last_appended: SystemTime,
     /// Live, deleted or tombstoned.
     pub state: StreamState,
+    /// The rules that limit what reads return, as last set.
+    pub rules: StreamRules,
+    /// How many times its rules were set: what [`Client::set_stream_rules`] expects.
+    pub rules_revision: u64,
+}
+
+/// What a stream keeps readable: events outside these rules are gone from its reads
+/// at once (their space is reclaimed later). No rule: everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamRules {
+    /// Only the newest this many events (at least 1).
+    pub max_count: Option<u64>,
+    /// Only versions from this one on.
+    pub truncate_before: Option<u64>,
 }
 
 /// What a listing selects, and where it starts.
@@ -95,6 +109,13 @@ impl StreamInfo {
             last_position: info.last_position,
             created: time(info.created),
             last_appended: time(info.last_appended),
+            rules: info
+                .rules
+                .map_or_else(StreamRules::default, |rules| StreamRules {
+                    max_count: rules.max_count,
+                    truncate_before: rules.truncate_before,
+                }),
+            rules_revision: info.rules_revision,
             state,
         })
     }
@@ -155,5 +176,31 @@ impl Client {
             .await?
             .into_inner();
         Ok(response.deleted_through_version)
+    }
+
+    /// Replaces `stream`'s rules if they are at `expected_revision` (None: any; 0: never
+    /// set), else [`Error::WrongExpectedVersion`] with the actual revision. Returns their
+    /// new revision. Needs the `admin` role.
+    pub async fn set_stream_rules(
+        &self,
+        stream: &StreamId,
+        rules: StreamRules,
+        expected_revision: Option<u64>,
+    ) -> Result<u64, Error> {
+        let request = pb::SetStreamRulesRequest {
+            stream: Some(stream.to_proto()),
+            rules: Some(pb::StreamRules {
+                max_count: rules.max_count,
+                truncate_before: rules.truncate_before,
+            }),
+            expected_revision,
+        };
+        let response = self
+            .inner
+            .clone()
+            .set_stream_rules(request)
+            .await?
+            .into_inner();
+        Ok(response.revision)
     }
 }

@@ -36,7 +36,7 @@ mod snapshot;
 mod subscription;
 mod types;
 
-pub use admin::{ListStreams, StreamInfo, StreamPage, StreamState};
+pub use admin::{ListStreams, StreamInfo, StreamPage, StreamRules, StreamState};
 pub use client::{Client, EventStream};
 pub use connect::{ClientBuilder, default_address};
 pub use error::Error;

@@ -692,3 +692,49 @@ fn a_snapshot_is_saved_and_a_stream_read_from_it() {
         stderr(&ahead)
     );
 }
+
+#[test]
+fn rules_are_set_and_shown_and_reads_obey_them() {
+    let server = server();
+    let uri = server.uri.as_str();
+    let stream = format!("sensor/{KEY}");
+    for n in 0..5 {
+        let appended = evenire(
+            uri,
+            &[
+                "append",
+                &stream,
+                "--type",
+                "Read",
+                "--data",
+                &n.to_string(),
+            ],
+        );
+        assert!(appended.status.success(), "{}", stderr(&appended));
+    }
+    let set = evenire(
+        uri,
+        &[
+            "rules",
+            &stream,
+            "--max-count",
+            "2",
+            "--expect-revision",
+            "0",
+        ],
+    );
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert!(
+        stdout(&set).contains("max count 2 (revision 1)"),
+        "{}",
+        stdout(&set)
+    );
+    let info = stdout(&evenire(uri, &["info", &stream]));
+    assert!(info.contains("max count 2 (revision 1)"), "{info}");
+    assert!(info.contains("events          2"), "{info}");
+    let read = stdout(&evenire(uri, &["read", &stream]));
+    assert_eq!(read.lines().count(), 3, "a header and two events: {read}");
+    let stale = evenire(uri, &["rules", &stream, "--expect-revision", "0"]);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(stderr(&stale).contains("revision 1"), "{}", stderr(&stale));
+}

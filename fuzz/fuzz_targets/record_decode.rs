@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         Entry::Delete(d) => record::encode_delete(&mut again, &d),
         Entry::SyncMark(mark) => record::encode_sync_mark(&mut again, &mark),
         Entry::Snapshot(snapshot) => record::encode_snapshot(&mut again, &snapshot),
+        Entry::Rules(rules) => record::encode_rules(&mut again, &rules),
     }
     assert_eq!(
         again, data,

@@ -19,8 +19,8 @@
 pub use crate::store::{
     AppendResult, BackupChunk, BackupFile, BackupPlan, DeleteMode, DeleteResult, Direction,
     EventData, ExpectedVersion, Filter, HeldFile, ListFilter, Listing, MAX_TYPE_LEN, ReadFrom,
-    RecordedEvent, Snapshot, StoreError, StreamId, StreamInfo, StreamState, SubscribeFrom,
-    SubscribeTarget, SubscriptionItem,
+    RecordedEvent, Snapshot, StoreError, StreamId, StreamInfo, StreamRules, StreamState,
+    SubscribeFrom, SubscribeTarget, SubscriptionItem,
 };
 use std::fmt;
 
@@ -105,6 +105,18 @@ pub trait EventStore: fmt::Debug + Send + Sync + 'static {
     async fn backup(&self, held: Vec<HeldFile>) -> Result<Box<dyn BackupRead>, StoreError> {
         let _ = held;
         Err(StoreError::Unsupported("backup"))
+    }
+
+    /// Replaces `stream`'s rules if they are at `expected_revision` (None: any);
+    /// durable like a delete. Returns their new revision.
+    async fn set_stream_rules(
+        &self,
+        stream: StreamId,
+        rules: StreamRules,
+        expected_revision: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let _ = (stream, rules, expected_revision);
+        Err(StoreError::Unsupported("stream rules"))
     }
 
     /// Keeps a snapshot of `stream` at `version`, apart from its events; durable like

@@ -6,7 +6,7 @@
 
 use evenire_client::{
     Client, Direction, Error, EventData, ExpectedVersion, ListStreams, ReadAllFrom, ReadFrom,
-    StreamId, SubscribeFrom, SubscribeOptions, SubscriptionMessage,
+    StreamId, StreamRules, SubscribeFrom, SubscribeOptions, SubscriptionMessage,
 };
 use evenire_testkit::process::ServerProcess;
 use std::path::{Path, PathBuf};
@@ -183,6 +183,23 @@ async fn calls(client: &Client, stream: &StreamId) -> Vec<(&'static str, Result<
             .map(|_| ()),
     ));
     outcomes.push((
+        "SaveSnapshot",
+        client.save_snapshot(stream, 0, "Tested", "{}").await,
+    ));
+    outcomes.push((
+        "ReadFromSnapshot",
+        client.read_from_snapshot(stream).await.map(|_| ()),
+    ));
+    outcomes.push((
+        "SetStreamRules",
+        client
+            .set_stream_rules(stream, StreamRules::default(), None)
+            .await
+            .map(|_| ()),
+    ));
+    let backup = tempfile::tempdir().expect("temp dir");
+    outcomes.push(("Backup", client.backup_to(backup.path()).await.map(|_| ())));
+    outcomes.push((
         "DeleteStream",
         client
             .delete_stream(stream, ExpectedVersion::Any, false)
@@ -195,8 +212,8 @@ async fn calls(client: &Client, stream: &StreamId) -> Vec<(&'static str, Result<
 /// The role each call needs.
 fn needs(call: &str) -> &'static str {
     match call {
-        "Append" => "write",
-        "DeleteStream" => "admin",
+        "Append" | "SaveSnapshot" => "write",
+        "DeleteStream" | "SetStreamRules" | "Backup" => "admin",
         _ => "read",
     }
 }
@@ -321,6 +338,9 @@ async fn a_scoped_token_sees_and_touches_only_its_stream_types() {
     for (call, outcome) in calls(&orders, &sensor).await {
         match (call, outcome) {
             ("ReadAll" | "ListStreams", Ok(())) => {}
+            ("Backup", Err(Error::PermissionDenied(message))) => {
+                assert!(message.contains("copies every stream"), "{message}")
+            }
             (_, Err(Error::PermissionDenied(message))) => assert!(
                 message.contains("`order`") && message.contains("`sensor`"),
                 "{call}: {message}"
@@ -328,8 +348,14 @@ async fn a_scoped_token_sees_and_touches_only_its_stream_types() {
             (_, outcome) => panic!("{call} on a sensor stream: {outcome:?}"),
         }
     }
+    // Each call on its own type's stream goes through, but a backup, which copies
+    // every stream.
     for (call, outcome) in calls(&orders, &order).await {
-        assert!(outcome.is_ok(), "{call} on an order stream: {outcome:?}");
+        assert_eq!(
+            call == "Backup",
+            outcome.is_err(),
+            "{call} on an order stream: {outcome:?}"
+        );
     }
 
     // $all and listings leave the other types out; counts are of what it sees.

@@ -163,6 +163,16 @@ async fn a_backup_under_appends_restores_to_the_source_up_to_its_position() {
     assert!(first.files > 3, "{first:?}");
     let manifest = Manifest::read(&backup).expect("read").expect("a manifest");
     assert_eq!(manifest.position, first.position);
+    assert!(manifest.server_version.contains("(commit "), "{manifest:?}");
+
+    // The backup is a data directory: a server started on a copy of it serves it.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir_all(&copy).expect("mkdir");
+    for file in &manifest.files {
+        std::fs::copy(backup.join(&file.name), copy.join(&file.name)).expect("copy");
+    }
+    let copied = served(&copy).await;
+    assert_eq!(copied.last().map(|e| e.0 + 1), Some(first.position));
 
     let source = read_all(&client).await;
     assert!(

@@ -208,3 +208,16 @@ def test_a_stream_is_read_from_its_latest_snapshot(client):
     assert "readable versions are 0 to 4" in str(refused.value)
     with pytest.raises(StreamNotFound):
         client.read_from_snapshot(StreamId.new("account"))
+
+
+def test_rules_limit_what_reads_keep(client):
+    sensor = StreamId.new("sensor")
+    client.append(sensor, numbered(0, 6), expected="no_stream")
+    assert client.set_stream_rules(sensor, max_count=2, expected_revision=0) == 1
+    assert [e.json() for e in client.read(sensor)] == [4, 5]
+    info = client.get_stream(sensor)
+    assert (info.rules, info.rules_revision, info.event_count) == (
+        {"max_count": 2, "truncate_before": None}, 1, 2)
+    with pytest.raises(WrongExpectedVersion) as stale:
+        client.set_stream_rules(sensor, truncate_before=1, expected_revision=0)
+    assert stale.value.actual_version == 1

@@ -98,6 +98,18 @@ export interface StreamInfo {
   created: Date;
   lastAppended: Date;
   state: "live" | "deleted" | "tombstoned";
+  /** What reads keep, as last set. */
+  rules: StreamRules;
+  /** How many times the rules were set: what `setStreamRules` expects. */
+  rulesRevision: bigint;
+}
+
+/** What a stream keeps readable; no rule: everything. */
+export interface StreamRules {
+  /** Only the newest this many events (at least 1). */
+  maxCount?: bigint;
+  /** Only versions from this one on. */
+  truncateBefore?: bigint;
 }
 
 /** Any error from the server or the connection; `code` is the gRPC status. */
@@ -219,6 +231,8 @@ function toInfo(i: pb.StreamInfo): StreamInfo {
     created: toDate(i.created),
     lastAppended: toDate(i.lastAppended),
     state: states[i.state] ?? "live",
+    rules: { maxCount: i.rules?.maxCount, truncateBefore: i.rules?.truncateBefore },
+    rulesRevision: i.rulesRevision,
   };
 }
 
@@ -461,6 +475,15 @@ export class EvenireClient {
       this.rpc.deleteStream({ stream: streamId, expectedVersion: expectedVersion(expected), tombstone }),
     );
     return response.deletedThroughVersion;
+  }
+
+  /**
+   * Replaces what a stream keeps readable (no rule: clears them), if its rules are at
+   * `expectedRevision` (undefined: any); returns their new revision. Needs the admin role.
+   */
+  async setStreamRules(streamId: StreamId, rules: StreamRules, expectedRevision?: bigint): Promise<bigint> {
+    const response = await call(() => this.rpc.setStreamRules({ stream: streamId, rules, expectedRevision }));
+    return response.revision;
   }
 
   /**

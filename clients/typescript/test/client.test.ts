@@ -201,3 +201,19 @@ test("a stream is read from its latest snapshot", async () => {
   await assert.rejects(client.saveSnapshot(account, 9n, "Balance", "{}"), /readable versions are 0 to 3/);
   await assert.rejects(client.readFromSnapshot(newStream("account")), StreamNotFoundError);
 });
+
+test("rules limit what reads keep", async () => {
+  const sensor = newStream("sensor");
+  await client.append(sensor, [0, 1, 2, 3, 4].map((n) => jsonEvent("Read", n)), "no_stream");
+  assert.equal(await client.setStreamRules(sensor, { maxCount: 2n }, 0n), 1n);
+  const kept: unknown[] = [];
+  for await (const event of client.read(sensor)) {
+    kept.push(eventJson(event));
+  }
+  assert.deepEqual(kept, [3, 4]);
+  const info = await client.getStream(sensor);
+  assert.equal(info.rules.maxCount, 2n);
+  assert.equal(info.rulesRevision, 1n);
+  assert.equal(info.eventCount, 2n);
+  await assert.rejects(client.setStreamRules(sensor, {}, 0n), WrongExpectedVersionError);
+});

@@ -6,8 +6,13 @@ use evenire_proto::v1 as pb;
 use std::sync::{Mutex, PoisonError};
 use tokio::time::{Duration, Instant};
 
-/// The server's version, as a backup's manifest records it.
-pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The server's version and commit, as a backup's manifest records it.
+pub const SERVER_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EVENIRE_COMMIT"),
+    ")"
+);
 
 /// The files the caller holds. Names the store does not know are simply not found.
 pub fn held(request: pb::BackupRequest) -> Vec<HeldFile> {

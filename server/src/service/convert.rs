@@ -5,7 +5,8 @@
 use super::encode;
 use crate::backend::{
     DeleteMode, Direction, EventData, ExpectedVersion, Filter, ListFilter, MAX_TYPE_LEN, ReadFrom,
-    StreamId, StreamInfo, StreamState, SubscribeFrom, SubscribeTarget, SubscriptionItem,
+    StreamId, StreamInfo, StreamRules, StreamState, SubscribeFrom, SubscribeTarget,
+    SubscriptionItem,
 };
 use evenire_proto::v1 as pb;
 use evenire_proto::{Encoded, IncomingAppend, IncomingEvent, Outgoing, timestamp};
@@ -297,7 +298,38 @@ pub fn stream_info(info: StreamInfo) -> pb::StreamInfo {
             StreamState::Tombstoned => pb::StreamState::Tombstoned,
         }
         .into(),
+        rules: Some(pb::StreamRules {
+            max_count: info.rules.max_count,
+            truncate_before: info.rules.truncate_before,
+        }),
+        rules_revision: info.rules_revision,
     }
+}
+
+/// A stream's new rules, checked.
+#[derive(Debug)]
+pub struct SetRules {
+    pub stream: StreamId,
+    pub rules: StreamRules,
+    pub expected_revision: Option<u64>,
+}
+
+/// Checks a change of rules: a stream, and a max count of at least 1.
+pub fn set_stream_rules(request: pb::SetStreamRulesRequest) -> Result<SetRules, Status> {
+    let rules = request.rules.unwrap_or_default();
+    if rules.max_count == Some(0) {
+        return Err(invalid(
+            "rules.max_count: 0 would keep nothing; delete the stream instead".into(),
+        ));
+    }
+    Ok(SetRules {
+        stream: stream_id(request.stream, "stream")?,
+        rules: StreamRules {
+            max_count: rules.max_count,
+            truncate_before: rules.truncate_before,
+        },
+        expected_revision: request.expected_revision,
+    })
 }
 
 pub(super) fn stream_id_to_proto(stream: &StreamId) -> pb::StreamId {

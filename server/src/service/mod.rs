@@ -259,6 +259,32 @@ impl EventStoreService for EventStoreApi {
         }))
     }
 
+    async fn set_stream_rules(
+        &self,
+        request: Request<pb::SetStreamRulesRequest>,
+    ) -> Result<Response<pb::SetStreamRulesResponse>, Status> {
+        let caller = self
+            .access
+            .caller(&request, "SetStreamRules", Role::Admin)?;
+        let set = convert::set_stream_rules(request.into_inner())?;
+        caller.may_touch(&set.stream.stream_type)?;
+        let stream = set.stream.clone();
+        let revision = self
+            .store()?
+            .set_stream_rules(set.stream, set.rules, set.expected_revision)
+            .await
+            .map_err(status::from_store)?;
+        tracing::info!(
+            caller = %caller.name,
+            stream_type = %stream.stream_type,
+            key = %stream.key,
+            rules = ?set.rules,
+            revision,
+            "stream rules set"
+        );
+        Ok(Response::new(pb::SetStreamRulesResponse { revision }))
+    }
+
     async fn save_snapshot(
         &self,
         request: Request<pb::SaveSnapshotRequest>,

@@ -34,6 +34,13 @@ pub fn from_store(error: StoreError) -> Status {
             status
         }
         StoreError::EventIdConflict { .. } => aborted(message, "event-id-conflict"),
+        StoreError::WrongRulesRevision { actual, .. } => {
+            let mut status = aborted(message, "wrong-expected-version");
+            status
+                .metadata_mut()
+                .insert(ACTUAL_VERSION_KEY, MetadataValue::from(actual));
+            status
+        }
         StoreError::StreamNotFound(_) | StoreError::StreamDeleted(_) => {
             Status::new(Code::NotFound, message)
         }

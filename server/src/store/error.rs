@@ -88,6 +88,15 @@ pub enum StoreError {
     /// The store is shutting down; the caller retries against the next instance.
     #[error("the store is shutting down")]
     ShuttingDown,
+    /// The stream's rules were not at the revision the change expected.
+    #[error(
+        "stream {stream}'s rules are at revision {actual}, not the expected {expected}: read them again and decide"
+    )]
+    WrongRulesRevision {
+        stream: StreamId,
+        expected: u64,
+        actual: u64,
+    },
     /// A snapshot at a version the stream does not hold (readable).
     #[error(
         "stream {stream} has no version {version} to snapshot: its readable versions are {first} to {last}"

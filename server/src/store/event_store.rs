@@ -3,8 +3,8 @@
 use crate::backend::{
     AppendResult, BackupChunk, BackupPlan, BackupRead, DeleteMode, DeleteResult, Direction,
     EventData, EventRead, EventStore, EventSubscription, ExpectedVersion, Filter, HeldFile,
-    ListFilter, Listing, ReadFrom, RecordedEvent, Snapshot, StreamId, StreamInfo, SubscribeTarget,
-    SubscriptionItem,
+    ListFilter, Listing, ReadFrom, RecordedEvent, Snapshot, StreamId, StreamInfo, StreamRules,
+    SubscribeTarget, SubscriptionItem,
 };
 use crate::store::reads::read::LogRead;
 use crate::store::reads::subscription::Subscription;
@@ -95,6 +95,15 @@ impl EventStore for Store {
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register_collector(Box::new(self.metrics()));
+    }
+
+    async fn set_stream_rules(
+        &self,
+        stream: StreamId,
+        rules: StreamRules,
+        expected_revision: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        Store::set_stream_rules(self, stream, rules, expected_revision).await
     }
 
     async fn save_snapshot(

@@ -47,7 +47,7 @@ pub use reads::subscription::{
 pub use settings::{FsyncPolicy, StoreConfig};
 pub use types::{
     AppendResult, DeleteMode, DeleteResult, Direction, EventData, ExpectedVersion, MAX_TYPE_LEN,
-    ReadFrom, RecordedEvent, StreamId, StreamInfo, StreamState,
+    ReadFrom, RecordedEvent, StreamId, StreamInfo, StreamRules, StreamState,
 };
 
 use index::Index;
@@ -60,7 +60,9 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use writer::Writer;
-use writer::group::{AppendCommand, Command, DeleteCommand, Reply, SnapshotCommand, WriteCommand};
+use writer::group::{
+    AppendCommand, Command, DeleteCommand, Reply, RulesCommand, SnapshotCommand, WriteCommand,
+};
 use writer::syncer::Syncer;
 
 /// An open store. Cheap to share behind an `Arc`.
@@ -217,8 +219,17 @@ impl Store {
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
         let (reply, outcome) = oneshot::channel();
+        self.send(command(permit, reply), outcome).await
+    }
+
+    /// Hands `command` to the writer and waits for the answer `outcome` receives.
+    async fn send<T>(
+        &self,
+        command: WriteCommand,
+        outcome: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         self.commands
-            .send(Command::Write(command(permit, reply)))
+            .send(Command::Write(command))
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
         outcome.await.map_err(|_| StoreError::ShuttingDown)?
@@ -308,17 +319,13 @@ impl Store {
         mode: DeleteMode,
     ) -> Result<DeleteResult, StoreError> {
         let (reply, outcome) = oneshot::channel();
-        let command = Command::Write(WriteCommand::Delete(DeleteCommand {
+        let command = WriteCommand::Delete(DeleteCommand {
             stream,
             expected,
             mode,
             reply,
-        }));
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| StoreError::ShuttingDown)?;
-        outcome.await.map_err(|_| StoreError::ShuttingDown)?
+        });
+        self.send(command, outcome).await
     }
 
     /// Keeps a snapshot of `stream` at `version`: durable like an append, kept apart
@@ -380,6 +387,24 @@ impl Store {
             None,
         );
         Ok((snapshot, read))
+    }
+
+    /// Replaces `stream`'s rules if they are at `expected_revision` (None: any):
+    /// durable like a delete. Returns their new revision.
+    pub async fn set_stream_rules(
+        &self,
+        stream: StreamId,
+        rules: StreamRules,
+        expected_revision: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let command = WriteCommand::Rules(RulesCommand {
+            stream,
+            rules,
+            expected_revision,
+            reply,
+        });
+        self.send(command, outcome).await
     }
 
     /// What the store knows about `stream`; None for a stream never written.

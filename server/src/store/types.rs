@@ -163,6 +163,31 @@ pub struct StreamInfo {
     pub last_appended_micros: i64,
     /// Live, deleted or tombstoned.
     pub state: StreamState,
+    /// The rules that limit what reads return, as last set.
+    pub rules: StreamRules,
+    /// How many times its rules were set: what a change of them expects.
+    pub rules_revision: u64,
+}
+
+/// What a stream keeps readable: events outside these rules are gone from its reads at
+/// once (their space is reclaimed later). No rule: everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamRules {
+    /// Only the newest this many events (at least 1).
+    pub max_count: Option<u64>,
+    /// Only versions from this one on.
+    pub truncate_before: Option<u64>,
+}
+
+impl StreamRules {
+    /// The first version these rules leave readable in a stream whose last version is
+    /// `last`.
+    pub fn first_kept(&self, last: u64) -> u64 {
+        let by_count = self
+            .max_count
+            .map_or(0, |count| (last + 1).saturating_sub(count));
+        by_count.max(self.truncate_before.unwrap_or(0))
+    }
 }
 
 /// The outcome of a delete.

@@ -163,6 +163,22 @@ enum Command {
         #[arg(long, default_value = "any")]
         expect: String,
     },
+    /// Set what a stream keeps readable (needs the `admin` role): the newest N events,
+    /// versions from V on, or both; neither clears its rules. Reads obey at once; the
+    /// space is reclaimed later.
+    Rules {
+        /// The stream, as TYPE/KEY.
+        stream: String,
+        /// Keep only the newest this many events.
+        #[arg(long)]
+        max_count: Option<u64>,
+        /// Keep only versions from this one on.
+        #[arg(long)]
+        truncate_before: Option<u64>,
+        /// The revision the rules must be at (as `evenire info` shows); default: any.
+        #[arg(long)]
+        expect_revision: Option<u64>,
+    },
     /// Save a snapshot of a stream at a version, or read a stream from its latest one.
     Snapshot {
         #[command(subcommand)]
@@ -472,6 +488,23 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             out.backed_up(dir, &report);
         }
         Command::Snapshot { action } => snapshot(cli, out, action).await?,
+        Command::Rules {
+            stream,
+            max_count,
+            truncate_before,
+            expect_revision,
+        } => {
+            let stream = input::stream_id(stream)?;
+            let rules = evenire_client::StreamRules {
+                max_count: *max_count,
+                truncate_before: *truncate_before,
+            };
+            let client = connect(cli).await?;
+            let revision = client
+                .set_stream_rules(&stream, rules, *expect_revision)
+                .await?;
+            out.rules_set(&stream, &rules, revision);
+        }
         Command::Health => {
             let serving = health(cli).await?;
             out.health(&cli.server, &serving);

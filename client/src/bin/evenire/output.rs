@@ -144,7 +144,27 @@ fn info_json(info: &StreamInfo) -> Value {
         "created": rfc3339(info.created),
         "last_appended": rfc3339(info.last_appended),
         "state": state_name(info.state),
+        "rules": {
+            "max_count": info.rules.max_count,
+            "truncate_before": info.rules.truncate_before,
+        },
+        "rules_revision": info.rules_revision,
     })
+}
+
+/// A stream's rules as one line: `max count 3, truncate before 10`, or `none`.
+fn rules_text(rules: &evenire_client::StreamRules) -> String {
+    let mut parts = Vec::new();
+    if let Some(count) = rules.max_count {
+        parts.push(format!("max count {count}"));
+    }
+    if let Some(version) = rules.truncate_before {
+        parts.push(format!("truncate before {version}"));
+    }
+    match parts.is_empty() {
+        true => "none".to_string(),
+        false => parts.join(", "),
+    }
 }
 
 fn render_stream(info: &StreamInfo) -> (Vec<String>, Value) {
@@ -245,6 +265,14 @@ impl Printer {
             ("last position", or_dash(info.last_position)),
             ("created", rfc3339(info.created)),
             ("last appended", rfc3339(info.last_appended)),
+            (
+                "rules",
+                format!(
+                    "{} (revision {})",
+                    rules_text(&info.rules),
+                    info.rules_revision
+                ),
+            ),
         ];
         for (name, value) in rows {
             say!("{name:<15} {value}");
@@ -297,6 +325,24 @@ impl Printer {
                 report.files,
                 report.bytes,
                 report.fetched
+            );
+        }
+    }
+
+    /// Rules set.
+    pub fn rules_set(self, stream: &StreamId, rules: &evenire_client::StreamRules, revision: u64) {
+        if self.json {
+            let value = json!({
+                "stream": stream_name(stream),
+                "rules": {"max_count": rules.max_count, "truncate_before": rules.truncate_before},
+                "rules_revision": revision,
+            });
+            say!("{value}");
+        } else {
+            say!(
+                "rules of {}: {} (revision {revision})",
+                stream_name(stream),
+                rules_text(rules)
             );
         }
     }

@@ -20,7 +20,7 @@ import grpc.aio
 from .client import (
     AppendResult, CaughtUp, Checkpoint, EventData, Expected, FromSnapshot, Origin, RecordedEvent,
     StreamId, StreamInfo, _append_request, _channel, _delete_request, _from_snapshot,
-    _read_all_request, _read_request, _snapshot_request, _subscribe_request, _subscription_items,
+    _read_all_request, _read_request, _rules_request, _snapshot_request, _subscribe_request, _subscription_items,
 )
 from .errors import from_rpc_error
 from .v1 import evenire_pb2 as pb
@@ -116,6 +116,16 @@ class AsyncEvenireClient:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return response.deleted_through_version
+
+    async def set_stream_rules(self, stream: StreamId, *, max_count: Optional[int] = None,
+                               truncate_before: Optional[int] = None,
+                               expected_revision: Optional[int] = None) -> int:
+        """Replaces what a stream keeps readable; returns the rules' new revision."""
+        try:
+            request = _rules_request(stream, max_count, truncate_before, expected_revision)
+            return (await self._stub.SetStreamRules(request)).revision
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
 
     async def save_snapshot(self, stream: StreamId, version: int, type: str,
                             data: Union[bytes, str]) -> None:

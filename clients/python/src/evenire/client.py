@@ -150,6 +150,10 @@ class StreamInfo:
     created: datetime
     last_appended: datetime
     state: str
+    #: What reads keep: {"max_count": n, "truncate_before": v}, each None when not set.
+    rules: dict = field(default_factory=dict)
+    #: How many times the rules were set: what `set_stream_rules` expects.
+    rules_revision: int = 0
 
     @classmethod
     def _from(cls, i: pb.StreamInfo) -> "StreamInfo":
@@ -163,7 +167,21 @@ class StreamInfo:
             i.first_position if i.HasField("first_position") else None,
             i.last_position if i.HasField("last_position") else None,
             time(i.created), time(i.last_appended), states.get(i.state, "unknown"),
+            _rules_from(i.rules), i.rules_revision,
         )
+
+
+def _rules_from(rules: pb.StreamRules) -> dict:
+    return {name: getattr(rules, name) if rules.HasField(name) else None
+            for name in ("max_count", "truncate_before")}
+
+
+def _rules_request(stream: StreamId, max_count: Optional[int], truncate_before: Optional[int],
+                   expected_revision: Optional[int]) -> pb.SetStreamRulesRequest:
+    return pb.SetStreamRulesRequest(
+        stream=stream._proto(),
+        rules=pb.StreamRules(max_count=max_count, truncate_before=truncate_before),
+        expected_revision=expected_revision)
 
 
 def _expected(expected: Expected) -> pb.ExpectedVersion:
@@ -332,6 +350,17 @@ class EvenireClient:
         """Deletes a stream (softly, or for good with `tombstone`); returns the version deleted through."""
         try:
             return self._stub.DeleteStream(_delete_request(stream, expected, tombstone)).deleted_through_version
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def set_stream_rules(self, stream: StreamId, *, max_count: Optional[int] = None,
+                         truncate_before: Optional[int] = None,
+                         expected_revision: Optional[int] = None) -> int:
+        """Replaces what a stream keeps readable (neither rule: clears them), if its rules are at
+        `expected_revision` (None: any); returns their new revision. Needs the admin role."""
+        try:
+            request = _rules_request(stream, max_count, truncate_before, expected_revision)
+            return self._stub.SetStreamRules(request).revision
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 

@@ -14,7 +14,7 @@
 pub mod maps;
 
 use crate::store::log::record::Record;
-use crate::store::types::{DeleteMode, StreamId, StreamInfo, StreamState};
+use crate::store::types::{DeleteMode, StreamId, StreamInfo, StreamRules, StreamState};
 use maps::ShardedMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -130,6 +130,8 @@ pub struct Index {
     /// streams without one pay nothing.
     snapshots: maps::FastMap<StreamId, Vec<SnapshotLoc>>,
     snapshots_kept: usize,
+    /// The rules of the streams that have any, with their revision.
+    rules: maps::FastMap<StreamId, (u64, StreamRules)>,
 }
 
 /// Where one snapshot of a stream lies, and the version it is at.
@@ -180,6 +182,23 @@ impl Index {
         kept.drain(..over);
     }
 
+    /// Sets `stream`'s rules, at `revision`.
+    pub fn apply_rules(&mut self, stream: &StreamId, revision: u64, rules: StreamRules) {
+        self.rules.insert(stream.clone(), (revision, rules));
+    }
+
+    /// `stream`'s rules and their revision (0 and none when never set).
+    pub fn rules(&self, stream: &StreamId) -> (u64, StreamRules) {
+        self.rules.get(stream).copied().unwrap_or_default()
+    }
+
+    /// The first version a read of the stream of `entry` returns: past what deletes and
+    /// its rules removed.
+    fn first_readable(&self, stream: &StreamId, entry: &StreamEntry) -> u64 {
+        let (_, rules) = self.rules(stream);
+        entry.first_visible().max(rules.first_kept(entry.version))
+    }
+
     /// The snapshot of `stream` at the highest version, if it has one.
     pub fn latest_snapshot(&self, stream: &StreamId) -> Option<SnapshotLoc> {
         self.snapshots.get(stream)?.last().copied()
@@ -195,7 +214,8 @@ impl Index {
     /// written, or whose events are all deleted.
     pub fn readable(&self, stream: &StreamId) -> Option<(u64, u64)> {
         let entry = self.streams.get(stream)?;
-        (entry.state() == StreamState::Live).then(|| (entry.first_visible(), entry.version))
+        (entry.state() == StreamState::Live)
+            .then(|| (self.first_readable(stream, entry), entry.version))
     }
 
     /// What the writer decides appends and deletes on.
@@ -211,8 +231,9 @@ impl Index {
     /// What the store knows about a stream.
     pub fn info(&self, stream: &StreamId) -> Option<StreamInfo> {
         let entry = self.streams.get(stream)?;
-        let first = entry.first_visible();
-        let live = entry.state() == StreamState::Live;
+        let first = self.first_readable(stream, entry);
+        let live = entry.state() == StreamState::Live && first <= entry.version;
+        let (rules_revision, rules) = self.rules(stream);
         let position_of = |version| {
             let at = entry.chunks.partition_point(|c| c.first_version <= version);
             let chunk = entry.chunks.get(at.checked_sub(1)?)?;
@@ -232,6 +253,8 @@ impl Index {
             created_micros: entry.created_micros,
             last_appended_micros: entry.last_appended_micros,
             state: entry.state(),
+            rules,
+            rules_revision,
         })
     }
 

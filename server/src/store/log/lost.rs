@@ -92,6 +92,10 @@ pub fn lost_by_cut(
                     lost.records += 1;
                     streams.insert(snapshot.stream);
                 }
+                Entry::Rules(rules) => {
+                    lost.records += 1;
+                    streams.insert(rules.stream);
+                }
                 Entry::SyncMark(_) => {}
             }
         }

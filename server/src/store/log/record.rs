@@ -46,10 +46,19 @@
 //! u64 version | u16 snapshot type length | snapshot type (UTF-8) | u32 data length | data
 //! ```
 //!
+//! Stream rules payload (what a stream keeps readable; takes no position):
+//!
+//! ```text
+//! u8  kind = 5 (stream rules)
+//! i64 created | [16] stream key | u16 stream type length | stream type
+//! u64 revision | u8 which rules are set (bit 0: max count, bit 1: truncate before)
+//! u64 max count | u64 truncate before
+//! ```
+//!
 //! Decoding never trusts a length: every read is bounds-checked, so arbitrary bytes give
 //! an error, never a panic.
 
-use crate::store::types::{DeleteMode, EventData, RecordedEvent, StreamId};
+use crate::store::types::{DeleteMode, EventData, RecordedEvent, StreamId, StreamRules};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -61,6 +70,9 @@ const KIND_APPEND: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_SYNC_MARK: u8 = 3;
 const KIND_SNAPSHOT: u8 = 4;
+const KIND_RULES: u8 = 5;
+const RULE_MAX_COUNT: u8 = 1;
+const RULE_TRUNCATE_BEFORE: u8 = 2;
 const MODE_SOFT: u8 = 1;
 const MODE_TOMBSTONE: u8 = 2;
 
@@ -75,6 +87,8 @@ pub enum Entry {
     SyncMark(SyncMark),
     /// A stream's state at a version, as a client saved it.
     Snapshot(Snapshot),
+    /// A stream's rules set.
+    Rules(RulesRecord),
 }
 
 impl Entry {
@@ -85,8 +99,40 @@ impl Entry {
             Entry::Delete(deletion) => deletion.created_micros,
             Entry::SyncMark(mark) => mark.created_micros,
             Entry::Snapshot(snapshot) => snapshot.created_micros,
+            Entry::Rules(rules) => rules.created_micros,
         }
     }
+}
+
+/// A decoded stream rules record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesRecord {
+    /// When it was committed, µs since the Unix epoch.
+    pub created_micros: i64,
+    /// The stream.
+    pub stream: StreamId,
+    /// The rules' revision this record makes: one more than the last.
+    pub revision: u64,
+    pub rules: StreamRules,
+}
+
+/// Frames a stream rules record onto `out`.
+pub fn encode_rules(out: &mut Vec<u8>, rules: &RulesRecord) {
+    let frame_start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    out.push(KIND_RULES);
+    out.extend_from_slice(&rules.created_micros.to_le_bytes());
+    out.extend_from_slice(rules.stream.key.as_bytes());
+    put_short_str(out, &rules.stream.stream_type);
+    out.extend_from_slice(&rules.revision.to_le_bytes());
+    let set = |rule: Option<u64>, bit: u8| if rule.is_some() { bit } else { 0 };
+    out.push(
+        set(rules.rules.max_count, RULE_MAX_COUNT)
+            | set(rules.rules.truncate_before, RULE_TRUNCATE_BEFORE),
+    );
+    out.extend_from_slice(&rules.rules.max_count.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&rules.rules.truncate_before.unwrap_or(0).to_le_bytes());
+    seal_frame(out, frame_start);
 }
 
 /// A decoded snapshot record.
@@ -520,6 +566,7 @@ impl Cursor {
                 segment: self.u32()?,
                 synced_end: self.u64()?,
             }),
+            KIND_RULES => Entry::Rules(self.rules_record()?),
             KIND_SNAPSHOT => Entry::Snapshot(Snapshot {
                 created_micros: self.u64()? as i64,
                 stream: self.stream()?,
@@ -539,6 +586,26 @@ impl Cursor {
         let key = self.uuid()?;
         let stream_type = self.short_str()?;
         Ok(StreamId { key, stream_type })
+    }
+
+    fn rules_record(&mut self) -> Result<RulesRecord, DecodeError> {
+        let created_micros = self.u64()? as i64;
+        let stream = self.stream()?;
+        let revision = self.u64()?;
+        let set = self.u8()?;
+        if set & !(RULE_MAX_COUNT | RULE_TRUNCATE_BEFORE) != 0 {
+            return Err(DecodeError::Malformed("unknown stream rule"));
+        }
+        let (max_count, truncate_before) = (self.u64()?, self.u64()?);
+        Ok(RulesRecord {
+            created_micros,
+            stream,
+            revision,
+            rules: StreamRules {
+                max_count: (set & RULE_MAX_COUNT != 0).then_some(max_count),
+                truncate_before: (set & RULE_TRUNCATE_BEFORE != 0).then_some(truncate_before),
+            },
+        })
     }
 
     fn delete_record(&mut self) -> Result<Deletion, DecodeError> {

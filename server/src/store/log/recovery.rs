@@ -311,6 +311,16 @@ fn apply(
             }
             index.apply_snapshot(&snapshot.stream, snapshot.version, loc);
         }
+        Entry::Rules(set) => {
+            let (revision, _) = index.rules(&set.stream);
+            if index.stream_version(&set.stream).is_none() || set.revision != revision + 1 {
+                return Err(inconsistent(format!(
+                    "rules of stream {} at revision {} do not follow revision {revision}",
+                    set.stream, set.revision
+                )));
+            }
+            index.apply_rules(&set.stream, set.revision, set.rules);
+        }
         // Read by `segment::scan_each`, which judges damage by it; nothing to index.
         Entry::SyncMark(_) => {}
     }

@@ -49,6 +49,8 @@ pub type EventIds = ShardedMap<Uuid, u64>;
 #[derive(Debug)]
 pub struct Pending {
     streams: FastMap<StreamId, WriteState>,
+    /// The rules revisions decided into the batch.
+    rules: FastMap<StreamId, u64>,
     /// The appends decided so far, in position order.
     appends: Vec<PendingAppend>,
     next_position: u64,
@@ -77,6 +79,7 @@ impl Pending {
     pub fn new(next_position: u64) -> Self {
         Pending {
             streams: FastMap::default(),
+            rules: FastMap::default(),
             appends: Vec::new(),
             next_position,
             earlier: None,
@@ -150,6 +153,21 @@ impl Pending {
         };
         self.streams.insert(stream.clone(), state);
         self.next_position = first_position + count;
+    }
+
+    /// The revision of `stream`'s rules, this batch and the one before included.
+    fn rules_revision(&self, index: &Index, stream: &StreamId) -> u64 {
+        let earlier = || self.earlier.as_ref()?.rules.get(stream).copied();
+        self.rules
+            .get(stream)
+            .copied()
+            .or_else(earlier)
+            .unwrap_or_else(|| index.rules(stream).0)
+    }
+
+    /// Takes rules decided to be written into account.
+    pub fn add_rules(&mut self, stream: &StreamId, revision: u64) {
+        self.rules.insert(stream.clone(), revision);
     }
 
     /// Takes a delete decided to be written into account.
@@ -271,6 +289,28 @@ pub fn snapshot(
         });
     }
     Ok(())
+}
+
+/// Decides a change of `stream`'s rules that expects them at `expected` (None: any):
+/// the revision it makes.
+pub fn rules(
+    index: &Index,
+    pending: &Pending,
+    stream: &StreamId,
+    expected: Option<u64>,
+) -> Result<u64, StoreError> {
+    pending
+        .state(index, stream)
+        .ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+    let actual = pending.rules_revision(index, stream);
+    match expected {
+        Some(expected) if expected != actual => Err(StoreError::WrongRulesRevision {
+            stream: stream.clone(),
+            expected,
+            actual,
+        }),
+        _ => Ok(actual + 1),
+    }
 }
 
 /// Whether a snapshot may be taken, in a group decided after `pending`.

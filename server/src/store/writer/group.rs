@@ -4,9 +4,9 @@
 
 use crate::store::error::StoreError;
 use crate::store::index::RecordLoc;
-use crate::store::log::record::{Deletion, Record};
+use crate::store::log::record::{Deletion, Record, RulesRecord};
 use crate::store::types::{
-    AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId,
+    AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId, StreamRules,
 };
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
@@ -33,6 +33,19 @@ pub enum WriteCommand {
     Delete(DeleteCommand),
     /// Keep a snapshot of a stream.
     Snapshot(SnapshotCommand),
+    /// Set a stream's rules.
+    Rules(RulesCommand),
+}
+
+/// One change of a stream's rules waiting for the writer.
+#[derive(Debug)]
+pub struct RulesCommand {
+    pub stream: StreamId,
+    pub rules: StreamRules,
+    /// The revision the rules must be at; None: any.
+    pub expected_revision: Option<u64>,
+    /// Where the new revision goes.
+    pub reply: Reply<u64>,
 }
 
 /// One snapshot waiting for the writer.
@@ -91,6 +104,9 @@ impl WriteCommand {
             WriteCommand::Snapshot(snapshot) => {
                 let _ = snapshot.reply.send(Err(error.clone()));
             }
+            WriteCommand::Rules(rules) => {
+                let _ = rules.reply.send(Err(error.clone()));
+            }
         }
     }
 }
@@ -114,6 +130,10 @@ pub enum Written {
         loc: RecordLoc,
         reply: Reply<()>,
         permit: OwnedSemaphorePermit,
+    },
+    Rules {
+        record: RulesRecord,
+        reply: Reply<u64>,
     },
 }
 
@@ -142,6 +162,9 @@ impl Written {
                 drop(permit);
                 let _ = reply.send(Ok(()));
             }
+            Written::Rules { record, reply } => {
+                let _ = reply.send(Ok(record.revision));
+            }
         }
     }
 
@@ -157,6 +180,9 @@ impl Written {
             Written::Snapshot { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
+            Written::Rules { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
         }
     }
 }
@@ -168,6 +194,7 @@ pub enum Decided {
     Append(Reply<AppendResult>, Result<AppendResult, StoreError>),
     Delete(Reply<DeleteResult>, Result<DeleteResult, StoreError>),
     Snapshot(Reply<()>, Result<(), StoreError>),
+    Rules(Reply<u64>, Result<u64, StoreError>),
 }
 
 impl Decided {
@@ -183,6 +210,9 @@ impl Decided {
             Decided::Snapshot(reply, result) => {
                 let _ = reply.send(result);
             }
+            Decided::Rules(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -196,6 +226,9 @@ impl Decided {
                 let _ = reply.send(Err(error.clone()));
             }
             Decided::Snapshot(reply, _) => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Decided::Rules(reply, _) => {
                 let _ = reply.send(Err(error.clone()));
             }
         }

@@ -429,6 +429,9 @@ impl Writer {
                         loc,
                         ..
                     } => index.apply_snapshot(stream, *version, *loc),
+                    Written::Rules { record, .. } => {
+                        index.apply_rules(&record.stream, record.revision, record.rules)
+                    }
                 }
             }
             index.next_position()
@@ -517,6 +520,15 @@ fn plan_command(plan: &mut GroupPlan<'_>, command: WriteCommand, group: &mut Gro
                 Err(e) => group
                     .decided
                     .push(Decided::Snapshot(snapshot.reply, Err(e))),
+            }
+        }
+        WriteCommand::Rules(set) => {
+            match plan.rules(set.stream, set.rules, set.expected_revision) {
+                Ok(record) => group.written.push(Written::Rules {
+                    record,
+                    reply: set.reply,
+                }),
+                Err(e) => group.decided.push(Decided::Rules(set.reply, Err(e))),
             }
         }
     }

@@ -10,10 +10,12 @@
 use super::decide::{self, AppendDecision, DeleteDecision, EventIds, Pending};
 use crate::store::error::StoreError;
 use crate::store::index::{Index, RecordLoc};
-use crate::store::log::record::{self, AppendHeader, Deletion, Record, Snapshot, StoredEvent};
+use crate::store::log::record::{
+    self, AppendHeader, Deletion, Record, RulesRecord, Snapshot, StoredEvent,
+};
 use crate::store::reads::reader::LogReader;
 use crate::store::types::{
-    AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId,
+    AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId, StreamRules,
 };
 use std::sync::Arc;
 
@@ -188,6 +190,25 @@ impl<'a> GroupPlan<'a> {
             offset: self.offset + frame_start as u64,
             len: (self.buf.len() - frame_start) as u32,
         })
+    }
+
+    /// Plans a change of `stream`'s rules that expects them at `expected`.
+    pub fn rules(
+        &mut self,
+        stream: StreamId,
+        rules: StreamRules,
+        expected: Option<u64>,
+    ) -> Result<RulesRecord, StoreError> {
+        let revision = decide::rules(self.index, &self.pending, &stream, expected)?;
+        self.pending.add_rules(&stream, revision);
+        let record = RulesRecord {
+            created_micros: self.created_micros,
+            stream,
+            revision,
+            rules,
+        };
+        record::encode_rules(&mut self.buf, &record);
+        Ok(record)
     }
 
     /// The group's records, framed back to back as they go into the segment, and its

@@ -234,7 +234,7 @@ class SubscribeEvents(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[RecordedEvent, _Mapping]]] = ...) -> None: ...
 
 class StreamInfo(_message.Message):
-    __slots__ = ("stream", "version", "event_count", "first_position", "last_position", "created", "last_appended", "state")
+    __slots__ = ("stream", "version", "event_count", "first_position", "last_position", "created", "last_appended", "state", "rules", "rules_revision")
     STREAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,8 @@ class StreamInfo(_message.Message):
     CREATED_FIELD_NUMBER: _ClassVar[int]
     LAST_APPENDED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    RULES_REVISION_FIELD_NUMBER: _ClassVar[int]
     stream: StreamId
     version: int
     event_count: int
@@ -251,7 +253,17 @@ class StreamInfo(_message.Message):
     created: _timestamp_pb2.Timestamp
     last_appended: _timestamp_pb2.Timestamp
     state: StreamState
-    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., version: _Optional[int] = ..., event_count: _Optional[int] = ..., first_position: _Optional[int] = ..., last_position: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_appended: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[StreamState, str]] = ...) -> None: ...
+    rules: StreamRules
+    rules_revision: int
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., version: _Optional[int] = ..., event_count: _Optional[int] = ..., first_position: _Optional[int] = ..., last_position: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_appended: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[StreamState, str]] = ..., rules: _Optional[_Union[StreamRules, _Mapping]] = ..., rules_revision: _Optional[int] = ...) -> None: ...
+
+class StreamRules(_message.Message):
+    __slots__ = ("max_count", "truncate_before")
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    max_count: int
+    truncate_before: int
+    def __init__(self, max_count: _Optional[int] = ..., truncate_before: _Optional[int] = ...) -> None: ...
 
 class ListStreamsRequest(_message.Message):
     __slots__ = ("stream_type", "key_prefix", "include_deleted", "page_size", "page_token")
@@ -402,3 +414,19 @@ class ReadFromSnapshotResponse(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[RecordedEvent]
     snapshot: Snapshot
     def __init__(self, events: _Optional[_Iterable[_Union[RecordedEvent, _Mapping]]] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ...) -> None: ...
+
+class SetStreamRulesRequest(_message.Message):
+    __slots__ = ("stream", "rules", "expected_revision")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamId
+    rules: StreamRules
+    expected_revision: int
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., rules: _Optional[_Union[StreamRules, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class SetStreamRulesResponse(_message.Message):
+    __slots__ = ("revision",)
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    def __init__(self, revision: _Optional[int] = ...) -> None: ...

@@ -93,6 +93,11 @@ class EventStoreServiceStub:
                 request_serializer=evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotRequest.SerializeToString,
                 response_deserializer=evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotResponse.FromString,
                 _registered_method=True)
+        self.SetStreamRules = channel.unary_unary(
+                '/evenire.v1.EventStoreService/SetStreamRules',
+                request_serializer=evenire_dot_v1_dot_evenire__pb2.SetStreamRulesRequest.SerializeToString,
+                response_deserializer=evenire_dot_v1_dot_evenire__pb2.SetStreamRulesResponse.FromString,
+                _registered_method=True)
 
 
 class EventStoreServiceServicer:
@@ -204,6 +209,17 @@ class EventStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetStreamRules(self, request, context):
+        """SetStreamRules replaces a stream's rules (StreamRules; all absent clears them),
+        if they are at the expected revision (ABORTED with the actual revision in
+        `evenire-actual-version` otherwise), so that two operators do not overwrite each
+        other. A durable record in the log, like a delete. NOT_FOUND for a stream never
+        written. Needs the `admin` role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -256,6 +272,11 @@ def add_EventStoreServiceServicer_to_server(servicer, server):
                     servicer.ReadFromSnapshot,
                     request_deserializer=evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotRequest.FromString,
                     response_serializer=evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotResponse.SerializeToString,
+            ),
+            'SetStreamRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStreamRules,
+                    request_deserializer=evenire_dot_v1_dot_evenire__pb2.SetStreamRulesRequest.FromString,
+                    response_serializer=evenire_dot_v1_dot_evenire__pb2.SetStreamRulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -537,6 +558,33 @@ class EventStoreService:
             '/evenire.v1.EventStoreService/ReadFromSnapshot',
             evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotRequest.SerializeToString,
             evenire_dot_v1_dot_evenire__pb2.ReadFromSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStreamRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evenire.v1.EventStoreService/SetStreamRules',
+            evenire_dot_v1_dot_evenire__pb2.SetStreamRulesRequest.SerializeToString,
+            evenire_dot_v1_dot_evenire__pb2.SetStreamRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,6 +98,13 @@ class EventStoreServiceStub:
     snapshot's version (all of them, without one), in version order. NOT_FOUND for a
     stream never written or deleted.
     """
+    SetStreamRules: _grpc.UnaryUnaryMultiCallable[_evenire_pb2.SetStreamRulesRequest, _evenire_pb2.SetStreamRulesResponse]
+    """SetStreamRules replaces a stream's rules (StreamRules; all absent clears them),
+    if they are at the expected revision (ABORTED with the actual revision in
+    `evenire-actual-version` otherwise), so that two operators do not overwrite each
+    other. A durable record in the log, like a delete. NOT_FOUND for a stream never
+    written. Needs the `admin` role.
+    """
 
 @_typing.type_check_only
 class EventStoreServiceAsyncStub(EventStoreServiceStub):
@@ -168,6 +175,13 @@ class EventStoreServiceAsyncStub(EventStoreServiceStub):
     latest snapshot in the first message (when it has one), then every event after the
     snapshot's version (all of them, without one), in version order. NOT_FOUND for a
     stream never written or deleted.
+    """
+    SetStreamRules: _aio.UnaryUnaryMultiCallable[_evenire_pb2.SetStreamRulesRequest, _evenire_pb2.SetStreamRulesResponse]  # type: ignore[assignment]
+    """SetStreamRules replaces a stream's rules (StreamRules; all absent clears them),
+    if they are at the expected revision (ABORTED with the actual revision in
+    `evenire-actual-version` otherwise), so that two operators do not overwrite each
+    other. A durable record in the log, like a delete. NOT_FOUND for a stream never
+    written. Needs the `admin` role.
     """
 
 class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -296,6 +310,19 @@ class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         latest snapshot in the first message (when it has one), then every event after the
         snapshot's version (all of them, without one), in version order. NOT_FOUND for a
         stream never written or deleted.
+        """
+
+    @_abc_1.abstractmethod
+    def SetStreamRules(
+        self,
+        request: _evenire_pb2.SetStreamRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_evenire_pb2.SetStreamRulesResponse, _abc.Awaitable[_evenire_pb2.SetStreamRulesResponse]]:
+        """SetStreamRules replaces a stream's rules (StreamRules; all absent clears them),
+        if they are at the expected revision (ABORTED with the actual revision in
+        `evenire-actual-version` otherwise), so that two operators do not overwrite each
+        other. A durable record in the log, like a delete. NOT_FOUND for a stream never
+        written. Needs the `admin` role.
         """
 
 def add_EventStoreServiceServicer_to_server(servicer: EventStoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

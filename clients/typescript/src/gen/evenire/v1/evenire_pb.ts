@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evenire/v1/evenire.proto.
  */
 export const file_evenire_v1_evenire: GenFile = /*@__PURE__*/
-  fileDesc("ChhldmVuaXJlL3YxL2V2ZW5pcmUucHJvdG8SCmV2ZW5pcmUudjEiJQoIU3RyZWFtSWQSCwoDa2V5GAEgASgJEgwKBHR5cGUYAiABKAkiVgoPRXhwZWN0ZWRWZXJzaW9uEioKBXN0YXRlGAEgASgOMhkuZXZlbmlyZS52MS5FeHBlY3RlZFN0YXRlSAASDwoFZXhhY3QYAiABKARIAEIGCgRraW5kIkUKCUV2ZW50RGF0YRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBGRhdGEYAyABKAwSEAoIbWV0YWRhdGEYBCABKAwikwEKDUFwcGVuZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SJQoGZXZlbnRzGAMgAygLMhUuZXZlbmlyZS52MS5FdmVudERhdGEiMwoOQXBwZW5kUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIQCghwb3NpdGlvbhgCIAEoBCLMAQoLUmVhZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIoCgZvcmlnaW4YAiABKA4yFi5ldmVuaXJlLnYxLlJlYWRPcmlnaW5IABIRCgd2ZXJzaW9uGAMgASgESAASLAoJZGlyZWN0aW9uGAQgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgFIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI5CgxSZWFkUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Ir8BCg1SZWNvcmRlZEV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIQCghtZXRhZGF0YRgEIAEoDBIkCgZzdHJlYW0YBSABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YBiABKAQSEAoIcG9zaXRpb24YByABKAQSKwoHY3JlYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqgEKDlJlYWRBbGxSZXF1ZXN0EigKBm9yaWdpbhgBIAEoDjIWLmV2ZW5pcmUudjEuUmVhZE9yaWdpbkgAEhIKCHBvc2l0aW9uGAIgASgESAASLAoJZGlyZWN0aW9uGAMgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgEIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI8Cg9SZWFkQWxsUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Il8KDFN1YnNjcmliZUFsbBItCgZvcmlnaW4YASABKA4yGy5ldmVuaXJlLnYxLlN1YnNjcmliZU9yaWdpbkgAEhgKDmFmdGVyX3Bvc2l0aW9uGAIgASgESABCBgoEZnJvbSKHAQoPU3Vic2NyaWJlU3RyZWFtEiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQSLQoGb3JpZ2luGAIgASgOMhsuZXZlbmlyZS52MS5TdWJzY3JpYmVPcmlnaW5IABIXCg1hZnRlcl92ZXJzaW9uGAMgASgESABCBgoEZnJvbSJ6ChJTdWJzY3JpcHRpb25GaWx0ZXISFAoMc3RyZWFtX3R5cGVzGAEgAygJEhwKFHN0cmVhbV90eXBlX3ByZWZpeGVzGAIgAygJEhMKC2V2ZW50X3R5cGVzGAMgAygJEhsKE2V2ZW50X3R5cGVfcHJlZml4ZXMYBCADKAkiwQEKEFN1YnNjcmliZVJlcXVlc3QSJwoDYWxsGAEgASgLMhguZXZlbmlyZS52MS5TdWJzY3JpYmVBbGxIABItCgZzdHJlYW0YAiABKAsyGy5ldmVuaXJlLnYxLlN1YnNjcmliZVN0cmVhbUgAEi4KBmZpbHRlchgDIAEoCzIeLmV2ZW5pcmUudjEuU3Vic2NyaXB0aW9uRmlsdGVyEhsKE2NoZWNrcG9pbnRfaW50ZXJ2YWwYBCABKA1CCAoGdGFyZ2V0Ii4KCENhdWdodFVwEhUKCHBvc2l0aW9uGAEgASgESACIAQFCCwoJX3Bvc2l0aW9uIh4KCkNoZWNrcG9pbnQSEAoIcG9zaXRpb24YASABKAQipgEKEVN1YnNjcmliZVJlc3BvbnNlEi0KBmV2ZW50cxgBIAEoCzIbLmV2ZW5pcmUudjEuU3Vic2NyaWJlRXZlbnRzSAASKQoJY2F1Z2h0X3VwGAIgASgLMhQuZXZlbmlyZS52MS5DYXVnaHRVcEgAEiwKCmNoZWNrcG9pbnQYAyABKAsyFi5ldmVuaXJlLnYxLkNoZWNrcG9pbnRIAEIJCgdtZXNzYWdlIjwKD1N1YnNjcmliZUV2ZW50cxIpCgZldmVudHMYASADKAsyGS5ldmVuaXJlLnYxLlJlY29yZGVkRXZlbnQivgIKClN0cmVhbUluZm8SJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIPCgd2ZXJzaW9uGAIgASgEEhMKC2V2ZW50X2NvdW50GAMgASgEEhsKDmZpcnN0X3Bvc2l0aW9uGAQgASgESACIAQESGgoNbGFzdF9wb3NpdGlvbhgFIAEoBEgBiAEBEisKB2NyZWF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfYXBwZW5kZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YXRlGAggASgOMhcuZXZlbmlyZS52MS5TdHJlYW1TdGF0ZUIRCg9fZmlyc3RfcG9zaXRpb25CEAoOX2xhc3RfcG9zaXRpb24ifQoSTGlzdFN0cmVhbXNSZXF1ZXN0EhMKC3N0cmVhbV90eXBlGAEgASgJEhIKCmtleV9wcmVmaXgYAiABKAkSFwoPaW5jbHVkZV9kZWxldGVkGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJIlcKE0xpc3RTdHJlYW1zUmVzcG9uc2USJwoHc3RyZWFtcxgBIAMoCzIWLmV2ZW5pcmUudjEuU3RyZWFtSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoQR2V0U3RyZWFtUmVxdWVzdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkIjkKEUdldFN0cmVhbVJlc3BvbnNlEiQKBGluZm8YASABKAsyFi5ldmVuaXJlLnYxLlN0cmVhbUluZm8ihQEKE0RlbGV0ZVN0cmVhbVJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SEQoJdG9tYnN0b25lGAMgASgIIjcKFERlbGV0ZVN0cmVhbVJlc3BvbnNlEh8KF2RlbGV0ZWRfdGhyb3VnaF92ZXJzaW9uGAEgASgEIjkKDUJhY2t1cFJlcXVlc3QSKAoEaGVsZBgBIAMoCzIaLmV2ZW5pcmUudjEuQmFja3VwSGVsZEZpbGUiQwoOQmFja3VwSGVsZEZpbGUSDAoEbmFtZRgBIAEoCRIOCgZsZW5ndGgYAiABKAQSEwoLdGFpbF9jcmMzMmMYAyABKA0iagoOQmFja3VwUmVzcG9uc2USJgoEcGxhbhgBIAEoCzIWLmV2ZW5pcmUudjEuQmFja3VwUGxhbkgAEigKBWNodW5rGAIgASgLMhcuZXZlbmlyZS52MS5CYWNrdXBDaHVua0gAQgYKBGl0ZW0iXQoKQmFja3VwUGxhbhIQCghwb3NpdGlvbhgBIAEoBBIlCgVmaWxlcxgCIAMoCzIWLmV2ZW5pcmUudjEuQmFja3VwRmlsZRIWCg5zZXJ2ZXJfdmVyc2lvbhgDIAEoCSI+CgpCYWNrdXBGaWxlEgwKBG5hbWUYASABKAkSDgoGbGVuZ3RoGAIgASgEEhIKCmZldGNoX2Zyb20YAyABKAQiSQoLQmFja3VwQ2h1bmsSDAoEbmFtZRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIOCgZjcmMzMmMYBCABKA0iaAoTU2F2ZVNuYXBzaG90UmVxdWVzdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YAiABKAQSDAoEdHlwZRgDIAEoCRIMCgRkYXRhGAQgASgMIhYKFFNhdmVTbmFwc2hvdFJlc3BvbnNlIooBCghTbmFwc2hvdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YAiABKAQSDAoEdHlwZRgDIAEoCRIMCgRkYXRhGAQgASgMEisKB2NyZWF0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KF1JlYWRGcm9tU25hcHNob3RSZXF1ZXN0EiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQibQoYUmVhZEZyb21TbmFwc2hvdFJlc3BvbnNlEikKBmV2ZW50cxgBIAMoCzIZLmV2ZW5pcmUudjEuUmVjb3JkZWRFdmVudBImCghzbmFwc2hvdBgCIAEoCzIULmV2ZW5pcmUudjEuU25hcHNob3QqhwEKDUV4cGVjdGVkU3RhdGUSHgoaRVhQRUNURURfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJFWFBFQ1RFRF9TVEFURV9BTlkQARIcChhFWFBFQ1RFRF9TVEFURV9OT19TVFJFQU0QAhIgChxFWFBFQ1RFRF9TVEFURV9TVFJFQU1fRVhJU1RTEAMqVQoKUmVhZE9yaWdpbhIbChdSRUFEX09SSUdJTl9VTlNQRUNJRklFRBAAEhUKEVJFQURfT1JJR0lOX1NUQVJUEAESEwoPUkVBRF9PUklHSU5fRU5EEAIqaAoNUmVhZERpcmVjdGlvbhIeChpSRUFEX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEhoKFlJFQURfRElSRUNUSU9OX0ZPUldBUkQQARIbChdSRUFEX0RJUkVDVElPTl9CQUNLV0FSRBACKmkKD1N1YnNjcmliZU9yaWdpbhIgChxTVUJTQ1JJQkVfT1JJR0lOX1VOU1BFQ0lGSUVEEAASGgoWU1VCU0NSSUJFX09SSUdJTl9TVEFSVBABEhgKFFNVQlNDUklCRV9PUklHSU5fRU5EEAIqeQoLU3RyZWFtU3RhdGUSHAoYU1RSRUFNX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRU1RSRUFNX1NUQVRFX0xJVkUQARIYChRTVFJFQU1fU1RBVEVfREVMRVRFRBACEhsKF1NUUkVBTV9TVEFURV9UT01CU1RPTkVEEAMyhwYKEUV2ZW50U3RvcmVTZXJ2aWNlEj8KBkFwcGVuZBIZLmV2ZW5pcmUudjEuQXBwZW5kUmVxdWVzdBoaLmV2ZW5pcmUudjEuQXBwZW5kUmVzcG9uc2USOwoEUmVhZBIXLmV2ZW5pcmUudjEuUmVhZFJlcXVlc3QaGC5ldmVuaXJlLnYxLlJlYWRSZXNwb25zZTABEkQKB1JlYWRBbGwSGi5ldmVuaXJlLnYxLlJlYWRBbGxSZXF1ZXN0GhsuZXZlbmlyZS52MS5SZWFkQWxsUmVzcG9uc2UwARJKCglTdWJzY3JpYmUSHC5ldmVuaXJlLnYxLlN1YnNjcmliZVJlcXVlc3QaHS5ldmVuaXJlLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESTgoLTGlzdFN0cmVhbXMSHi5ldmVuaXJlLnYxLkxpc3RTdHJlYW1zUmVxdWVzdBofLmV2ZW5pcmUudjEuTGlzdFN0cmVhbXNSZXNwb25zZRJICglHZXRTdHJlYW0SHC5ldmVuaXJlLnYxLkdldFN0cmVhbVJlcXVlc3QaHS5ldmVuaXJlLnYxLkdldFN0cmVhbVJlc3BvbnNlElEKDERlbGV0ZVN0cmVhbRIfLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVxdWVzdBogLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVzcG9uc2USQQoGQmFja3VwEhkuZXZlbmlyZS52MS5CYWNrdXBSZXF1ZXN0GhouZXZlbmlyZS52MS5CYWNrdXBSZXNwb25zZTABElEKDFNhdmVTbmFwc2hvdBIfLmV2ZW5pcmUudjEuU2F2ZVNuYXBzaG90UmVxdWVzdBogLmV2ZW5pcmUudjEuU2F2ZVNuYXBzaG90UmVzcG9uc2USXwoQUmVhZEZyb21TbmFwc2hvdBIjLmV2ZW5pcmUudjEuUmVhZEZyb21TbmFwc2hvdFJlcXVlc3QaJC5ldmVuaXJlLnYxLlJlYWRGcm9tU25hcHNob3RSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChhldmVuaXJlL3YxL2V2ZW5pcmUucHJvdG8SCmV2ZW5pcmUudjEiJQoIU3RyZWFtSWQSCwoDa2V5GAEgASgJEgwKBHR5cGUYAiABKAkiVgoPRXhwZWN0ZWRWZXJzaW9uEioKBXN0YXRlGAEgASgOMhkuZXZlbmlyZS52MS5FeHBlY3RlZFN0YXRlSAASDwoFZXhhY3QYAiABKARIAEIGCgRraW5kIkUKCUV2ZW50RGF0YRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBGRhdGEYAyABKAwSEAoIbWV0YWRhdGEYBCABKAwikwEKDUFwcGVuZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBI1ChBleHBlY3RlZF92ZXJzaW9uGAIgASgLMhsuZXZlbmlyZS52MS5FeHBlY3RlZFZlcnNpb24SJQoGZXZlbnRzGAMgAygLMhUuZXZlbmlyZS52MS5FdmVudERhdGEiMwoOQXBwZW5kUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIQCghwb3NpdGlvbhgCIAEoBCLMAQoLUmVhZFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIoCgZvcmlnaW4YAiABKA4yFi5ldmVuaXJlLnYxLlJlYWRPcmlnaW5IABIRCgd2ZXJzaW9uGAMgASgESAASLAoJZGlyZWN0aW9uGAQgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgFIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI5CgxSZWFkUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Ir8BCg1SZWNvcmRlZEV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSDAoEZGF0YRgDIAEoDBIQCghtZXRhZGF0YRgEIAEoDBIkCgZzdHJlYW0YBSABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEg8KB3ZlcnNpb24YBiABKAQSEAoIcG9zaXRpb24YByABKAQSKwoHY3JlYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqgEKDlJlYWRBbGxSZXF1ZXN0EigKBm9yaWdpbhgBIAEoDjIWLmV2ZW5pcmUudjEuUmVhZE9yaWdpbkgAEhIKCHBvc2l0aW9uGAIgASgESAASLAoJZGlyZWN0aW9uGAMgASgOMhkuZXZlbmlyZS52MS5SZWFkRGlyZWN0aW9uEhYKCW1heF9jb3VudBgEIAEoBEgBiAEBQgYKBGZyb21CDAoKX21heF9jb3VudCI8Cg9SZWFkQWxsUmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50Il8KDFN1YnNjcmliZUFsbBItCgZvcmlnaW4YASABKA4yGy5ldmVuaXJlLnYxLlN1YnNjcmliZU9yaWdpbkgAEhgKDmFmdGVyX3Bvc2l0aW9uGAIgASgESABCBgoEZnJvbSKHAQoPU3Vic2NyaWJlU3RyZWFtEiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQSLQoGb3JpZ2luGAIgASgOMhsuZXZlbmlyZS52MS5TdWJzY3JpYmVPcmlnaW5IABIXCg1hZnRlcl92ZXJzaW9uGAMgASgESABCBgoEZnJvbSJ6ChJTdWJzY3JpcHRpb25GaWx0ZXISFAoMc3RyZWFtX3R5cGVzGAEgAygJEhwKFHN0cmVhbV90eXBlX3ByZWZpeGVzGAIgAygJEhMKC2V2ZW50X3R5cGVzGAMgAygJEhsKE2V2ZW50X3R5cGVfcHJlZml4ZXMYBCADKAkiwQEKEFN1YnNjcmliZVJlcXVlc3QSJwoDYWxsGAEgASgLMhguZXZlbmlyZS52MS5TdWJzY3JpYmVBbGxIABItCgZzdHJlYW0YAiABKAsyGy5ldmVuaXJlLnYxLlN1YnNjcmliZVN0cmVhbUgAEi4KBmZpbHRlchgDIAEoCzIeLmV2ZW5pcmUudjEuU3Vic2NyaXB0aW9uRmlsdGVyEhsKE2NoZWNrcG9pbnRfaW50ZXJ2YWwYBCABKA1CCAoGdGFyZ2V0Ii4KCENhdWdodFVwEhUKCHBvc2l0aW9uGAEgASgESACIAQFCCwoJX3Bvc2l0aW9uIh4KCkNoZWNrcG9pbnQSEAoIcG9zaXRpb24YASABKAQipgEKEVN1YnNjcmliZVJlc3BvbnNlEi0KBmV2ZW50cxgBIAEoCzIbLmV2ZW5pcmUudjEuU3Vic2NyaWJlRXZlbnRzSAASKQoJY2F1Z2h0X3VwGAIgASgLMhQuZXZlbmlyZS52MS5DYXVnaHRVcEgAEiwKCmNoZWNrcG9pbnQYAyABKAsyFi5ldmVuaXJlLnYxLkNoZWNrcG9pbnRIAEIJCgdtZXNzYWdlIjwKD1N1YnNjcmliZUV2ZW50cxIpCgZldmVudHMYASADKAsyGS5ldmVuaXJlLnYxLlJlY29yZGVkRXZlbnQi/gIKClN0cmVhbUluZm8SJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZBIPCgd2ZXJzaW9uGAIgASgEEhMKC2V2ZW50X2NvdW50GAMgASgEEhsKDmZpcnN0X3Bvc2l0aW9uGAQgASgESACIAQESGgoNbGFzdF9wb3NpdGlvbhgFIAEoBEgBiAEBEisKB2NyZWF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfYXBwZW5kZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBXN0YXRlGAggASgOMhcuZXZlbmlyZS52MS5TdHJlYW1TdGF0ZRImCgVydWxlcxgJIAEoCzIXLmV2ZW5pcmUudjEuU3RyZWFtUnVsZXMSFgoOcnVsZXNfcmV2aXNpb24YCiABKARCEQoPX2ZpcnN0X3Bvc2l0aW9uQhAKDl9sYXN0X3Bvc2l0aW9uImUKC1N0cmVhbVJ1bGVzEhYKCW1heF9jb3VudBgBIAEoBEgAiAEBEhwKD3RydW5jYXRlX2JlZm9yZRgCIAEoBEgBiAEBQgwKCl9tYXhfY291bnRCEgoQX3RydW5jYXRlX2JlZm9yZSJ9ChJMaXN0U3RyZWFtc1JlcXVlc3QSEwoLc3RyZWFtX3R5cGUYASABKAkSEgoKa2V5X3ByZWZpeBgCIAEoCRIXCg9pbmNsdWRlX2RlbGV0ZWQYAyABKAgSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiVwoTTGlzdFN0cmVhbXNSZXNwb25zZRInCgdzdHJlYW1zGAEgAygLMhYuZXZlbmlyZS52MS5TdHJlYW1JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI4ChBHZXRTdHJlYW1SZXF1ZXN0EiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQiOQoRR2V0U3RyZWFtUmVzcG9uc2USJAoEaW5mbxgBIAEoCzIWLmV2ZW5pcmUudjEuU3RyZWFtSW5mbyKFAQoTRGVsZXRlU3RyZWFtUmVxdWVzdBIkCgZzdHJlYW0YASABKAsyFC5ldmVuaXJlLnYxLlN0cmVhbUlkEjUKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAsyGy5ldmVuaXJlLnYxLkV4cGVjdGVkVmVyc2lvbhIRCgl0b21ic3RvbmUYAyABKAgiNwoURGVsZXRlU3RyZWFtUmVzcG9uc2USHwoXZGVsZXRlZF90aHJvdWdoX3ZlcnNpb24YASABKAQiOQoNQmFja3VwUmVxdWVzdBIoCgRoZWxkGAEgAygLMhouZXZlbmlyZS52MS5CYWNrdXBIZWxkRmlsZSJDCg5CYWNrdXBIZWxkRmlsZRIMCgRuYW1lGAEgASgJEg4KBmxlbmd0aBgCIAEoBBITCgt0YWlsX2NyYzMyYxgDIAEoDSJqCg5CYWNrdXBSZXNwb25zZRImCgRwbGFuGAEgASgLMhYuZXZlbmlyZS52MS5CYWNrdXBQbGFuSAASKAoFY2h1bmsYAiABKAsyFy5ldmVuaXJlLnYxLkJhY2t1cENodW5rSABCBgoEaXRlbSJdCgpCYWNrdXBQbGFuEhAKCHBvc2l0aW9uGAEgASgEEiUKBWZpbGVzGAIgAygLMhYuZXZlbmlyZS52MS5CYWNrdXBGaWxlEhYKDnNlcnZlcl92ZXJzaW9uGAMgASgJIj4KCkJhY2t1cEZpbGUSDAoEbmFtZRgBIAEoCRIOCgZsZW5ndGgYAiABKAQSEgoKZmV0Y2hfZnJvbRgDIAEoBCJJCgtCYWNrdXBDaHVuaxIMCgRuYW1lGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMEg4KBmNyYzMyYxgEIAEoDSJoChNTYXZlU25hcHNob3RSZXF1ZXN0EiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQSDwoHdmVyc2lvbhgCIAEoBBIMCgR0eXBlGAMgASgJEgwKBGRhdGEYBCABKAwiFgoUU2F2ZVNuYXBzaG90UmVzcG9uc2UiigEKCFNuYXBzaG90EiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQSDwoHdmVyc2lvbhgCIAEoBBIMCgR0eXBlGAMgASgJEgwKBGRhdGEYBCABKAwSKwoHY3JlYXRlZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPwoXUmVhZEZyb21TbmFwc2hvdFJlcXVlc3QSJAoGc3RyZWFtGAEgASgLMhQuZXZlbmlyZS52MS5TdHJlYW1JZCJtChhSZWFkRnJvbVNuYXBzaG90UmVzcG9uc2USKQoGZXZlbnRzGAEgAygLMhkuZXZlbmlyZS52MS5SZWNvcmRlZEV2ZW50EiYKCHNuYXBzaG90GAIgASgLMhQuZXZlbmlyZS52MS5TbmFwc2hvdCKbAQoVU2V0U3RyZWFtUnVsZXNSZXF1ZXN0EiQKBnN0cmVhbRgBIAEoCzIULmV2ZW5pcmUudjEuU3RyZWFtSWQSJgoFcnVsZXMYAiABKAsyFy5ldmVuaXJlLnYxLlN0cmVhbVJ1bGVzEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIioKFlNldFN0cmVhbVJ1bGVzUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQqhwEKDUV4cGVjdGVkU3RhdGUSHgoaRVhQRUNURURfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJFWFBFQ1RFRF9TVEFURV9BTlkQARIcChhFWFBFQ1RFRF9TVEFURV9OT19TVFJFQU0QAhIgChxFWFBFQ1RFRF9TVEFURV9TVFJFQU1fRVhJU1RTEAMqVQoKUmVhZE9yaWdpbhIbChdSRUFEX09SSUdJTl9VTlNQRUNJRklFRBAAEhUKEVJFQURfT1JJR0lOX1NUQVJUEAESEwoPUkVBRF9PUklHSU5fRU5EEAIqaAoNUmVhZERpcmVjdGlvbhIeChpSRUFEX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEhoKFlJFQURfRElSRUNUSU9OX0ZPUldBUkQQARIbChdSRUFEX0RJUkVDVElPTl9CQUNLV0FSRBACKmkKD1N1YnNjcmliZU9yaWdpbhIgChxTVUJTQ1JJQkVfT1JJR0lOX1VOU1BFQ0lGSUVEEAASGgoWU1VCU0NSSUJFX09SSUdJTl9TVEFSVBABEhgKFFNVQlNDUklCRV9PUklHSU5fRU5EEAIqeQoLU3RyZWFtU3RhdGUSHAoYU1RSRUFNX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRU1RSRUFNX1NUQVRFX0xJVkUQARIYChRTVFJFQU1fU1RBVEVfREVMRVRFRBACEhsKF1NUUkVBTV9TVEFURV9UT01CU1RPTkVEEAMy4AYKEUV2ZW50U3RvcmVTZXJ2aWNlEj8KBkFwcGVuZBIZLmV2ZW5pcmUudjEuQXBwZW5kUmVxdWVzdBoaLmV2ZW5pcmUudjEuQXBwZW5kUmVzcG9uc2USOwoEUmVhZBIXLmV2ZW5pcmUudjEuUmVhZFJlcXVlc3QaGC5ldmVuaXJlLnYxLlJlYWRSZXNwb25zZTABEkQKB1JlYWRBbGwSGi5ldmVuaXJlLnYxLlJlYWRBbGxSZXF1ZXN0GhsuZXZlbmlyZS52MS5SZWFkQWxsUmVzcG9uc2UwARJKCglTdWJzY3JpYmUSHC5ldmVuaXJlLnYxLlN1YnNjcmliZVJlcXVlc3QaHS5ldmVuaXJlLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESTgoLTGlzdFN0cmVhbXMSHi5ldmVuaXJlLnYxLkxpc3RTdHJlYW1zUmVxdWVzdBofLmV2ZW5pcmUudjEuTGlzdFN0cmVhbXNSZXNwb25zZRJICglHZXRTdHJlYW0SHC5ldmVuaXJlLnYxLkdldFN0cmVhbVJlcXVlc3QaHS5ldmVuaXJlLnYxLkdldFN0cmVhbVJlc3BvbnNlElEKDERlbGV0ZVN0cmVhbRIfLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVxdWVzdBogLmV2ZW5pcmUudjEuRGVsZXRlU3RyZWFtUmVzcG9uc2USQQoGQmFja3VwEhkuZXZlbmlyZS52MS5CYWNrdXBSZXF1ZXN0GhouZXZlbmlyZS52MS5CYWNrdXBSZXNwb25zZTABElEKDFNhdmVTbmFwc2hvdBIfLmV2ZW5pcmUudjEuU2F2ZVNuYXBzaG90UmVxdWVzdBogLmV2ZW5pcmUudjEuU2F2ZVNuYXBzaG90UmVzcG9uc2USXwoQUmVhZEZyb21TbmFwc2hvdBIjLmV2ZW5pcmUudjEuUmVhZEZyb21TbmFwc2hvdFJlcXVlc3QaJC5ldmVuaXJlLnYxLlJlYWRGcm9tU25hcHNob3RSZXNwb25zZTABElcKDlNldFN0cmVhbVJ1bGVzEiEuZXZlbmlyZS52MS5TZXRTdHJlYW1SdWxlc1JlcXVlc3QaIi5ldmVuaXJlLnYxLlNldFN0cmVhbVJ1bGVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * StreamId names a stream.
@@ -785,6 +785,20 @@ export type StreamInfo = Message<"evenire.v1.StreamInfo"> & {
    * @generated from field: evenire.v1.StreamState state = 8;
    */
   state: StreamState;
+
+  /**
+   * The rules that limit what reads return, as last set (none: everything).
+   *
+   * @generated from field: evenire.v1.StreamRules rules = 9;
+   */
+  rules?: StreamRules;
+
+  /**
+   * How many times its rules were set: what SetStreamRules expects.
+   *
+   * @generated from field: uint64 rules_revision = 10;
+   */
+  rulesRevision: bigint;
 };
 
 /**
@@ -793,6 +807,36 @@ export type StreamInfo = Message<"evenire.v1.StreamInfo"> & {
  */
 export const StreamInfoSchema: GenMessage<StreamInfo> = /*@__PURE__*/
   messageDesc(file_evenire_v1_evenire, 18);
+
+/**
+ * StreamRules limit what a stream keeps readable. Events outside them are gone from
+ * the stream's reads at once; their space is reclaimed later. ReadAll and
+ * subscriptions to $all still show them until then (docs/storage.md).
+ *
+ * @generated from message evenire.v1.StreamRules
+ */
+export type StreamRules = Message<"evenire.v1.StreamRules"> & {
+  /**
+   * Only the newest this many events (at least 1).
+   *
+   * @generated from field: optional uint64 max_count = 1;
+   */
+  maxCount?: bigint;
+
+  /**
+   * Only versions from this one on.
+   *
+   * @generated from field: optional uint64 truncate_before = 2;
+   */
+  truncateBefore?: bigint;
+};
+
+/**
+ * Describes the message evenire.v1.StreamRules.
+ * Use `create(StreamRulesSchema)` to create a new message.
+ */
+export const StreamRulesSchema: GenMessage<StreamRules> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 19);
 
 /**
  * ListStreamsRequest asks for one page of streams.
@@ -841,7 +885,7 @@ export type ListStreamsRequest = Message<"evenire.v1.ListStreamsRequest"> & {
  * Use `create(ListStreamsRequestSchema)` to create a new message.
  */
 export const ListStreamsRequestSchema: GenMessage<ListStreamsRequest> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 19);
+  messageDesc(file_evenire_v1_evenire, 20);
 
 /**
  * ListStreamsResponse is one page of streams.
@@ -869,7 +913,7 @@ export type ListStreamsResponse = Message<"evenire.v1.ListStreamsResponse"> & {
  * Use `create(ListStreamsResponseSchema)` to create a new message.
  */
 export const ListStreamsResponseSchema: GenMessage<ListStreamsResponse> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 20);
+  messageDesc(file_evenire_v1_evenire, 21);
 
 /**
  * GetStreamRequest names the stream to describe.
@@ -890,7 +934,7 @@ export type GetStreamRequest = Message<"evenire.v1.GetStreamRequest"> & {
  * Use `create(GetStreamRequestSchema)` to create a new message.
  */
 export const GetStreamRequestSchema: GenMessage<GetStreamRequest> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 21);
+  messageDesc(file_evenire_v1_evenire, 22);
 
 /**
  * GetStreamResponse describes a stream.
@@ -911,7 +955,7 @@ export type GetStreamResponse = Message<"evenire.v1.GetStreamResponse"> & {
  * Use `create(GetStreamResponseSchema)` to create a new message.
  */
 export const GetStreamResponseSchema: GenMessage<GetStreamResponse> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 22);
+  messageDesc(file_evenire_v1_evenire, 23);
 
 /**
  * DeleteStreamRequest deletes a stream.
@@ -947,7 +991,7 @@ export type DeleteStreamRequest = Message<"evenire.v1.DeleteStreamRequest"> & {
  * Use `create(DeleteStreamRequestSchema)` to create a new message.
  */
 export const DeleteStreamRequestSchema: GenMessage<DeleteStreamRequest> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 23);
+  messageDesc(file_evenire_v1_evenire, 24);
 
 /**
  * DeleteStreamResponse says what the delete covered.
@@ -968,7 +1012,7 @@ export type DeleteStreamResponse = Message<"evenire.v1.DeleteStreamResponse"> & 
  * Use `create(DeleteStreamResponseSchema)` to create a new message.
  */
 export const DeleteStreamResponseSchema: GenMessage<DeleteStreamResponse> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 24);
+  messageDesc(file_evenire_v1_evenire, 25);
 
 /**
  * BackupRequest says what the caller holds already.
@@ -989,7 +1033,7 @@ export type BackupRequest = Message<"evenire.v1.BackupRequest"> & {
  * Use `create(BackupRequestSchema)` to create a new message.
  */
 export const BackupRequestSchema: GenMessage<BackupRequest> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 25);
+  messageDesc(file_evenire_v1_evenire, 26);
 
 /**
  * BackupHeldFile is a file the caller holds.
@@ -1025,7 +1069,7 @@ export type BackupHeldFile = Message<"evenire.v1.BackupHeldFile"> & {
  * Use `create(BackupHeldFileSchema)` to create a new message.
  */
 export const BackupHeldFileSchema: GenMessage<BackupHeldFile> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 26);
+  messageDesc(file_evenire_v1_evenire, 27);
 
 /**
  * BackupResponse is the plan first, then chunks.
@@ -1062,7 +1106,7 @@ export type BackupResponse = Message<"evenire.v1.BackupResponse"> & {
  * Use `create(BackupResponseSchema)` to create a new message.
  */
 export const BackupResponseSchema: GenMessage<BackupResponse> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 27);
+  messageDesc(file_evenire_v1_evenire, 28);
 
 /**
  * BackupPlan says what the backup is: the files of a data directory up to a committed
@@ -1098,7 +1142,7 @@ export type BackupPlan = Message<"evenire.v1.BackupPlan"> & {
  * Use `create(BackupPlanSchema)` to create a new message.
  */
 export const BackupPlanSchema: GenMessage<BackupPlan> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 28);
+  messageDesc(file_evenire_v1_evenire, 29);
 
 /**
  * BackupFile is one file of a backup.
@@ -1134,7 +1178,7 @@ export type BackupFile = Message<"evenire.v1.BackupFile"> & {
  * Use `create(BackupFileSchema)` to create a new message.
  */
 export const BackupFileSchema: GenMessage<BackupFile> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 29);
+  messageDesc(file_evenire_v1_evenire, 30);
 
 /**
  * BackupChunk is a piece of a file, in order: the chunks of a file follow one another
@@ -1177,7 +1221,7 @@ export type BackupChunk = Message<"evenire.v1.BackupChunk"> & {
  * Use `create(BackupChunkSchema)` to create a new message.
  */
 export const BackupChunkSchema: GenMessage<BackupChunk> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 30);
+  messageDesc(file_evenire_v1_evenire, 31);
 
 /**
  * SaveSnapshotRequest is a snapshot to keep.
@@ -1219,7 +1263,7 @@ export type SaveSnapshotRequest = Message<"evenire.v1.SaveSnapshotRequest"> & {
  * Use `create(SaveSnapshotRequestSchema)` to create a new message.
  */
 export const SaveSnapshotRequestSchema: GenMessage<SaveSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 31);
+  messageDesc(file_evenire_v1_evenire, 32);
 
 /**
  * SaveSnapshotResponse says the snapshot is durable.
@@ -1234,7 +1278,7 @@ export type SaveSnapshotResponse = Message<"evenire.v1.SaveSnapshotResponse"> & 
  * Use `create(SaveSnapshotResponseSchema)` to create a new message.
  */
 export const SaveSnapshotResponseSchema: GenMessage<SaveSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 32);
+  messageDesc(file_evenire_v1_evenire, 33);
 
 /**
  * Snapshot is a stream's state at a version, as a client saved it.
@@ -1283,7 +1327,7 @@ export type Snapshot = Message<"evenire.v1.Snapshot"> & {
  * Use `create(SnapshotSchema)` to create a new message.
  */
 export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 33);
+  messageDesc(file_evenire_v1_evenire, 34);
 
 /**
  * ReadFromSnapshotRequest names the stream to read.
@@ -1304,7 +1348,7 @@ export type ReadFromSnapshotRequest = Message<"evenire.v1.ReadFromSnapshotReques
  * Use `create(ReadFromSnapshotRequestSchema)` to create a new message.
  */
 export const ReadFromSnapshotRequestSchema: GenMessage<ReadFromSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 34);
+  messageDesc(file_evenire_v1_evenire, 35);
 
 /**
  * ReadFromSnapshotResponse is the snapshot (first message only, when there is one) or
@@ -1336,7 +1380,63 @@ export type ReadFromSnapshotResponse = Message<"evenire.v1.ReadFromSnapshotRespo
  * Use `create(ReadFromSnapshotResponseSchema)` to create a new message.
  */
 export const ReadFromSnapshotResponseSchema: GenMessage<ReadFromSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_evenire_v1_evenire, 35);
+  messageDesc(file_evenire_v1_evenire, 36);
+
+/**
+ * SetStreamRulesRequest is a stream's new rules.
+ *
+ * @generated from message evenire.v1.SetStreamRulesRequest
+ */
+export type SetStreamRulesRequest = Message<"evenire.v1.SetStreamRulesRequest"> & {
+  /**
+   * The stream; required.
+   *
+   * @generated from field: evenire.v1.StreamId stream = 1;
+   */
+  stream?: StreamId;
+
+  /**
+   * The rules; absent rules are not set.
+   *
+   * @generated from field: evenire.v1.StreamRules rules = 2;
+   */
+  rules?: StreamRules;
+
+  /**
+   * The revision the rules must be at (0: never set); absent: any.
+   *
+   * @generated from field: optional uint64 expected_revision = 3;
+   */
+  expectedRevision?: bigint;
+};
+
+/**
+ * Describes the message evenire.v1.SetStreamRulesRequest.
+ * Use `create(SetStreamRulesRequestSchema)` to create a new message.
+ */
+export const SetStreamRulesRequestSchema: GenMessage<SetStreamRulesRequest> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 37);
+
+/**
+ * SetStreamRulesResponse is the rules' new revision.
+ *
+ * @generated from message evenire.v1.SetStreamRulesResponse
+ */
+export type SetStreamRulesResponse = Message<"evenire.v1.SetStreamRulesResponse"> & {
+  /**
+   * The revision the rules are at now.
+   *
+   * @generated from field: uint64 revision = 1;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message evenire.v1.SetStreamRulesResponse.
+ * Use `create(SetStreamRulesResponseSchema)` to create a new message.
+ */
+export const SetStreamRulesResponseSchema: GenMessage<SetStreamRulesResponse> = /*@__PURE__*/
+  messageDesc(file_evenire_v1_evenire, 38);
 
 /**
  * ExpectedState is a precondition on the stream that does not name an exact version.
@@ -1662,6 +1762,20 @@ export const EventStoreService: GenService<{
     methodKind: "server_streaming";
     input: typeof ReadFromSnapshotRequestSchema;
     output: typeof ReadFromSnapshotResponseSchema;
+  },
+  /**
+   * SetStreamRules replaces a stream's rules (StreamRules; all absent clears them),
+   * if they are at the expected revision (ABORTED with the actual revision in
+   * `evenire-actual-version` otherwise), so that two operators do not overwrite each
+   * other. A durable record in the log, like a delete. NOT_FOUND for a stream never
+   * written. Needs the `admin` role.
+   *
+   * @generated from rpc evenire.v1.EventStoreService.SetStreamRules
+   */
+  setStreamRules: {
+    methodKind: "unary";
+    input: typeof SetStreamRulesRequestSchema;
+    output: typeof SetStreamRulesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evenire_v1_evenire, 0);
