@@ -4,7 +4,8 @@
 //! next group to be written during one).
 //! Concurrent appenders run against the store on a simulated disk; the machine stops at
 //! a random moment, the power goes, the store recovers, and the log is checked against
-//! a model of what was sent and acknowledged. Many seeds; small segments so that new
+//! a model of what was sent and acknowledged (snapshots and stream rules included: the
+//! latest acknowledged of each survives). Many seeds; small segments so that new
 //! segment files (and their directory fsync) are part of every run. Then the other
 //! side: records synced and acknowledged, damaged on the medium, the last one of the
 //! log included, stop recovery rather than pass for a torn write. Also: a full disk
@@ -15,7 +16,7 @@ use evenire_server::store::segment;
 use evenire_server::store::sim_fs::SimFs;
 use evenire_server::store::{
     Direction, EventData, ExpectedVersion, FsyncPolicy, ReadFrom, RecordedEvent, Store,
-    StoreConfig, StoreError, StreamId,
+    StoreConfig, StoreError, StreamId, StreamRules,
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,15 @@ use uuid::Uuid;
 
 use evenire_testkit::Rng;
 use evenire_testkit::durability::{self, Logged};
+
+/// A stream whose snapshots and rules one task saves and sets as it appends: the
+/// highest snapshot version and rules revision acknowledged, which recovery must keep.
+#[derive(Debug, Clone)]
+struct Kept {
+    stream: StreamId,
+    snapshot: Option<u64>,
+    rules: u64,
+}
 
 #[derive(Debug, Clone)]
 struct Sent {
@@ -100,6 +110,108 @@ fn verify(log: &[RecordedEvent], sent: &[Sent], context: &str) {
     }
 }
 
+/// Appends one event at a time to a stream of its own, saving a snapshot at each new
+/// version and setting its rules after every other one, until the store stops
+/// answering; what was acknowledged goes into the models.
+async fn keep(store: Arc<Store>, sent: Arc<Mutex<Vec<Sent>>>, kept: Arc<Mutex<Vec<Kept>>>) {
+    let stream = StreamId {
+        key: Uuid::new_v4(),
+        stream_type: Arc::from("kept"),
+    };
+    let at = {
+        let mut kept = kept.lock().expect("model");
+        kept.push(Kept {
+            stream: stream.clone(),
+            snapshot: None,
+            rules: 0,
+        });
+        kept.len() - 1
+    };
+    loop {
+        let events = vec![EventData {
+            id: Uuid::new_v4(),
+            event_type: Arc::from("Kept"),
+            data: bytes::Bytes::from_static(b"kept"),
+            metadata: Default::default(),
+        }];
+        let index = {
+            let mut model = sent.lock().expect("model");
+            model.push(Sent {
+                stream: stream.clone(),
+                events: events.clone(),
+                acked: None,
+            });
+            model.len() - 1
+        };
+        let Ok(appended) = store
+            .append(stream.clone(), ExpectedVersion::Any, events)
+            .await
+        else {
+            return;
+        };
+        sent.lock().expect("model")[index].acked = Some((appended.version, appended.position));
+        let version = appended.version;
+        let data = bytes::Bytes::from(version.to_string());
+        if store
+            .save_snapshot(stream.clone(), version, Arc::from("State"), data)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        kept.lock().expect("model")[at].snapshot = Some(version);
+        if version % 2 == 1 {
+            let expected = kept.lock().expect("model")[at].rules;
+            let rules = StreamRules {
+                max_count: Some(version + 1),
+                truncate_before: None,
+            };
+            match store
+                .set_stream_rules(stream.clone(), rules, Some(expected))
+                .await
+            {
+                Ok(revision) => kept.lock().expect("model")[at].rules = revision,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Every acknowledged snapshot and rules revision survived: the latest snapshot is at
+/// least the last one acknowledged (a later one that became durable without its answer
+/// may be there too) and holds what was saved; so are the rules.
+async fn verify_kept(store: &Store, kept: &[Kept], seed: u64) {
+    for kept in kept {
+        let rules = store
+            .stream_info(&kept.stream)
+            .map_or(0, |info| info.rules_revision);
+        assert!(
+            rules >= kept.rules,
+            "seed {seed}: rules of {} at revision {rules}, {} was acknowledged",
+            kept.stream,
+            kept.rules
+        );
+        let Some(acked) = kept.snapshot else {
+            continue;
+        };
+        let (snapshot, _) = store
+            .read_from_snapshot(kept.stream.clone())
+            .await
+            .expect("a stream with an acknowledged snapshot");
+        let snapshot = snapshot.expect("the acknowledged snapshot");
+        assert!(
+            snapshot.version >= acked,
+            "seed {seed}: snapshot of {} at {}, {acked} was acknowledged",
+            kept.stream,
+            snapshot.version
+        );
+        assert_eq!(
+            snapshot.data,
+            bytes::Bytes::from(snapshot.version.to_string())
+        );
+    }
+}
+
 /// One seed: rounds of concurrent appends cut by a power loss, each followed by
 /// recovery, a check, and idempotent retries of what went unanswered.
 async fn run_seed(seed: u64) -> (usize, usize) {
@@ -109,6 +221,7 @@ async fn run_seed(seed: u64) -> (usize, usize) {
     // power loss can find two groups unsynced.
     fs.set_sync_time(std::time::Duration::from_micros(rng.below(4) * 150));
     let sent = Arc::new(Mutex::new(Vec::<Sent>::new()));
+    let kept = Arc::new(Mutex::new(Vec::<Kept>::new()));
     for round in 0..5 {
         let store = Arc::new(Store::open(config(&fs, &mut rng)).expect("recovery"));
         let snapshot = sent.lock().expect("model").clone();
@@ -117,6 +230,8 @@ async fn run_seed(seed: u64) -> (usize, usize) {
             &snapshot,
             &format!("seed {seed} round {round}"),
         );
+        let acknowledged = kept.lock().expect("model").clone();
+        verify_kept(&store, &acknowledged, seed).await;
         for (i, append) in snapshot.iter().enumerate() {
             if append.acked.is_none() {
                 let result = store
@@ -174,6 +289,7 @@ async fn run_seed(seed: u64) -> (usize, usize) {
                 })
             })
             .collect();
+        let keeper = tokio::spawn(keep(store.clone(), sent.clone(), kept.clone()));
         for _ in 0..rng.below(200) {
             tokio::task::yield_now().await;
         }
@@ -182,6 +298,7 @@ async fn run_seed(seed: u64) -> (usize, usize) {
         for appender in appenders {
             appender.await.expect("appender");
         }
+        keeper.await.expect("keeper");
         store.shutdown().await;
         drop(store);
         match rng.below(6) {
@@ -198,6 +315,8 @@ async fn run_seed(seed: u64) -> (usize, usize) {
         &model,
         &format!("seed {seed} final"),
     );
+    let acknowledged = kept.lock().expect("model").clone();
+    verify_kept(&store, &acknowledged, seed).await;
     store.shutdown().await;
     let acked = model.iter().filter(|s| s.acked.is_some()).count();
     (model.len(), acked)
