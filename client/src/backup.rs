@@ -3,8 +3,8 @@
 //! The directory becomes a data directory (the server's segment files) plus a manifest,
 //! `evenire-backup.json`, written last: a directory without one holds a backup that did
 //! not finish, whatever its files. The manifest of an earlier backup is removed before
-//! any file is touched, so an interrupted run never leaves an old manifest beside new
-//! files. Run again, a backup sends the caller's files' lengths and tails to the server,
+//! any file is touched (once the server has sent its plan: a refused call changes
+//! nothing), so an interrupted run never leaves an old manifest beside new files. Run again, a backup sends the caller's files' lengths and tails to the server,
 //! which sends only what they lack: an incremental backup, and the resumption of an
 //! interrupted one, are the same thing.
 //!
@@ -98,12 +98,6 @@ impl Client {
         std::fs::create_dir_all(dir)
             .map_err(|e| local(format!("creating {}", dir.display()), e))?;
         let earlier = Manifest::read(dir)?;
-        if earlier.is_some() {
-            let path = dir.join(MANIFEST);
-            std::fs::remove_file(&path)
-                .and_then(|()| sync_dir(dir))
-                .map_err(|e| local(format!("removing {}", path.display()), e))?;
-        }
         let held = held_files(dir)?;
         let request = pb::BackupRequest {
             held: held.values().cloned().collect(),
@@ -116,6 +110,14 @@ impl Client {
             Some(Err(status)) => return Err(status.into()),
             _ => return Err(bad("the backup did not start with its plan")),
         };
+        // The server has begun: from here files change, so the earlier backup no longer
+        // stands complete. A refused call leaves it as it was.
+        if earlier.is_some() {
+            let path = dir.join(MANIFEST);
+            std::fs::remove_file(&path)
+                .and_then(|()| sync_dir(dir))
+                .map_err(|e| local(format!("removing {}", path.display()), e))?;
+        }
         let mut writing = Writing::new(dir, &plan)?;
         while let Some(response) = responses.next().await {
             match response?.item {

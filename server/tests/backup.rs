@@ -387,6 +387,8 @@ async fn only_an_admin_of_every_stream_type_may_take_a_backup() {
             .connect()
     };
     let backup = dir.path().join("backup");
+    let admin = as_caller("root").await.expect("connect");
+    admin.backup_to(&backup).await.expect("an admin's backup");
     let writer = as_caller("app").await.expect("connect");
     let refused = writer.backup_to(&backup).await.expect_err("write role");
     assert!(refused.to_string().contains("`admin` role"), "{refused}");
@@ -396,6 +398,8 @@ async fn only_an_admin_of_every_stream_type_may_take_a_backup() {
         refused.to_string().contains("copies every stream"),
         "{refused}"
     );
-    let admin = as_caller("root").await.expect("connect");
-    admin.backup_to(&backup).await.expect("an admin's backup");
+    assert!(
+        backup.join(MANIFEST).exists(),
+        "a refused backup leaves the one before it complete"
+    );
 }
