@@ -1,7 +1,8 @@
 //! Stream rules (max count, truncate before): set through the contract with an
 //! expected revision, obeyed by a stream's reads and its info at once, shown by
 //! GetStream, kept across a restart; `$all` still shows what they hide until the space
-//! is reclaimed.
+//! is reclaimed; a stream type's default rules (`--default-rules`) apply to its streams
+//! until one sets its own.
 
 #[macro_use]
 mod common;
@@ -111,5 +112,40 @@ backend_test! {
         assert!(read_all(&client, &sensor, ReadFrom::Start, Direction::Forward, None).await.is_empty());
         let info = client.get_stream(&sensor).await.expect("info");
         assert_eq!((info.event_count, info.first_position), (0, None));
+    }
+}
+
+backend_test! {
+    #[tokio::test]
+    async fn a_types_default_rules_apply_until_a_stream_sets_its_own() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = config(dir.path(), 0);
+        settings.default_rules = vec!["sensor:max-count=2".parse().expect("rules")];
+        let server = TestServer::start(settings).await;
+        let client = server.client().await;
+        let (sensor, order) = (new_stream("sensor"), new_stream("order"));
+        for stream in [&sensor, &order] {
+            client
+                .append(stream, ExpectedVersion::NoStream, numbered(0, 5))
+                .await
+                .expect("append");
+        }
+        let read = |stream| read_all(&client, stream, ReadFrom::Start, Direction::Forward, None);
+        assert_eq!(numbers(&read(&sensor).await), vec![3, 4]);
+        assert_eq!(numbers(&read(&order).await), vec![0, 1, 2, 3, 4], "another type");
+        let info = client.get_stream(&sensor).await.expect("info");
+        assert_eq!(info.rules.max_count, Some(2));
+        assert!(info.rules_are_type_default);
+        assert_eq!((info.rules_revision, info.event_count), (0, 2));
+
+        // Its own rules, even none, replace the default.
+        client
+            .set_stream_rules(&sensor, StreamRules::default(), Some(0))
+            .await
+            .expect("rules");
+        assert_eq!(numbers(&read(&sensor).await), vec![0, 1, 2, 3, 4]);
+        let info = client.get_stream(&sensor).await.expect("info");
+        assert!(!info.rules_are_type_default);
+        assert_eq!((info.rules, info.rules_revision), (StreamRules::default(), 1));
     }
 }

@@ -38,8 +38,12 @@ pub struct StreamInfo {
     pub state: StreamState,
     /// The rules that limit what reads return, as last set.
     pub rules: StreamRules,
-    /// How many times its rules were set: what [`Client::set_stream_rules`] expects.
+    /// How many times its own rules were set: what [`Client::set_stream_rules`]
+    /// expects.
     pub rules_revision: u64,
+    /// Whether `rules` are the server's default for the stream's type: it has none of
+    /// its own.
+    pub rules_are_type_default: bool,
 }
 
 /// What a stream keeps readable: events outside these rules are gone from its reads
@@ -116,6 +120,7 @@ impl StreamInfo {
                     truncate_before: rules.truncate_before,
                 }),
             rules_revision: info.rules_revision,
+            rules_are_type_default: info.rules_are_type_default,
             state,
         })
     }

@@ -28,6 +28,7 @@ fn write_log(dir: &std::path::Path) {
         max_pending_bytes: 64 << 20,
         fs: Arc::new(RealFs),
         snapshots_per_stream: 1,
+        default_rules: Default::default(),
     })
     .expect("a store in a fresh directory");
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,11 +1,12 @@
 //! The server's settings: each one a command-line flag and an `EVENIRE_*` environment
 //! variable, with the default that `--help` shows.
 
-use crate::store::{FsyncPolicy, StoreConfig};
+use crate::store::{FsyncPolicy, StoreConfig, StreamRules};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Evenire: an event store served over gRPC.
@@ -92,6 +93,17 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_MAX_OPEN_READS_PER_IP", default_value_t = 384)]
     pub max_open_reads_per_ip: usize,
 
+    /// Rules for every stream of a type that has none of its own, as
+    /// `TYPE:max-count=N[,truncate-before=V]`; several types separated by `;` (or the
+    /// flag repeated). A stream's own rules, once set (even to none), replace them.
+    #[arg(
+        long,
+        env = "EVENIRE_DEFAULT_RULES",
+        value_delimiter = ';',
+        value_name = "TYPE:RULES"
+    )]
+    pub default_rules: Vec<TypeRules>,
+
     /// Snapshots kept of each stream, the newest by version; older ones are forgotten
     /// as newer ones are saved.
     #[arg(long, env = "EVENIRE_SNAPSHOTS_PER_STREAM", default_value_t = 1)]
@@ -170,6 +182,7 @@ impl Config {
             max_open_reads: 512,
             max_open_reads_per_connection: 256,
             max_open_reads_per_ip: 384,
+            default_rules: Vec::new(),
             snapshots_per_stream: 1,
             backup_rate_limit: ByteSize::mib(128),
             shutdown_grace_secs: 10,
@@ -262,6 +275,11 @@ impl Config {
             max_pending_bytes: self.max_pending_bytes.0,
             fs: std::sync::Arc::new(crate::store::fs::RealFs),
             snapshots_per_stream: self.snapshots_per_stream,
+            default_rules: self
+                .default_rules
+                .iter()
+                .map(|rules| (Arc::from(rules.stream_type.as_str()), rules.rules))
+                .collect(),
         }
     }
 
@@ -317,6 +335,53 @@ pub enum Fsync {
     Always,
     /// No fsync: loses acknowledged appends on power loss.
     PowerLossUnsafe,
+}
+
+/// The `--default-rules` of one stream type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeRules {
+    pub stream_type: String,
+    pub rules: StreamRules,
+}
+
+impl FromStr for TypeRules {
+    type Err = String;
+
+    /// `sensor:max-count=1000,truncate-before=5`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let usage = "write TYPE:max-count=N[,truncate-before=V]";
+        let (stream_type, list) = text
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}` names no stream type: {usage}"))?;
+        if stream_type.is_empty() || stream_type.len() > crate::store::MAX_TYPE_LEN {
+            return Err(format!("`{text}`: the stream type must be 1 to 255 bytes"));
+        }
+        let mut rules = StreamRules::default();
+        for rule in list.split(',') {
+            let (name, value) = rule
+                .split_once('=')
+                .ok_or_else(|| format!("`{rule}` in `{text}` is not NAME=VALUE: {usage}"))?;
+            let value: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{rule}` in `{text}`: not a whole number"))?;
+            match name.trim() {
+                "max-count" if value > 0 => rules.max_count = Some(value),
+                "max-count" => return Err(format!("`{text}`: max-count 0 would keep nothing")),
+                "truncate-before" => rules.truncate_before = Some(value),
+                other => {
+                    return Err(format!(
+                        "`{other}` in `{text}` is not a rule: max-count or truncate-before"
+                    ));
+                }
+            }
+        }
+        Ok(TypeRules {
+            stream_type: stream_type.to_string(),
+            rules,
+        })
+    }
 }
 
 /// A number of bytes, written with an optional binary unit: `4096`, `64KiB`, `4MiB`,
@@ -387,6 +452,27 @@ mod tests {
         assert_eq!(ByteSize::mib(256).to_string(), "256MiB");
         assert_eq!(ByteSize(1000).to_string(), "1000B");
         assert_eq!(ByteSize(0).to_string(), "0");
+    }
+
+    #[test]
+    fn default_rules_parse_and_are_refused_by_name() {
+        let parsed: TypeRules = "sensor:max-count=1000,truncate-before=5"
+            .parse()
+            .expect("rules");
+        assert_eq!(parsed.stream_type, "sensor");
+        assert_eq!(parsed.rules.max_count, Some(1000));
+        assert_eq!(parsed.rules.truncate_before, Some(5));
+        for (bad, says) in [
+            ("max-count=5", "names no stream type"),
+            (":max-count=5", "1 to 255 bytes"),
+            ("sensor:max-count", "NAME=VALUE"),
+            ("sensor:max-count=lots", "not a whole number"),
+            ("sensor:max-count=0", "keep nothing"),
+            ("sensor:max-age=5", "`max-age` in"),
+        ] {
+            let refused = bad.parse::<TypeRules>().expect_err(bad);
+            assert!(refused.contains(says), "{bad}: {refused}");
+        }
     }
 
     #[test]

@@ -114,10 +114,15 @@ pub fn print(
                 _ => "default".into(),
             },
         };
+        // A setting given several values (`--default-rules`) reads them back from one
+        // string, split at `;`.
         let value = effective
             .get_raw(id)
-            .and_then(|mut values| values.next())
-            .map(|raw| raw.to_string_lossy().into_owned());
+            .map(|values| {
+                let values: Vec<_> = values.map(|raw| raw.to_string_lossy()).collect();
+                values.join(";")
+            })
+            .filter(|value| !value.is_empty());
         let _ = match value {
             Some(value) => writeln!(out, "{key} = {}  # {from}", toml_value(&value)),
             None => writeln!(out, "# {key} = (not set)"),

@@ -114,9 +114,19 @@ fn every_flag_has_a_key_and_the_printed_settings_are_a_config_file() {
             "a.key",
             "--health-listen",
             "127.0.0.1:8081",
+            "--default-rules",
+            "sensor:max-count=10",
+            "--default-rules",
+            "audit:truncate-before=2",
         ],
         &[],
     ));
+    assert!(
+        printed.contains(
+            "default-rules = \"sensor:max-count=10;audit:truncate-before=2\"  # --default-rules"
+        ),
+        "a setting of several values: {printed}"
+    );
     // Every setting in --help's list of options is printed, as a value or as not set.
     let flags: Vec<&str> = help
         .lines()

@@ -115,6 +115,7 @@ fn config(dir: PathBuf, fs: Arc<dyn evenire_server::store::fs::Fs>) -> StoreConf
         max_pending_bytes: 64 << 20,
         fs,
         snapshots_per_stream: 1,
+        default_rules: Default::default(),
     }
 }
 

@@ -27,6 +27,7 @@ fn config(fs: &SimFs) -> StoreConfig {
         max_pending_bytes: 64 << 20,
         fs: Arc::new(fs.clone()),
         snapshots_per_stream: 1,
+        default_rules: Default::default(),
     }
 }
 

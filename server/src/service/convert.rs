@@ -303,6 +303,7 @@ pub fn stream_info(info: StreamInfo) -> pb::StreamInfo {
             truncate_before: info.rules.truncate_before,
         }),
         rules_revision: info.rules_revision,
+        rules_are_type_default: info.rules_are_type_default,
     }
 }
 

@@ -97,7 +97,10 @@ impl Store {
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let lock = lock_dir(fs.as_ref(), dir)?;
         let started = std::time::Instant::now();
-        let recovered = recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream)?;
+        let mut recovered = recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream)?;
+        recovered
+            .index
+            .set_default_rules(config.default_rules.clone());
         let recovery = metrics::Recovery {
             seconds: started.elapsed().as_secs_f64(),
             events: recovered.events,

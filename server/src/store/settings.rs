@@ -33,4 +33,6 @@ pub struct StoreConfig {
     pub fs: Arc<dyn fs::Fs>,
     /// Snapshots of each stream the store keeps, newest by version (at least one).
     pub snapshots_per_stream: usize,
+    /// Rules for the streams of these types that have none of their own.
+    pub default_rules: std::collections::HashMap<std::sync::Arc<str>, crate::store::StreamRules>,
 }

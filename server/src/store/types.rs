@@ -163,8 +163,10 @@ pub struct StreamInfo {
     pub last_appended_micros: i64,
     /// Live, deleted or tombstoned.
     pub state: StreamState,
-    /// The rules that limit what reads return, as last set.
+    /// The rules that limit what reads return: its own, or its type's default.
     pub rules: StreamRules,
+    /// Whether `rules` are its type's default (`--default-rules`), not its own.
+    pub rules_are_type_default: bool,
     /// How many times its rules were set: what a change of them expects.
     pub rules_revision: u64,
 }

@@ -149,6 +149,7 @@ fn info_json(info: &StreamInfo) -> Value {
             "truncate_before": info.rules.truncate_before,
         },
         "rules_revision": info.rules_revision,
+        "rules_are_type_default": info.rules_are_type_default,
     })
 }
 
@@ -268,9 +269,12 @@ impl Printer {
             (
                 "rules",
                 format!(
-                    "{} (revision {})",
+                    "{} ({})",
                     rules_text(&info.rules),
-                    info.rules_revision
+                    match info.rules_are_type_default {
+                        true => "its type's default".to_string(),
+                        false => format!("revision {}", info.rules_revision),
+                    }
                 ),
             ),
         ];

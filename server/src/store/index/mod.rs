@@ -132,6 +132,8 @@ pub struct Index {
     snapshots_kept: usize,
     /// The rules of the streams that have any, with their revision.
     rules: maps::FastMap<StreamId, (u64, StreamRules)>,
+    /// The rules of the streams of a type that have none of their own.
+    default_rules: std::collections::HashMap<Arc<str>, StreamRules>,
 }
 
 /// Where one snapshot of a stream lies, and the version it is at.
@@ -187,15 +189,32 @@ impl Index {
         self.rules.insert(stream.clone(), (revision, rules));
     }
 
-    /// `stream`'s rules and their revision (0 and none when never set).
+    /// Rules for the streams of these types that have none of their own.
+    pub fn set_default_rules(&mut self, rules: std::collections::HashMap<Arc<str>, StreamRules>) {
+        self.default_rules = rules;
+    }
+
+    /// `stream`'s own rules and their revision (0 and none when never set).
     pub fn rules(&self, stream: &StreamId) -> (u64, StreamRules) {
         self.rules.get(stream).copied().unwrap_or_default()
     }
 
+    /// The rules in force for `stream`: its own once set (even to none), else its
+    /// type's default; and whether they are that default.
+    pub fn rules_in_force(&self, stream: &StreamId) -> (StreamRules, bool) {
+        match self.rules.get(stream) {
+            Some((_, own)) => (*own, false),
+            None => match self.default_rules.get(&stream.stream_type) {
+                Some(default) => (*default, true),
+                None => (StreamRules::default(), false),
+            },
+        }
+    }
+
     /// The first version a read of the stream of `entry` returns: past what deletes and
-    /// its rules removed.
+    /// the rules in force removed.
     fn first_readable(&self, stream: &StreamId, entry: &StreamEntry) -> u64 {
-        let (_, rules) = self.rules(stream);
+        let (rules, _) = self.rules_in_force(stream);
         entry.first_visible().max(rules.first_kept(entry.version))
     }
 
@@ -233,7 +252,8 @@ impl Index {
         let entry = self.streams.get(stream)?;
         let first = self.first_readable(stream, entry);
         let live = entry.state() == StreamState::Live && first <= entry.version;
-        let (rules_revision, rules) = self.rules(stream);
+        let (rules_revision, _) = self.rules(stream);
+        let (rules, rules_are_type_default) = self.rules_in_force(stream);
         let position_of = |version| {
             let at = entry.chunks.partition_point(|c| c.first_version <= version);
             let chunk = entry.chunks.get(at.checked_sub(1)?)?;
@@ -255,6 +275,7 @@ impl Index {
             state: entry.state(),
             rules,
             rules_revision,
+            rules_are_type_default,
         })
     }
 

@@ -234,7 +234,7 @@ class SubscribeEvents(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[RecordedEvent, _Mapping]]] = ...) -> None: ...
 
 class StreamInfo(_message.Message):
-    __slots__ = ("stream", "version", "event_count", "first_position", "last_position", "created", "last_appended", "state", "rules", "rules_revision")
+    __slots__ = ("stream", "version", "event_count", "first_position", "last_position", "created", "last_appended", "state", "rules", "rules_revision", "rules_are_type_default")
     STREAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +245,7 @@ class StreamInfo(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
     RULES_REVISION_FIELD_NUMBER: _ClassVar[int]
+    RULES_ARE_TYPE_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     stream: StreamId
     version: int
     event_count: int
@@ -255,7 +256,8 @@ class StreamInfo(_message.Message):
     state: StreamState
     rules: StreamRules
     rules_revision: int
-    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., version: _Optional[int] = ..., event_count: _Optional[int] = ..., first_position: _Optional[int] = ..., last_position: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_appended: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[StreamState, str]] = ..., rules: _Optional[_Union[StreamRules, _Mapping]] = ..., rules_revision: _Optional[int] = ...) -> None: ...
+    rules_are_type_default: bool
+    def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., version: _Optional[int] = ..., event_count: _Optional[int] = ..., first_position: _Optional[int] = ..., last_position: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_appended: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[StreamState, str]] = ..., rules: _Optional[_Union[StreamRules, _Mapping]] = ..., rules_revision: _Optional[int] = ..., rules_are_type_default: _Optional[bool] = ...) -> None: ...
 
 class StreamRules(_message.Message):
     __slots__ = ("max_count", "truncate_before")
