@@ -216,8 +216,8 @@ def test_rules_limit_what_reads_keep(client):
     assert client.set_stream_rules(sensor, max_count=2, expected_revision=0) == 1
     assert [e.json() for e in client.read(sensor)] == [4, 5]
     info = client.get_stream(sensor)
-    assert (info.rules, info.rules_revision, info.event_count) == (
-        {"max_count": 2, "truncate_before": None}, 1, 2)
+    assert (info.rules, info.rules_revision, info.event_count, info.rules_are_type_default) == (
+        {"max_count": 2, "truncate_before": None}, 1, 2, False)
     with pytest.raises(WrongExpectedVersion) as stale:
         client.set_stream_rules(sensor, truncate_before=1, expected_revision=0)
     assert stale.value.actual_version == 1

@@ -100,8 +100,10 @@ export interface StreamInfo {
   state: "live" | "deleted" | "tombstoned";
   /** What reads keep, as last set. */
   rules: StreamRules;
-  /** How many times the rules were set: what `setStreamRules` expects. */
+  /** How many times its own rules were set: what `setStreamRules` expects. */
   rulesRevision: bigint;
+  /** Whether `rules` are the server's default for the stream's type (it has none of its own). */
+  rulesAreTypeDefault: boolean;
 }
 
 /** What a stream keeps readable; no rule: everything. */
@@ -233,6 +235,7 @@ function toInfo(i: pb.StreamInfo): StreamInfo {
     state: states[i.state] ?? "live",
     rules: { maxCount: i.rules?.maxCount, truncateBefore: i.rules?.truncateBefore },
     rulesRevision: i.rulesRevision,
+    rulesAreTypeDefault: i.rulesAreTypeDefault,
   };
 }
 

@@ -214,6 +214,7 @@ test("rules limit what reads keep", async () => {
   const info = await client.getStream(sensor);
   assert.equal(info.rules.maxCount, 2n);
   assert.equal(info.rulesRevision, 1n);
+  assert.equal(info.rulesAreTypeDefault, false);
   assert.equal(info.eventCount, 2n);
   await assert.rejects(client.setStreamRules(sensor, {}, 0n), WrongExpectedVersionError);
 });

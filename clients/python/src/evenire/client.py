@@ -152,8 +152,10 @@ class StreamInfo:
     state: str
     #: What reads keep: {"max_count": n, "truncate_before": v}, each None when not set.
     rules: dict = field(default_factory=dict)
-    #: How many times the rules were set: what `set_stream_rules` expects.
+    #: How many times its own rules were set: what `set_stream_rules` expects.
     rules_revision: int = 0
+    #: Whether `rules` are the server's default for the stream's type (it has none of its own).
+    rules_are_type_default: bool = False
 
     @classmethod
     def _from(cls, i: pb.StreamInfo) -> "StreamInfo":
@@ -167,7 +169,7 @@ class StreamInfo:
             i.first_position if i.HasField("first_position") else None,
             i.last_position if i.HasField("last_position") else None,
             time(i.created), time(i.last_appended), states.get(i.state, "unknown"),
-            _rules_from(i.rules), i.rules_revision,
+            _rules_from(i.rules), i.rules_revision, i.rules_are_type_default,
         )
 
 
