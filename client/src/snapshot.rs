@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::types::{RecordedEvent, StreamId, parse_uuid, time};
+use crate::types::{RecordedEvent, StreamId, time};
 use bytes::Bytes;
 use evenire_proto::v1 as pb;
 use std::time::SystemTime;
@@ -88,10 +88,7 @@ impl Client {
 fn from_proto(snapshot: pb::Snapshot) -> Result<Snapshot, String> {
     let stream = snapshot.stream.ok_or("a snapshot without its stream")?;
     Ok(Snapshot {
-        stream: StreamId::new(
-            parse_uuid(stream.key.as_bytes(), "stream key")?,
-            stream.r#type,
-        ),
+        stream: StreamId::from_proto(stream)?,
         version: snapshot.version,
         snapshot_type: snapshot.r#type,
         data: snapshot.data,

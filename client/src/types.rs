@@ -31,6 +31,12 @@ impl StreamId {
             r#type: self.stream_type.clone(),
         }
     }
+
+    /// A stream as a response names it; an error names the bad key.
+    pub(crate) fn from_proto(stream: pb::StreamId) -> Result<Self, String> {
+        let key = parse_uuid(stream.key.as_bytes(), "stream key")?;
+        Ok(StreamId::new(key, stream.r#type))
+    }
 }
 
 impl fmt::Display for StreamId {
@@ -235,10 +241,7 @@ impl RecordedEvent {
             event_type: event.r#type,
             data: event.data,
             metadata: event.metadata,
-            stream: StreamId::new(
-                parse_uuid(stream.key.as_bytes(), "stream key")?,
-                stream.r#type,
-            ),
+            stream: StreamId::from_proto(stream)?,
             version: event.version,
             position: event.position,
             created: time(event.created.map(|t| (t.seconds, t.nanos))),

@@ -63,6 +63,11 @@ class EventData:
         return pb.EventData(id=self.id or "", type=self.type, data=self.data, metadata=self.metadata)
 
 
+def _time(t: Any) -> datetime:
+    """A protobuf Timestamp as an aware datetime in UTC."""
+    return datetime.fromtimestamp(t.seconds + t.nanos / 1e9, tz=timezone.utc)
+
+
 @dataclass(frozen=True)
 class RecordedEvent:
     """An event as the store keeps it."""
@@ -82,9 +87,8 @@ class RecordedEvent:
 
     @classmethod
     def _from(cls, e: pb.RecordedEvent) -> "RecordedEvent":
-        created = datetime.fromtimestamp(e.created.seconds + e.created.nanos / 1e9, tz=timezone.utc)
         return cls(e.id, e.type, e.data, e.metadata, StreamId(e.stream.type, e.stream.key),
-                   e.version, e.position, created)
+                   e.version, e.position, _time(e.created))
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,7 @@ class Snapshot:
 
     @classmethod
     def _from(cls, s: pb.Snapshot) -> "Snapshot":
-        created = datetime.fromtimestamp(s.created.seconds + s.created.nanos / 1e9, tz=timezone.utc)
-        return cls(StreamId(s.stream.type, s.stream.key), s.version, s.type, s.data, created)
+        return cls(StreamId(s.stream.type, s.stream.key), s.version, s.type, s.data, _time(s.created))
 
 
 @dataclass(frozen=True)
@@ -159,16 +162,13 @@ class StreamInfo:
 
     @classmethod
     def _from(cls, i: pb.StreamInfo) -> "StreamInfo":
-        def time(t: Any) -> datetime:
-            return datetime.fromtimestamp(t.seconds + t.nanos / 1e9, tz=timezone.utc)
-
         states = {pb.STREAM_STATE_LIVE: "live", pb.STREAM_STATE_DELETED: "deleted",
                   pb.STREAM_STATE_TOMBSTONED: "tombstoned"}
         return cls(
             StreamId(i.stream.type, i.stream.key), i.version, i.event_count,
             i.first_position if i.HasField("first_position") else None,
             i.last_position if i.HasField("last_position") else None,
-            time(i.created), time(i.last_appended), states.get(i.state, "unknown"),
+            _time(i.created), _time(i.last_appended), states.get(i.state, "unknown"),
             _rules_from(i.rules), i.rules_revision, i.rules_are_type_default,
         )
 
