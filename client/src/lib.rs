@@ -22,7 +22,8 @@
 //!   inspect and delete streams;
 //! - [`types`](crate::StreamId): streams, events, expected versions, read positions;
 //! - [`backup`]: `Client::backup_to(dir)`, an online, incremental backup into a
-//!   directory;
+//!   directory; `Client::scavenge`, giving back the disk of what deletes and stream
+//!   rules removed;
 //! - [`Error`]: what the server or the connection said, with a variant per case a
 //!   caller acts on.
 
@@ -32,6 +33,7 @@ pub mod backup;
 mod client;
 mod connect;
 mod error;
+mod scavenge;
 mod snapshot;
 mod subscription;
 mod types;
@@ -40,6 +42,7 @@ pub use admin::{ListStreams, StreamInfo, StreamPage, StreamRules, StreamState};
 pub use client::{Client, EventStream};
 pub use connect::{ClientBuilder, default_address};
 pub use error::Error;
+pub use scavenge::ScavengeReport;
 pub use snapshot::{FromSnapshot, Snapshot};
 pub use subscription::{
     SubscribeFrom, SubscribeOptions, Subscription, SubscriptionFilter, SubscriptionMessage,

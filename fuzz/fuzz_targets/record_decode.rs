@@ -3,8 +3,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use evenire_server::store::EventData;
-use evenire_server::store::record::{self, AppendHeader, Entry};
+use evenire_server::store::record::{self, Entry};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,29 +12,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut again = Vec::new();
     match entry {
-        Entry::Append(r) => {
-            let events: Vec<EventData> = r
-                .events
-                .iter()
-                .map(|e| EventData {
-                    id: e.id,
-                    event_type: e.event_type.clone(),
-                    data: e.data.clone(),
-                    metadata: e.metadata.clone(),
-                })
-                .collect();
-            let header = AppendHeader {
-                first_position: r.first_position,
-                first_version: r.first_version,
-                created_micros: r.created_micros,
-                stream: &r.stream,
-            };
-            record::encode_append(&mut again, header, &events);
-        }
+        Entry::Append(r) => record::encode_record_from(&mut again, &r, 0),
         Entry::Delete(d) => record::encode_delete(&mut again, &d),
         Entry::SyncMark(mark) => record::encode_sync_mark(&mut again, &mark),
         Entry::Snapshot(snapshot) => record::encode_snapshot(&mut again, &snapshot),
         Entry::Rules(rules) => record::encode_rules(&mut again, &rules),
+        Entry::Rewritten(rewritten) => record::encode_rewritten(&mut again, &rewritten),
     }
     assert_eq!(
         again, data,

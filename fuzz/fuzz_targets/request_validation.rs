@@ -17,6 +17,7 @@ const LIMITS: Limits = Limits {
     max_open_reads_per_connection: 256,
     max_open_reads_per_ip: 384,
     backup_bytes_per_second: 0,
+    scavenge_bytes_per_second: 0,
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -141,12 +141,26 @@ pub trait EventStore: fmt::Debug + Send + Sync + 'static {
         Err(StoreError::Unsupported("snapshots"))
     }
 
+    /// Starts a scavenge, which reports on the returned channel after each segment, the
+    /// last report marked done, or fails.
+    async fn scavenge(
+        &self,
+        options: crate::store::ScavengeOptions,
+    ) -> Result<ScavengeReports, StoreError> {
+        let _ = options;
+        Err(StoreError::Unsupported("scavenging"))
+    }
+
     /// Adds the store's own metrics (what it holds, how its writes and reads go) to
     /// what a scrape shows; the service counts the calls themselves. None by default.
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         let _ = registry;
     }
 }
+
+/// A scavenge's reports, as it goes.
+pub type ScavengeReports =
+    tokio::sync::mpsc::Receiver<Result<crate::store::ScavengeProgress, StoreError>>;
 
 /// A read in progress.
 #[tonic::async_trait]

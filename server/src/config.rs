@@ -114,6 +114,17 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_BACKUP_RATE_LIMIT", default_value_t = ByteSize::mib(128))]
     pub backup_rate_limit: ByteSize,
 
+    /// Bytes a second a scavenge reads and writes at most, unless the call says
+    /// otherwise (0: no limit). docs/storage.md, "Reclaiming space".
+    #[arg(long, env = "EVENIRE_SCAVENGE_RATE_LIMIT", default_value_t = ByteSize(0))]
+    pub scavenge_rate_limit: ByteSize,
+
+    /// Runs a scavenge this often (`30m`, `6h`, `1d`, or seconds), the first one an
+    /// interval after the start; off by default. A scavenge started by hand meanwhile
+    /// makes the scheduled one wait for the next interval.
+    #[arg(long, env = "EVENIRE_SCAVENGE_INTERVAL", value_parser = parse_interval)]
+    pub scavenge_interval: Option<std::time::Duration>,
+
     /// Seconds that shutdown waits for requests in flight before closing them.
     #[arg(long, env = "EVENIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -185,6 +196,8 @@ impl Config {
             default_rules: Vec::new(),
             snapshots_per_stream: 1,
             backup_rate_limit: ByteSize::mib(128),
+            scavenge_rate_limit: ByteSize(0),
+            scavenge_interval: None,
             shutdown_grace_secs: 10,
             tls_cert: None,
             tls_key: None,
@@ -437,6 +450,36 @@ impl fmt::Display for ByteSize {
     }
 }
 
+/// A duration as `--scavenge-interval` takes it: a whole number with `s`, `m`, `h` or
+/// `d`, or of seconds without; at least a minute.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}`: use a whole number with s, m, h or d, as in `6h`"
+            ));
+        }
+    };
+    let seconds = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(seconds_per_unit))
+        .ok_or_else(|| format!("`{text}`: use a whole number with s, m, h or d, as in `6h`"))?;
+    if seconds < 60 {
+        return Err(format!("`{text}` is under the shortest interval, a minute"));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,5 +543,29 @@ mod tests {
         let mut insecure = Config::new("data");
         insecure.insecure = true;
         assert!(insecure.check_exposure(anywhere).is_ok());
+    }
+
+    #[test]
+    fn intervals_parse_in_whole_units_of_at_least_a_minute() {
+        assert_eq!(
+            parse_interval("6h"),
+            Ok(std::time::Duration::from_secs(21_600))
+        );
+        assert_eq!(parse_interval("90"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(
+            parse_interval("1d"),
+            Ok(std::time::Duration::from_secs(86_400))
+        );
+        assert!(
+            parse_interval("30s")
+                .expect_err("short")
+                .contains("a minute")
+        );
+        assert!(
+            parse_interval("6 weeks")
+                .expect_err("unit")
+                .contains("s, m, h or d")
+        );
+        assert!(parse_interval("h").is_err());
     }
 }

@@ -21,6 +21,7 @@ mod connections;
 mod health;
 pub mod metrics;
 mod reload;
+mod schedule;
 pub mod service;
 pub mod store;
 
@@ -139,6 +140,7 @@ pub async fn serve(
         max_open_reads_per_connection: config.max_open_reads_per_connection,
         max_open_reads_per_ip: config.max_open_reads_per_ip,
         backup_bytes_per_second: config.backup_rate_limit.0,
+        scavenge_bytes_per_second: config.scavenge_rate_limit.0,
     };
     let metrics = metrics::Metrics::new();
     let api = EventStoreApi::new(slot.clone(), limits, access, metrics.clone());
@@ -204,6 +206,14 @@ pub async fn serve(
         tracing::info!(metrics_listen = %addr, "metrics are served at /metrics");
     }
     let watching = tokio::spawn(report_write_refusal(store.write_refusal(), health.clone()));
+    let _scavenges = config.scavenge_interval.map(|every| {
+        tracing::info!(every_secs = every.as_secs(), "scavenges are scheduled");
+        reload::AbortOnDrop(tokio::spawn(schedule::scavenge_every(
+            store.clone(),
+            every,
+            config.scavenge_rate_limit.0,
+        )))
+    });
 
     let outcome = tokio::select! {
         () = shutdown => {

@@ -200,6 +200,10 @@ async fn calls(client: &Client, stream: &StreamId) -> Vec<(&'static str, Result<
     let backup = tempfile::tempdir().expect("temp dir");
     outcomes.push(("Backup", client.backup_to(backup.path()).await.map(|_| ())));
     outcomes.push((
+        "Scavenge",
+        client.scavenge_to_end(true, None).await.map(|_| ()),
+    ));
+    outcomes.push((
         "DeleteStream",
         client
             .delete_stream(stream, ExpectedVersion::Any, false)
@@ -213,7 +217,7 @@ async fn calls(client: &Client, stream: &StreamId) -> Vec<(&'static str, Result<
 fn needs(call: &str) -> &'static str {
     match call {
         "Append" | "SaveSnapshot" => "write",
-        "DeleteStream" | "SetStreamRules" | "Backup" => "admin",
+        "DeleteStream" | "SetStreamRules" | "Backup" | "Scavenge" => "admin",
         _ => "read",
     }
 }
@@ -338,8 +342,8 @@ async fn a_scoped_token_sees_and_touches_only_its_stream_types() {
     for (call, outcome) in calls(&orders, &sensor).await {
         match (call, outcome) {
             ("ReadAll" | "ListStreams", Ok(())) => {}
-            ("Backup", Err(Error::PermissionDenied(message))) => {
-                assert!(message.contains("copies every stream"), "{message}")
+            ("Backup" | "Scavenge", Err(Error::PermissionDenied(message))) => {
+                assert!(message.contains("every stream"), "{call}: {message}")
             }
             (_, Err(Error::PermissionDenied(message))) => assert!(
                 message.contains("`order`") && message.contains("`sensor`"),
@@ -348,11 +352,11 @@ async fn a_scoped_token_sees_and_touches_only_its_stream_types() {
             (_, outcome) => panic!("{call} on a sensor stream: {outcome:?}"),
         }
     }
-    // Each call on its own type's stream goes through, but a backup, which copies
-    // every stream.
+    // Each call on its own type's stream goes through, but a backup and a scavenge,
+    // which touch every stream.
     for (call, outcome) in calls(&orders, &order).await {
         assert_eq!(
-            call == "Backup",
+            matches!(call, "Backup" | "Scavenge"),
             outcome.is_err(),
             "{call} on an order stream: {outcome:?}"
         );

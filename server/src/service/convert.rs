@@ -31,6 +31,8 @@ pub struct Limits {
     pub max_open_reads_per_ip: usize,
     /// The pace of backups, all together, in bytes a second; 0: no limit.
     pub backup_bytes_per_second: u64,
+    /// The pace of a scavenge that does not name its own, in bytes a second; 0: none.
+    pub scavenge_bytes_per_second: u64,
 }
 
 /// An append, checked.
@@ -521,5 +523,29 @@ fn shorten(text: &str) -> String {
     match text.char_indices().nth(64) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text.to_string(),
+    }
+}
+
+/// A scavenge's report as the contract says it.
+pub fn scavenge_progress(progress: &crate::store::ScavengeProgress) -> pb::ScavengeResponse {
+    pb::ScavengeResponse {
+        dry_run: progress.dry_run,
+        segments_total: progress.segments_total,
+        segments_done: progress.segments_done,
+        segments_rewritten: progress.segments_rewritten,
+        segments_skipped: progress.segments_skipped,
+        bytes_read: progress.bytes_read,
+        bytes_freed: progress.bytes_freed,
+        events_reclaimed: progress.events_reclaimed,
+        by_type: progress
+            .by_type
+            .iter()
+            .map(|(stream_type, reclaimed)| pb::ScavengedStreamType {
+                stream_type: stream_type.clone(),
+                events: reclaimed.events,
+                bytes: reclaimed.bytes,
+            })
+            .collect(),
+        done: progress.done,
     }
 }

@@ -325,6 +325,49 @@ impl EventStoreService for EventStoreApi {
         )))
     }
 
+    type ScavengeStream = ReceiverStream<Result<pb::ScavengeResponse, Status>>;
+
+    async fn scavenge(
+        &self,
+        request: Request<pb::ScavengeRequest>,
+    ) -> Result<Response<Self::ScavengeStream>, Status> {
+        let caller = self.access.caller(&request, "Scavenge", Role::Admin)?;
+        if !caller.scope.is_all() {
+            return Err(Status::permission_denied(format!(
+                "Scavenge rewrites every stream's segments; `{}` may only touch some stream types",
+                caller.name
+            )));
+        }
+        let request = request.into_inner();
+        let rate = match request.rate_limit_bytes_per_second {
+            0 => self.limits.scavenge_bytes_per_second,
+            asked => asked,
+        };
+        let options = crate::store::ScavengeOptions {
+            dry_run: request.dry_run,
+            bytes_per_second: (rate > 0).then_some(rate),
+        };
+        let mut reports = self
+            .store()?
+            .scavenge(options)
+            .await
+            .map_err(status::from_store)?;
+        tracing::info!(caller = %caller.name, dry_run = options.dry_run, rate, "scavenge started");
+        let (sender, receiver) = mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Some(report) = reports.recv().await {
+                let message = report
+                    .map(|progress| convert::scavenge_progress(&progress))
+                    .map_err(status::from_store);
+                if sender.send(message).await.is_err() {
+                    // The caller went away; the scavenge goes on.
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
     type BackupStream = ReceiverStream<Result<pb::BackupResponse, Status>>;
 
     async fn backup(

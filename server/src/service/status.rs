@@ -57,7 +57,10 @@ pub fn from_store(error: StoreError) -> Status {
             tracing::error!(%message, "storage failure");
             Status::new(Code::Unavailable, message)
         }
-        StoreError::Locked(_) | StoreError::ShuttingDown => Status::new(Code::Unavailable, message),
+        StoreError::Locked(_) | StoreError::ShuttingDown | StoreError::Moved => {
+            Status::new(Code::Unavailable, message)
+        }
+        StoreError::ScavengeRunning => Status::new(Code::AlreadyExists, message),
         StoreError::Unsupported(_) => Status::new(Code::Unimplemented, message),
         StoreError::SnapshotOutOfRange { .. } => Status::new(Code::OutOfRange, message),
     }

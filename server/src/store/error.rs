@@ -107,6 +107,13 @@ pub enum StoreError {
         first: u64,
         last: u64,
     },
+    /// A scavenge rewrote the record's segment after the reader found where the record
+    /// was: looking it up again finds it (reads do so themselves).
+    #[error("the record moved while it was read (a scavenge rewrote its segment): retry")]
+    Moved,
+    /// A scavenge is already running: one at a time.
+    #[error("a scavenge is already running")]
+    ScavengeRunning,
     /// This backend does not do what was asked (the message says what).
     #[error("{0} is not supported by this store")]
     Unsupported(&'static str),

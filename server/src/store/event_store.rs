@@ -106,6 +106,13 @@ impl EventStore for Store {
         Store::set_stream_rules(self, stream, rules, expected_revision).await
     }
 
+    async fn scavenge(
+        &self,
+        options: crate::store::ScavengeOptions,
+    ) -> Result<crate::backend::ScavengeReports, StoreError> {
+        Store::scavenge(self, options)
+    }
+
     async fn save_snapshot(
         &self,
         stream: StreamId,

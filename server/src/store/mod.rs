@@ -28,6 +28,7 @@ mod index;
 mod log;
 mod metrics;
 mod reads;
+mod scavenge;
 mod settings;
 mod shared;
 mod stats;
@@ -44,6 +45,7 @@ pub use reads::read::LogRead;
 pub use reads::subscription::{
     Filter, SubscribeFrom, SubscribeTarget, Subscription, SubscriptionItem,
 };
+pub use scavenge::{Reclaimed, ScavengeOptions, ScavengeProgress};
 pub use settings::{FsyncPolicy, StoreConfig};
 pub use types::{
     AppendResult, DeleteMode, DeleteResult, Direction, EventData, ExpectedVersion, MAX_TYPE_LEN,
@@ -97,6 +99,7 @@ impl Store {
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let lock = lock_dir(fs.as_ref(), dir)?;
         let started = std::time::Instant::now();
+        scavenge::remove_leftovers(fs.as_ref(), dir)?;
         let mut recovered = recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream)?;
         recovered
             .index
@@ -128,6 +131,7 @@ impl Store {
             index: RwLock::new(recovered.index),
             reader: LogReader::new(fs.clone(), dir.clone(), config.cache_bytes),
             committed_end: std::sync::Mutex::new(committed_end),
+            scavenging: false.into(),
             stats: stats::StoreStats::new(
                 recovered.sealed_bytes,
                 recovered.active_len,
@@ -362,22 +366,27 @@ impl Store {
         &self,
         stream: StreamId,
     ) -> Result<(Option<Snapshot>, LogRead), StoreError> {
-        let (snapshot, first, last) = {
-            let index = self.index();
-            let Some((first, last)) = index.readable(&stream) else {
-                return Err(match index.stream_version(&stream) {
-                    Some(_) => StoreError::StreamDeleted(stream),
-                    None => StoreError::StreamNotFound(stream),
-                });
+        let mut moved = false;
+        let (snapshot, first, last) = loop {
+            let (snapshot, first, last) = {
+                let index = self.index();
+                let Some((first, last)) = index.readable(&stream) else {
+                    return Err(match index.stream_version(&stream) {
+                        Some(_) => StoreError::StreamDeleted(stream),
+                        None => StoreError::StreamNotFound(stream),
+                    });
+                };
+                (index.latest_snapshot(&stream), first, last)
             };
-            (index.latest_snapshot(&stream), first, last)
-        };
-        let snapshot = match snapshot {
-            Some(at) => {
-                let shared = self.shared.clone();
-                Some(blocking(move || shared.reader.read_snapshot(at.loc)).await?)
+            let Some(at) = snapshot else {
+                break (None, first, last);
+            };
+            let shared = self.shared.clone();
+            match blocking(move || shared.reader.read_snapshot(at.loc)).await {
+                // A scavenge rewrote its segment meanwhile: the index knows where.
+                Err(StoreError::Moved) if !moved => moved = true,
+                read => break (Some(read?), first, last),
             }
-            None => None,
         };
         let from = snapshot.as_ref().map_or(first, |s| s.version + 1);
         let read = LogRead::new(
@@ -440,6 +449,55 @@ impl Store {
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+    }
+
+    /// Starts a scavenge on a thread of its own. Its reports come on the returned
+    /// channel, one per segment and a last one marked done, or an error; it goes on if
+    /// the receiver is dropped. One at a time: refused while another runs.
+    pub fn scavenge(
+        &self,
+        options: ScavengeOptions,
+    ) -> Result<mpsc::Receiver<Result<ScavengeProgress, StoreError>>, StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.shared.scavenging.swap(true, Ordering::AcqRel) {
+            return Err(StoreError::ScavengeRunning);
+        }
+        let (reports, received) = mpsc::channel(16);
+        let (shared, fs, dir) = (self.shared.clone(), self.fs.clone(), self.dir.clone());
+        let spawned = std::thread::Builder::new()
+            .name("evenire-scavenge".into())
+            .spawn(move || {
+                let ran = scavenge::run(&shared, fs.as_ref(), &dir, options, |progress| {
+                    // A slow watcher misses reports in between, never the last.
+                    let report = Ok(progress.clone());
+                    let _ = match progress.done {
+                        true => reports.blocking_send(report),
+                        false => reports
+                            .try_send(report)
+                            .map_err(|_| mpsc::error::SendError(Err(StoreError::ShuttingDown))),
+                    };
+                });
+                match &ran {
+                    Ok(progress) => tracing::info!(
+                        dry_run = progress.dry_run,
+                        segments = progress.segments_done,
+                        rewritten = progress.segments_rewritten,
+                        bytes_freed = progress.bytes_freed,
+                        events_reclaimed = progress.events_reclaimed,
+                        "scavenge done"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "scavenge failed"),
+                }
+                if let Err(e) = ran {
+                    let _ = reports.blocking_send(Err(e));
+                }
+                shared.scavenging.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            self.shared.scavenging.store(false, Ordering::Release);
+            return Err(StoreError::io("starting the scavenge thread", e));
+        }
+        Ok(received)
     }
 
     /// Starts a backup of the log as committed now, for a caller that holds `held`:

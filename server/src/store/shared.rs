@@ -23,6 +23,8 @@ pub struct Shared {
     pub stats: StoreStats,
     /// Where the log's committed records end: what a backup copies.
     pub committed_end: Mutex<CommittedEnd>,
+    /// Set while a scavenge runs: one at a time.
+    pub scavenging: std::sync::atomic::AtomicBool,
 }
 
 /// The end of the last group made durable and visible, with the position after it: the

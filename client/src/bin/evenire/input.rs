@@ -113,3 +113,33 @@ pub fn json_lines(source: &str) -> Result<Vec<EventData>, Failure> {
     }
     Ok(events)
 }
+
+/// A size such as `50MiB`, `512KiB`, `1GB` or a number of bytes.
+pub fn byte_size(text: &str) -> Result<u64, Failure> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(bad_size(text)),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| bad_size(text))
+}
+
+fn bad_size(text: &str) -> Failure {
+    Failure::Usage(format!(
+        "`{text}` is not a size: use a number of bytes, or one with KiB, MiB, GiB, KB, MB or GB"
+    ))
+}

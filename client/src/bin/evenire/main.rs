@@ -184,6 +184,18 @@ enum Command {
         #[command(subcommand)]
         action: SnapshotAction,
     },
+    /// Give back the disk of what deletes, tombstones and stream rules removed (needs
+    /// the `admin` role): the server rewrites its sealed segments while it serves.
+    /// Shows each segment as it goes.
+    Scavenge {
+        /// Change nothing: show what a scavenge would free now, by stream type.
+        #[arg(long)]
+        dry_run: bool,
+        /// Bytes a second it may read and write, as 50MiB (default: the server's
+        /// --scavenge-rate-limit).
+        #[arg(long)]
+        rate_limit: Option<String>,
+    },
     /// Check the server's health.
     Health,
     /// Back the store up into DIR, online (needs the `admin` role): the first run copies
@@ -504,6 +516,29 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 .set_stream_rules(&stream, rules, *expect_revision)
                 .await?;
             out.rules_set(&stream, &rules, revision);
+        }
+        Command::Scavenge {
+            dry_run,
+            rate_limit,
+        } => {
+            let rate = rate_limit.as_deref().map(input::byte_size).transpose()?;
+            let client = connect(cli).await?;
+            let reports = client.scavenge(*dry_run, rate).await?;
+            tokio::pin!(reports);
+            let mut last = None;
+            while let Some(report) = reports.next().await {
+                let report = report?;
+                out.scavenge_progress(&report);
+                last = Some(report);
+            }
+            match last.filter(|r| r.done) {
+                Some(report) => out.scavenged(&report),
+                None => {
+                    return Err(Failure::Server(
+                        "the scavenge's reports ended before it was done".into(),
+                    ));
+                }
+            }
         }
         Command::Health => {
             let serving = health(cli).await?;

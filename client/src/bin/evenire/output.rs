@@ -333,6 +333,70 @@ impl Printer {
         }
     }
 
+    /// A scavenge's report after a segment: on stderr, so that stdout has only the
+    /// outcome.
+    pub fn scavenge_progress(self, report: &evenire_client::ScavengeReport) {
+        if report.done {
+            return;
+        }
+        eprintln!(
+            "segment {}/{}: {} bytes read, {} freed{}",
+            report.segments_done,
+            report.segments_total,
+            report.bytes_read,
+            report.bytes_freed,
+            if report.dry_run { " (dry run)" } else { "" }
+        );
+    }
+
+    /// A scavenge's outcome, by stream type.
+    pub fn scavenged(self, report: &evenire_client::ScavengeReport) {
+        if self.json {
+            let by_type: Vec<_> = report
+                .by_type
+                .iter()
+                .map(
+                    |t| json!({"stream_type": t.stream_type, "events": t.events, "bytes": t.bytes}),
+                )
+                .collect();
+            let value = json!({
+                "dry_run": report.dry_run,
+                "segments": report.segments_total,
+                "segments_rewritten": report.segments_rewritten,
+                "segments_skipped": report.segments_skipped,
+                "bytes_read": report.bytes_read,
+                "bytes_freed": report.bytes_freed,
+                "events_reclaimed": report.events_reclaimed,
+                "by_type": by_type,
+            });
+            say!("{value}");
+            return;
+        }
+        let (verb, rewritten) = match report.dry_run {
+            true => ("would free", "would rewrite"),
+            false => ("freed", "rewrote"),
+        };
+        say!(
+            "{verb} {} bytes and {} events; {rewritten} {} of {} segments{}",
+            report.bytes_freed,
+            report.events_reclaimed,
+            report.segments_rewritten,
+            report.segments_total,
+            match report.segments_skipped {
+                0 => String::new(),
+                n => format!(" ({n} left for next time: rules changed meanwhile)"),
+            }
+        );
+        for t in &report.by_type {
+            say!(
+                "  {}: {} events, {} bytes",
+                t.stream_type,
+                t.events,
+                t.bytes
+            );
+        }
+    }
+
     /// Rules set.
     pub fn rules_set(self, stream: &StreamId, rules: &evenire_client::StreamRules, revision: u64) {
         if self.json {

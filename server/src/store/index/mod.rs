@@ -1,9 +1,13 @@
 //! The in-memory index: derived data, rebuilt from the log at every start.
 //!
-//! - `records`: every append record in log order, with where it lies on disk. Positions
-//!   are gapless, so the record holding a position is found by binary search.
+//! - `segments`: per segment, every append record in it in log order, with where it
+//!   lies on disk. Positions only grow, so the record holding a position is found by
+//!   binary search. They are gapless until a scavenge reclaims some (`store/scavenge/`):
+//!   then a position may be held by no record, and a segment's records are replaced as
+//!   a whole when it is rewritten.
 //! - `streams`: for each stream, its version and, per append, the first version and the
-//!   record it was written in.
+//!   record it was written in (segment and place in it). A scavenge drops a prefix of
+//!   a stream's chunks, never anything in the middle.
 //!
 //! Every event id and its position are kept apart, by the writer alone (`EventIds` in
 //! decide.rs): readers never need them.
@@ -12,6 +16,9 @@
 //! in the writer's id map); plus about 100 bytes per stream.
 
 pub mod maps;
+mod rewrite;
+
+pub use rewrite::SegmentRewrite;
 
 use crate::store::log::record::Record;
 use crate::store::types::{DeleteMode, StreamId, StreamInfo, StreamRules, StreamState};
@@ -32,16 +39,32 @@ pub struct RecordLoc {
     pub offset: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct LogRecord {
-    first_position: u64,
-    loc: RecordLoc,
+/// An append record: its first position and where it lies on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRecord {
+    pub first_position: u64,
+    pub loc: RecordLoc,
 }
 
+/// The append records of one segment, in log order.
+#[derive(Debug, Default)]
+struct SegmentRecords {
+    /// The first position the segment covers: the log's next position when it was
+    /// opened. Its first record may start later once a scavenge reclaimed some.
+    first_position: u64,
+    records: Vec<LogRecord>,
+    /// The id of the file its records are read from (`reader::FIRST_REWRITTEN_FILE`):
+    /// its number until a scavenge rewrites it.
+    file: u32,
+}
+
+/// The records of one stream's append, by the segment they are in and their place
+/// in it.
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
     first_version: u64,
-    record: usize,
+    segment: u32,
+    record: u32,
 }
 
 #[derive(Debug, Default)]
@@ -56,9 +79,14 @@ struct StreamEntry {
 }
 
 impl StreamEntry {
-    /// The first version a read returns (past the end when everything is deleted).
+    /// The first version a read returns (past the end when everything is deleted):
+    /// past the last delete and what a scavenge reclaimed.
     fn first_visible(&self) -> u64 {
-        self.deleted_through.map_or(0, |v| v + 1)
+        let stored = self
+            .chunks
+            .first()
+            .map_or(self.version + 1, |c| c.first_version);
+        self.deleted_through.map_or(0, |v| v + 1).max(stored)
     }
 
     fn state(&self) -> StreamState {
@@ -116,7 +144,10 @@ pub struct ListFilter {
 /// The index. The writer is its only mutator; readers take short read locks.
 #[derive(Debug, Default)]
 pub struct Index {
-    records: Vec<LogRecord>,
+    /// By segment number.
+    segments: Vec<SegmentRecords>,
+    /// Records in all segments.
+    record_count: usize,
     streams: ShardedMap<StreamId, StreamEntry>,
     /// Every stream in (type, key) order, for stable, resumable listings. Keys as
     /// integers (same order as their bytes): comparing them is one instruction, where
@@ -257,7 +288,7 @@ impl Index {
         let position_of = |version| {
             let at = entry.chunks.partition_point(|c| c.first_version <= version);
             let chunk = entry.chunks.get(at.checked_sub(1)?)?;
-            let record = self.records.get(chunk.record)?;
+            let record = self.record_of(chunk)?;
             Some(record.first_position + (version - chunk.first_version))
         };
         Some(StreamInfo {
@@ -361,15 +392,43 @@ impl Index {
         self.next_position
     }
 
-    /// The record that holds `position`.
-    pub fn record_holding(&self, position: u64) -> Option<RecordLoc> {
+    fn record_of(&self, chunk: &Chunk) -> Option<&LogRecord> {
+        self.segments
+            .get(chunk.segment as usize)?
+            .records
+            .get(chunk.record as usize)
+    }
+
+    /// The last record that starts at or before `position`: the one holding it unless a
+    /// scavenge reclaimed it (the caller checks the record's events).
+    pub fn record_holding(&self, position: u64) -> Option<LogRecord> {
         if position >= self.next_position {
             return None;
         }
-        let at = self
-            .records
-            .partition_point(|r| r.first_position <= position);
-        at.checked_sub(1).map(|i| self.records[i].loc)
+        let segments = self
+            .segments
+            .partition_point(|s| s.first_position <= position);
+        self.segments[..segments].iter().rev().find_map(|segment| {
+            let at = segment
+                .records
+                .partition_point(|r| r.first_position <= position);
+            at.checked_sub(1).map(|i| segment.records[i])
+        })
+    }
+
+    /// The first record that starts after `position`, if there is one: where a forward
+    /// read of the log goes on past positions a scavenge reclaimed.
+    pub fn record_after(&self, position: u64) -> Option<LogRecord> {
+        let segments = self
+            .segments
+            .partition_point(|s| s.first_position <= position);
+        let first = segments.saturating_sub(1);
+        self.segments[first..].iter().find_map(|segment| {
+            let at = segment
+                .records
+                .partition_point(|r| r.first_position <= position);
+            segment.records.get(at).copied()
+        })
     }
 
     /// The record that holds version `version` of `stream`.
@@ -380,7 +439,7 @@ impl Index {
         }
         let at = entry.chunks.partition_point(|c| c.first_version <= version);
         let chunk = entry.chunks.get(at.checked_sub(1)?)?;
-        Some(self.records[chunk.record].loc)
+        Some(self.record_of(chunk)?.loc)
     }
 
     /// Whether `first_position` and `first_version` continue the log and the stream
@@ -393,31 +452,71 @@ impl Index {
         first_position == self.next_position && first_version == expected_version && !tombstoned
     }
 
-    /// Adds a committed append record found at `loc`. The caller has checked
-    /// [`Index::continues`].
+    /// Whether an append record found after a scavenge rewrote part of the log may
+    /// follow what recovery read before it: positions and the stream's versions go on
+    /// after what came before (reclaimed ones may be missing), into a stream that is
+    /// not tombstoned.
+    pub fn continues_after_scavenge(
+        &self,
+        stream: &StreamId,
+        first_version: u64,
+        first_position: u64,
+    ) -> bool {
+        let entry = self.streams.get(stream);
+        let expected_version = entry.map_or(0, |s| s.version + 1);
+        let tombstoned = entry.is_some_and(|s| s.tombstoned);
+        first_position >= self.next_position && first_version >= expected_version && !tombstoned
+    }
+
+    /// Makes `stream` known at `version` at least: what a delete record says of a
+    /// stream whose events a scavenge reclaimed.
+    pub fn ensure_version(&mut self, stream: &StreamId, version: u64, created_micros: i64) {
+        let new = self.streams.get(stream).is_none();
+        let entry = stream_or_new(&mut self.streams, &mut self.ordered, stream, created_micros);
+        if new {
+            entry.last_appended_micros = created_micros;
+        }
+        entry.version = entry.version.max(version);
+    }
+
+    /// Records that segment `seq` covers positions up to `end` (excluded), though its
+    /// records may end before: a scavenge reclaimed the rest.
+    pub fn reclaimed_to(&mut self, seq: u32, end: u64) {
+        self.open_segment(seq);
+        self.next_position = self.next_position.max(end);
+    }
+
+    /// Adds a committed append record found at `loc`, in the segment numbered
+    /// `loc.segment` (the writer and recovery read files by their number; only a
+    /// scavenge gives a rewritten file another). The caller has checked
+    /// [`Index::continues`], or recovery its looser rule after a scavenge.
     pub fn apply(&mut self, loc: RecordLoc, record: &Record) {
         let stream = &record.stream;
-        let index = self.records.len();
-        self.records.push(LogRecord {
+        let segment = self.open_segment(loc.segment);
+        let index = segment.records.len() as u32;
+        segment.records.push(LogRecord {
             first_position: record.first_position,
             loc,
         });
+        self.record_count += 1;
         self.next_position = record.last_position() + 1;
-        let entry = match self.streams.get_mut(stream) {
-            Some(entry) => entry,
-            None => {
-                self.ordered
-                    .entry(stream.stream_type.clone())
-                    .or_default()
-                    .insert(stream.key.as_u128());
-                let entry = self.streams.entry(stream.clone()).or_default();
-                entry.created_micros = record.created_micros;
-                entry
-            }
-        };
+        let entry = stream_or_new(
+            &mut self.streams,
+            &mut self.ordered,
+            stream,
+            record.created_micros,
+        );
+        if record.first_version > entry.version + 1 && !entry.chunks.is_empty() {
+            // Found by recovery after a scavenge reclaimed the versions in between:
+            // what comes before them was reclaimable too (a scavenge reclaims a prefix
+            // of a stream), and reads must not reach it across the gap.
+            self.chunks -= entry.chunks.len();
+            entry.chunks.clear();
+        }
         self.chunks += 1;
         entry.chunks.push(Chunk {
             first_version: record.first_version,
+            segment: loc.segment,
             record: index,
         });
         entry.version = record.last_version();
@@ -429,16 +528,61 @@ impl Index {
         self.streams.len()
     }
 
+    /// Makes the records of every segment up to `seq`, those the log has not reached
+    /// yet starting at its next position.
+    pub fn open_segments_through(&mut self, seq: u32) {
+        self.open_segment(seq);
+    }
+
+    /// The records of segment `seq`, made if the log has not reached it yet: each starts
+    /// at the log's next position.
+    fn open_segment(&mut self, seq: u32) -> &mut SegmentRecords {
+        let next_position = self.next_position;
+        let seq = seq as usize;
+        if self.segments.len() <= seq {
+            let first = self.segments.len();
+            self.segments.resize_with(seq + 1, || SegmentRecords {
+                first_position: next_position,
+                records: Vec::new(),
+                file: 0,
+            });
+            for (number, segment) in self.segments.iter_mut().enumerate().skip(first) {
+                segment.file = number as u32;
+            }
+        }
+        &mut self.segments[seq]
+    }
+
     /// Its entries and their estimated memory.
     pub fn figures(&self) -> IndexFigures {
-        let bytes = self.records.capacity() * std::mem::size_of::<LogRecord>()
+        let record_capacity: usize = self.segments.iter().map(|s| s.records.capacity()).sum();
+        let bytes = record_capacity * std::mem::size_of::<LogRecord>()
             + self.chunks * std::mem::size_of::<Chunk>()
             + self.streams.len() * STREAM_BYTES;
         IndexFigures {
             streams: self.streams.len() as u64,
-            records: self.records.len() as u64,
+            records: self.record_count as u64,
             events: self.next_position,
             bytes: bytes as u64 + self.next_position * EVENT_ID_BYTES,
         }
     }
+}
+
+/// The entry of `stream`, made (created at `created_micros`) and listed if it is new.
+fn stream_or_new<'a>(
+    streams: &'a mut ShardedMap<StreamId, StreamEntry>,
+    ordered: &mut BTreeMap<Arc<str>, BTreeSet<u128>>,
+    stream: &StreamId,
+    created_micros: i64,
+) -> &'a mut StreamEntry {
+    streams.entry(stream.clone()).or_insert_with(|| {
+        ordered
+            .entry(stream.stream_type.clone())
+            .or_default()
+            .insert(stream.key.as_u128());
+        StreamEntry {
+            created_micros,
+            ..StreamEntry::default()
+        }
+    })
 }

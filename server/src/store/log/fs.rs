@@ -45,6 +45,9 @@ pub trait Fs: Send + Sync + Debug {
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadAt>>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` at once if it exists; durable once the
+    /// directory is synced.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the creation or removal of files in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes `dir`'s exclusive lock for the life of the returned file, or fails with
@@ -119,6 +122,10 @@ impl Fs for RealFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

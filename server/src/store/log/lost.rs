@@ -96,7 +96,7 @@ pub fn lost_by_cut(
                     lost.records += 1;
                     streams.insert(rules.stream);
                 }
-                Entry::SyncMark(_) => {}
+                Entry::SyncMark(_) | Entry::Rewritten(_) => {}
             }
         }
         if let Some(end) = before.iter().rev().find_map(|r| match &r.entry {

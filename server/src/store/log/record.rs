@@ -71,6 +71,7 @@ const KIND_DELETE: u8 = 2;
 const KIND_SYNC_MARK: u8 = 3;
 const KIND_SNAPSHOT: u8 = 4;
 const KIND_RULES: u8 = 5;
+const KIND_REWRITTEN: u8 = 6;
 const RULE_MAX_COUNT: u8 = 1;
 const RULE_TRUNCATE_BEFORE: u8 = 2;
 const MODE_SOFT: u8 = 1;
@@ -89,6 +90,8 @@ pub enum Entry {
     Snapshot(Snapshot),
     /// A stream's rules set.
     Rules(RulesRecord),
+    /// The first record of a segment a scavenge rewrote: the positions it covers.
+    Rewritten(Rewritten),
 }
 
 impl Entry {
@@ -100,6 +103,7 @@ impl Entry {
             Entry::SyncMark(mark) => mark.created_micros,
             Entry::Snapshot(snapshot) => snapshot.created_micros,
             Entry::Rules(rules) => rules.created_micros,
+            Entry::Rewritten(rewritten) => rewritten.created_micros,
         }
     }
 }
@@ -133,6 +137,53 @@ pub fn encode_rules(out: &mut Vec<u8>, rules: &RulesRecord) {
     out.extend_from_slice(&rules.rules.max_count.unwrap_or(0).to_le_bytes());
     out.extend_from_slice(&rules.rules.truncate_before.unwrap_or(0).to_le_bytes());
     seal_frame(out, frame_start);
+}
+
+/// What a scavenge writes first in a segment it rewrites: the positions the segment
+/// covered before anything was reclaimed from it, so that recovery still checks that
+/// the log's segments follow one another without a gap, while positions inside may be
+/// missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewritten {
+    /// When the scavenge wrote it, µs since the Unix epoch.
+    pub created_micros: i64,
+    /// The first position the segment covers.
+    pub first_position: u64,
+    /// The position after the last it covers: where the next segment starts.
+    pub end_position: u64,
+}
+
+/// Frames a rewritten-segment record onto `out`.
+pub fn encode_rewritten(out: &mut Vec<u8>, rewritten: &Rewritten) {
+    let frame_start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    out.push(KIND_REWRITTEN);
+    out.extend_from_slice(&rewritten.created_micros.to_le_bytes());
+    out.extend_from_slice(&rewritten.first_position.to_le_bytes());
+    out.extend_from_slice(&rewritten.end_position.to_le_bytes());
+    seal_frame(out, frame_start);
+}
+
+/// Frames an append record holding `record`'s events from the `skip`th on: what a
+/// scavenge keeps of a record whose first events it reclaims.
+pub fn encode_record_from(out: &mut Vec<u8>, record: &Record, skip: usize) {
+    let skipped = skip as u64;
+    let events: Vec<EventData> = record.events[skip..]
+        .iter()
+        .map(|e| EventData {
+            id: e.id,
+            event_type: e.event_type.clone(),
+            data: e.data.clone(),
+            metadata: e.metadata.clone(),
+        })
+        .collect();
+    let header = AppendHeader {
+        first_position: record.first_position + skipped,
+        first_version: record.first_version + skipped,
+        created_micros: record.created_micros,
+        stream: &record.stream,
+    };
+    encode_append(out, header, &events);
 }
 
 /// A decoded snapshot record.
@@ -567,6 +618,11 @@ impl Cursor {
                 synced_end: self.u64()?,
             }),
             KIND_RULES => Entry::Rules(self.rules_record()?),
+            KIND_REWRITTEN => Entry::Rewritten(Rewritten {
+                created_micros: self.u64()? as i64,
+                first_position: self.u64()?,
+                end_position: self.u64()?,
+            }),
             KIND_SNAPSHOT => Entry::Snapshot(Snapshot {
                 created_micros: self.u64()? as i64,
                 stream: self.stream()?,

@@ -9,7 +9,7 @@
 //! once its last sync is done) there is no torn tail: any damage stops the start.
 
 use super::fs::Fs;
-use super::record::Entry;
+use super::record::{Entry, Rewritten};
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use crate::store::error::StoreError;
 use crate::store::index::{Index, RecordLoc};
@@ -76,6 +76,8 @@ pub struct Replayed {
     pub last_created: i64,
     /// Whether the last writer stopped cleanly (its marker is there).
     pub clean_stop: bool,
+    /// Whether a segment a scavenge rewrote was read.
+    pub scavenged: bool,
 }
 
 /// The file a writer leaves once the last sync of a clean stop is done; the next start
@@ -130,6 +132,7 @@ pub fn replay_keeping(
         reserved: 0,
         last_created: i64::MIN,
         clean_stop,
+        scavenged: false,
     };
     // One thread reads the next segment from the disk while this one checks and indexes
     // the current: on a cold start the reads and the indexing overlap. It runs at most
@@ -166,6 +169,8 @@ pub fn replay_keeping(
             let (index, ids) = (&mut replayed.index, &mut replayed.ids);
             let last_created = &mut replayed.last_created;
             let (mut records, mut sync_marks) = (0, 0);
+            let scavenged = &mut replayed.scavenged;
+            let mut rewritten = None;
             let scan = segment::scan_each(&path, seq, &bytes, Some(seq) == last_seq, |scanned| {
                 let loc = RecordLoc {
                     segment: seq32,
@@ -177,8 +182,20 @@ pub fn replay_keeping(
                     _ => records += 1,
                 }
                 *last_created = (*last_created).max(scanned.entry.created_micros());
-                apply(index, ids, &path, scanned.offset, loc, &scanned.entry)
+                let mut replay = Replay {
+                    index,
+                    ids,
+                    path: &path,
+                    scavenged,
+                    rewritten: &mut rewritten,
+                };
+                replay.apply(scanned.offset, loc, &scanned.entry)
             })?;
+            if let Some(rewritten) = rewritten {
+                // Positions after the segment's last record that it covered were
+                // reclaimed: the next segment starts after them.
+                replayed.index.reclaimed_to(seq32, rewritten.end_position);
+            }
             replayed.records += records;
             replayed.sync_marks += sync_marks;
             if let Some(reason) = scan.torn {
@@ -259,72 +276,130 @@ pub fn recover(fs: &dyn Fs, dir: &Path, snapshots_kept: usize) -> Result<Recover
     })
 }
 
-/// Replays one record into the index, checking that it continues the log.
-fn apply(
-    index: &mut Index,
-    ids: &mut EventIds,
-    path: &Path,
-    offset: u64,
-    loc: RecordLoc,
-    entry: &Entry,
-) -> Result<(), StoreError> {
-    let inconsistent = |reason: String| StoreError::Inconsistent {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    };
-    match entry {
-        Entry::Append(record) => {
-            if !index.continues(&record.stream, record.first_version, record.first_position) {
-                return Err(inconsistent(format!(
-                    "record for stream {} at version {} and position {} does not continue \
-                     the log (next position {}, stream version {:?})",
-                    record.stream,
-                    record.first_version,
-                    record.first_position,
-                    index.next_position(),
-                    index.stream_version(&record.stream),
-                )));
+/// Replays records into the index, checking each against the log before it.
+///
+/// Until a segment a scavenge rewrote has been read, the checks are exact: positions
+/// and each stream's versions continue without a gap, and deletes, snapshots and rules
+/// match their stream's state. After one, what a scavenge may have reclaimed is
+/// allowed: positions and versions may jump ahead (never back), and a delete, snapshot
+/// or rules record may speak of a stream whose earlier events are gone, or whose
+/// later ones come after it.
+struct Replay<'a> {
+    index: &'a mut Index,
+    ids: &'a mut EventIds,
+    path: &'a Path,
+    scavenged: &'a mut bool,
+    /// The rewritten-segment record of the segment being read, if it has one.
+    rewritten: &'a mut Option<Rewritten>,
+}
+
+impl Replay<'_> {
+    fn apply(&mut self, offset: u64, loc: RecordLoc, entry: &Entry) -> Result<(), StoreError> {
+        let index = &mut *self.index;
+        let scavenged = *self.scavenged;
+        let inconsistent = |reason: String| StoreError::Inconsistent {
+            path: self.path.to_path_buf(),
+            offset,
+            reason,
+        };
+        match entry {
+            Entry::Rewritten(rewritten) => {
+                if offset != SEGMENT_HEADER_LEN
+                    || rewritten.first_position != index.next_position()
+                    || rewritten.end_position < rewritten.first_position
+                {
+                    return Err(inconsistent(format!(
+                        "rewritten segment covering positions {} to {} does not continue the \
+                         log at position {}",
+                        rewritten.first_position,
+                        rewritten.end_position,
+                        index.next_position()
+                    )));
+                }
+                index.reclaimed_to(loc.segment, rewritten.first_position);
+                *self.scavenged = true;
+                *self.rewritten = Some(*rewritten);
             }
-            index.apply(loc, record);
-            for (position, event) in (record.first_position..).zip(&record.events) {
-                ids.insert(event.id, position);
+            Entry::Append(record) => {
+                let within = self
+                    .rewritten
+                    .is_none_or(|r| record.last_position() < r.end_position);
+                let continues = match scavenged {
+                    false => {
+                        index.continues(&record.stream, record.first_version, record.first_position)
+                    }
+                    true => {
+                        within
+                            && index.continues_after_scavenge(
+                                &record.stream,
+                                record.first_version,
+                                record.first_position,
+                            )
+                    }
+                };
+                if !continues {
+                    return Err(inconsistent(format!(
+                        "record for stream {} at version {} and position {} does not continue \
+                         the log (next position {}, stream version {:?})",
+                        record.stream,
+                        record.first_version,
+                        record.first_position,
+                        index.next_position(),
+                        index.stream_version(&record.stream),
+                    )));
+                }
+                index.apply(loc, record);
+                for (position, event) in (record.first_position..).zip(&record.events) {
+                    self.ids.insert(event.id, position);
+                }
             }
-        }
-        Entry::Delete(deletion) => {
-            if index.stream_version(&deletion.stream) != Some(deletion.through_version) {
-                return Err(inconsistent(format!(
-                    "delete of stream {} through version {} does not match its version {:?}",
-                    deletion.stream,
+            Entry::Delete(deletion) => {
+                let version = index.stream_version(&deletion.stream);
+                let matches = match scavenged {
+                    false => version == Some(deletion.through_version),
+                    true => version.is_none_or(|v| v <= deletion.through_version),
+                };
+                if !matches {
+                    return Err(inconsistent(format!(
+                        "delete of stream {} through version {} does not match its version {:?}",
+                        deletion.stream, deletion.through_version, version,
+                    )));
+                }
+                index.ensure_version(
+                    &deletion.stream,
                     deletion.through_version,
-                    index.stream_version(&deletion.stream),
-                )));
+                    deletion.created_micros,
+                );
+                index.apply_delete(&deletion.stream, deletion.mode, deletion.through_version);
             }
-            index.apply_delete(&deletion.stream, deletion.mode, deletion.through_version);
-        }
-        Entry::Snapshot(snapshot) => {
-            let state = index.write_state(&snapshot.stream);
-            if let Err(e) = decide::snapshot(state, &snapshot.stream, snapshot.version) {
-                return Err(inconsistent(format!(
-                    "snapshot of a stream it cannot be of: {e}"
-                )));
+            Entry::Snapshot(snapshot) => {
+                let state = index.write_state(&snapshot.stream);
+                // A kept snapshot's stream may have had its events up to it reclaimed.
+                if let Err(e) = decide::snapshot(state, &snapshot.stream, snapshot.version)
+                    && !scavenged
+                {
+                    return Err(inconsistent(format!(
+                        "snapshot of a stream it cannot be of: {e}"
+                    )));
+                }
+                index.apply_snapshot(&snapshot.stream, snapshot.version, loc);
             }
-            index.apply_snapshot(&snapshot.stream, snapshot.version, loc);
-        }
-        Entry::Rules(set) => {
-            let (revision, _) = index.rules(&set.stream);
-            if index.stream_version(&set.stream).is_none() || set.revision != revision + 1 {
-                return Err(inconsistent(format!(
-                    "rules of stream {} at revision {} do not follow revision {revision}",
-                    set.stream, set.revision
-                )));
+            Entry::Rules(set) => {
+                let (revision, _) = index.rules(&set.stream);
+                let known = scavenged || index.stream_version(&set.stream).is_some();
+                if !known || set.revision != revision + 1 {
+                    return Err(inconsistent(format!(
+                        "rules of stream {} at revision {} do not follow revision {revision}",
+                        set.stream, set.revision
+                    )));
+                }
+                index.apply_rules(&set.stream, set.revision, set.rules);
             }
-            index.apply_rules(&set.stream, set.revision, set.rules);
+            // Read by `segment::scan_each`, which judges damage by it; nothing to index.
+            Entry::SyncMark(_) => {}
         }
-        // Read by `segment::scan_each`, which judges damage by it; nothing to index.
-        Entry::SyncMark(_) => {}
+        Ok(())
     }
-    Ok(())
 }
 
 /// Cuts the last segment back to `valid_len`, or re-creates it when not even its header

@@ -48,7 +48,7 @@ pub fn list_segments(fs: &dyn Fs, dir: &Path) -> io::Result<Vec<(u64, PathBuf)>>
     Ok(segments)
 }
 
-fn header_bytes(seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
+pub fn header_bytes(seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut header = [0; SEGMENT_HEADER_LEN as usize];
     header[0..8].copy_from_slice(MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());

@@ -353,6 +353,25 @@ impl Fs for SimFs {
         Ok(())
     }
 
+    /// Until the directory is synced, a power loss undoes it: the old file comes back
+    /// under `to`, and so does `from`. Handles are by path here, unlike a real file
+    /// system's: one opened on `to` before reads the new file after.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.live()?;
+        let mut file = state.files.remove(from).ok_or_else(|| missing(from))?;
+        if file.durable_entry {
+            state.removed.insert(from.to_path_buf(), file.clone());
+        }
+        if let Some(replaced) = state.files.remove(to)
+            && replaced.durable_entry
+        {
+            state.removed.insert(to.to_path_buf(), replaced);
+        }
+        file.durable_entry = false;
+        state.files.insert(to.to_path_buf(), file);
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.live()?;
         for (path, file) in state.files.iter_mut() {

@@ -3,6 +3,7 @@
 //! back only its own read.
 
 use crate::store::error::StoreError;
+use crate::store::index::RecordLoc;
 use crate::store::log::record::Record;
 use crate::store::shared::{Shared, read_index};
 use crate::store::types::{Direction, ReadFrom, RecordedEvent, StreamId};
@@ -165,10 +166,23 @@ impl LogRead {
     ) -> Result<(), StoreError> {
         let mut bytes = 0;
         while !self.done() && batch.len() < max_events && bytes < max_bytes {
-            let Some(at) = self.next else { break };
-            let Some(record) = self.record_holding(at, may_block)? else {
+            let Some(wanted) = self.next else { break };
+            let found = match self.record_holding(wanted, may_block) {
+                // A scavenge rewrote the segment since the index was read: the index
+                // now says where the record is.
+                Err(StoreError::Moved) => self.record_holding(wanted, may_block),
+                found => found,
+            };
+            let Some((at, record)) = found? else {
                 break;
             };
+            if at != wanted {
+                // Positions a scavenge reclaimed are skipped.
+                self.next = Some(at);
+                if self.done() {
+                    break;
+                }
+            }
             let mut event = record
                 .event(self.offset_in(&record, at))
                 .ok_or_else(|| self.mismatch(at))?;
@@ -213,26 +227,91 @@ impl LogRead {
         (at - self.first_in(record)) as usize
     }
 
-    /// The record holding `at`; None when it is not cached and blocking is not allowed.
+    /// The record holding `at`, with `at`; None when it is not cached and blocking is
+    /// not allowed, or when nothing is left to read. In a read of the log, a position a
+    /// scavenge reclaimed is held by no record: the read goes on at the nearest position
+    /// in its direction that a record holds, which is returned with it.
     fn record_holding(
         &mut self,
         at: u64,
         may_block: bool,
-    ) -> Result<Option<Arc<Record>>, StoreError> {
-        if let Some(record) = &self.current {
-            let first = self.first_in(record);
-            if first <= at && at < first + record.events.len() as u64 {
-                return Ok(Some(record.clone()));
-            }
+    ) -> Result<Option<(u64, Arc<Record>)>, StoreError> {
+        if let Some(record) = &self.current
+            && self.holds(record, at)
+        {
+            return Ok(Some((at, record.clone())));
         }
-        let loc = {
+        let found = {
             let index = read_index(&self.shared);
             match &self.scope {
                 Scope::Stream(stream) => index.record_holding_version(stream, at),
-                Scope::All => index.record_holding(at),
+                Scope::All => index.record_holding(at).map(|r| r.loc),
             }
+        };
+        let record = match found {
+            Some(loc) => match self.load(loc, may_block)? {
+                Some(record) => Some(record),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        match (&self.scope, record) {
+            (_, Some(record)) if self.holds(&record, at) => {
+                if let Scope::Stream(stream) = &self.scope
+                    && record.stream != *stream
+                {
+                    return Err(self.mismatch(at));
+                }
+                Ok(Some((at, record)))
+            }
+            (Scope::Stream(stream), _) => {
+                // A subscription from a version a scavenge has since reclaimed goes on
+                // from the first one there is.
+                let first = read_index(&self.shared).readable(stream).map(|(f, _)| f);
+                match first {
+                    Some(first) if first > at && self.direction == Direction::Forward => {
+                        self.next = Some(first);
+                        Ok(None)
+                    }
+                    _ => Err(self.mismatch(at)),
+                }
+            }
+            (Scope::All, before) => match self.direction {
+                Direction::Backward => {
+                    let found = before
+                        .map(|record| (record.last_position(), record))
+                        .filter(|(at, _)| *at >= self.start);
+                    if found.is_none() {
+                        self.next = None;
+                    }
+                    Ok(found)
+                }
+                Direction::Forward => {
+                    let (after, log_end) = {
+                        let index = read_index(&self.shared);
+                        (index.record_after(at), index.next_position())
+                    };
+                    let Some(after) = after else {
+                        // Reclaimed to the end of the log: go on from there.
+                        self.next = Some(log_end.max(at));
+                        return Ok(None);
+                    };
+                    Ok(self
+                        .load(after.loc, may_block)?
+                        .map(|record| (record.first_position, record)))
+                }
+            },
         }
-        .ok_or_else(|| self.mismatch(at))?;
+    }
+
+    fn holds(&self, record: &Record, at: u64) -> bool {
+        let first = self.first_in(record);
+        first <= at && at < first + record.events.len() as u64
+    }
+
+    /// The record at `loc`, made the current one; None when it is not cached and
+    /// blocking is not allowed.
+    fn load(&mut self, loc: RecordLoc, may_block: bool) -> Result<Option<Arc<Record>>, StoreError> {
         let record = if may_block {
             self.shared.reader.read(loc)?
         } else {
@@ -241,11 +320,6 @@ impl LogRead {
                 None => return Ok(None),
             }
         };
-        if let Scope::Stream(stream) = &self.scope
-            && record.stream != *stream
-        {
-            return Err(self.mismatch(at));
-        }
         self.current_is_large = record
             .events
             .iter()

@@ -23,13 +23,31 @@ const ENTRY_OVERHEAD_BYTES: u32 = 320;
 pub struct LogReader {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
-    files: RwLock<HashMap<u32, Arc<dyn ReadAt>>>,
+    files: RwLock<Files>,
     /// Decoded records, weighted by their size on disk. None when the cache size is 0,
     /// so that setting really means "no cache".
     cache: Option<Cache<RecordLoc, Arc<Record>>>,
     /// Records found in the cache, and read from disk, since the start.
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+/// File ids from this one on name files a scavenge rewrote while the server runs;
+/// below it, a file's id is its segment's number, and the file is opened by its name.
+/// A record's location names its file by id ([`RecordLoc::segment`]), so that a
+/// location found before a segment was rewritten never reads the new file.
+pub const FIRST_REWRITTEN_FILE: u32 = 1 << 31;
+
+/// The files records are read from, by id.
+#[derive(Debug)]
+struct Files {
+    open: HashMap<u32, Arc<dyn ReadAt>>,
+    /// For the files a scavenge wrote, their segment's number.
+    segment_of: HashMap<u32, u32>,
+    /// Ids of files a scavenge replaced and that were let go: a location that still
+    /// names one must be looked up again.
+    retired: std::collections::HashSet<u32>,
+    next_rewritten: u32,
 }
 
 /// The cache's figures, for metrics.
@@ -62,7 +80,12 @@ impl LogReader {
         LogReader {
             fs,
             dir,
-            files: RwLock::new(HashMap::new()),
+            files: RwLock::new(Files {
+                open: HashMap::new(),
+                segment_of: HashMap::new(),
+                retired: std::collections::HashSet::new(),
+                next_rewritten: FIRST_REWRITTEN_FILE,
+            }),
             cache,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -125,7 +148,7 @@ impl LogReader {
 
     /// The record at `loc`, checked against its checksums.
     fn read_entry(&self, loc: RecordLoc) -> Result<Entry, StoreError> {
-        let path = segment::segment_path(&self.dir, u64::from(loc.segment));
+        let path = self.path_of(loc.segment);
         let file = self.file(loc.segment, &path)?;
         let mut frame = vec![0; loc.len as usize];
         file.read_exact_at(&mut frame, loc.offset)
@@ -138,7 +161,7 @@ impl LogReader {
     }
 
     fn not_a(&self, what: &str, loc: RecordLoc) -> StoreError {
-        let path = segment::segment_path(&self.dir, u64::from(loc.segment));
+        let path = self.path_of(loc.segment);
         StoreError::IndexMismatch(format!(
             "the index points at a record that is not a {what} in {} at offset {}",
             segment_name(&path),
@@ -146,19 +169,87 @@ impl LogReader {
         ))
     }
 
-    fn file(&self, segment: u32, path: &std::path::Path) -> Result<Arc<dyn ReadAt>, StoreError> {
-        let open = self.files.read().map(|files| files.get(&segment).cloned());
-        if let Ok(Some(file)) = open {
-            return Ok(file);
+    /// The path of the segment file `id` names (the rewritten one's, for a rewritten
+    /// file: it is renamed there).
+    fn path_of(&self, id: u32) -> PathBuf {
+        let segment = self
+            .files
+            .read()
+            .ok()
+            .and_then(|files| files.segment_of.get(&id).copied())
+            .unwrap_or(id);
+        segment::segment_path(&self.dir, u64::from(segment))
+    }
+
+    fn file(&self, id: u32, path: &std::path::Path) -> Result<Arc<dyn ReadAt>, StoreError> {
+        if let Ok(files) = self.files.read() {
+            if let Some(file) = files.open.get(&id) {
+                return Ok(file.clone());
+            }
+            if id >= FIRST_REWRITTEN_FILE || files.retired.contains(&id) {
+                return Err(StoreError::Moved);
+            }
         }
         let file = self
             .fs
             .open_read(path)
             .map_err(|e| StoreError::io(format!("opening {}", segment_name(path)), e))?;
         if let Ok(mut files) = self.files.write() {
-            files.insert(segment, file.clone());
+            // A scavenge may have retired the id meanwhile, after renaming its new file
+            // where this one was opened: then what was opened may be the new file.
+            if files.retired.contains(&id) {
+                return Err(StoreError::Moved);
+            }
+            files.open.insert(id, file.clone());
         }
         Ok(file)
+    }
+
+    /// Opens the file with id `old`, of segment `segment`, if it is not open yet: done
+    /// before a scavenge renames a new file over it, so that locations naming it go on
+    /// reading it, not the new one.
+    pub fn hold(&self, old: u32, segment: u32) -> Result<(), StoreError> {
+        let path = segment::segment_path(&self.dir, u64::from(segment));
+        self.file(old, &path).map(|_| ())
+    }
+
+    /// Takes in `rewritten`, the file a scavenge renamed into place as segment
+    /// `segment`, under an id of its own, which is returned.
+    pub fn adopt(&self, segment: u32, rewritten: Arc<dyn ReadAt>) -> Result<u32, StoreError> {
+        let mut files = self
+            .files
+            .write()
+            .map_err(|_| StoreError::IndexMismatch("the file table's lock is poisoned".into()))?;
+        let id = files.next_rewritten;
+        files.next_rewritten = id.checked_add(1).ok_or_else(|| {
+            StoreError::IndexMismatch("out of file ids for rewritten segments".into())
+        })?;
+        files.open.insert(id, rewritten);
+        files.segment_of.insert(id, segment);
+        Ok(id)
+    }
+
+    /// Lets go of the files with ids in `old`, which a scavenge replaced and no
+    /// location in the index names any more: their disk space is freed once no read
+    /// still has them open. A read that still names one is told to look again.
+    pub fn retire(&self, old: &[u32]) {
+        if let Ok(mut files) = self.files.write() {
+            for id in old {
+                files.open.remove(id);
+                files.segment_of.remove(id);
+                files.retired.insert(*id);
+            }
+        }
+    }
+
+    /// Forgets what the cache holds of the records at `locs`: a scavenge moved or
+    /// reclaimed them.
+    pub fn forget(&self, locs: impl Iterator<Item = RecordLoc>) {
+        if let Some(cache) = &self.cache {
+            for loc in locs {
+                cache.invalidate(&loc);
+            }
+        }
     }
 }
 

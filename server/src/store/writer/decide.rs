@@ -446,12 +446,16 @@ fn find_event(
             record
         }
         _ => {
-            let Some(loc) = index.record_holding(position) else {
+            let Some(found) = index.record_holding(position) else {
                 return Ok(None);
             };
-            records.record(loc)?
+            records.record(found.loc)?
         }
     };
+    if position > record.last_position() {
+        // Reclaimed by a scavenge: the id is forgotten, as it will be after a restart.
+        return Ok(None);
+    }
     *last_read = Some(record.clone());
     let offset = position - record.first_position;
     Ok(Some(EventPlace {

@@ -427,6 +427,48 @@ class SetStreamRulesRequest(_message.Message):
     expected_revision: int
     def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., rules: _Optional[_Union[StreamRules, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
+class ScavengeRequest(_message.Message):
+    __slots__ = ("dry_run", "rate_limit_bytes_per_second")
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    dry_run: bool
+    rate_limit_bytes_per_second: int
+    def __init__(self, dry_run: _Optional[bool] = ..., rate_limit_bytes_per_second: _Optional[int] = ...) -> None: ...
+
+class ScavengeResponse(_message.Message):
+    __slots__ = ("dry_run", "segments_total", "segments_done", "segments_rewritten", "segments_skipped", "bytes_read", "bytes_freed", "events_reclaimed", "by_type", "done")
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_DONE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_REWRITTEN_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_READ_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FREED_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_RECLAIMED_FIELD_NUMBER: _ClassVar[int]
+    BY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    dry_run: bool
+    segments_total: int
+    segments_done: int
+    segments_rewritten: int
+    segments_skipped: int
+    bytes_read: int
+    bytes_freed: int
+    events_reclaimed: int
+    by_type: _containers.RepeatedCompositeFieldContainer[ScavengedStreamType]
+    done: bool
+    def __init__(self, dry_run: _Optional[bool] = ..., segments_total: _Optional[int] = ..., segments_done: _Optional[int] = ..., segments_rewritten: _Optional[int] = ..., segments_skipped: _Optional[int] = ..., bytes_read: _Optional[int] = ..., bytes_freed: _Optional[int] = ..., events_reclaimed: _Optional[int] = ..., by_type: _Optional[_Iterable[_Union[ScavengedStreamType, _Mapping]]] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class ScavengedStreamType(_message.Message):
+    __slots__ = ("stream_type", "events", "bytes")
+    STREAM_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    stream_type: str
+    events: int
+    bytes: int
+    def __init__(self, stream_type: _Optional[str] = ..., events: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
 class SetStreamRulesResponse(_message.Message):
     __slots__ = ("revision",)
     REVISION_FIELD_NUMBER: _ClassVar[int]

@@ -98,6 +98,11 @@ class EventStoreServiceStub:
                 request_serializer=evenire_dot_v1_dot_evenire__pb2.SetStreamRulesRequest.SerializeToString,
                 response_deserializer=evenire_dot_v1_dot_evenire__pb2.SetStreamRulesResponse.FromString,
                 _registered_method=True)
+        self.Scavenge = channel.unary_stream(
+                '/evenire.v1.EventStoreService/Scavenge',
+                request_serializer=evenire_dot_v1_dot_evenire__pb2.ScavengeRequest.SerializeToString,
+                response_deserializer=evenire_dot_v1_dot_evenire__pb2.ScavengeResponse.FromString,
+                _registered_method=True)
 
 
 class EventStoreServiceServicer:
@@ -220,6 +225,20 @@ class EventStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Scavenge(self, request, context):
+        """Scavenge gives back the disk that deletes, tombstones and stream rules no longer
+        need: it rewrites the segments before the one being written without the events
+        reads can no longer return, while the server serves, and reports after each
+        segment; the last message has `done` set. Positions never change; reclaimed ones
+        are simply absent from ReadAll and subscriptions afterwards. With `dry_run` it
+        changes nothing and reports what it would free. One at a time
+        (ALREADY_EXISTS while another runs); it goes on if the caller goes away.
+        Needs the `admin` role, for every stream type. docs/storage.md, "Reclaiming space".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -277,6 +296,11 @@ def add_EventStoreServiceServicer_to_server(servicer, server):
                     servicer.SetStreamRules,
                     request_deserializer=evenire_dot_v1_dot_evenire__pb2.SetStreamRulesRequest.FromString,
                     response_serializer=evenire_dot_v1_dot_evenire__pb2.SetStreamRulesResponse.SerializeToString,
+            ),
+            'Scavenge': grpc.unary_stream_rpc_method_handler(
+                    servicer.Scavenge,
+                    request_deserializer=evenire_dot_v1_dot_evenire__pb2.ScavengeRequest.FromString,
+                    response_serializer=evenire_dot_v1_dot_evenire__pb2.ScavengeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -585,6 +609,33 @@ class EventStoreService:
             '/evenire.v1.EventStoreService/SetStreamRules',
             evenire_dot_v1_dot_evenire__pb2.SetStreamRulesRequest.SerializeToString,
             evenire_dot_v1_dot_evenire__pb2.SetStreamRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scavenge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/evenire.v1.EventStoreService/Scavenge',
+            evenire_dot_v1_dot_evenire__pb2.ScavengeRequest.SerializeToString,
+            evenire_dot_v1_dot_evenire__pb2.ScavengeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -105,6 +105,16 @@ class EventStoreServiceStub:
     other. A durable record in the log, like a delete. NOT_FOUND for a stream never
     written. Needs the `admin` role.
     """
+    Scavenge: _grpc.UnaryStreamMultiCallable[_evenire_pb2.ScavengeRequest, _evenire_pb2.ScavengeResponse]
+    """Scavenge gives back the disk that deletes, tombstones and stream rules no longer
+    need: it rewrites the segments before the one being written without the events
+    reads can no longer return, while the server serves, and reports after each
+    segment; the last message has `done` set. Positions never change; reclaimed ones
+    are simply absent from ReadAll and subscriptions afterwards. With `dry_run` it
+    changes nothing and reports what it would free. One at a time
+    (ALREADY_EXISTS while another runs); it goes on if the caller goes away.
+    Needs the `admin` role, for every stream type. docs/storage.md, "Reclaiming space".
+    """
 
 @_typing.type_check_only
 class EventStoreServiceAsyncStub(EventStoreServiceStub):
@@ -182,6 +192,16 @@ class EventStoreServiceAsyncStub(EventStoreServiceStub):
     `evenire-actual-version` otherwise), so that two operators do not overwrite each
     other. A durable record in the log, like a delete. NOT_FOUND for a stream never
     written. Needs the `admin` role.
+    """
+    Scavenge: _aio.UnaryStreamMultiCallable[_evenire_pb2.ScavengeRequest, _evenire_pb2.ScavengeResponse]  # type: ignore[assignment]
+    """Scavenge gives back the disk that deletes, tombstones and stream rules no longer
+    need: it rewrites the segments before the one being written without the events
+    reads can no longer return, while the server serves, and reports after each
+    segment; the last message has `done` set. Positions never change; reclaimed ones
+    are simply absent from ReadAll and subscriptions afterwards. With `dry_run` it
+    changes nothing and reports what it would free. One at a time
+    (ALREADY_EXISTS while another runs); it goes on if the caller goes away.
+    Needs the `admin` role, for every stream type. docs/storage.md, "Reclaiming space".
     """
 
 class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -323,6 +343,22 @@ class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         `evenire-actual-version` otherwise), so that two operators do not overwrite each
         other. A durable record in the log, like a delete. NOT_FOUND for a stream never
         written. Needs the `admin` role.
+        """
+
+    @_abc_1.abstractmethod
+    def Scavenge(
+        self,
+        request: _evenire_pb2.ScavengeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_evenire_pb2.ScavengeResponse], _abc.AsyncIterator[_evenire_pb2.ScavengeResponse]]:
+        """Scavenge gives back the disk that deletes, tombstones and stream rules no longer
+        need: it rewrites the segments before the one being written without the events
+        reads can no longer return, while the server serves, and reports after each
+        segment; the last message has `done` set. Positions never change; reclaimed ones
+        are simply absent from ReadAll and subscriptions afterwards. With `dry_run` it
+        changes nothing and reports what it would free. One at a time
+        (ALREADY_EXISTS while another runs); it goes on if the caller goes away.
+        Needs the `admin` role, for every stream type. docs/storage.md, "Reclaiming space".
         """
 
 def add_EventStoreServiceServicer_to_server(servicer: EventStoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

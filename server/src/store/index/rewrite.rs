@@ -1,0 +1,195 @@
+//! What a scavenge changes in the index when it rewrites a segment: the segment's
+//! records are replaced as a whole, the streams' chunks that pointed at reclaimed
+//! records go (a prefix of each stream), and the rest point at their new places.
+
+use super::{Chunk, Index, LogRecord, RecordLoc, SegmentRecords};
+use crate::store::types::{StreamId, StreamState};
+
+/// One segment's rewrite, planned from the index and the segment's file while the store
+/// serves, and applied at once.
+#[derive(Debug, Default)]
+pub struct SegmentRewrite {
+    pub segment: u32,
+    /// The id of the file the index's locations in the segment name before.
+    pub old_file: u32,
+    /// The id of the rewritten file.
+    pub new_file: u32,
+    /// The records of the rewritten file, in order, at their new locations.
+    pub records: Vec<LogRecord>,
+    /// For each record of the segment before, its place among `records`; None when
+    /// it was reclaimed.
+    pub places: Vec<Option<u32>>,
+    /// The streams with events reclaimed in the segment, each with the version
+    /// through which its events are gone: every event up to it, wherever it is.
+    pub reclaimed: Vec<(StreamId, u64)>,
+    /// Every stream with a record in the segment: their chunks point into it.
+    pub streams: Vec<StreamId>,
+    /// The snapshots kept: where they were and where they are.
+    pub snapshots: Vec<(StreamId, RecordLoc, RecordLoc)>,
+}
+
+impl Index {
+    /// The version through which a scavenge may reclaim `stream`'s events: what deletes
+    /// and the rules in force hide from reads, except the last event of a stream that is
+    /// not deleted (its version is what the stream continues from). None: nothing.
+    pub fn reclaimable_through(&self, stream: &StreamId) -> Option<u64> {
+        let entry = self.streams.get(stream)?;
+        let hidden_through = self.first_readable(stream, entry).checked_sub(1)?;
+        match entry.state() {
+            StreamState::Live => hidden_through.min(entry.version.checked_sub(1)?),
+            StreamState::Deleted | StreamState::Tombstoned => hidden_through.min(entry.version),
+        }
+        .into()
+    }
+
+    /// The id of the file segment `segment` is read from now, and its records.
+    pub fn segment_records(&self, segment: u32) -> Option<(u32, &[LogRecord])> {
+        let records = self.segments.get(segment as usize)?;
+        Some((records.file, &records.records))
+    }
+
+    /// The first position segment `segment` covers, and the one after its last (where
+    /// the next segment starts); None for the last segment, which is still written.
+    pub fn segment_range(&self, segment: u32) -> Option<(u64, u64)> {
+        let this = self.segments.get(segment as usize)?;
+        let next = self.segments.get(segment as usize + 1)?;
+        Some((this.first_position, next.first_position))
+    }
+
+    /// Whether the snapshot of `stream` at `loc` is one the index keeps.
+    pub fn keeps_snapshot(&self, stream: &StreamId, loc: RecordLoc) -> bool {
+        self.snapshots
+            .get(stream)
+            .is_some_and(|kept| kept.iter().any(|s| s.loc == loc))
+    }
+
+    /// Whether `rewrite` may be applied: not when the index moved on since it was
+    /// planned in a way that forbids it (the segment changed, or a stream's rules were
+    /// loosened so that events it reclaims are readable again), which it says.
+    pub fn check_rewrite(&self, rewrite: &SegmentRewrite) -> Result<(), String> {
+        let segment = rewrite.segment;
+        let Some(current) = self.segments.get(segment as usize) else {
+            return Err(format!("segment {segment} is not in the index"));
+        };
+        if current.file != rewrite.old_file || current.records.len() != rewrite.places.len() {
+            return Err(format!("segment {segment} changed since it was planned"));
+        }
+        for (stream, through) in &rewrite.reclaimed {
+            if self.reclaimable_through(stream) < Some(*through) {
+                return Err(format!(
+                    "stream {stream}'s events up to version {through} are readable again"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `rewrite`, whose file is `new_file`; or changes nothing and says why when
+    /// the index moved on since it was planned in a way that forbids it: the segment
+    /// changed, or a stream's rules were loosened so that events it reclaims are
+    /// readable again.
+    pub fn rewrite_segment(&mut self, rewrite: &SegmentRewrite) -> Result<(), String> {
+        self.check_rewrite(rewrite)?;
+        let segment = rewrite.segment;
+        let first_position = self.segments[segment as usize].first_position;
+        let old = std::mem::replace(
+            &mut self.segments[segment as usize],
+            SegmentRecords {
+                first_position,
+                records: rewrite.records.clone(),
+                file: rewrite.new_file,
+            },
+        );
+        self.record_count = self.record_count - old.records.len() + rewrite.records.len();
+        for (stream, through) in &rewrite.reclaimed {
+            if let Some(entry) = self.streams.get_mut(stream) {
+                let before = entry.chunks.len();
+                reclaim_chunks(&mut entry.chunks, entry.version, *through);
+                self.chunks -= before - entry.chunks.len();
+            }
+        }
+        for stream in &rewrite.streams {
+            let Some(entry) = self.streams.get_mut(stream) else {
+                continue;
+            };
+            let from = entry.chunks.partition_point(|c| c.segment < segment);
+            let to = entry.chunks.partition_point(|c| c.segment <= segment);
+            for chunk in &mut entry.chunks[from..to] {
+                // Reclaimed records' chunks went with the stream's reclaimed prefix.
+                if let Some(Some(place)) = rewrite.places.get(chunk.record as usize) {
+                    chunk.record = *place;
+                }
+            }
+        }
+        for (stream, was, is) in &rewrite.snapshots {
+            if let Some(kept) = self.snapshots.get_mut(stream)
+                && let Some(snapshot) = kept.iter_mut().find(|s| s.loc == *was)
+            {
+                snapshot.loc = *is;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Drops the chunks of a stream at `version` whose events all lie at or below
+/// `through`, and starts the one that holds `through + 1`, if it starts before, there.
+fn reclaim_chunks(chunks: &mut Vec<Chunk>, version: u64, through: u64) {
+    let starting_at_or_before = chunks.partition_point(|c| c.first_version <= through);
+    let Some(last) = starting_at_or_before.checked_sub(1) else {
+        return;
+    };
+    let last_ends = chunks
+        .get(last + 1)
+        .map_or(version, |next| next.first_version - 1);
+    if last_ends > through {
+        chunks[last].first_version = through + 1;
+        chunks.drain(..last);
+    } else {
+        chunks.drain(..=last);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(firsts: &[u64]) -> Vec<Chunk> {
+        firsts
+            .iter()
+            .map(|&first_version| Chunk {
+                first_version,
+                segment: 0,
+                record: 0,
+            })
+            .collect()
+    }
+
+    fn firsts(chunks: &[Chunk]) -> Vec<u64> {
+        chunks.iter().map(|c| c.first_version).collect()
+    }
+
+    #[test]
+    fn a_reclaimed_prefix_drops_whole_chunks_and_starts_the_next_after_it() {
+        // Chunks of versions 0-4, 5-9, 10-12.
+        let mut all = chunks(&[0, 5, 10]);
+        reclaim_chunks(&mut all, 12, 4);
+        assert_eq!(firsts(&all), [5, 10]);
+
+        let mut part = chunks(&[0, 5, 10]);
+        reclaim_chunks(&mut part, 12, 6);
+        assert_eq!(firsts(&part), [7, 10]);
+
+        let mut last = chunks(&[0, 5, 10]);
+        reclaim_chunks(&mut last, 12, 11);
+        assert_eq!(firsts(&last), [12]);
+
+        let mut everything = chunks(&[0, 5, 10]);
+        reclaim_chunks(&mut everything, 12, 12);
+        assert!(everything.is_empty());
+
+        let mut below = chunks(&[5, 10]);
+        reclaim_chunks(&mut below, 12, 3);
+        assert_eq!(firsts(&below), [5, 10]);
+    }
+}

@@ -1,0 +1,220 @@
+//! Scavenging: giving back the disk that deleted streams, tombstones and stream rules
+//! no longer need, while the store serves.
+//!
+//! Segments before the active one are read one at a time, oldest first. For each, the
+//! planner (`plan.rs`) decides against the index what stays: the events reads can
+//! still return, every delete and rules record, the snapshots the index keeps, and the
+//! last event of each stream that is not deleted (its version is what the stream goes
+//! on from). A record whose first events go is written again without them. If
+//! anything goes, the kept records are written to a new file after a record saying
+//! which positions the segment covers, the file is synced, and then, under the index's
+//! write lock, the plan is checked again against the index (a rules change may have
+//! made events readable again: then this segment is left as it is), the new file is
+//! renamed over the old one and the index points at it. The directory is synced after.
+//!
+//! A crash at any point leaves either the old file or the new one under the segment's
+//! name, and each holds every event reads returned before the scavenge; a leftover
+//! new file not yet renamed is removed at the next start. Readers that found a record
+//! in the old file just before the switch still read it there: the old file stays
+//! open until the index no longer names it, and a read that comes later is told to
+//! look again (`StoreError::Moved`), which reads do.
+
+pub mod plan;
+
+use crate::store::error::StoreError;
+use crate::store::log::fs::Fs;
+use crate::store::log::segment;
+use crate::store::shared::{Shared, write_index};
+use bytes::Bytes;
+pub use plan::Reclaimed;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How a scavenge runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScavengeOptions {
+    /// Report what would be freed, and change nothing.
+    pub dry_run: bool,
+    /// Bytes read and written per second at most; None: as fast as the disk goes.
+    pub bytes_per_second: Option<u64>,
+}
+
+/// Where a scavenge is, and what it freed (or, in a dry run, would free).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScavengeProgress {
+    pub dry_run: bool,
+    /// Segments it looks at: those before the active one when it started.
+    pub segments_total: u64,
+    pub segments_done: u64,
+    /// Segments rewritten (in a dry run: that would be).
+    pub segments_rewritten: u64,
+    /// Segments left as they were because the index moved on while they were planned.
+    pub segments_skipped: u64,
+    pub bytes_read: u64,
+    /// What the segment files shrank by.
+    pub bytes_freed: u64,
+    pub events_reclaimed: u64,
+    /// What went, by stream type.
+    pub by_type: BTreeMap<String, Reclaimed>,
+    /// Set in the last report.
+    pub done: bool,
+}
+
+/// Scavenges the log in `dir` that `shared` serves, reporting after each segment.
+/// Blocking: run it on a thread of its own.
+pub fn run(
+    shared: &Shared,
+    fs: &dyn Fs,
+    dir: &Path,
+    options: ScavengeOptions,
+    mut report: impl FnMut(&ScavengeProgress),
+) -> Result<ScavengeProgress, StoreError> {
+    let active = shared.committed_end().segment;
+    // Every segment up to the active one in the index, so that each sealed one's range
+    // ends where the next begins, even when no append has gone into the next yet.
+    write_index(shared).open_segments_through(active);
+    let segments: Vec<_> = segment::list_segments(fs, dir)
+        .map_err(|e| StoreError::io("listing the segments to scavenge", e))?
+        .into_iter()
+        .filter(|(seq, _)| *seq < u64::from(active))
+        .collect();
+    let mut progress = ScavengeProgress {
+        dry_run: options.dry_run,
+        segments_total: segments.len() as u64,
+        ..ScavengeProgress::default()
+    };
+    let started = Instant::now();
+    let mut moved_bytes = 0u64;
+    for (seq, path) in segments {
+        if *shared.closing.borrow() {
+            return Err(StoreError::ShuttingDown);
+        }
+        let seq = u32::try_from(seq)
+            .map_err(|_| StoreError::IndexMismatch(format!("segment number {seq} out of range")))?;
+        let bytes = fs
+            .read(&path)
+            .map(Bytes::from)
+            .map_err(|e| StoreError::io(format!("reading segment {seq} to scavenge"), e))?;
+        progress.bytes_read += bytes.len() as u64;
+        moved_bytes += bytes.len() as u64;
+        pace(options.bytes_per_second, started, moved_bytes);
+        let mut plan = plan::plan_segment(shared, seq, &path, &bytes, now_micros())?;
+        let applied = match (&plan.file, options.dry_run) {
+            (Some(_), true) => true,
+            (Some(file), false) => {
+                moved_bytes += file.len() as u64;
+                let file = file.clone();
+                rewrite(shared, fs, dir, seq, &path, &file, &mut plan)?
+            }
+            (None, _) => false,
+        };
+        if applied {
+            progress.segments_rewritten += 1;
+            progress.bytes_freed += plan.len_before - plan.len_after;
+            for (stream_type, reclaimed) in &plan.by_type {
+                let counted = progress.by_type.entry(stream_type.to_string()).or_default();
+                counted.events += reclaimed.events;
+                counted.bytes += reclaimed.bytes;
+                progress.events_reclaimed += reclaimed.events;
+            }
+        } else if plan.file.is_some() {
+            progress.segments_skipped += 1;
+        }
+        progress.segments_done += 1;
+        report(&progress);
+    }
+    progress.done = true;
+    report(&progress);
+    Ok(progress)
+}
+
+/// Writes `file` as segment `seq`'s new contents and switches the index to it; false
+/// when the index moved on since the plan (nothing changes then).
+fn rewrite(
+    shared: &Shared,
+    fs: &dyn Fs,
+    dir: &Path,
+    seq: u32,
+    path: &Path,
+    file: &[u8],
+    plan: &mut plan::SegmentPlan,
+) -> Result<bool, StoreError> {
+    let io = |what: &str| {
+        let what = format!("{what} segment {seq}'s rewrite");
+        move |e| StoreError::io(what, e)
+    };
+    let temp = plan::rewrite_path(dir, seq);
+    match fs.remove(&temp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("removing")(e)),
+        _ => {}
+    }
+    let written = fs.create_new(&temp).map_err(io("creating"))?;
+    written.write_all_at(file, 0).map_err(io("writing"))?;
+    written.sync_data().map_err(io("syncing"))?;
+    drop(written);
+    // Locations that name the old file must go on reading it after the rename.
+    shared.reader.hold(plan.rewrite.old_file, seq)?;
+    {
+        let mut index = write_index(shared);
+        if let Err(reason) = index.check_rewrite(&plan.rewrite) {
+            drop(index);
+            tracing::info!(segment = seq, %reason, "left a segment as it was");
+            fs.remove(&temp).map_err(io("removing"))?;
+            return Ok(false);
+        }
+        fs.rename(&temp, path).map_err(io("renaming"))?;
+        let opened = fs.open_read(path).map_err(io("opening"))?;
+        let id = shared.reader.adopt(seq, opened)?;
+        plan.name_file(id);
+        index
+            .rewrite_segment(&plan.rewrite)
+            .map_err(StoreError::IndexMismatch)?;
+    }
+    fs.sync_dir(dir)
+        .map_err(io("syncing the directory after"))?;
+    shared.reader.retire(&[plan.rewrite.old_file]);
+    shared.reader.forget(plan.old_locs.iter().copied());
+    shared
+        .stats
+        .sealed_bytes
+        .fetch_sub(plan.len_before - plan.len_after, Ordering::Relaxed);
+    Ok(true)
+}
+
+/// Sleeps as long as it takes for `bytes` since `started` to stay within `rate`.
+fn pace(rate: Option<u64>, started: Instant, bytes: u64) {
+    let Some(rate) = rate.filter(|r| *r > 0) else {
+        return;
+    };
+    let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+    if let Some(wait) = due.checked_sub(started.elapsed()) {
+        std::thread::sleep(wait);
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Removes rewritten segments a crash left before they were renamed into place.
+pub fn remove_leftovers(fs: &dyn Fs, dir: &Path) -> Result<(), StoreError> {
+    let listed = fs
+        .list(dir)
+        .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+    for path in listed {
+        let leftover = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(plan::REWRITE_SUFFIX));
+        if leftover {
+            tracing::info!(file = %path.display(), "removing a segment rewrite a crash left unfinished");
+            fs.remove(&path)
+                .map_err(|e| StoreError::io(format!("removing {}", path.display()), e))?;
+        }
+    }
+    Ok(())
+}
