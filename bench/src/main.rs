@@ -24,6 +24,7 @@ mod cpu;
 mod reads;
 mod report;
 mod scale;
+mod scavenge;
 mod security;
 mod server;
 mod soak;
@@ -89,12 +90,17 @@ struct Args {
     /// on the next run, instead of writing fresh ones in a temporary directory.
     #[arg(long)]
     scale_dir: Option<PathBuf>,
+    /// Events in the log the scavenge section writes (streams of 10), half of whose
+    /// streams it deletes before scavenging.
+    #[arg(long, default_value_t = 10_000_000)]
+    scavenge_events: u64,
     /// Where the backup section writes its backups (fresh directories inside): by
     /// default beside the data, on the same disk, the worst case; another disk, or
     /// /dev/shm, leaves the server's side alone in the figure.
     #[arg(long)]
     backup_dir: Option<PathBuf>,
-    /// Only these sections: ceilings, appends, reads, fanout, security, backup, scale.
+    /// Only these sections: ceilings, appends, reads, fanout, security, backup, scavenge,
+    /// scale.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only the append runs whose name contains this text ("batches of 1000 x 100"):
@@ -124,6 +130,10 @@ struct Args {
     /// Replays a crash run (the seed is printed at its start).
     #[arg(long)]
     crash_seed: Option<u64>,
+    /// With --crash-cycles: streams deleted and scavenges running beside the appenders,
+    /// checking also that no reclaimed event comes back.
+    #[arg(long, requires = "crash_cycles")]
+    crash_scavenging: bool,
     /// Instead of the benchmark: a soak of this many seconds of mixed load against the
     /// server binary, sampling its memory every second.
     #[arg(long)]
@@ -303,16 +313,21 @@ async fn main() -> Result<(), BoxError> {
             .crash_seed
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
         // The harness of server/tests/crash_recovery.rs, for as many cycles as asked.
-        let report = evenire_testkit::crash::run(&binary, cycles, seed).await;
+        let report = match args.crash_scavenging {
+            true => evenire_testkit::crash::run_scavenging(&binary, cycles, seed).await,
+            false => evenire_testkit::crash::run(&binary, cycles, seed).await,
+        };
         println!(
-            "kill -9: {} cycles, {} appends sent, {} unanswered and retried, {} events in the log, lost 0",
-            report.cycles, report.sent, report.unanswered, report.events
+            "kill -9: {} cycles, {} appends sent, {} unanswered and retried, {} events in the log, \
+             {} reclaimed, lost 0",
+            report.cycles, report.sent, report.unanswered, report.events, report.reclaimed
         );
         return Ok(());
     }
     if args.quick {
         args.stream_events = args.stream_events.min(100_000);
         args.streams = args.streams.min(10_000);
+        args.scavenge_events = args.scavenge_events.min(100_000);
         args.scale = vec![100_000];
     }
     let root = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -398,6 +413,9 @@ async fn measure(args: &Args, root: &Path) -> Result<Results, BoxError> {
     }
     if args.wants("backup") {
         backup_figures(args, &mut results, root).await?;
+    }
+    if args.wants("scavenge") {
+        scavenge_figures(args, &mut results, root).await?;
     }
     if args.wants("scale") {
         scale_figures(args, &mut results, root).await?;
@@ -651,6 +669,56 @@ async fn backup_figures(args: &Args, results: &mut Results, root: &Path) -> Resu
     server.stop().await?;
     results.add(alone);
     results.add(during);
+    Ok(())
+}
+
+/// A scavenge of a log half of whose streams were deleted, and appends beside it
+/// (scavenge.rs).
+async fn scavenge_figures(args: &Args, results: &mut Results, root: &Path) -> Result<(), BoxError> {
+    if args.server.is_some() || args.in_process {
+        results.note("scavenge needs the server binary started by this program; skipped");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir_in(root)?;
+    scavenge::prepare(dir.path(), args.scavenge_events).await?;
+    let flags = ["--metrics-listen".to_string(), "127.0.0.1:0".to_string()];
+    let server = Server::start_with(args, dir.path(), args.cache_size, &flags).await?;
+    let Server::Process(process) = &server else {
+        return Err("the scavenge section starts the server binary".into());
+    };
+    let mut metrics = None;
+    for _ in 0..100 {
+        metrics = process
+            .log_lines_with("metrics_listen=")
+            .first()
+            .and_then(|line| line.split("metrics_listen=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string);
+        if metrics.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = metrics.ok_or("the server did not log its metrics address")?;
+    let clients = server.clients(args.connections).await?;
+    let sizes = || async {
+        let mut disk_bytes = 0;
+        for file in segment_files(dir.path())? {
+            disk_bytes += std::fs::metadata(file)?.len();
+        }
+        let index_bytes = scavenge::index_bytes(&metrics).await?;
+        Ok(scavenge::Sizes {
+            disk_bytes,
+            index_bytes,
+        })
+    };
+    let measured =
+        scavenge::measure(&clients, args.duration(), args.scavenge_events, sizes).await?;
+    drop(clients);
+    server.stop().await?;
+    for figure in measured.figures {
+        results.add(figure);
+    }
     Ok(())
 }
 

@@ -22,7 +22,19 @@ pub struct ScalePoint {
     pub index_bytes_per_event: f64,
 }
 
-/// Writes `events` events in streams of `per_stream` into `dir`.
+/// The key of the `n`th stream [`fill`] writes: spread like random keys, and known
+/// afterwards, so that a section can delete some of them.
+pub fn stream_key(n: u64) -> uuid::Uuid {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    uuid::Uuid::from_u64_pair(mix(n), mix(n ^ 0x9e37_79b9_7f4a_7c15))
+}
+
+/// Writes `events` events in streams of `per_stream` into `dir`, the `n`th stream
+/// keyed [`stream_key`]`(n)`, of type "sensor".
 pub async fn fill(
     dir: &Path,
     events: u64,
@@ -44,9 +56,13 @@ pub async fn fill(
         let (data, event_type) = (data.clone(), event_type.clone());
         tasks.push(tokio::spawn(async move {
             let stream_type: Arc<str> = Arc::from("sensor");
-            while next.fetch_add(1, Ordering::Relaxed) < streams {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= streams {
+                    break;
+                }
                 let stream = StreamId {
-                    key: uuid::Uuid::new_v4(),
+                    key: stream_key(n),
                     stream_type: stream_type.clone(),
                 };
                 let batch = (0..per_stream)

@@ -738,3 +738,60 @@ fn rules_are_set_and_shown_and_reads_obey_them() {
     assert_eq!(stale.status.code(), Some(1));
     assert!(stderr(&stale).contains("revision 1"), "{}", stderr(&stale));
 }
+
+#[test]
+fn scavenge_shows_what_a_dry_run_would_free_then_frees_it() {
+    let server = server_with("http", &[], |config| {
+        config.segment_size = evenire_server::config::ByteSize(4 << 10);
+    });
+    let uri = server.uri.as_str();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lines = dir.path().join("events.jsonl");
+    let line = |n: usize| format!("{{\"type\": \"Read\", \"data\": {{\"n\": {n}}}}}\n");
+    std::fs::write(&lines, (0..20).map(line).collect::<String>()).expect("write events");
+    let lines = lines.to_string_lossy();
+    for stream in ["gone", "kept"] {
+        for _ in 0..10 {
+            let appended = evenire(
+                uri,
+                &["append", &format!("{stream}/{KEY}"), "--jsonl", &lines],
+            );
+            assert!(appended.status.success(), "{}", stderr(&appended));
+        }
+    }
+    let deleted = evenire(uri, &["delete", &format!("gone/{KEY}")]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+
+    let dry = evenire(uri, &["--json", "scavenge", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let would: serde_json::Value = serde_json::from_str(&stdout(&dry)).expect("json");
+    let freed_bytes = would["bytes_freed"].as_u64().expect("bytes_freed");
+    assert!(
+        would["dry_run"].as_bool().expect("dry_run") && freed_bytes > 0,
+        "{would}"
+    );
+    assert_eq!(would["by_type"][0]["stream_type"], "gone", "{would}");
+    assert!(
+        stderr(&dry).contains("(dry run)"),
+        "progress per segment on stderr"
+    );
+
+    let real = evenire(uri, &["scavenge", "--rate-limit", "10MiB"]);
+    assert!(real.status.success(), "{}", stderr(&real));
+    let said = stdout(&real);
+    assert!(
+        said.starts_with(&format!("freed {freed_bytes} bytes")),
+        "{said}"
+    );
+    assert!(said.contains("  gone: "), "{said}");
+    let kept = stdout(&evenire(uri, &["read", &format!("kept/{KEY}")]));
+    assert_eq!(
+        kept.lines().count(),
+        201,
+        "a header and every kept event: {kept}"
+    );
+
+    let bad = evenire(uri, &["scavenge", "--rate-limit", "fast"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("fast"), "{}", stderr(&bad));
+}

@@ -11,6 +11,8 @@
 //! log included, stop recovery rather than pass for a torn write. Also: a full disk
 //! and a failed fsync.
 
+mod common;
+
 use evenire_server::store::record::Entry;
 use evenire_server::store::segment;
 use evenire_server::store::sim_fs::SimFs;
@@ -70,17 +72,7 @@ fn events(rng: &mut Rng) -> Vec<EventData> {
 }
 
 async fn read_log(store: &Store) -> Vec<RecordedEvent> {
-    let mut read = store.read_all(ReadFrom::Start, Direction::Forward, None);
-    let mut out = Vec::new();
-    loop {
-        let (next, batch) = read.next_batch(1024, 1 << 20).await;
-        read = next;
-        let batch = batch.expect("every stored event reads back");
-        if batch.is_empty() {
-            return out;
-        }
-        out.extend(batch);
-    }
+    common::drain(store.read_all(ReadFrom::Start, Direction::Forward, None)).await
 }
 
 /// Checks the recovered log against the model (`evenire_testkit::durability`).

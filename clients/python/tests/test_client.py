@@ -221,3 +221,36 @@ def test_rules_limit_what_reads_keep(client):
     with pytest.raises(WrongExpectedVersion) as stale:
         client.set_stream_rules(sensor, truncate_before=1, expected_revision=0)
     assert stale.value.actual_version == 1
+
+
+def test_a_scavenge_reports_then_frees_what_a_delete_removed():
+    import asyncio
+
+    from conftest import running_server
+    from evenire import EvenireClient, ScavengeReport
+    from evenire.aio import AsyncEvenireClient
+
+    with running_server("--segment-size", "4KiB") as address, EvenireClient(address) as client:
+        kept, gone = StreamId.new("kept"), StreamId.new("gone")
+        for first in range(0, 200, 10):
+            client.append(kept, numbered(first, 10))
+            client.append(gone, numbered(first, 10))
+        client.delete_stream(gone)
+
+        dry = client.scavenge_to_end(dry_run=True)
+        assert isinstance(dry, ScavengeReport) and dry.dry_run and dry.done
+        assert dry.segments_total >= 2 and dry.bytes_freed > 0
+        assert dry.by_type["gone"][0] == dry.events_reclaimed > 0 and "kept" not in dry.by_type
+
+        reports = list(client.scavenge(rate_limit_bytes_per_second=10 << 20))
+        assert [r.segments_done for r in reports] == sorted(r.segments_done for r in reports)
+        real = reports[-1]
+        assert real.done and not real.dry_run
+        assert (real.events_reclaimed, real.bytes_freed) == (dry.events_reclaimed, dry.bytes_freed)
+        assert [e.json() for e in client.read(kept)] == list(range(200))
+
+        async def nothing_left():
+            async with AsyncEvenireClient(address) as aio:
+                return await aio.scavenge_to_end(dry_run=True)
+
+        assert asyncio.run(nothing_left()).events_reclaimed == 0

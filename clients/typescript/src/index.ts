@@ -114,6 +114,30 @@ export interface StreamRules {
   truncateBefore?: bigint;
 }
 
+/** Where a scavenge is, and what it has freed so far (in a dry run, would free). */
+export interface ScavengeReport {
+  dryRun: boolean;
+  segmentsTotal: bigint;
+  segmentsDone: bigint;
+  segmentsRewritten: bigint;
+  segmentsSkipped: bigint;
+  bytesRead: bigint;
+  bytesFreed: bigint;
+  eventsReclaimed: bigint;
+  /** What was reclaimed, by stream type, in type order. */
+  byType: { streamType: string; events: bigint; bytes: bigint }[];
+  /** Set in the last report. */
+  done: boolean;
+}
+
+/** How a scavenge runs. */
+export interface ScavengeOptions {
+  /** Change nothing: report what a scavenge would free. */
+  dryRun?: boolean;
+  /** Bytes a second it reads and writes at most; undefined: the server's setting. */
+  rateLimitBytesPerSecond?: bigint;
+}
+
 /** Any error from the server or the connection; `code` is the gRPC status. */
 export class EvenireError extends Error {
   constructor(message: string, readonly code: Code) {
@@ -508,5 +532,38 @@ export class EvenireClient {
       read.events.push(...response.events.map(toEvent));
     }
     return read;
+  }
+
+  /**
+   * Starts a scavenge (needs the admin role, for every stream type): the server rewrites its
+   * sealed segments without what deletes and stream rules removed, and reports after each
+   * one. It goes on if the caller stops iterating.
+   */
+  async *scavenge(options: ScavengeOptions = {}): AsyncGenerator<ScavengeReport> {
+    const request = { dryRun: options.dryRun ?? false, rateLimitBytesPerSecond: options.rateLimitBytesPerSecond ?? 0n };
+    for await (const r of stream(this.rpc.scavenge(request))) {
+      yield {
+        dryRun: r.dryRun,
+        segmentsTotal: r.segmentsTotal,
+        segmentsDone: r.segmentsDone,
+        segmentsRewritten: r.segmentsRewritten,
+        segmentsSkipped: r.segmentsSkipped,
+        bytesRead: r.bytesRead,
+        bytesFreed: r.bytesFreed,
+        eventsReclaimed: r.eventsReclaimed,
+        byType: r.byType.map((t) => ({ streamType: t.streamType, events: t.events, bytes: t.bytes })),
+        done: r.done,
+      };
+    }
+  }
+
+  /** Runs a scavenge to its end and returns its last report. */
+  async scavengeToEnd(options: ScavengeOptions = {}): Promise<ScavengeReport> {
+    let last: ScavengeReport | undefined;
+    for await (const report of this.scavenge(options)) {
+      last = report;
+    }
+    if (!last?.done) throw new EvenireError("the scavenge's reports ended before it was done", Code.Internal);
+    return last;
   }
 }

@@ -218,3 +218,33 @@ test("rules limit what reads keep", async () => {
   assert.equal(info.eventCount, 2n);
   await assert.rejects(client.setStreamRules(sensor, {}, 0n), WrongExpectedVersionError);
 });
+
+test("a scavenge reports then frees what a delete removed", async () => {
+  const small = await startServer(["--segment-size", "4KiB"]);
+  try {
+    const admin = new EvenireClient(`http://${small.address}`);
+    const kept = newStream("kept");
+    const gone = newStream("gone");
+    for (let first = 0; first < 200; first += 10) {
+      await admin.append(kept, numbered(first, 10));
+      await admin.append(gone, numbered(first, 10));
+    }
+    await admin.deleteStream(gone);
+
+    const dry = await admin.scavengeToEnd({ dryRun: true });
+    assert.ok(dry.dryRun && dry.done && dry.segmentsTotal >= 2n && dry.bytesFreed > 0n);
+    assert.deepEqual(
+      dry.byType.map((t) => [t.streamType, t.events]),
+      [["gone", dry.eventsReclaimed]],
+    );
+
+    const reports = await collect(admin.scavenge({ rateLimitBytesPerSecond: 10n << 20n }));
+    const real = reports[reports.length - 1];
+    assert.ok(real.done && !real.dryRun);
+    assert.deepEqual([real.eventsReclaimed, real.bytesFreed], [dry.eventsReclaimed, dry.bytesFreed]);
+    assert.deepEqual((await collect(admin.read(kept))).map(eventJson), Array.from({ length: 200 }, (_, i) => i));
+    assert.equal((await admin.scavengeToEnd({ dryRun: true })).eventsReclaimed, 0n);
+  } finally {
+    await stopServer(small);
+  }
+});

@@ -1,4 +1,5 @@
-//! Starting the real `evenire-server` binary for tests.
+//! Starting the real `evenire-server` binary for tests, and reading a store's log
+//! whole.
 #![allow(dead_code)]
 
 use evenire_testkit::process::ServerProcess;
@@ -109,5 +110,22 @@ pub fn subscribe_to_all() -> evenire_proto::v1::SubscribeRequest {
             )),
         })),
         ..Default::default()
+    }
+}
+
+/// Every event `read` returns, in its order; panics if one fails to read (a stored
+/// event always reads back).
+pub async fn drain(
+    mut read: evenire_server::store::LogRead,
+) -> Vec<evenire_server::store::RecordedEvent> {
+    let mut out = Vec::new();
+    loop {
+        let (next, batch) = read.next_batch(1024, 1 << 20).await;
+        read = next;
+        let batch = batch.expect("every stored event reads back");
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch);
     }
 }

@@ -19,6 +19,7 @@ from .client import (
     EventData,
     FromSnapshot,
     RecordedEvent,
+    ScavengeReport,
     Snapshot,
     StreamId,
     StreamInfo,
@@ -40,7 +41,7 @@ from .errors import (
 __all__ = [
     "AppendResult", "AsyncEvenireClient", "CaughtUp", "Checkpoint", "DataLoss", "EvenireClient", "EvenireError",
     "EventData", "EventIdConflict", "FromSnapshot", "InvalidArgument", "PermissionDenied", "RecordedEvent",
-    "Snapshot", "StreamId",
+    "ScavengeReport", "Snapshot", "StreamId",
     "StreamInfo", "StreamNotFound", "StreamTombstoned", "Unauthenticated", "Unavailable",
     "WrongExpectedVersion",
 ]

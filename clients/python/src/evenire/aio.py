@@ -19,8 +19,9 @@ import grpc.aio
 
 from .client import (
     AppendResult, CaughtUp, Checkpoint, EventData, Expected, FromSnapshot, Origin, RecordedEvent,
-    StreamId, StreamInfo, _append_request, _channel, _delete_request, _from_snapshot,
-    _read_all_request, _read_request, _rules_request, _snapshot_request, _subscribe_request, _subscription_items,
+    ScavengeReport, StreamId, StreamInfo, _append_request, _channel, _delete_request, _from_snapshot,
+    _read_all_request, _read_request, _rules_request, _scavenge_done, _scavenge_request, _snapshot_request,
+    _subscribe_request, _subscription_items,
 )
 from .errors import from_rpc_error
 from .v1 import evenire_pb2 as pb
@@ -126,6 +127,26 @@ class AsyncEvenireClient:
             return (await self._stub.SetStreamRules(request)).revision
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
+
+    async def scavenge(self, *, dry_run: bool = False,
+                       rate_limit_bytes_per_second: Optional[int] = None) -> AsyncIterator[ScavengeReport]:
+        """Starts a scavenge and yields its reports; see `EvenireClient.scavenge`."""
+        call = self._stub.Scavenge(_scavenge_request(dry_run, rate_limit_bytes_per_second))
+        try:
+            async for response in call:
+                yield ScavengeReport._from(response)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()
+
+    async def scavenge_to_end(self, *, dry_run: bool = False,
+                              rate_limit_bytes_per_second: Optional[int] = None) -> ScavengeReport:
+        """Runs a scavenge to its end and returns its last report."""
+        last = None
+        async for last in self.scavenge(dry_run=dry_run, rate_limit_bytes_per_second=rate_limit_bytes_per_second):
+            pass
+        return _scavenge_done(last)
 
     async def save_snapshot(self, stream: StreamId, version: int, type: str,
                             data: Union[bytes, str]) -> None:

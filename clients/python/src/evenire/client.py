@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 import grpc
 
-from .errors import from_rpc_error
+from .errors import EvenireError, from_rpc_error
 from .v1 import evenire_pb2 as pb
 from .v1 import evenire_pb2_grpc as pb_grpc
 
@@ -171,6 +171,41 @@ class StreamInfo:
             _time(i.created), _time(i.last_appended), states.get(i.state, "unknown"),
             _rules_from(i.rules), i.rules_revision, i.rules_are_type_default,
         )
+
+
+@dataclass(frozen=True)
+class ScavengeReport:
+    """Where a scavenge is, and what it has freed so far (in a dry run, would free);
+    the last report has `done` set."""
+
+    dry_run: bool
+    segments_total: int
+    segments_done: int
+    segments_rewritten: int
+    segments_skipped: int
+    bytes_read: int
+    bytes_freed: int
+    events_reclaimed: int
+    #: What was reclaimed by stream type: {type: (events, bytes)}.
+    by_type: dict
+    done: bool
+
+    @classmethod
+    def _from(cls, r: pb.ScavengeResponse) -> "ScavengeReport":
+        return cls(r.dry_run, r.segments_total, r.segments_done, r.segments_rewritten,
+                   r.segments_skipped, r.bytes_read, r.bytes_freed, r.events_reclaimed,
+                   {t.stream_type: (t.events, t.bytes) for t in r.by_type}, r.done)
+
+
+def _scavenge_request(dry_run: bool, rate_limit_bytes_per_second: Optional[int]) -> pb.ScavengeRequest:
+    return pb.ScavengeRequest(dry_run=dry_run,
+                              rate_limit_bytes_per_second=rate_limit_bytes_per_second or 0)
+
+
+def _scavenge_done(last: Optional[ScavengeReport]) -> ScavengeReport:
+    if last is None or not last.done:
+        raise EvenireError("the scavenge's reports ended before it was done")
+    return last
 
 
 def _rules_from(rules: pb.StreamRules) -> dict:
@@ -365,6 +400,29 @@ class EvenireClient:
             return self._stub.SetStreamRules(request).revision
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
+
+    def scavenge(self, *, dry_run: bool = False,
+                 rate_limit_bytes_per_second: Optional[int] = None) -> Iterator[ScavengeReport]:
+        """Starts a scavenge (needs the admin role, for every stream type): the server rewrites
+        its sealed segments without what deletes and stream rules removed, and reports after each
+        one. `dry_run` changes nothing and reports what it would free; the rate limit caps its
+        disk traffic (None: the server's setting). It goes on if the caller stops iterating."""
+        responses = self._stub.Scavenge(_scavenge_request(dry_run, rate_limit_bytes_per_second))
+        try:
+            for response in responses:
+                yield ScavengeReport._from(response)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            responses.cancel()
+
+    def scavenge_to_end(self, *, dry_run: bool = False,
+                        rate_limit_bytes_per_second: Optional[int] = None) -> ScavengeReport:
+        """Runs a scavenge to its end and returns its last report."""
+        last = None
+        for last in self.scavenge(dry_run=dry_run, rate_limit_bytes_per_second=rate_limit_bytes_per_second):
+            pass
+        return _scavenge_done(last)
 
     def save_snapshot(self, stream: StreamId, version: int, type: str, data: Union[bytes, str]) -> None:
         """Saves a stream's state at one of its versions. Not an event: it takes no position

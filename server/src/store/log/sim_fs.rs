@@ -38,6 +38,8 @@ struct State {
     fail_next_truncate: bool,
     /// Every operation fails.
     frozen: bool,
+    /// Operations left before the machine freezes by itself.
+    ops_before_freeze: Option<u64>,
     /// How long a data sync takes before it takes its snapshot of the file.
     sync_time: std::time::Duration,
 }
@@ -66,7 +68,15 @@ impl SimFs {
     }
 
     fn live(&self) -> io::Result<MutexGuard<'_, State>> {
-        let state = self.state();
+        let mut state = self.state();
+        match state.ops_before_freeze {
+            Some(0) => {
+                state.frozen = true;
+                state.ops_before_freeze = None;
+            }
+            Some(left) => state.ops_before_freeze = Some(left - 1),
+            None => {}
+        }
         if state.frozen {
             return Err(frozen());
         }
@@ -77,6 +87,18 @@ impl SimFs {
     /// no longer write or sync anything.
     pub fn freeze(&self) {
         self.state().frozen = true;
+    }
+
+    /// Freezes the machine once `ops` more operations have run (reads, writes, syncs,
+    /// renames: every call): how a test stops the store at each step of a long
+    /// operation in turn.
+    pub fn freeze_after(&self, ops: u64) {
+        self.state().ops_before_freeze = Some(ops);
+    }
+
+    /// Whether the machine froze (by [`SimFs::freeze`] or [`SimFs::freeze_after`]).
+    pub fn is_frozen(&self) -> bool {
+        self.state().frozen
     }
 
     /// The power goes: each file falls back to what was synced, keeping
@@ -122,17 +144,20 @@ impl SimFs {
 
     fn lose_power(&self, mut survivor: impl FnMut(&SimFile) -> Vec<u8>) {
         let mut state = self.state();
+        // Entries not made durable vanish; then removals (and names renamed over) not
+        // made durable come back, in place of whatever took their name since.
+        state.files.retain(|_, f| f.durable_entry);
         let removed: Vec<_> = state.removed.drain().collect();
         for (path, file) in removed {
-            state.files.entry(path).or_insert(file);
+            state.files.insert(path, file);
         }
-        state.files.retain(|_, f| f.durable_entry);
         for file in state.files.values_mut() {
             let survives = survivor(file);
             file.data = survives.clone();
             file.synced = survives;
         }
         state.frozen = false;
+        state.ops_before_freeze = None;
         state.fail_next_sync = false;
         state.fail_next_truncate = false;
     }
