@@ -1,4 +1,4 @@
-//! Stream rules (max count, truncate before): set through the contract with an
+//! Stream rules (max count, truncate before, max age): set through the contract with an
 //! expected revision, obeyed by a stream's reads and its info at once, shown by
 //! GetStream, kept across a restart; `$all` still shows what they hide until the space
 //! is reclaimed; a stream type's default rules (`--default-rules`) apply to its streams
@@ -26,7 +26,7 @@ backend_test! {
         let info = client.get_stream(&sensor).await.expect("info");
         assert_eq!((info.rules, info.rules_revision), (StreamRules::default(), 0));
 
-        let newest_three = StreamRules { max_count: Some(3), truncate_before: None };
+        let newest_three = StreamRules { max_count: Some(3), truncate_before: None, max_age_seconds: None };
         let revision = client
             .set_stream_rules(&sensor, newest_three, Some(0))
             .await
@@ -58,7 +58,7 @@ backend_test! {
             matches!(stale, Err(Error::WrongExpectedVersion { actual: Some(1), .. })),
             "{stale:?}"
         );
-        let both = StreamRules { max_count: Some(5), truncate_before: Some(10) };
+        let both = StreamRules { max_count: Some(5), truncate_before: Some(10), max_age_seconds: None };
         assert_eq!(client.set_stream_rules(&sensor, both, Some(1)).await.expect("rules"), 2);
         let forward = read_all(&client, &sensor, ReadFrom::Start, Direction::Forward, None).await;
         assert_eq!(numbers(&forward), vec![10, 11], "the stricter rule wins");
@@ -100,14 +100,20 @@ backend_test! {
             .append(&sensor, ExpectedVersion::NoStream, numbered(0, 1))
             .await
             .expect("append");
-        let nothing = StreamRules { max_count: Some(0), truncate_before: None };
+        let nothing = StreamRules { max_count: Some(0), truncate_before: None, max_age_seconds: None };
         let refused = client.set_stream_rules(&sensor, nothing, None).await;
         assert!(
             matches!(&refused, Err(Error::InvalidArgument(m)) if m.contains("max_count")),
             "{refused:?}"
         );
+        let no_age = StreamRules { max_count: None, truncate_before: None, max_age_seconds: Some(0) };
+        let refused = client.set_stream_rules(&sensor, no_age, None).await;
+        assert!(
+            matches!(&refused, Err(Error::InvalidArgument(m)) if m.contains("max_age_seconds")),
+            "{refused:?}"
+        );
         // Past the end: nothing is readable, and the stream is still there.
-        let past = StreamRules { max_count: None, truncate_before: Some(5) };
+        let past = StreamRules { max_count: None, truncate_before: Some(5), max_age_seconds: None };
         client.set_stream_rules(&sensor, past, None).await.expect("rules");
         assert!(read_all(&client, &sensor, ReadFrom::Start, Direction::Forward, None).await.is_empty());
         let info = client.get_stream(&sensor).await.expect("info");

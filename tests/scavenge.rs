@@ -157,6 +157,7 @@ async fn scavenge_with_cache(cache_bytes: u64) {
     let newest_five = StreamRules {
         max_count: Some(5),
         truncate_before: None,
+        max_age_seconds: None,
     };
     client
         .set_stream_rules(&sensor, newest_five, Some(0))
@@ -172,6 +173,7 @@ async fn scavenge_with_cache(cache_bytes: u64) {
     let cut = StreamRules {
         max_count: None,
         truncate_before: Some(7),
+        max_age_seconds: None,
     };
     client
         .set_stream_rules(&audit, cut, Some(0))
@@ -386,4 +388,106 @@ async fn one_scavenge_runs_at_a_time_at_its_rate_while_reads_go_on() {
         "{last:?}"
     );
     server.stop().await.expect("clean stop");
+}
+
+/// The age rule: events older than a stream's `max_age_seconds` (its own, or its type's
+/// default) leave its reads at once and its info counts them out; the rule survives a
+/// restart; a scavenge then reclaims them, their bytes gone from every file, while the
+/// stream keeps its version and goes on from it.
+#[tokio::test]
+async fn events_past_their_max_age_leave_reads_at_once_and_the_disk_at_a_scavenge() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = config(dir.path(), 0);
+    settings.segment_size = evenire_server::config::ByteSize(4 << 10);
+    settings.default_rules = vec!["beacon:max-age=3s".parse().expect("rules")];
+    let server = TestServer::start(settings.clone()).await;
+    let client = server.client().await;
+    let (log, beacon) = (new_stream("log"), new_stream("beacon"));
+    client
+        .append(
+            &log,
+            ExpectedVersion::NoStream,
+            marked("EXPIRED-LOG", 0, 20),
+        )
+        .await
+        .expect("append");
+    client
+        .append(
+            &beacon,
+            ExpectedVersion::NoStream,
+            marked("EXPIRED-BEACON", 0, 20),
+        )
+        .await
+        .expect("append");
+    // Past the age of the events above, then newer ones, and enough more that the
+    // segment of the old ones is sealed (4 KiB segments).
+    tokio::time::sleep(std::time::Duration::from_millis(3_200)).await;
+    client
+        .append(&log, ExpectedVersion::Exact(19), marked("fresh", 20, 40))
+        .await
+        .expect("append");
+    let filler: Vec<EventData> = (0..4)
+        .map(|_| EventData::new("Filler", vec![b'f'; 2048]))
+        .collect();
+    client
+        .append(&new_stream("filler"), ExpectedVersion::NoStream, filler)
+        .await
+        .expect("append");
+    let three_seconds = StreamRules {
+        max_count: None,
+        truncate_before: None,
+        max_age_seconds: Some(3),
+    };
+    client
+        .set_stream_rules(&log, three_seconds, Some(0))
+        .await
+        .expect("rules");
+
+    let read = |stream| read_all(&client, stream, ReadFrom::Start, Direction::Forward, None);
+    let kept: Vec<u64> = read(&log).await.iter().map(number).collect();
+    assert_eq!(
+        kept,
+        (20..60).collect::<Vec<_>>(),
+        "only the events younger than 3 s"
+    );
+    let info = client.get_stream(&log).await.expect("info");
+    assert_eq!(
+        (info.event_count, info.rules.max_age_seconds),
+        (40, Some(3))
+    );
+    assert!(
+        read(&beacon).await.is_empty(),
+        "the type's default age rule"
+    );
+    let info = client.get_stream(&beacon).await.expect("info");
+    assert!(
+        info.rules_are_type_default && info.event_count == 0,
+        "{info:?}"
+    );
+    assert_eq!(info.version, 19, "the stream keeps its version");
+
+    let stopped = server.stop().await;
+    assert!(stopped.is_ok(), "{stopped:?}");
+    let server = TestServer::start(settings).await;
+    let client = server.client().await;
+    let info = client.get_stream(&log).await.expect("info after a restart");
+    assert_eq!(
+        (info.event_count, info.rules.max_age_seconds),
+        (40, Some(3))
+    );
+
+    let dry = scavenge(&client, true).await;
+    let real = scavenge(&client, false).await;
+    assert_eq!(real.events_reclaimed, dry.events_reclaimed);
+    // All of the log's old events; the beacon's but its last (what it continues from).
+    assert_eq!(real.events_reclaimed, 20 + 19, "{real:?}");
+    for marker in ["EXPIRED-LOG", "0000EXPIRED-BEACON"] {
+        let holding = files_holding(dir.path(), marker.as_bytes());
+        assert!(holding.is_empty(), "{marker} is still in {holding:?}");
+    }
+    let appended = client
+        .append(&beacon, ExpectedVersion::Exact(19), marked("beacon", 20, 1))
+        .await
+        .expect("the beacon goes on from its version");
+    assert_eq!(appended.version, 20);
 }

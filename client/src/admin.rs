@@ -54,6 +54,8 @@ pub struct StreamRules {
     pub max_count: Option<u64>,
     /// Only versions from this one on.
     pub truncate_before: Option<u64>,
+    /// Only events committed at most this many seconds ago (at least 1).
+    pub max_age_seconds: Option<u64>,
 }
 
 /// What a listing selects, and where it starts.
@@ -118,6 +120,7 @@ impl StreamInfo {
                 .map_or_else(StreamRules::default, |rules| StreamRules {
                     max_count: rules.max_count,
                     truncate_before: rules.truncate_before,
+                    max_age_seconds: rules.max_age_seconds,
                 }),
             rules_revision: info.rules_revision,
             rules_are_type_default: info.rules_are_type_default,
@@ -197,6 +200,7 @@ impl Client {
             rules: Some(pb::StreamRules {
                 max_count: rules.max_count,
                 truncate_before: rules.truncate_before,
+                max_age_seconds: rules.max_age_seconds,
             }),
             expected_revision,
         };

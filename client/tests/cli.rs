@@ -737,6 +737,17 @@ fn rules_are_set_and_shown_and_reads_obey_them() {
     let stale = evenire(uri, &["rules", &stream, "--expect-revision", "0"]);
     assert_eq!(stale.status.code(), Some(1));
     assert!(stderr(&stale).contains("revision 1"), "{}", stderr(&stale));
+    let aged = evenire(uri, &["rules", &stream, "--max-age", "30d"]);
+    assert!(
+        stdout(&aged).contains("max age 30d (revision 2)"),
+        "{}",
+        stdout(&aged)
+    );
+    let json = stdout(&evenire(uri, &["--json", "info", &stream]));
+    assert!(json.contains("\"max_age_seconds\":2592000"), "{json}");
+    let bad = evenire(uri, &["rules", &stream, "--max-age", "a month"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("not a duration"), "{}", stderr(&bad));
 }
 
 #[test]

@@ -362,7 +362,7 @@ impl FromStr for TypeRules {
 
     /// `sensor:max-count=1000,truncate-before=5`.
     fn from_str(text: &str) -> Result<Self, String> {
-        let usage = "write TYPE:max-count=N[,truncate-before=V]";
+        let usage = "write TYPE:max-count=N[,truncate-before=V][,max-age=30d]";
         let (stream_type, list) = text
             .trim()
             .split_once(':')
@@ -375,17 +375,25 @@ impl FromStr for TypeRules {
             let (name, value) = rule
                 .split_once('=')
                 .ok_or_else(|| format!("`{rule}` in `{text}` is not NAME=VALUE: {usage}"))?;
-            let value: u64 = value
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{rule}` in `{text}`: not a whole number"))?;
-            match name.trim() {
-                "max-count" if value > 0 => rules.max_count = Some(value),
-                "max-count" => return Err(format!("`{text}`: max-count 0 would keep nothing")),
+            let name = name.trim();
+            let value: u64 = match name {
+                "max-age" => parse_seconds(value).map_err(|e| format!("{e} (in `{text}`)"))?,
+                _ => value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`{rule}` in `{text}`: not a whole number"))?,
+            };
+            match name {
+                "max-count" | "max-age" if value == 0 => {
+                    return Err(format!("`{text}`: {name} 0 would keep nothing"));
+                }
+                "max-count" => rules.max_count = Some(value),
+                "max-age" => rules.max_age_seconds = Some(value),
                 "truncate-before" => rules.truncate_before = Some(value),
                 other => {
                     return Err(format!(
-                        "`{other}` in `{text}` is not a rule: max-count or truncate-before"
+                        "`{other}` in `{text}` is not a rule: max-count, truncate-before or \
+                         max-age"
                     ));
                 }
             }
@@ -450,10 +458,22 @@ impl fmt::Display for ByteSize {
     }
 }
 
-/// A duration as `--scavenge-interval` takes it: a whole number with `s`, `m`, `h` or
-/// `d`, or of seconds without; at least a minute.
+/// A duration as `--scavenge-interval` takes it: [`parse_seconds`], at least a minute.
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let seconds = parse_seconds(text)?;
+    if seconds < 60 {
+        return Err(format!(
+            "`{}` is under the shortest interval, a minute",
+            text.trim()
+        ));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// Seconds, written as a whole number with `s`, `m`, `h` or `d`, or without a unit.
+pub fn parse_seconds(text: &str) -> Result<u64, String> {
     let text = text.trim();
+    let usage = || format!("`{text}`: use a whole number with s, m, h or d, as in `6h`");
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
         None => (text, "s"),
@@ -463,21 +483,13 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
         "m" => 60,
         "h" => 3_600,
         "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "`{text}`: use a whole number with s, m, h or d, as in `6h`"
-            ));
-        }
+        _ => return Err(usage()),
     };
-    let seconds = number
+    number
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(seconds_per_unit))
-        .ok_or_else(|| format!("`{text}`: use a whole number with s, m, h or d, as in `6h`"))?;
-    if seconds < 60 {
-        return Err(format!("`{text}` is under the shortest interval, a minute"));
-    }
-    Ok(std::time::Duration::from_secs(seconds))
+        .ok_or_else(usage)
 }
 
 #[cfg(test)]
@@ -505,13 +517,17 @@ mod tests {
         assert_eq!(parsed.stream_type, "sensor");
         assert_eq!(parsed.rules.max_count, Some(1000));
         assert_eq!(parsed.rules.truncate_before, Some(5));
+        let aged: TypeRules = "sensor:max-age=30d".parse().expect("an age");
+        assert_eq!(aged.rules.max_age_seconds, Some(30 * 86_400));
         for (bad, says) in [
             ("max-count=5", "names no stream type"),
             (":max-count=5", "1 to 255 bytes"),
             ("sensor:max-count", "NAME=VALUE"),
             ("sensor:max-count=lots", "not a whole number"),
             ("sensor:max-count=0", "keep nothing"),
-            ("sensor:max-age=5", "`max-age` in"),
+            ("sensor:max-age=0", "keep nothing"),
+            ("sensor:max-age=5 weeks", "s, m, h or d"),
+            ("sensor:max-size=5", "not a rule"),
         ] {
             let refused = bad.parse::<TypeRules>().expect_err(bad);
             assert!(refused.contains(says), "{bad}: {refused}");

@@ -158,6 +158,7 @@ async fn keep(store: Arc<Store>, sent: Arc<Mutex<Vec<Sent>>>, kept: Arc<Mutex<Ve
             let rules = StreamRules {
                 max_count: Some(version + 1),
                 truncate_before: None,
+                max_age_seconds: None,
             };
             match store
                 .set_stream_rules(stream.clone(), rules, Some(expected))

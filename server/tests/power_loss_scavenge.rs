@@ -147,6 +147,7 @@ async fn fill(store: &Store, round: usize) -> Vec<StreamId> {
     let newest = StreamRules {
         max_count: Some(3),
         truncate_before: None,
+        max_age_seconds: None,
     };
     store
         .set_stream_rules(sensor.clone(), newest, None)
@@ -167,6 +168,7 @@ async fn fill(store: &Store, round: usize) -> Vec<StreamId> {
     let cut = StreamRules {
         max_count: None,
         truncate_before: Some(before + 4),
+        max_age_seconds: None,
     };
     store
         .set_stream_rules(audit.clone(), cut, None)

@@ -217,10 +217,16 @@ def test_rules_limit_what_reads_keep(client):
     assert [e.json() for e in client.read(sensor)] == [4, 5]
     info = client.get_stream(sensor)
     assert (info.rules, info.rules_revision, info.event_count, info.rules_are_type_default) == (
-        {"max_count": 2, "truncate_before": None}, 1, 2, False)
+        {"max_count": 2, "truncate_before": None, "max_age_seconds": None}, 1, 2, False)
     with pytest.raises(WrongExpectedVersion) as stale:
         client.set_stream_rules(sensor, truncate_before=1, expected_revision=0)
     assert stale.value.actual_version == 1
+    # An age the events are well within keeps them all.
+    assert client.set_stream_rules(sensor, max_age_seconds=3600, expected_revision=1) == 2
+    assert [e.json() for e in client.read(sensor)] == [0, 1, 2, 3, 4, 5]
+    assert client.get_stream(sensor).rules["max_age_seconds"] == 3600
+    with pytest.raises(InvalidArgument, match="max_age_seconds"):
+        client.set_stream_rules(sensor, max_age_seconds=0)
 
 
 def test_a_scavenge_reports_then_frees_what_a_delete_removed():

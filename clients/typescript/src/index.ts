@@ -112,6 +112,8 @@ export interface StreamRules {
   maxCount?: bigint;
   /** Only versions from this one on. */
   truncateBefore?: bigint;
+  /** Only events committed at most this many seconds ago (at least 1). */
+  maxAgeSeconds?: bigint;
 }
 
 /** Where a scavenge is, and what it has freed so far (in a dry run, would free). */
@@ -257,7 +259,11 @@ function toInfo(i: pb.StreamInfo): StreamInfo {
     created: toDate(i.created),
     lastAppended: toDate(i.lastAppended),
     state: states[i.state] ?? "live",
-    rules: { maxCount: i.rules?.maxCount, truncateBefore: i.rules?.truncateBefore },
+    rules: {
+      maxCount: i.rules?.maxCount,
+      truncateBefore: i.rules?.truncateBefore,
+      maxAgeSeconds: i.rules?.maxAgeSeconds,
+    },
     rulesRevision: i.rulesRevision,
     rulesAreTypeDefault: i.rulesAreTypeDefault,
   };

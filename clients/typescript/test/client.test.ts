@@ -217,6 +217,11 @@ test("rules limit what reads keep", async () => {
   assert.equal(info.rulesAreTypeDefault, false);
   assert.equal(info.eventCount, 2n);
   await assert.rejects(client.setStreamRules(sensor, {}, 0n), WrongExpectedVersionError);
+  // An age the events are well within keeps them all.
+  assert.equal(await client.setStreamRules(sensor, { maxAgeSeconds: 3600n }, 1n), 2n);
+  assert.equal((await collect(client.read(sensor))).length, 5);
+  assert.equal((await client.getStream(sensor)).rules.maxAgeSeconds, 3600n);
+  await assert.rejects(client.setStreamRules(sensor, { maxAgeSeconds: 0n }), InvalidArgumentError);
 });
 
 test("a scavenge reports then frees what a delete removed", async () => {

@@ -303,6 +303,7 @@ pub fn stream_info(info: StreamInfo) -> pb::StreamInfo {
         rules: Some(pb::StreamRules {
             max_count: info.rules.max_count,
             truncate_before: info.rules.truncate_before,
+            max_age_seconds: info.rules.max_age_seconds,
         }),
         rules_revision: info.rules_revision,
         rules_are_type_default: info.rules_are_type_default,
@@ -317,7 +318,7 @@ pub struct SetRules {
     pub expected_revision: Option<u64>,
 }
 
-/// Checks a change of rules: a stream, and a max count of at least 1.
+/// Checks a change of rules: a stream, a max count and a max age of at least 1.
 pub fn set_stream_rules(request: pb::SetStreamRulesRequest) -> Result<SetRules, Status> {
     let rules = request.rules.unwrap_or_default();
     if rules.max_count == Some(0) {
@@ -325,11 +326,17 @@ pub fn set_stream_rules(request: pb::SetStreamRulesRequest) -> Result<SetRules, 
             "rules.max_count: 0 would keep nothing; delete the stream instead".into(),
         ));
     }
+    if rules.max_age_seconds == Some(0) {
+        return Err(invalid(
+            "rules.max_age_seconds: 0 would keep nothing; delete the stream instead".into(),
+        ));
+    }
     Ok(SetRules {
         stream: stream_id(request.stream, "stream")?,
         rules: StreamRules {
             max_count: rules.max_count,
             truncate_before: rules.truncate_before,
+            max_age_seconds: rules.max_age_seconds,
         },
         expected_revision: request.expected_revision,
     })

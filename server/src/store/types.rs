@@ -179,11 +179,13 @@ pub struct StreamRules {
     pub max_count: Option<u64>,
     /// Only versions from this one on.
     pub truncate_before: Option<u64>,
+    /// Only events committed at most this many seconds ago (at least 1).
+    pub max_age_seconds: Option<u64>,
 }
 
 impl StreamRules {
-    /// The first version these rules leave readable in a stream whose last version is
-    /// `last`.
+    /// The first version the count and version rules leave readable in a stream whose
+    /// last version is `last` (the age rule needs the events' times: the index's).
     pub fn first_kept(&self, last: u64) -> u64 {
         let by_count = self
             .max_count

@@ -114,6 +114,32 @@ pub fn json_lines(source: &str) -> Result<Vec<EventData>, Failure> {
     Ok(events)
 }
 
+/// A duration in seconds such as `30d`, `12h`, `90m`, `45s` or `45`.
+pub fn seconds(text: &str) -> Result<u64, Failure> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || {
+        Failure::Usage(format!(
+            "`{text}` is not a duration: use a whole number with s, m, h or d, as in `30d`"
+        ))
+    };
+    let multiplier: u64 = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(bad)
+}
+
 /// A size such as `50MiB`, `512KiB`, `1GB` or a number of bytes.
 pub fn byte_size(text: &str) -> Result<u64, Failure> {
     let text = text.trim();

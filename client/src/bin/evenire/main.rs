@@ -164,8 +164,8 @@ enum Command {
         expect: String,
     },
     /// Set what a stream keeps readable (needs the `admin` role): the newest N events,
-    /// versions from V on, or both; neither clears its rules. Reads obey at once; the
-    /// space is reclaimed later.
+    /// versions from V on, events younger than an age, or any of them together; none
+    /// clears its rules. Reads obey at once; the space is reclaimed later.
     Rules {
         /// The stream, as TYPE/KEY.
         stream: String,
@@ -175,6 +175,9 @@ enum Command {
         /// Keep only versions from this one on.
         #[arg(long)]
         truncate_before: Option<u64>,
+        /// Keep only events committed within this long, as 30d, 12h, 90m or 45s.
+        #[arg(long)]
+        max_age: Option<String>,
         /// The revision the rules must be at (as `evenire info` shows); default: any.
         #[arg(long)]
         expect_revision: Option<u64>,
@@ -504,12 +507,14 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             stream,
             max_count,
             truncate_before,
+            max_age,
             expect_revision,
         } => {
             let stream = input::stream_id(stream)?;
             let rules = evenire_client::StreamRules {
                 max_count: *max_count,
                 truncate_before: *truncate_before,
+                max_age_seconds: max_age.as_deref().map(input::seconds).transpose()?,
             };
             let client = connect(cli).await?;
             let revision = client

@@ -144,16 +144,22 @@ fn info_json(info: &StreamInfo) -> Value {
         "created": rfc3339(info.created),
         "last_appended": rfc3339(info.last_appended),
         "state": state_name(info.state),
-        "rules": {
-            "max_count": info.rules.max_count,
-            "truncate_before": info.rules.truncate_before,
-        },
+        "rules": rules_json(&info.rules),
         "rules_revision": info.rules_revision,
         "rules_are_type_default": info.rules_are_type_default,
     })
 }
 
-/// A stream's rules as one line: `max count 3, truncate before 10`, or `none`.
+fn rules_json(rules: &evenire_client::StreamRules) -> Value {
+    json!({
+        "max_count": rules.max_count,
+        "truncate_before": rules.truncate_before,
+        "max_age_seconds": rules.max_age_seconds,
+    })
+}
+
+/// A stream's rules as one line: `max count 3, truncate before 10, max age 30d`, or
+/// `none`.
 fn rules_text(rules: &evenire_client::StreamRules) -> String {
     let mut parts = Vec::new();
     if let Some(count) = rules.max_count {
@@ -162,10 +168,22 @@ fn rules_text(rules: &evenire_client::StreamRules) -> String {
     if let Some(version) = rules.truncate_before {
         parts.push(format!("truncate before {version}"));
     }
+    if let Some(seconds) = rules.max_age_seconds {
+        parts.push(format!("max age {}", age_text(seconds)));
+    }
     match parts.is_empty() {
         true => "none".to_string(),
         false => parts.join(", "),
     }
+}
+
+/// Seconds in the largest unit that divides them: `30d`, `90m`, `45s`.
+fn age_text(seconds: u64) -> String {
+    let (unit, size) = [("d", 86_400), ("h", 3_600), ("m", 60)]
+        .into_iter()
+        .find(|(_, size)| seconds.is_multiple_of(*size))
+        .unwrap_or(("s", 1));
+    format!("{}{unit}", seconds / size)
 }
 
 fn render_stream(info: &StreamInfo) -> (Vec<String>, Value) {
@@ -402,7 +420,7 @@ impl Printer {
         if self.json {
             let value = json!({
                 "stream": stream_name(stream),
-                "rules": {"max_count": rules.max_count, "truncate_before": rules.truncate_before},
+                "rules": rules_json(rules),
                 "rules_revision": revision,
             });
             say!("{value}");

@@ -120,10 +120,12 @@ class AsyncEvenireClient:
 
     async def set_stream_rules(self, stream: StreamId, *, max_count: Optional[int] = None,
                                truncate_before: Optional[int] = None,
+                               max_age_seconds: Optional[int] = None,
                                expected_revision: Optional[int] = None) -> int:
         """Replaces what a stream keeps readable; returns the rules' new revision."""
         try:
-            request = _rules_request(stream, max_count, truncate_before, expected_revision)
+            request = _rules_request(stream, max_count, truncate_before, max_age_seconds,
+                                     expected_revision)
             return (await self._stub.SetStreamRules(request)).revision
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None

@@ -153,7 +153,8 @@ class StreamInfo:
     created: datetime
     last_appended: datetime
     state: str
-    #: What reads keep: {"max_count": n, "truncate_before": v}, each None when not set.
+    #: What reads keep: {"max_count": n, "truncate_before": v, "max_age_seconds": s}, each
+    #: None when not set.
     rules: dict = field(default_factory=dict)
     #: How many times its own rules were set: what `set_stream_rules` expects.
     rules_revision: int = 0
@@ -210,14 +211,16 @@ def _scavenge_done(last: Optional[ScavengeReport]) -> ScavengeReport:
 
 def _rules_from(rules: pb.StreamRules) -> dict:
     return {name: getattr(rules, name) if rules.HasField(name) else None
-            for name in ("max_count", "truncate_before")}
+            for name in ("max_count", "truncate_before", "max_age_seconds")}
 
 
 def _rules_request(stream: StreamId, max_count: Optional[int], truncate_before: Optional[int],
+                   max_age_seconds: Optional[int],
                    expected_revision: Optional[int]) -> pb.SetStreamRulesRequest:
     return pb.SetStreamRulesRequest(
         stream=stream._proto(),
-        rules=pb.StreamRules(max_count=max_count, truncate_before=truncate_before),
+        rules=pb.StreamRules(max_count=max_count, truncate_before=truncate_before,
+                             max_age_seconds=max_age_seconds),
         expected_revision=expected_revision)
 
 
@@ -392,11 +395,13 @@ class EvenireClient:
 
     def set_stream_rules(self, stream: StreamId, *, max_count: Optional[int] = None,
                          truncate_before: Optional[int] = None,
+                         max_age_seconds: Optional[int] = None,
                          expected_revision: Optional[int] = None) -> int:
-        """Replaces what a stream keeps readable (neither rule: clears them), if its rules are at
+        """Replaces what a stream keeps readable (no rule: clears them), if its rules are at
         `expected_revision` (None: any); returns their new revision. Needs the admin role."""
         try:
-            request = _rules_request(stream, max_count, truncate_before, expected_revision)
+            request = _rules_request(stream, max_count, truncate_before, max_age_seconds,
+                                     expected_revision)
             return self._stub.SetStreamRules(request).revision
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None

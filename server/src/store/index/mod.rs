@@ -39,11 +39,15 @@ pub struct RecordLoc {
     pub offset: u64,
 }
 
-/// An append record: its first position and where it lies on disk.
+/// An append record: its first position, where it lies on disk, and when it was
+/// committed (what a stream's `max_age_seconds` rule is checked against, without a
+/// disk read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogRecord {
     pub first_position: u64,
     pub loc: RecordLoc,
+    /// µs since the Unix epoch; rising along the log (the writer sees to it).
+    pub created_micros: i64,
 }
 
 /// The append records of one segment, in log order.
@@ -246,7 +250,32 @@ impl Index {
     /// the rules in force removed.
     fn first_readable(&self, stream: &StreamId, entry: &StreamEntry) -> u64 {
         let (rules, _) = self.rules_in_force(stream);
-        entry.first_visible().max(rules.first_kept(entry.version))
+        let by_age = rules
+            .max_age_seconds
+            .map_or(0, |age| self.first_younger_than(entry, age));
+        entry
+            .first_visible()
+            .max(rules.first_kept(entry.version))
+            .max(by_age)
+    }
+
+    /// The first version of the stream of `entry` committed less than `seconds` ago
+    /// (one past its last when none was): commit times rise along a stream's records,
+    /// so a binary search over them finds it.
+    fn first_younger_than(&self, entry: &StreamEntry, seconds: u64) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let age = i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+        let cutoff = now.saturating_sub(age);
+        let at = entry.chunks.partition_point(|chunk| {
+            self.record_of(chunk)
+                .is_some_and(|record| record.created_micros < cutoff)
+        });
+        entry
+            .chunks
+            .get(at)
+            .map_or(entry.version + 1, |chunk| chunk.first_version)
     }
 
     /// The snapshot of `stream` at the highest version, if it has one.
@@ -497,6 +526,7 @@ impl Index {
         segment.records.push(LogRecord {
             first_position: record.first_position,
             loc,
+            created_micros: record.created_micros,
         });
         self.record_count += 1;
         self.next_position = record.last_position() + 1;

@@ -74,6 +74,9 @@ const KIND_RULES: u8 = 5;
 const KIND_REWRITTEN: u8 = 6;
 const RULE_MAX_COUNT: u8 = 1;
 const RULE_TRUNCATE_BEFORE: u8 = 2;
+/// Written after the other two rules' fields, and only when set: rules records without
+/// it keep the layout they had before the rule existed.
+const RULE_MAX_AGE: u8 = 4;
 const MODE_SOFT: u8 = 1;
 const MODE_TOMBSTONE: u8 = 2;
 
@@ -132,10 +135,14 @@ pub fn encode_rules(out: &mut Vec<u8>, rules: &RulesRecord) {
     let set = |rule: Option<u64>, bit: u8| if rule.is_some() { bit } else { 0 };
     out.push(
         set(rules.rules.max_count, RULE_MAX_COUNT)
-            | set(rules.rules.truncate_before, RULE_TRUNCATE_BEFORE),
+            | set(rules.rules.truncate_before, RULE_TRUNCATE_BEFORE)
+            | set(rules.rules.max_age_seconds, RULE_MAX_AGE),
     );
     out.extend_from_slice(&rules.rules.max_count.unwrap_or(0).to_le_bytes());
     out.extend_from_slice(&rules.rules.truncate_before.unwrap_or(0).to_le_bytes());
+    if let Some(seconds) = rules.rules.max_age_seconds {
+        out.extend_from_slice(&seconds.to_le_bytes());
+    }
     seal_frame(out, frame_start);
 }
 
@@ -649,10 +656,14 @@ impl Cursor {
         let stream = self.stream()?;
         let revision = self.u64()?;
         let set = self.u8()?;
-        if set & !(RULE_MAX_COUNT | RULE_TRUNCATE_BEFORE) != 0 {
+        if set & !(RULE_MAX_COUNT | RULE_TRUNCATE_BEFORE | RULE_MAX_AGE) != 0 {
             return Err(DecodeError::Malformed("unknown stream rule"));
         }
         let (max_count, truncate_before) = (self.u64()?, self.u64()?);
+        let max_age_seconds = match set & RULE_MAX_AGE {
+            0 => None,
+            _ => Some(self.u64()?),
+        };
         Ok(RulesRecord {
             created_micros,
             stream,
@@ -660,6 +671,7 @@ impl Cursor {
             rules: StreamRules {
                 max_count: (set & RULE_MAX_COUNT != 0).then_some(max_count),
                 truncate_before: (set & RULE_TRUNCATE_BEFORE != 0).then_some(truncate_before),
+                max_age_seconds,
             },
         })
     }
@@ -836,6 +848,32 @@ mod tests {
         let inside = |b: &Bytes| request.as_ptr_range().contains(&b.as_ptr());
         for event in &events {
             assert!(!inside(&event.data) && !inside(&event.metadata));
+        }
+    }
+
+    #[test]
+    fn rules_records_keep_their_old_layout_without_an_age_and_round_trip_with_one() {
+        let (stream, _) = sample();
+        let record = |max_age_seconds| RulesRecord {
+            created_micros: 1_700_000_000_000_000,
+            stream: stream.clone(),
+            revision: 3,
+            rules: StreamRules {
+                max_count: Some(10),
+                truncate_before: None,
+                max_age_seconds,
+            },
+        };
+        let mut without = Vec::new();
+        encode_rules(&mut without, &record(None));
+        let mut with = Vec::new();
+        encode_rules(&mut with, &record(Some(86_400)));
+        assert_eq!(with.len(), without.len() + 8, "the age only when it is set");
+        for (bytes, age) in [(without, None), (with, Some(86_400))] {
+            match decode_frame(Bytes::from(bytes)) {
+                Ok(Entry::Rules(decoded)) => assert_eq!(decoded, record(age)),
+                other => panic!("not the rules record: {other:?}"),
+            }
         }
     }
 }

@@ -143,6 +143,7 @@ pub fn plan_segment(
                         record::encode_record_from(&mut out, &append, gone);
                     }
                     plan.rewrite.records.push(LogRecord {
+                        created_micros: append.created_micros,
                         first_position: append.first_position + gone as u64,
                         loc: RecordLoc {
                             len: (out.len() - start) as u32,

@@ -260,12 +260,14 @@ class StreamInfo(_message.Message):
     def __init__(self, stream: _Optional[_Union[StreamId, _Mapping]] = ..., version: _Optional[int] = ..., event_count: _Optional[int] = ..., first_position: _Optional[int] = ..., last_position: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_appended: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[StreamState, str]] = ..., rules: _Optional[_Union[StreamRules, _Mapping]] = ..., rules_revision: _Optional[int] = ..., rules_are_type_default: _Optional[bool] = ...) -> None: ...
 
 class StreamRules(_message.Message):
-    __slots__ = ("max_count", "truncate_before")
+    __slots__ = ("max_count", "truncate_before", "max_age_seconds")
     MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
     TRUNCATE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     max_count: int
     truncate_before: int
-    def __init__(self, max_count: _Optional[int] = ..., truncate_before: _Optional[int] = ...) -> None: ...
+    max_age_seconds: int
+    def __init__(self, max_count: _Optional[int] = ..., truncate_before: _Optional[int] = ..., max_age_seconds: _Optional[int] = ...) -> None: ...
 
 class ListStreamsRequest(_message.Message):
     __slots__ = ("stream_type", "key_prefix", "include_deleted", "page_size", "page_token")
