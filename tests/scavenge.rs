@@ -491,3 +491,45 @@ async fn events_past_their_max_age_leave_reads_at_once_and_the_disk_at_a_scaveng
         .expect("the beacon goes on from its version");
     assert_eq!(appended.version, 20);
 }
+
+/// `--scavenge-interval`: scavenges run by themselves, and give a deleted stream's disk
+/// back with no call. (The flag takes a minute at least; the test sets the interval in
+/// the settings, below what the flag allows, so as not to wait a minute.)
+#[tokio::test]
+async fn scheduled_scavenges_reclaim_without_a_call() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = config(dir.path(), 0);
+    settings.segment_size = evenire_server::config::ByteSize(4 << 10);
+    settings.scavenge_interval = Some(std::time::Duration::from_millis(200));
+    let server = TestServer::start(settings).await;
+    let client = server.client().await;
+    let (gone, kept) = (new_stream("order"), new_stream("order"));
+    for round in 0..6 {
+        for (stream, marker) in [(&gone, "SCHEDULED-ERASE"), (&kept, "kept")] {
+            client
+                .append(stream, ExpectedVersion::Any, marked(marker, round * 10, 10))
+                .await
+                .expect("append");
+        }
+    }
+    client
+        .delete_stream(&gone, ExpectedVersion::Any, false)
+        .await
+        .expect("delete");
+    let before = segment_bytes(dir.path());
+    let mut waited = 0;
+    while !files_holding(dir.path(), b"0000SCHEDULED-ERASE").is_empty() {
+        assert!(
+            waited < 300,
+            "no scheduled scavenge reclaimed the deleted stream in 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert!(segment_bytes(dir.path()) < before, "the disk given back");
+    let read = read_all(&client, &kept, ReadFrom::Start, Direction::Forward, None).await;
+    assert_eq!(
+        read.iter().map(number).collect::<Vec<_>>(),
+        (0..60).collect::<Vec<_>>()
+    );
+}
