@@ -94,6 +94,11 @@ struct Args {
     /// streams it deletes before scavenging.
     #[arg(long, default_value_t = 10_000_000)]
     scavenge_events: u64,
+    /// The scavenge section's rate limit, bytes a second (the call's own; 0: the
+    /// server's setting).
+    #[arg(long, default_value_t = ByteSize(0))]
+    #[serde(serialize_with = "as_display")]
+    scavenge_rate_limit: ByteSize,
     /// Where the backup section writes its backups (fresh directories inside): by
     /// default beside the data, on the same disk, the worst case; another disk, or
     /// /dev/shm, leaves the server's side alone in the figure.
@@ -681,7 +686,12 @@ async fn scavenge_figures(args: &Args, results: &mut Results, root: &Path) -> Re
     }
     let dir = tempfile::tempdir_in(root)?;
     scavenge::prepare(dir.path(), args.scavenge_events).await?;
-    let flags = ["--metrics-listen".to_string(), "127.0.0.1:0".to_string()];
+    let flags = [
+        "--metrics-listen".to_string(),
+        "127.0.0.1:0".to_string(),
+        "--segment-size".to_string(),
+        scavenge::segment_size(args.scavenge_events).to_string(),
+    ];
     let server = Server::start_with(args, dir.path(), args.cache_size, &flags).await?;
     let Server::Process(process) = &server else {
         return Err("the scavenge section starts the server binary".into());
@@ -712,11 +722,28 @@ async fn scavenge_figures(args: &Args, results: &mut Results, root: &Path) -> Re
             index_bytes,
         })
     };
+    let rate = Some(args.scavenge_rate_limit.0).filter(|r| *r > 0);
     let measured =
-        scavenge::measure(&clients, args.duration(), args.scavenge_events, sizes).await?;
+        scavenge::measure(&clients, args.duration(), args.scavenge_events, rate, sizes).await?;
+    let mut locked_us: Vec<u64> = process
+        .log_lines_with("segment rewritten")
+        .iter()
+        .filter_map(|line| line.split("index_locked_us=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    locked_us.sort_unstable();
     drop(clients);
     server.stop().await?;
-    for figure in measured.figures {
+    let [alone, during, mut scavenged] = measured.figures;
+    if let (Some(median), Some(max)) = (locked_us.get(locked_us.len() / 2), locked_us.last()) {
+        scavenged.conditions = format!(
+            "{}; the index locked for appends {:.1} ms per segment (median), {:.1} ms at most",
+            scavenged.conditions,
+            *median as f64 / 1e3,
+            *max as f64 / 1e3
+        );
+    }
+    for figure in [alone, during, scavenged] {
         results.add(figure);
     }
     Ok(())

@@ -41,7 +41,21 @@ pub async fn fill(
     per_stream: u64,
     payload: usize,
 ) -> Result<(), BoxError> {
+    fill_in_segments(dir, events, per_stream, payload, None).await
+}
+
+/// [`fill`], in segments of `segment_size` bytes (None: the server's default).
+pub async fn fill_in_segments(
+    dir: &Path,
+    events: u64,
+    per_stream: u64,
+    payload: usize,
+    segment_size: Option<u64>,
+) -> Result<(), BoxError> {
     let mut config = evenire_server::Config::new(dir).store();
+    if let Some(size) = segment_size {
+        config.segment_size = size;
+    }
     config.fsync = FsyncPolicy::PowerLossUnsafe;
     config.cache_bytes = 0;
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(config)).await??);

@@ -23,9 +23,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Streams of this many events.
 pub const PER_STREAM: u64 = 10;
 
+/// The segment size for a log of `events`: the server's default of 64 MiB, or less for
+/// a small log, so that it is some 30 segments and a scavenge has sealed ones to take.
+pub fn segment_size(events: u64) -> u64 {
+    (events * 170 / 30).clamp(1 << 20, 64 << 20)
+}
+
 /// Writes `events` events into `dir` and deletes every other stream.
 pub async fn prepare(dir: &Path, events: u64) -> Result<(), BoxError> {
-    scale::fill(dir, events, PER_STREAM, 100).await?;
+    scale::fill_in_segments(dir, events, PER_STREAM, 100, Some(segment_size(events))).await?;
     let mut config = evenire_server::Config::new(dir).store();
     config.fsync = FsyncPolicy::PowerLossUnsafe;
     config.cache_bytes = 0;
@@ -78,6 +84,7 @@ pub async fn measure<F, Fut>(
     clients: &[Client],
     duration: Duration,
     events: u64,
+    rate_limit: Option<u64>,
     sizes: F,
 ) -> Result<Measured, BoxError>
 where
@@ -92,12 +99,15 @@ where
     let started = Instant::now();
     let scavenge = tokio::spawn({
         let client = clients[0].clone();
-        async move { client.scavenge_to_end(false, None).await }
+        async move {
+            let report = client.scavenge_to_end(false, rate_limit).await;
+            (report, started.elapsed())
+        }
     });
     let mut during = appends::run(clients, load).await?;
     let appending = started.elapsed();
-    let report = scavenge.await??;
-    let took = started.elapsed();
+    let (report, took) = scavenge.await?;
+    let report = report?;
     let after = sizes().await?;
 
     let p99 = |figure: &Figure| figure.latency.as_ref().map_or(0.0, |l| l.p99_ms);
@@ -118,9 +128,15 @@ where
         &Latencies::default(),
     )
     .conditions(format!(
-        "{:.1} s beside 64 appending clients; {} events reclaimed; disk {:.0} -> {:.0} MiB; \
-         index {:.0} -> {:.0} MiB",
+        "{:.1} s, {} of {} segments rewritten, {}, beside 64 appending clients; {} events \
+         reclaimed; disk {:.0} -> {:.0} MiB, index {:.0} -> {:.0} MiB (the appends meanwhile \
+         included)",
         took.as_secs_f64(),
+        report.segments_rewritten,
+        report.segments_total,
+        rate_limit.map_or("at the server's --scavenge-rate-limit".to_string(), |r| {
+            format!("paced at {} MiB/s by the call", r >> 20)
+        }),
         report.events_reclaimed,
         mib(before.disk_bytes),
         mib(after.disk_bytes),

@@ -115,8 +115,9 @@ pub struct Config {
     pub backup_rate_limit: ByteSize,
 
     /// Bytes a second a scavenge reads and writes at most, unless the call says
-    /// otherwise (0: no limit). docs/storage.md, "Reclaiming space".
-    #[arg(long, env = "EVENIRE_SCAVENGE_RATE_LIMIT", default_value_t = ByteSize(0))]
+    /// otherwise (0: no limit). Unpaced, a scavenge takes a core and stalls appends
+    /// (BENCHMARKS.md, "Scavenging beside appends"). docs/storage.md, "Reclaiming space".
+    #[arg(long, env = "EVENIRE_SCAVENGE_RATE_LIMIT", default_value_t = ByteSize::mib(64))]
     pub scavenge_rate_limit: ByteSize,
 
     /// Runs a scavenge this often (`30m`, `6h`, `1d`, or seconds), the first one an
@@ -196,7 +197,7 @@ impl Config {
             default_rules: Vec::new(),
             snapshots_per_stream: 1,
             backup_rate_limit: ByteSize::mib(128),
-            scavenge_rate_limit: ByteSize(0),
+            scavenge_rate_limit: ByteSize::mib(64),
             scavenge_interval: None,
             shutdown_grace_secs: 10,
             tls_cert: None,

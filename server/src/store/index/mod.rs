@@ -169,6 +169,9 @@ pub struct Index {
     rules: maps::FastMap<StreamId, (u64, StreamRules)>,
     /// The rules of the streams of a type that have none of their own.
     default_rules: std::collections::HashMap<Arc<str>, StreamRules>,
+    /// Rules set so far, own or default: a scavenge whose plan saw the same count
+    /// knows no rule was loosened since (nothing else makes hidden events readable).
+    rules_changes: u64,
 }
 
 /// Where one snapshot of a stream lies, and the version it is at.
@@ -222,11 +225,18 @@ impl Index {
     /// Sets `stream`'s rules, at `revision`.
     pub fn apply_rules(&mut self, stream: &StreamId, revision: u64, rules: StreamRules) {
         self.rules.insert(stream.clone(), (revision, rules));
+        self.rules_changes += 1;
     }
 
     /// Rules for the streams of these types that have none of their own.
     pub fn set_default_rules(&mut self, rules: std::collections::HashMap<Arc<str>, StreamRules>) {
         self.default_rules = rules;
+        self.rules_changes += 1;
+    }
+
+    /// How many times rules were set (see the field).
+    pub fn rules_changes(&self) -> u64 {
+        self.rules_changes
     }
 
     /// `stream`'s own rules and their revision (0 and none when never set).

@@ -85,28 +85,23 @@ pub fn run(
         segments_total: segments.len() as u64,
         ..ScavengeProgress::default()
     };
-    let started = Instant::now();
-    let mut moved_bytes = 0u64;
+    let mut pacer = Pacer::new(options.bytes_per_second);
     for (seq, path) in segments {
         if *shared.closing.borrow() {
             return Err(StoreError::ShuttingDown);
         }
         let seq = u32::try_from(seq)
             .map_err(|_| StoreError::IndexMismatch(format!("segment number {seq} out of range")))?;
-        let bytes = fs
-            .read(&path)
+        let bytes = read_paced(fs, &path, &mut pacer)
             .map(Bytes::from)
             .map_err(|e| StoreError::io(format!("reading segment {seq} to scavenge"), e))?;
         progress.bytes_read += bytes.len() as u64;
-        moved_bytes += bytes.len() as u64;
-        pace(options.bytes_per_second, started, moved_bytes);
         let mut plan = plan::plan_segment(shared, seq, &path, &bytes, now_micros())?;
         let applied = match (&plan.file, options.dry_run) {
             (Some(_), true) => true,
             (Some(file), false) => {
-                moved_bytes += file.len() as u64;
                 let file = file.clone();
-                rewrite(shared, fs, dir, seq, &path, &file, &mut plan)?
+                rewrite(shared, fs, dir, seq, &file, &mut plan, &mut pacer)?
             }
             (None, _) => false,
         };
@@ -137,10 +132,11 @@ fn rewrite(
     fs: &dyn Fs,
     dir: &Path,
     seq: u32,
-    path: &Path,
     file: &[u8],
     plan: &mut plan::SegmentPlan,
+    pacer: &mut Pacer,
 ) -> Result<bool, StoreError> {
+    let path = &segment::segment_path(dir, u64::from(seq));
     let io = |what: &str| {
         let what = format!("{what} segment {seq}'s rewrite");
         move |e| StoreError::io(what, e)
@@ -151,11 +147,22 @@ fn rewrite(
         _ => {}
     }
     let written = fs.create_new(&temp).map_err(io("creating"))?;
-    written.write_all_at(file, 0).map_err(io("writing"))?;
+    // In pieces, paced, with a sync every few: one write and one sync of a whole
+    // segment were a burst of disk traffic that the log's own syncs queued behind.
+    for (n, piece) in file.chunks(PIECE).enumerate() {
+        written
+            .write_all_at(piece, (n * PIECE) as u64)
+            .map_err(io("writing"))?;
+        if n % SYNC_EVERY_PIECES == SYNC_EVERY_PIECES - 1 {
+            written.sync_data().map_err(io("syncing"))?;
+        }
+        pacer.moved(piece.len());
+    }
     written.sync_data().map_err(io("syncing"))?;
     drop(written);
     // Locations that name the old file must go on reading it after the rename.
     shared.reader.hold(plan.rewrite.old_file, seq)?;
+    let locked = Instant::now();
     {
         let mut index = write_index(shared);
         if let Err(reason) = index.check_rewrite(&plan.rewrite) {
@@ -172,6 +179,13 @@ fn rewrite(
             .rewrite_segment(&plan.rewrite)
             .map_err(StoreError::IndexMismatch)?;
     }
+    // How long appends waited on the switch: what a scavenge costs their latency most.
+    tracing::info!(
+        segment = seq,
+        freed = plan.len_before - plan.len_after,
+        index_locked_us = locked.elapsed().as_micros() as u64,
+        "segment rewritten"
+    );
     fs.sync_dir(dir)
         .map_err(io("syncing the directory after"))?;
     shared.reader.retire(&[plan.rewrite.old_file]);
@@ -183,15 +197,51 @@ fn rewrite(
     Ok(true)
 }
 
-/// Sleeps as long as it takes for `bytes` since `started` to stay within `rate`.
-fn pace(rate: Option<u64>, started: Instant, bytes: u64) {
-    let Some(rate) = rate.filter(|r| *r > 0) else {
-        return;
-    };
-    let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
-    if let Some(wait) = due.checked_sub(started.elapsed()) {
-        std::thread::sleep(wait);
+/// The unit of a scavenge's disk traffic: it reads and writes a segment this much at a
+/// time, pacing between pieces, so that its rate limit spreads the work evenly.
+const PIECE: usize = 1 << 20;
+/// A rewritten segment is synced every this many pieces as it is written.
+const SYNC_EVERY_PIECES: usize = 8;
+
+/// Keeps a scavenge's bytes read and written within its rate, by sleeping.
+struct Pacer {
+    rate: Option<u64>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Self {
+        Pacer {
+            rate: rate.filter(|r| *r > 0),
+            started: Instant::now(),
+            bytes: 0,
+        }
     }
+
+    /// Counts `bytes` more, and sleeps until they are within the rate.
+    fn moved(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+        let Some(rate) = self.rate else {
+            return;
+        };
+        let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// The whole of the file at `path`, read a piece at a time at `pacer`'s rate.
+fn read_paced(fs: &dyn Fs, path: &Path, pacer: &mut Pacer) -> std::io::Result<Vec<u8>> {
+    let file = fs.open_read(path)?;
+    let len = file.file_len()? as usize;
+    let mut bytes = vec![0; len];
+    for (n, piece) in bytes.chunks_mut(PIECE).enumerate() {
+        file.read_exact_at(piece, (n * PIECE) as u64)?;
+        pacer.moved(piece.len());
+    }
+    Ok(bytes)
 }
 
 fn now_micros() -> i64 {

@@ -47,7 +47,7 @@ pub fn plan_segment(
     bytes: &Bytes,
     now_micros: i64,
 ) -> Result<SegmentPlan, StoreError> {
-    let (old_file, indexed, range) = {
+    let (old_file, indexed, range, rules_changes) = {
         let index = read_index(shared);
         let (file, records) = index
             .segment_records(seq)
@@ -55,7 +55,7 @@ pub fn plan_segment(
         let range = index
             .segment_range(seq)
             .ok_or_else(|| mismatch(format!("segment {seq} is the one being written")))?;
-        (file, records.to_vec(), range)
+        (file, records.to_vec(), range, index.rules_changes())
     };
     let scan = segment::scan(path, u64::from(seq), bytes, false)?;
 
@@ -74,6 +74,7 @@ pub fn plan_segment(
         rewrite: SegmentRewrite {
             segment: seq,
             old_file,
+            rules_changes,
             places: Vec::with_capacity(indexed.len()),
             ..SegmentRewrite::default()
         },
@@ -114,7 +115,7 @@ pub fn plan_segment(
                 plan.old_locs.push(old_loc);
                 let stream = &append.stream;
                 if !reclaimable.contains_key(stream) {
-                    plan.rewrite.streams.push(stream.clone());
+                    plan.rewrite.streams.push((stream.clone(), None));
                     let through = read_index(shared).reclaimable_through(stream);
                     reclaimable.insert(stream.clone(), through);
                 }
@@ -189,7 +190,9 @@ pub fn plan_segment(
             indexed.len()
         )));
     }
-    plan.rewrite.reclaimed = reclaimed.into_iter().collect();
+    for (stream, through) in &mut plan.rewrite.streams {
+        *through = reclaimed.get(stream).copied();
+    }
     if anything_goes {
         plan.len_after = out.len() as u64;
         plan.file = Some(out);
