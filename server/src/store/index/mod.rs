@@ -60,7 +60,14 @@ struct SegmentRecords {
     /// The id of the file its records are read from (`reader::FIRST_REWRITTEN_FILE`):
     /// its number until a scavenge rewrites it.
     file: u32,
+    /// Once a scavenge rewrote it: for each record's place when it was appended (what
+    /// streams' chunks hold), its place in `records` now, or [`GONE`]. Chunks keep
+    /// their places across rewrites, so a rewrite need not visit every stream.
+    places: Vec<u32>,
 }
+
+/// The place of a reclaimed record in [`SegmentRecords::places`].
+const GONE: u32 = u32::MAX;
 
 /// The records of one stream's append, by the segment they are in and their place
 /// in it.
@@ -278,9 +285,10 @@ impl Index {
             .map_or(0, |d| d.as_micros() as i64);
         let age = i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
         let cutoff = now.saturating_sub(age);
+        // A reclaimed record is older than any kept one.
         let at = entry.chunks.partition_point(|chunk| {
             self.record_of(chunk)
-                .is_some_and(|record| record.created_micros < cutoff)
+                .is_none_or(|record| record.created_micros < cutoff)
         });
         entry
             .chunks
@@ -431,11 +439,10 @@ impl Index {
         self.next_position
     }
 
+    /// The record a chunk names; None once a scavenge reclaimed it (such chunks stay
+    /// at the front of a deleted stream's until [`Index::drop_gone_chunks`]).
     fn record_of(&self, chunk: &Chunk) -> Option<&LogRecord> {
-        self.segments
-            .get(chunk.segment as usize)?
-            .records
-            .get(chunk.record as usize)
+        record_in(&self.segments, chunk)
     }
 
     /// The last record that starts at or before `position`: the one holding it unless a
@@ -585,6 +592,7 @@ impl Index {
                 first_position: next_position,
                 records: Vec::new(),
                 file: 0,
+                places: Vec::new(),
             });
             for (number, segment) in self.segments.iter_mut().enumerate().skip(first) {
                 segment.file = number as u32;
@@ -596,7 +604,9 @@ impl Index {
     /// Its entries and their estimated memory.
     pub fn figures(&self) -> IndexFigures {
         let record_capacity: usize = self.segments.iter().map(|s| s.records.capacity()).sum();
+        let place_capacity: usize = self.segments.iter().map(|s| s.places.capacity()).sum();
         let bytes = record_capacity * std::mem::size_of::<LogRecord>()
+            + place_capacity * std::mem::size_of::<u32>()
             + self.chunks * std::mem::size_of::<Chunk>()
             + self.streams.len() * STREAM_BYTES;
         IndexFigures {
@@ -625,4 +635,14 @@ fn stream_or_new<'a>(
             ..StreamEntry::default()
         }
     })
+}
+
+/// The record `chunk` names in `segments`, through the segment's places once rewritten.
+fn record_in<'a>(segments: &'a [SegmentRecords], chunk: &Chunk) -> Option<&'a LogRecord> {
+    let segment = segments.get(chunk.segment as usize)?;
+    let at = match segment.places.is_empty() {
+        true => chunk.record,
+        false => *segment.places.get(chunk.record as usize)?,
+    };
+    segment.records.get(at as usize)
 }

@@ -1,8 +1,11 @@
 //! What a scavenge changes in the index when it rewrites a segment: the segment's
-//! records are replaced as a whole, the streams' chunks that pointed at reclaimed
-//! records go (a prefix of each stream), and the rest point at their new places.
+//! records are replaced as a whole, behind a map from the places streams' chunks hold
+//! to the new ones (so the chunks of kept records need no change); live streams whose
+//! rules hid events lose those chunks at once; deleted streams' chunks of reclaimed
+//! records go later, in short passes ([`Index::drop_gone_chunks`]), since a deleted
+//! stream's reads never reach them.
 
-use super::{Chunk, Index, LogRecord, RecordLoc, SegmentRecords};
+use super::{Chunk, GONE, Index, LogRecord, RecordLoc, SegmentRecords, record_in};
 use crate::store::types::{StreamId, StreamState};
 
 /// One segment's rewrite, planned from the index and the segment's file while the store
@@ -19,10 +22,13 @@ pub struct SegmentRewrite {
     /// For each record of the segment before, its place among `records`; None when
     /// it was reclaimed.
     pub places: Vec<Option<u32>>,
-    /// Every stream with a record in the segment (their chunks point into it), and for
-    /// those with events reclaimed in it, the version through which its events are
-    /// gone: every event up to it, wherever it is.
-    pub streams: Vec<(StreamId, Option<u64>)>,
+    /// The streams with events reclaimed in the segment that their rules hid (not a
+    /// delete), each with the version through which its events are gone: every event
+    /// up to it, wherever it is. Their chunks change at the switch.
+    pub streams: Vec<(StreamId, u64)>,
+    /// The streams whose events reclaimed in the segment a delete covers: their chunks
+    /// of reclaimed records are dropped after the switch.
+    pub deleted: Vec<StreamId>,
     /// [`Index::rules_changes`] when the plan began.
     pub rules_changes: u64,
     /// The snapshots kept: where they were and where they are.
@@ -81,8 +87,8 @@ impl Index {
         if self.rules_changes == rewrite.rules_changes {
             return Ok(());
         }
+        // A delete is never undone, so only the streams their rules hid can matter.
         for (stream, through) in &rewrite.streams {
-            let Some(through) = through else { continue };
             if self.reclaimable_through(stream) < Some(*through) {
                 return Err(format!(
                     "stream {stream}'s events up to version {through} are readable again"
@@ -99,34 +105,38 @@ impl Index {
     pub fn rewrite_segment(&mut self, rewrite: &SegmentRewrite) -> Result<(), String> {
         self.check_rewrite(rewrite)?;
         let segment = rewrite.segment;
-        let first_position = self.segments[segment as usize].first_position;
+        let current = &self.segments[segment as usize];
+        // Where each place a chunk holds (its record's place when appended) is now.
+        let now_at = |at: u32| match rewrite.places.get(at as usize) {
+            Some(Some(place)) => *place,
+            _ => GONE,
+        };
+        let places: Vec<u32> = match current.places.is_empty() {
+            true => (0..current.records.len() as u32).map(now_at).collect(),
+            false => current
+                .places
+                .iter()
+                .map(|&at| if at == GONE { GONE } else { now_at(at) })
+                .collect(),
+        };
+        let first_position = current.first_position;
         let old = std::mem::replace(
             &mut self.segments[segment as usize],
             SegmentRecords {
                 first_position,
                 records: rewrite.records.clone(),
                 file: rewrite.new_file,
+                places,
             },
         );
         self.record_count = self.record_count - old.records.len() + rewrite.records.len();
-        // One look-up per stream: its reclaimed prefix goes, then the chunks left in
-        // the segment point at their new places.
+        // Streams whose rules hid what went: their reads start past it, so their chunks
+        // must (a record cut short starts at the first event it kept).
         for (stream, through) in &rewrite.streams {
-            let Some(entry) = self.streams.get_mut(stream) else {
-                continue;
-            };
-            if let Some(through) = through {
+            if let Some(entry) = self.streams.get_mut(stream) {
                 let before = entry.chunks.len();
                 reclaim_chunks(&mut entry.chunks, entry.version, *through);
                 self.chunks -= before - entry.chunks.len();
-            }
-            let from = entry.chunks.partition_point(|c| c.segment < segment);
-            let to = entry.chunks.partition_point(|c| c.segment <= segment);
-            for chunk in &mut entry.chunks[from..to] {
-                // Reclaimed records' chunks went with the stream's reclaimed prefix.
-                if let Some(Some(place)) = rewrite.places.get(chunk.record as usize) {
-                    chunk.record = *place;
-                }
             }
         }
         for (stream, was, is) in &rewrite.snapshots {
@@ -137,6 +147,26 @@ impl Index {
             }
         }
         Ok(())
+    }
+}
+
+impl Index {
+    /// Drops the leading chunks of `streams` whose records a scavenge reclaimed: the
+    /// deleted streams of a rewrite, a batch at a time after the switch, so that the
+    /// index shrinks without one long hold of its lock.
+    pub fn drop_gone_chunks(&mut self, streams: &[StreamId]) {
+        for stream in streams {
+            let Some(entry) = self.streams.get_mut(stream) else {
+                continue;
+            };
+            let gone = entry
+                .chunks
+                .iter()
+                .take_while(|chunk| record_in(&self.segments, chunk).is_none())
+                .count();
+            entry.chunks.drain(..gone);
+            self.chunks -= gone;
+        }
     }
 }
 

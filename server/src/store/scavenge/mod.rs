@@ -188,6 +188,9 @@ fn rewrite(
     );
     fs.sync_dir(dir)
         .map_err(io("syncing the directory after"))?;
+    for batch in plan.rewrite.deleted.chunks(DROP_BATCH) {
+        write_index(shared).drop_gone_chunks(batch);
+    }
     shared.reader.retire(&[plan.rewrite.old_file]);
     shared.reader.forget(plan.old_locs.iter().copied());
     shared
@@ -200,6 +203,9 @@ fn rewrite(
 /// The unit of a scavenge's disk traffic: it reads and writes a segment this much at a
 /// time, pacing between pieces, so that its rate limit spreads the work evenly.
 const PIECE: usize = 1 << 20;
+/// Deleted streams whose reclaimed chunks go per hold of the index's lock after a
+/// switch: short holds, so appends never wait long.
+const DROP_BATCH: usize = 1024;
 /// A rewritten segment is synced every this many pieces as it is written.
 const SYNC_EVERY_PIECES: usize = 8;
 

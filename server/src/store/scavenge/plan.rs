@@ -115,7 +115,6 @@ pub fn plan_segment(
                 plan.old_locs.push(old_loc);
                 let stream = &append.stream;
                 if !reclaimable.contains_key(stream) {
-                    plan.rewrite.streams.push((stream.clone(), None));
                     let through = read_index(shared).reclaimable_through(stream);
                     reclaimable.insert(stream.clone(), through);
                 }
@@ -190,8 +189,16 @@ pub fn plan_segment(
             indexed.len()
         )));
     }
-    for (stream, through) in &mut plan.rewrite.streams {
-        *through = reclaimed.get(stream).copied();
+    // What a delete covers needs no change at the switch (see `SegmentRewrite`).
+    {
+        let index = read_index(shared);
+        for (stream, through) in reclaimed {
+            let deleted_through = index.write_state(&stream).and_then(|s| s.deleted_through);
+            match deleted_through >= Some(through) {
+                true => plan.rewrite.deleted.push(stream),
+                false => plan.rewrite.streams.push((stream, through)),
+            }
+        }
     }
     if anything_goes {
         plan.len_after = out.len() as u64;
