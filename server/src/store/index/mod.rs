@@ -517,11 +517,15 @@ impl Index {
     /// Makes `stream` known at `version` at least: what a delete record says of a
     /// stream whose events a scavenge reclaimed.
     pub fn ensure_version(&mut self, stream: &StreamId, version: u64, created_micros: i64) {
-        let new = self.streams.get(stream).is_none();
-        let entry = stream_or_new(&mut self.streams, &mut self.ordered, stream, created_micros);
-        if new {
-            entry.last_appended_micros = created_micros;
-        }
+        let entry = match self.streams.get_mut(stream) {
+            Some(entry) => entry,
+            None => {
+                let entry =
+                    new_stream(&mut self.streams, &mut self.ordered, stream, created_micros);
+                entry.last_appended_micros = created_micros;
+                entry
+            }
+        };
         entry.version = entry.version.max(version);
     }
 
@@ -547,12 +551,16 @@ impl Index {
         });
         self.record_count += 1;
         self.next_position = record.last_position() + 1;
-        let entry = stream_or_new(
-            &mut self.streams,
-            &mut self.ordered,
-            stream,
-            record.created_micros,
-        );
+        // The look-up first: a stream's key is cloned into the map only when it is new.
+        let entry = match self.streams.get_mut(stream) {
+            Some(entry) => entry,
+            None => new_stream(
+                &mut self.streams,
+                &mut self.ordered,
+                stream,
+                record.created_micros,
+            ),
+        };
         if record.first_version > entry.version + 1 && !entry.chunks.is_empty() {
             // Found by recovery after a scavenge reclaimed the versions in between:
             // what comes before them was reclaimable too (a scavenge reclaims a prefix
@@ -618,23 +626,23 @@ impl Index {
     }
 }
 
-/// The entry of `stream`, made (created at `created_micros`) and listed if it is new.
-fn stream_or_new<'a>(
+/// Makes the entry of `stream`, new, created at `created_micros`, and lists it.
+fn new_stream<'a>(
     streams: &'a mut ShardedMap<StreamId, StreamEntry>,
     ordered: &mut BTreeMap<Arc<str>, BTreeSet<u128>>,
     stream: &StreamId,
     created_micros: i64,
 ) -> &'a mut StreamEntry {
-    streams.entry(stream.clone()).or_insert_with(|| {
-        ordered
-            .entry(stream.stream_type.clone())
-            .or_default()
-            .insert(stream.key.as_u128());
-        StreamEntry {
+    ordered
+        .entry(stream.stream_type.clone())
+        .or_default()
+        .insert(stream.key.as_u128());
+    streams
+        .entry(stream.clone())
+        .or_insert_with(|| StreamEntry {
             created_micros,
             ..StreamEntry::default()
-        }
-    })
+        })
 }
 
 /// The record `chunk` names in `segments`, through the segment's places once rewritten.
