@@ -725,28 +725,41 @@ async fn scavenge_figures(args: &Args, results: &mut Results, root: &Path) -> Re
     let rate = Some(args.scavenge_rate_limit.0).filter(|r| *r > 0);
     let measured =
         scavenge::measure(&clients, args.duration(), args.scavenge_events, rate, sizes).await?;
-    let mut locked_us: Vec<u64> = process
-        .log_lines_with("segment rewritten")
-        .iter()
-        .filter_map(|line| line.split("index_locked_us=").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .collect();
-    locked_us.sort_unstable();
+    let rewritten = process.log_lines_with("segment rewritten");
     drop(clients);
     server.stop().await?;
     let [alone, during, mut scavenged] = measured.figures;
-    if let (Some(median), Some(max)) = (locked_us.get(locked_us.len() / 2), locked_us.last()) {
-        scavenged.conditions = format!(
-            "{}; the index locked for appends {:.1} ms per segment (median), {:.1} ms at most",
-            scavenged.conditions,
-            *median as f64 / 1e3,
-            *max as f64 / 1e3
-        );
+    for (field, what) in [
+        (
+            "index_locked_us=",
+            "the index locked for appends at the switch",
+        ),
+        ("plan_read_locked_us=", "read-locked while planning"),
+    ] {
+        if let Some((median, max)) = median_and_max(&rewritten, field) {
+            scavenged.conditions = format!(
+                "{}; {what} {:.1} ms per segment (median), {:.1} ms at most",
+                scavenged.conditions,
+                median as f64 / 1e3,
+                max as f64 / 1e3
+            );
+        }
     }
     for figure in [alone, during, scavenged] {
         results.add(figure);
     }
     Ok(())
+}
+
+/// The median and the largest of the whole numbers after `field` in `lines`.
+fn median_and_max(lines: &[String], field: &str) -> Option<(u64, u64)> {
+    let mut values: Vec<u64> = lines
+        .iter()
+        .filter_map(|line| line.split(field).nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    values.sort_unstable();
+    Some((*values.get(values.len() / 2)?, *values.last()?))
 }
 
 /// Reads from a server with a cache large enough for them, then from a restarted one

@@ -40,13 +40,25 @@ impl Index {
     /// and the rules in force hide from reads, except the last event of a stream that is
     /// not deleted (its version is what the stream continues from). None: nothing.
     pub fn reclaimable_through(&self, stream: &StreamId) -> Option<u64> {
-        let entry = self.streams.get(stream)?;
-        let hidden_through = self.first_readable(stream, entry).checked_sub(1)?;
-        match entry.state() {
-            StreamState::Live => hidden_through.min(entry.version.checked_sub(1)?),
-            StreamState::Deleted | StreamState::Tombstoned => hidden_through.min(entry.version),
-        }
-        .into()
+        self.reclaim_bounds(stream).0
+    }
+
+    /// [`Index::reclaimable_through`], and the version through which a delete covers
+    /// the stream: its reclaimed events up to there need no change at a switch.
+    pub fn reclaim_bounds(&self, stream: &StreamId) -> (Option<u64>, Option<u64>) {
+        let Some(entry) = self.streams.get(stream) else {
+            return (None, None);
+        };
+        let through = (|| {
+            let hidden_through = self.first_readable(stream, entry).checked_sub(1)?;
+            match entry.state() {
+                StreamState::Live => Some(hidden_through.min(entry.version.checked_sub(1)?)),
+                StreamState::Deleted | StreamState::Tombstoned => {
+                    Some(hidden_through.min(entry.version))
+                }
+            }
+        })();
+        (through, entry.deleted_through)
     }
 
     /// The id of the file segment `segment` is read from now, and its records.

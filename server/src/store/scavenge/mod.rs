@@ -19,6 +19,7 @@
 //! open until the index no longer names it, and a read that comes later is told to
 //! look again (`StoreError::Moved`), which reads do.
 
+mod background;
 pub mod plan;
 
 use crate::store::error::StoreError;
@@ -92,11 +93,15 @@ pub fn run(
         }
         let seq = u32::try_from(seq)
             .map_err(|_| StoreError::IndexMismatch(format!("segment number {seq} out of range")))?;
-        let bytes = read_paced(fs, &path, &mut pacer)
-            .map(Bytes::from)
-            .map_err(|e| StoreError::io(format!("reading segment {seq} to scavenge"), e))?;
+        let (bytes, scan) = background::in_background(|| {
+            let bytes = read_paced(fs, &path, &mut pacer)
+                .map(Bytes::from)
+                .map_err(|e| StoreError::io(format!("reading segment {seq} to scavenge"), e))?;
+            let scan = segment::scan(&path, u64::from(seq), &bytes, false)?;
+            Ok((bytes, scan))
+        })?;
         progress.bytes_read += bytes.len() as u64;
-        let mut plan = plan::plan_segment(shared, seq, &path, &bytes, now_micros())?;
+        let mut plan = plan::plan_segment(shared, seq, &bytes, scan, now_micros())?;
         let applied = match (&plan.file, options.dry_run) {
             (Some(_), true) => true,
             (Some(file), false) => {
@@ -146,20 +151,21 @@ fn rewrite(
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("removing")(e)),
         _ => {}
     }
-    let written = fs.create_new(&temp).map_err(io("creating"))?;
-    // In pieces, paced, with a sync every few: one write and one sync of a whole
-    // segment were a burst of disk traffic that the log's own syncs queued behind.
-    for (n, piece) in file.chunks(PIECE).enumerate() {
-        written
-            .write_all_at(piece, (n * PIECE) as u64)
-            .map_err(io("writing"))?;
-        if n % SYNC_EVERY_PIECES == SYNC_EVERY_PIECES - 1 {
-            written.sync_data().map_err(io("syncing"))?;
+    background::in_background(|| {
+        let written = fs.create_new(&temp).map_err(io("creating"))?;
+        // In pieces, paced, with a sync every few: one write and one sync of a whole
+        // segment were a burst of disk traffic that the log's own syncs queued behind.
+        for (n, piece) in file.chunks(PIECE).enumerate() {
+            written
+                .write_all_at(piece, (n * PIECE) as u64)
+                .map_err(io("writing"))?;
+            if n % SYNC_EVERY_PIECES == SYNC_EVERY_PIECES - 1 {
+                written.sync_data().map_err(io("syncing"))?;
+            }
+            pacer.moved(piece.len());
         }
-        pacer.moved(piece.len());
-    }
-    written.sync_data().map_err(io("syncing"))?;
-    drop(written);
+        written.sync_data().map_err(io("syncing"))
+    })?;
     // Locations that name the old file must go on reading it after the rename.
     shared.reader.hold(plan.rewrite.old_file, seq)?;
     let locked = Instant::now();
@@ -184,6 +190,7 @@ fn rewrite(
         segment = seq,
         freed = plan.len_before - plan.len_after,
         index_locked_us = locked.elapsed().as_micros() as u64,
+        plan_read_locked_us = plan.longest_read_lock.as_micros() as u64,
         "segment rewritten"
     );
     fs.sync_dir(dir)

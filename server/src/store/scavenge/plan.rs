@@ -1,8 +1,9 @@
 //! Planning the rewrite of one sealed segment: which of its records stay, which are
 //! cut short, which go, and what that frees, by stream type. A dry run stops here.
 
+use super::background::in_background;
 use crate::store::error::StoreError;
-use crate::store::index::{LogRecord, RecordLoc, SegmentRewrite};
+use crate::store::index::{Index, LogRecord, RecordLoc, SegmentRewrite};
 use crate::store::log::record::{self, Entry, Rewritten};
 use crate::store::log::segment;
 use crate::store::shared::{Shared, read_index};
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What a scavenge reclaims of one stream type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,46 +37,158 @@ pub struct SegmentPlan {
     pub len_after: u64,
     /// By stream type.
     pub by_type: BTreeMap<Arc<str>, Reclaimed>,
+    /// The longest the plan held the index's read lock at once (appends wait for it).
+    pub longest_read_lock: Duration,
 }
 
-/// Plans the rewrite of sealed segment `seq`, whose file (at `path`) holds `bytes`.
-/// Decisions come from the index as it is now, looked up stream by stream with short
-/// read locks; applying the plan checks them again.
+/// Plans the rewrite of sealed segment `seq`, whose file holds `bytes`, found to hold
+/// the records of `scan`.
+///
+/// Decisions come from the index as it is now, looked up in batches under short read
+/// locks on this thread; the rest (finding what to ask, building the new file) runs in
+/// the background CPU class, which never holds a lock (see `background.rs`). Applying
+/// the plan checks the decisions again.
 pub fn plan_segment(
     shared: &Shared,
     seq: u32,
-    path: &Path,
     bytes: &Bytes,
+    scan: segment::Scan,
     now_micros: i64,
 ) -> Result<SegmentPlan, StoreError> {
-    let (old_file, indexed, range, rules_changes) = {
-        let index = read_index(shared);
-        let (file, records) = index
+    let mut longest = Duration::ZERO;
+    let (old_file, range, rules_changes) = with_index(shared, &mut longest, |index| {
+        let (file, _) = index
             .segment_records(seq)
             .ok_or_else(|| mismatch(format!("segment {seq} is not in the index")))?;
         let range = index
             .segment_range(seq)
             .ok_or_else(|| mismatch(format!("segment {seq} is the one being written")))?;
-        (file, records.to_vec(), range, index.rules_changes())
+        Ok((file, range, index.rules_changes()))
+    })?;
+    let indexed = copy_records(shared, seq, old_file, &mut longest)?;
+    let questions = in_background(|| Ok(Questions::of(&scan, old_file)))?;
+    let answers = questions.answer(shared, &mut longest);
+    let segment = Segment {
+        seq,
+        old_file,
+        range,
+        rules_changes,
+        bytes,
+        indexed: &indexed,
     };
-    let scan = segment::scan(path, u64::from(seq), bytes, false)?;
+    let mut plan = in_background(|| build(&segment, scan, &questions, &answers, now_micros))?;
+    plan.longest_read_lock = longest;
+    Ok(plan)
+}
 
+/// What the plan of a segment asks the index: how far each of its streams may be
+/// reclaimed, and whether each of its snapshots is kept.
+struct Questions {
+    /// Each stream with appends in the segment, and its place in `streams`.
+    places: HashMap<StreamId, usize>,
+    streams: Vec<StreamId>,
+    /// Each snapshot record, in the segment's order, and where it is.
+    snapshots: Vec<(StreamId, RecordLoc)>,
+}
+
+/// The index's answers, in the order of the questions.
+struct Answers {
+    /// Per stream: [`crate::store::index::Index::reclaim_bounds`].
+    reclaim_bounds: Vec<(Option<u64>, Option<u64>)>,
+    snapshot_kept: Vec<bool>,
+}
+
+impl Questions {
+    fn of(scan: &segment::Scan, old_file: u32) -> Self {
+        let mut questions = Questions {
+            places: HashMap::new(),
+            streams: Vec::new(),
+            snapshots: Vec::new(),
+        };
+        for scanned in &scan.records {
+            match &scanned.entry {
+                Entry::Append(append) if !questions.places.contains_key(&append.stream) => {
+                    let place = questions.streams.len();
+                    questions.places.insert(append.stream.clone(), place);
+                    questions.streams.push(append.stream.clone());
+                }
+                Entry::Snapshot(snapshot) => {
+                    let loc = old_loc(scanned, old_file);
+                    questions.snapshots.push((snapshot.stream.clone(), loc));
+                }
+                _ => {}
+            }
+        }
+        questions
+    }
+
+    /// Asks the index, a batch per hold of its read lock.
+    fn answer(&self, shared: &Shared, longest: &mut Duration) -> Answers {
+        let mut answers = Answers {
+            reclaim_bounds: Vec::with_capacity(self.streams.len()),
+            snapshot_kept: Vec::with_capacity(self.snapshots.len()),
+        };
+        for batch in self.streams.chunks(LOCKED_BATCH) {
+            with_index(shared, longest, |index| {
+                let bounds = batch.iter().map(|s| index.reclaim_bounds(s));
+                answers.reclaim_bounds.extend(bounds);
+            });
+        }
+        for batch in self.snapshots.chunks(LOCKED_BATCH) {
+            with_index(shared, longest, |index| {
+                let kept = batch.iter().map(|(s, loc)| index.keeps_snapshot(s, *loc));
+                answers.snapshot_kept.extend(kept);
+            });
+        }
+        answers
+    }
+}
+
+/// What the plan knows of the segment before it looks at its records.
+struct Segment<'a> {
+    seq: u32,
+    old_file: u32,
+    /// The positions it covers.
+    range: (u64, u64),
+    rules_changes: u64,
+    bytes: &'a Bytes,
+    /// The index's records of it, in order.
+    indexed: &'a [LogRecord],
+}
+
+fn old_loc(scanned: &segment::ScannedRecord, old_file: u32) -> RecordLoc {
+    RecordLoc {
+        segment: old_file,
+        len: scanned.len as u32,
+        offset: scanned.offset,
+    }
+}
+
+/// The plan, from the index's answers.
+fn build(
+    segment: &Segment,
+    scan: segment::Scan,
+    questions: &Questions,
+    answers: &Answers,
+    now_micros: i64,
+) -> Result<SegmentPlan, StoreError> {
+    let (seq, bytes, indexed) = (segment.seq, segment.bytes, segment.indexed);
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(&segment::header_bytes(u64::from(seq)));
     record::encode_rewritten(
         &mut out,
         &Rewritten {
             created_micros: now_micros,
-            first_position: range.0,
-            end_position: range.1,
+            first_position: segment.range.0,
+            end_position: segment.range.1,
         },
     );
     let mut plan = SegmentPlan {
         file: None,
         rewrite: SegmentRewrite {
             segment: seq,
-            old_file,
-            rules_changes,
+            old_file: segment.old_file,
+            rules_changes: segment.rules_changes,
             places: Vec::with_capacity(indexed.len()),
             ..SegmentRewrite::default()
         },
@@ -82,19 +196,16 @@ pub fn plan_segment(
         len_before: bytes.len() as u64,
         len_after: bytes.len() as u64,
         by_type: BTreeMap::new(),
+        longest_read_lock: Duration::ZERO,
     };
-    // Per stream: how far it may be reclaimed (looked up once), and how far it is here.
-    let mut reclaimable: HashMap<StreamId, Option<u64>> = HashMap::new();
-    let mut reclaimed: HashMap<StreamId, u64> = HashMap::new();
+    // Per stream with events reclaimed: the last one, and whether a delete covers it.
+    let mut reclaimed: HashMap<StreamId, (u64, bool)> = HashMap::new();
     let mut anything_goes = false;
     let mut appends = 0;
+    let mut snapshots = answers.snapshot_kept.iter();
     for scanned in scan.records {
         let frame = &bytes[scanned.offset as usize..(scanned.offset + scanned.len) as usize];
-        let old_loc = RecordLoc {
-            segment: old_file,
-            len: scanned.len as u32,
-            offset: scanned.offset,
-        };
+        let old_loc = old_loc(&scanned, segment.old_file);
         let new_loc = |out: &Vec<u8>, len: usize| RecordLoc {
             segment: 0,
             len: len as u32,
@@ -114,11 +225,11 @@ pub fn plan_segment(
                 }
                 plan.old_locs.push(old_loc);
                 let stream = &append.stream;
-                if !reclaimable.contains_key(stream) {
-                    let through = read_index(shared).reclaimable_through(stream);
-                    reclaimable.insert(stream.clone(), through);
-                }
-                let through = reclaimable.get(stream).copied().flatten();
+                let (through, deleted_through) = questions
+                    .places
+                    .get(stream)
+                    .and_then(|place| answers.reclaim_bounds.get(*place).copied())
+                    .unwrap_or_default();
                 let gone = match through {
                     Some(t) if t >= append.first_version => {
                         (t - append.first_version + 1).min(append.events.len() as u64) as usize
@@ -129,7 +240,8 @@ pub fn plan_segment(
                     anything_goes = true;
                     let last_gone = append.first_version + gone as u64 - 1;
                     let entry = reclaimed.entry(stream.clone()).or_default();
-                    *entry = (*entry).max(last_gone);
+                    entry.0 = entry.0.max(last_gone);
+                    entry.1 = deleted_through >= Some(entry.0);
                 }
                 let start = out.len();
                 if gone == append.events.len() {
@@ -160,7 +272,7 @@ pub fn plan_segment(
                 }
             }
             Entry::Snapshot(snapshot) => {
-                if read_index(shared).keeps_snapshot(&snapshot.stream, old_loc) {
+                if snapshots.next().copied().unwrap_or(true) {
                     let loc = new_loc(&out, frame.len());
                     plan.rewrite
                         .snapshots
@@ -190,14 +302,10 @@ pub fn plan_segment(
         )));
     }
     // What a delete covers needs no change at the switch (see `SegmentRewrite`).
-    {
-        let index = read_index(shared);
-        for (stream, through) in reclaimed {
-            let deleted_through = index.write_state(&stream).and_then(|s| s.deleted_through);
-            match deleted_through >= Some(through) {
-                true => plan.rewrite.deleted.push(stream),
-                false => plan.rewrite.streams.push((stream, through)),
-            }
+    for (stream, (through, deleted)) in reclaimed {
+        match deleted {
+            true => plan.rewrite.deleted.push(stream),
+            false => plan.rewrite.streams.push((stream, through)),
         }
     }
     if anything_goes {
@@ -218,6 +326,47 @@ impl SegmentPlan {
             loc.segment = id;
         }
     }
+}
+
+/// How many records or streams the plan looks at per hold of the index's read lock: a
+/// long hold (a whole segment's, several ms) was the widest gap in appends' latency.
+const LOCKED_BATCH: usize = 1024;
+
+/// The index's records of segment `seq` (in file `file`), copied a batch per hold.
+fn copy_records(
+    shared: &Shared,
+    seq: u32,
+    file: u32,
+    longest: &mut Duration,
+) -> Result<Vec<LogRecord>, StoreError> {
+    let mut copied = Vec::new();
+    loop {
+        let done = with_index(shared, longest, |index| {
+            // Only a scavenge replaces a sealed segment's records, and this is it.
+            let records = match index.segment_records(seq) {
+                Some((now, records)) if now == file => records,
+                _ => return Err(mismatch(format!("segment {seq} changed while planned"))),
+            };
+            let end = records.len().min(copied.len() + LOCKED_BATCH);
+            let batch = records
+                .get(copied.len()..end)
+                .ok_or_else(|| mismatch(format!("segment {seq} changed while planned")))?;
+            copied.extend_from_slice(batch);
+            Ok(copied.len() == records.len())
+        })?;
+        if done {
+            return Ok(copied);
+        }
+    }
+}
+
+/// Runs `f` on the index under its read lock, keeping in `longest` the longest hold.
+fn with_index<T>(shared: &Shared, longest: &mut Duration, f: impl FnOnce(&Index) -> T) -> T {
+    let index = read_index(shared);
+    let started = Instant::now();
+    let out = f(&index);
+    *longest = (*longest).max(started.elapsed());
+    out
 }
 
 fn mismatch(reason: String) -> StoreError {
