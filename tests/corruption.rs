@@ -104,3 +104,61 @@ async fn damage_is_detected_and_never_served() {
     );
     assert!(refused > 0 && served_prefix > 0);
 }
+
+/// A segment file that goes missing is refused by name, wherever it was: recovery does
+/// not read what follows as if the lost events had been reclaimed. (After a scavenge,
+/// positions may jump where events were reclaimed, so the positions alone would not
+/// show the gap; the segments' numbers do.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_segment_is_refused_even_after_a_scavenge() {
+    let pristine = tempfile::tempdir().expect("temp dir");
+    let mut settings = config(pristine.path(), 0);
+    settings.segment_size = ByteSize(1500);
+    let server = TestServer::start(settings.clone()).await;
+    let client = server.client().await;
+    let streams: Vec<_> = (0..40).map(|_| new_stream("audit")).collect();
+    for (i, stream) in streams.iter().enumerate() {
+        let events = numbered(i as u64 * 3, 3);
+        client
+            .append(stream, ExpectedVersion::NoStream, events)
+            .await
+            .expect("append");
+    }
+    // The first stream's events go, so that the first segment is rewritten.
+    client
+        .delete_stream(&streams[0], ExpectedVersion::Any, false)
+        .await
+        .expect("delete");
+    let report = client.scavenge_to_end(false, None).await.expect("scavenge");
+    assert!(report.segments_rewritten >= 1, "{report:?}");
+    server.stop().await.expect("clean stop");
+
+    for missing in [0, 2] {
+        let damaged = tempfile::tempdir().expect("temp dir");
+        let segments = copy_dir(pristine.path(), damaged.path());
+        assert!(segments.len() >= 4, "{} segments", segments.len());
+        std::fs::remove_file(&segments[missing]).expect("remove a segment");
+
+        let mut settings = settings.clone();
+        settings.data_dir = damaged.path().to_path_buf();
+        let server = TestServer::spawn(settings).await;
+        assert!(
+            !server.wait_for_serving().await,
+            "served a log without segment {missing}"
+        );
+        match server.outcome().await {
+            Err(RunError::Store(StoreError::Inconsistent { path, reason, .. })) => {
+                assert_eq!(
+                    path,
+                    segments[missing + 1],
+                    "names the segment after the gap"
+                );
+                assert!(
+                    reason.contains(&format!("segment {missing} is missing")),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a refusal naming the gap, got {other:?}"),
+        }
+    }
+}

@@ -116,6 +116,7 @@ pub fn replay_keeping(
 ) -> Result<Replayed, StoreError> {
     let segments = segment::list_segments(fs, dir)
         .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+    check_numbering(&segments)?;
     let clean_stop = stopped_cleanly(fs, dir)?;
     // The last segment may end in what a crash left only if there was one.
     let last_seq = match clean_stop {
@@ -213,6 +214,27 @@ pub fn replay_keeping(
         }
         Ok(replayed)
     })
+}
+
+/// Segments are numbered from 0 without a gap: a segment is created durably before
+/// anything goes into it, and only `repair` removes any, always the last ones. A
+/// missing file is refused here by number, because after a scavenge the positions alone
+/// would not show it: they may jump where events were reclaimed.
+fn check_numbering(segments: &[(u64, PathBuf)]) -> Result<(), StoreError> {
+    for (expected, (seq, path)) in (0..).zip(segments) {
+        if *seq != expected {
+            let missing = match seq - expected {
+                1 => format!("segment {expected} is"),
+                _ => format!("segments {expected} to {} are", seq - 1),
+            };
+            return Err(StoreError::Inconsistent {
+                path: path.clone(),
+                offset: 0,
+                reason: format!("{missing} missing before it (restore it from a backup)"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Rebuilds the index from the segments in `dir`: [`replay`], then cuts off a torn
