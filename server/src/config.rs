@@ -163,6 +163,16 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// The web admin (docs/admin.md): `on` serves its page, and the API over gRPC-Web
+    /// for it, on --admin-listen; `off` does not.
+    #[arg(long, env = "EVENIRE_ADMIN", value_enum, default_value_t = Admin::On)]
+    pub admin: Admin,
+
+    /// Where the web admin is served. Default: --listen's host and the port after its
+    /// (any free port when --listen's is 0).
+    #[arg(long, env = "EVENIRE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
     /// Log lines as `text` for people or `json` (one object per line) for log shippers;
     /// `RUST_LOG` sets the level.
     #[arg(long, env = "EVENIRE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -207,6 +217,10 @@ impl Config {
             reflection: None,
             health_listen: None,
             metrics_listen: None,
+            admin: Admin::On,
+            // Not the port after --listen's: servers started side by side (tests) would
+            // all want the same one.
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             log_format: LogFormat::Text,
             insecure: false,
         }
@@ -319,6 +333,31 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// The `--admin` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Admin {
+    On,
+    Off,
+}
+
+impl Config {
+    /// Where the web admin is served, if it is: --admin-listen, else the port after
+    /// --listen's on its host (a free one when that is 0).
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        if self.admin == Admin::Off {
+            return None;
+        }
+        let next_port = match self.listen.port() {
+            0 => 0,
+            port => port.checked_add(1).unwrap_or(0),
+        };
+        Some(
+            self.admin_listen
+                .unwrap_or_else(|| SocketAddr::new(self.listen.ip(), next_port)),
+        )
+    }
 }
 
 /// The `--reflection` choices.

@@ -14,6 +14,7 @@
 //! `127.0.0.1:0` and stop the server when they choose. [`serve`] does the same over a
 //! store opened by any [`OpenStore`] function.
 
+mod admin;
 pub mod auth;
 pub mod backend;
 pub mod config;
@@ -169,7 +170,22 @@ pub async fn serve(
             Some((bound, reload::AbortOnDrop(task)))
         }
     };
-    let incoming = connections::accept(listener, config.connection_limits(), tls, counts);
+    let admin = match config.admin_address() {
+        None => None,
+        Some(addr) => {
+            config.check_exposure(addr).map_err(RunError::Config)?;
+            let routes =
+                tonic::service::Routes::new(health_service.clone()).add_service(api.clone());
+            Some(serve_admin(addr, &config, tls.clone(), admin::with_page(routes)).await?)
+        }
+    };
+    let incoming = connections::accept(
+        listener,
+        config.connection_limits(),
+        tls,
+        counts,
+        connections::Protocols::Http2,
+    );
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
             .max_concurrent_streams(config.max_concurrent_streams)
@@ -201,6 +217,9 @@ pub async fn serve(
     tracing::info!("serving");
     if let Some(listener) = &health_only {
         tracing::info!(health_listen = %listener.addr, "health is also served in clear");
+    }
+    if let Some(listener) = &admin {
+        tracing::info!(admin_listen = %listener.addr, "the web admin is served");
     }
     if let Some((addr, _)) = &metrics_listener {
         tracing::info!(metrics_listen = %addr, "metrics are served at /metrics");
@@ -260,24 +279,34 @@ async fn bind(
     Ok((listener, bound))
 }
 
-/// Health alone, in clear and on a port of its own, for probes that cannot speak TLS
-/// (kubelet's gRPC probes): limits of the same size, no other service. Its refusals
-/// have a log of their own: `accept` reports the log it is given, and two reporters of
-/// one log would each report every refusal.
-async fn serve_health_only(
+/// Binds `addr` (given by `flag`) and serves what `serve` makes of its connections,
+/// admitted with the gRPC listener's bounds, until the returned listener is dropped.
+/// Its refusals have a log of their own: `accept` reports the log it is given, and two
+/// reporters of one log would each report every refusal.
+async fn side_listener<F>(
+    flag: &'static str,
     addr: std::net::SocketAddr,
     config: &Config,
-    health: tonic_health::pb::health_server::HealthServer<health::Service>,
-) -> Result<SideListener, RunError> {
-    let (listener, bound) = bind("--health-listen", addr).await?;
+    tls: Option<Arc<connections::tls::Tls>>,
+    protocols: connections::Protocols,
+    serve: impl FnOnce(connections::Incoming) -> F,
+) -> Result<SideListener, RunError>
+where
+    F: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+{
+    let (listener, bound) = bind(flag, addr).await?;
     let counts = connections::Counts::new(&config.connection_limits());
-    let incoming = connections::accept(listener, config.connection_limits(), None, counts.clone());
-    let serving = tonic::transport::Server::builder()
-        .add_service(health)
-        .serve_with_incoming(incoming);
+    let incoming = connections::accept(
+        listener,
+        config.connection_limits(),
+        tls,
+        counts.clone(),
+        protocols,
+    );
+    let serving = serve(incoming);
     let task = tokio::spawn(async move {
         if let Err(e) = serving.await {
-            tracing::error!(error = %e, "the health listener failed");
+            tracing::error!(error = %e, listener = flag, "a listener failed");
         }
     });
     Ok(SideListener {
@@ -285,6 +314,46 @@ async fn serve_health_only(
         counts,
         _serving: reload::AbortOnDrop(task),
     })
+}
+
+/// Health alone, in clear and on a port of its own, for probes that cannot speak TLS
+/// (kubelet's gRPC probes): limits of the same size, no other service.
+async fn serve_health_only(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    health: tonic_health::pb::health_server::HealthServer<health::Service>,
+) -> Result<SideListener, RunError> {
+    let http2 = connections::Protocols::Http2;
+    side_listener("--health-listen", addr, config, None, http2, |incoming| {
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(incoming)
+    })
+    .await
+}
+
+/// The web admin on a listener of its own (see `admin/`): HTTP/1.1 beside HTTP/2, the
+/// page and gRPC-Web; the gRPC listener's bounds, TLS and services.
+async fn serve_admin(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    tls: Option<Arc<connections::tls::Tls>>,
+    routes: tonic::service::Routes,
+) -> Result<SideListener, RunError> {
+    let both = connections::Protocols::Http1AndHttp2;
+    side_listener("--admin-listen", addr, config, tls, both, |incoming| {
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .layer(tower::util::MapResponseLayer::new(
+                service::refusals::rewrite,
+            ))
+            .add_routes(routes)
+            .serve_with_incoming(incoming)
+    })
+    .await
 }
 
 /// Turns health `NOT_SERVING`, for the service and for `""`, once the store refuses

@@ -5,9 +5,10 @@
 //!   are accepted (the client sees the connection reset and can retry) rather than left
 //!   queued in the kernel's backlog;
 //! - a connection must complete its TLS handshake (when the server has TLS, [`tls`])
-//!   and send the HTTP/2 preface within `--handshake-timeout-secs`, or it is closed and
-//!   its place given back; a client that speaks in clear to a TLS server, or TLS to a
-//!   server in clear, is told apart by its first byte;
+//!   and send the HTTP/2 preface (on a listener that takes HTTP/1.1 too, its first
+//!   bytes) within `--handshake-timeout-secs`, or it is closed and its place given
+//!   back; a client that speaks in clear to a TLS server, or TLS to a server in clear,
+//!   is told apart by its first byte;
 //! - such refusals are counted by reason and logged at most every 10 s
 //!   ([`refusal_log`]).
 
@@ -46,15 +47,30 @@ pub struct ConnectionLimits {
     pub handshake_timeout: Duration,
 }
 
-/// An admitted connection that has sent the preface. It holds its place until it
-/// closes, and gives tonic the preface back before the rest of its bytes.
+/// An admitted connection that has sent the preface (or, where HTTP/1.1 is taken, its
+/// first bytes). It holds its place until it closes, and gives tonic the bytes read
+/// before the rest.
 #[derive(Debug)]
 pub struct Limited {
     stream: Transport,
     peer: Peer,
-    /// How much of [`PREFACE`] tonic has read back.
-    preface_read: usize,
+    /// What was read to admit it, for tonic to read again.
+    first_bytes: Vec<u8>,
+    /// How much of `first_bytes` tonic has read.
+    replayed: usize,
     _admitted: Admitted,
+}
+
+/// The connections [`accept`] hands over.
+pub type Incoming = ReceiverStream<io::Result<Limited>>;
+
+/// What a listener's clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// gRPC: HTTP/2 alone.
+    Http2,
+    /// Also HTTP/1.1: gRPC-Web and the page of the admin listener.
+    Http1AndHttp2,
 }
 
 /// A connection's bytes: in clear or through TLS.
@@ -100,7 +116,8 @@ pub fn accept(
     limits: ConnectionLimits,
     tls: Option<Arc<Tls>>,
     counts: Counts,
-) -> ReceiverStream<io::Result<Limited>> {
+    protocols: Protocols,
+) -> Incoming {
     let Counts {
         open: admission,
         refusals,
@@ -146,13 +163,14 @@ pub fn accept(
             // only its own place; admission bounds how many wait at once.
             let (sender, refusals, tls) = (sender.clone(), refusals.clone(), tls.clone());
             tokio::spawn(async move {
-                let opened = tokio::time::timeout(limits.handshake_timeout, open(stream, tls));
-                let refusal = match opened.await {
-                    Ok(Ok((stream, peer))) => {
+                let opened = open(stream, tls, protocols);
+                let refusal = match tokio::time::timeout(limits.handshake_timeout, opened).await {
+                    Ok(Ok((stream, peer, first_bytes))) => {
                         let connection = Limited {
                             stream,
                             peer,
-                            preface_read: 0,
+                            first_bytes,
+                            replayed: 0,
                             _admitted: admitted,
                         };
                         let _ = sender.send(Ok(connection)).await;
@@ -185,9 +203,14 @@ impl From<Refusal> for Refused {
     }
 }
 
-/// Completes the TLS handshake when the server has TLS, then reads the preface; a
+/// Completes the TLS handshake when the server has TLS, then reads the preface (or,
+/// where HTTP/1.1 is taken too, whatever comes first), and returns what it read; a
 /// connection that closes before sending it is refused as not HTTP/2.
-async fn open(stream: TcpStream, tls: Option<Arc<Tls>>) -> Result<(Transport, Peer), Refused> {
+async fn open(
+    stream: TcpStream,
+    tls: Option<Arc<Tls>>,
+    protocols: Protocols,
+) -> Result<(Transport, Peer, Vec<u8>), Refused> {
     let mut first = [0u8; 1];
     match stream.peek(&mut first).await {
         Ok(1) => {}
@@ -219,9 +242,19 @@ async fn open(stream: TcpStream, tls: Option<Arc<Tls>>) -> Result<(Transport, Pe
             Transport::Tls(Box::new(stream))
         }
     };
+    if protocols == Protocols::Http1AndHttp2 {
+        let mut first = vec![0u8; PREFACE.len()];
+        return match transport.read(&mut first).await {
+            Ok(n) if n > 0 => {
+                first.truncate(n);
+                Ok((transport, peer, first))
+            }
+            _ => Err(Refusal::NotHttp2.into()),
+        };
+    }
     let mut preface = [0u8; PREFACE.len()];
     match transport.read_exact(&mut preface).await {
-        Ok(_) if &preface == PREFACE => Ok((transport, peer)),
+        Ok(_) if &preface == PREFACE => Ok((transport, peer, preface.to_vec())),
         _ => Err(Refusal::NotHttp2.into()),
     }
 }
@@ -337,11 +370,11 @@ impl AsyncRead for Limited {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.preface_read < PREFACE.len() {
-            let rest = &PREFACE[self.preface_read..];
+        if self.replayed < self.first_bytes.len() {
+            let rest = &self.first_bytes[self.replayed..];
             let n = rest.len().min(buf.remaining());
             buf.put_slice(&rest[..n]);
-            self.preface_read += n;
+            self.replayed += n;
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.stream).poll_read(cx, buf)

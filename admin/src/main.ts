@@ -1,0 +1,50 @@
+// The web admin's entry: the token field, and the page the address names.
+
+import { setToken, token } from "./api.js";
+import { h } from "./dom.js";
+import { route } from "./routes.js";
+import { streamPage } from "./stream.js";
+import { streamsPage } from "./streams.js";
+
+function tokenForm(): HTMLFormElement {
+  const input = h("input", {
+    id: "token",
+    type: "password",
+    autocomplete: "off",
+    value: token(),
+    placeholder: "only if the server wants one",
+  });
+  return h(
+    "form",
+    {
+      class: "token",
+      onsubmit: (event: Event) => {
+        event.preventDefault();
+        setToken(input.value.trim());
+        render();
+      },
+    },
+    h("label", { for: "token" }, "Token (kept for this tab only)"),
+    input,
+    h("button", { type: "submit" }, "Use"),
+  );
+}
+
+function render(): void {
+  const main = document.getElementById("main");
+  if (main === null) return;
+  const current = route(location.hash);
+  switch (current.page) {
+    case "stream":
+      streamPage(main, current.type, current.key);
+      break;
+    case "streams":
+      streamsPage(main, current.query);
+      break;
+  }
+  main.focus();
+}
+
+document.getElementById("token-slot")?.replaceWith(tokenForm());
+window.addEventListener("hashchange", render);
+render();

@@ -1,0 +1,19 @@
+// The page's addresses: everything after `#`, so that the server serves one page.
+
+export function streamHref(type: string, key: string): string {
+  return `#/stream/${encodeURIComponent(type)}/${encodeURIComponent(key)}`;
+}
+
+export type Route =
+  | { page: "streams"; query: URLSearchParams }
+  | { page: "stream"; type: string; key: string; query: URLSearchParams };
+
+export function route(hash: string): Route {
+  const [path, search] = hash.replace(/^#/, "").split("?", 2);
+  const query = new URLSearchParams(search ?? "");
+  const parts = (path ?? "").split("/").filter((p) => p !== "");
+  if (parts[0] === "stream" && parts.length === 3) {
+    return { page: "stream", type: decodeURIComponent(parts[1]!), key: decodeURIComponent(parts[2]!), query };
+  }
+  return { page: "streams", query };
+}
