@@ -38,6 +38,13 @@ export function describe(error: unknown): string {
       return "Not signed in: the server wants a token. Give one in the token field above.";
     case Code.PermissionDenied:
       return `This token may not do that: ${e.rawMessage}`;
+    case Code.Aborted: {
+      // The server names the stream's version in the trailers (docs/operations.md).
+      const actual = e.metadata.get("evenire-actual-version");
+      return actual === null
+        ? `Aborted: ${e.rawMessage}`
+        : `Aborted: wrong expected version, the stream is at version ${actual}. ${e.rawMessage}`;
+    }
     case Code.Unavailable:
       return `The server is not serving: ${e.rawMessage}`;
     default:

@@ -2,9 +2,14 @@
 
 import { setToken, token } from "./api.js";
 import { h } from "./dom.js";
+import { appendPage } from "./append.js";
 import { route } from "./routes.js";
 import { streamPage } from "./stream.js";
 import { streamsPage } from "./streams.js";
+import { tailPage } from "./tail.js";
+
+/** What the page shown needs done when another replaces it (a tail's subscription). */
+let leave: (() => void) | undefined;
 
 function tokenForm(): HTMLFormElement {
   const input = h("input", {
@@ -34,9 +39,17 @@ function render(): void {
   const main = document.getElementById("main");
   if (main === null) return;
   const current = route(location.hash);
+  leave?.();
+  leave = undefined;
   switch (current.page) {
     case "stream":
       streamPage(main, current.type, current.key);
+      break;
+    case "append":
+      appendPage(main, current.query);
+      break;
+    case "tail":
+      leave = tailPage(main, current.query);
       break;
     case "streams":
       streamsPage(main, current.query);

@@ -4,8 +4,14 @@ export function streamHref(type: string, key: string): string {
   return `#/stream/${encodeURIComponent(type)}/${encodeURIComponent(key)}`;
 }
 
+export function appendHref(type: string, key: string): string {
+  return `#/append?${new URLSearchParams({ type, key })}`;
+}
+
 export type Route =
   | { page: "streams"; query: URLSearchParams }
+  | { page: "append"; query: URLSearchParams }
+  | { page: "tail"; query: URLSearchParams }
   | { page: "stream"; type: string; key: string; query: URLSearchParams };
 
 export function route(hash: string): Route {
@@ -15,5 +21,7 @@ export function route(hash: string): Route {
   if (parts[0] === "stream" && parts.length === 3) {
     return { page: "stream", type: decodeURIComponent(parts[1]!), key: decodeURIComponent(parts[2]!), query };
   }
+  if (parts[0] === "append") return { page: "append", query };
+  if (parts[0] === "tail") return { page: "tail", query };
   return { page: "streams", query };
 }

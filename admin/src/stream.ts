@@ -5,7 +5,8 @@
 import { describe, store } from "./api.js";
 import { h, show } from "./dom.js";
 import { type Encoding, payload, state, time } from "./format.js";
-import { ReadDirection, ReadOrigin, type RecordedEvent, type StreamId, type StreamInfo } from "./gen/evenire/v1/evenire_pb.js";
+import { ExpectedState, ReadDirection, ReadOrigin, type RecordedEvent, type StreamId, type StreamInfo, StreamState } from "./gen/evenire/v1/evenire_pb.js";
+import { appendHref } from "./routes.js";
 
 const PAGE_SIZE = 20;
 
@@ -76,12 +77,22 @@ export function streamPage(root: Element, type: string, key: string): void {
     void load(0);
   };
   encoding.onchange = render;
+  const actions = h("div", { class: "actions" });
+  const outcome = h("p", { class: "status", role: "status", "aria-live": "polite" });
+  const refresh = async () => {
+    const current = await loadInfo(info, stream);
+    show(actions, ...(current ? deleteButtons(current, outcome, refresh) : []), h("a", { href: appendHref(type, key) }, "Append an event"));
+    starts = [undefined];
+    await load(0);
+  };
 
   show(
     root,
     h("p", {}, h("a", { href: "#/streams" }, "← Streams")),
     h("h1", {}, h("span", { class: "type" }, type), " ", h("span", { class: "key" }, key)),
     info,
+    actions,
+    outcome,
     h("h2", {}, "Events"),
     h(
       "div",
@@ -95,17 +106,66 @@ export function streamPage(root: Element, type: string, key: string): void {
     events,
     h("nav", { class: "pager", "aria-label": "Pages of events" }, previous, next),
   );
-  void loadInfo(info, stream);
-  void load(0);
+  void refresh();
 }
 
-async function loadInfo(target: HTMLDListElement, stream: StreamId): Promise<void> {
+/** Shows what the store knows of `stream` in `target`, and returns it. */
+async function loadInfo(target: HTMLDListElement, stream: StreamId): Promise<StreamInfo | undefined> {
   try {
     const { info } = await store.getStream({ stream });
     if (info !== undefined) show(target, ...infoItems(info));
+    return info;
   } catch (error) {
     show(target, h("dt", {}, "Error"), h("dd", { class: "error" }, describe(error)));
+    return undefined;
   }
+}
+
+/** Delete and tombstone, each asking first with the stream and its version; the call
+ * expects that version, so a stream written meanwhile is not deleted unseen. */
+function deleteButtons(info: StreamInfo, outcome: HTMLElement, done: () => Promise<void>): HTMLElement[] {
+  const stream = info.stream;
+  if (stream === undefined || info.state === StreamState.TOMBSTONED) return [];
+  const button = (tombstone: boolean) => {
+    const what = tombstone ? "Tombstone" : "Delete";
+    const consequence = tombstone
+      ? "Its events go from reads, and it can never be written again."
+      : "Its events go from reads; a later append starts it again after them.";
+    const confirm = h("button", { type: "button", class: "danger" }, what);
+    const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+    const dialog = h(
+      "dialog",
+      { "aria-labelledby": `confirm-${what}` },
+      h("h2", { id: `confirm-${what}` }, `${what} this stream?`),
+      h("p", {}, h("span", { class: "key" }, `${stream.type}/${stream.key}`), ` at version ${info.version}.`),
+      h("p", {}, consequence),
+      h("div", { class: "controls" }, confirm, cancel),
+    );
+    cancel.onclick = () => dialog.close();
+    confirm.onclick = async () => {
+      dialog.close();
+      outcome.classList.remove("error");
+      try {
+        const answer = await store.deleteStream({
+          stream,
+          expectedVersion:
+            info.state === StreamState.LIVE
+              ? { kind: { case: "exact", value: info.version } }
+              : { kind: { case: "state", value: ExpectedState.ANY } },
+          tombstone,
+        });
+        outcome.textContent = `${tombstone ? "Tombstoned" : "Deleted"} through version ${answer.deletedThroughVersion}.`;
+        await done();
+      } catch (error) {
+        outcome.textContent = describe(error);
+        outcome.classList.add("error");
+      }
+    };
+    const open = h("button", { type: "button", class: "danger" }, `${what}…`);
+    open.onclick = () => dialog.showModal();
+    return h("span", {}, open, dialog);
+  };
+  return info.state === StreamState.LIVE ? [button(false), button(true)] : [button(true)];
 }
 
 function infoItems(info: StreamInfo): Node[] {

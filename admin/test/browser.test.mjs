@@ -145,3 +145,64 @@ test("the page fits a phone's screen", async () => {
   await page.screenshot({ path: join(shots, "streams-phone.png"), fullPage: true });
   await page.close();
 });
+
+test("an append shows in the live tail; a wrong expected version is refused with the actual one", async () => {
+  const tail = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await tail.goto(`http://${admin}/#/tail`);
+  await tail.getByLabel("Stream types").fill("order");
+  await tail.getByRole("button", { name: "Follow" }).click();
+  await tail.getByText("Caught up").waitFor();
+
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const key = orders[1].split("/")[1];
+  await page.goto(`http://${admin}/#/append?type=order&key=${key}`);
+  await page.getByLabel("Event type").fill("Shipped");
+  await page.getByLabel("Data (JSON)").fill("{not json");
+  await page.getByRole("button", { name: "Append" }).click();
+  await page.getByText("Data is not JSON").waitFor();
+
+  await page.getByLabel("Data (JSON)").fill('{"carrier": "post"}');
+  await page.getByLabel("Expected version", { exact: true }).first().selectOption("exact");
+  await page.getByRole("spinbutton", { name: "Expected version" }).fill("7");
+  await page.getByRole("button", { name: "Append" }).click();
+  const refused = page.locator(".status.error");
+  await refused.waitFor();
+  assert.match(await refused.textContent(), /wrong expected version, the stream is at version 1\b/);
+  await page.screenshot({ path: join(shots, "append-refused.png"), fullPage: true });
+
+  await page.getByRole("spinbutton", { name: "Expected version" }).fill("1");
+  await page.getByRole("button", { name: "Append" }).click();
+  await page.getByText("Appended: version 2").waitFor();
+
+  // The tail shows it: newest first.
+  await tail.waitForFunction(() => document.querySelector("table.tail tbody tr td:nth-child(4)")?.textContent === "Shipped");
+  assert.match(await tail.locator("table.tail tbody tr").first().textContent(), new RegExp(key));
+  await tail.screenshot({ path: join(shots, "tail.png"), fullPage: true });
+  await tail.getByRole("button", { name: "Pause" }).click();
+  await tail.getByRole("button", { name: "Clear" }).click();
+  assert.equal(await tail.locator("table.tail tbody tr").count(), 0);
+  await tail.close();
+  await page.close();
+});
+
+test("delete and tombstone ask first, then the state changes", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const key = orders[2].split("/")[1];
+  await page.goto(`http://${admin}/#/stream/order/${key}`);
+  const state = page.locator(".info dd").first();
+  await page.getByRole("button", { name: "Delete…" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), new RegExp(`order/${key} at version 0`));
+  await page.screenshot({ path: join(shots, "delete-confirm.png") });
+  await dialog.getByRole("button", { name: "Delete", exact: true }).click();
+  await page.getByText("Deleted through version 0").waitFor();
+  await page.waitForFunction(() => document.querySelector(".info dd")?.textContent === "deleted");
+  assert.equal(await state.textContent(), "deleted");
+
+  await page.getByRole("button", { name: "Tombstone…" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Tombstone", exact: true }).click();
+  await page.waitForFunction(() => document.querySelector(".info dd")?.textContent === "tombstoned");
+  assert.equal(await page.getByRole("button", { name: "Tombstone…" }).count(), 0);
+  await page.close();
+});
