@@ -1,11 +1,12 @@
 //! The standard services: gRPC health (NOT_SERVING while the log is recovered, SERVING
-//! after, for "" and for the service) and server reflection for grpcurl.
+//! after, for "" and for the service) and server reflection for grpcurl; and
+//! GetServerInfo, which reports the same state with the server's version and figures.
 
 #[macro_use]
 mod common;
 
 use common::{TestServer, config};
-use evenire_client::{Error, ExpectedVersion};
+use evenire_client::{Error, ExpectedVersion, ServerState};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -43,6 +44,45 @@ backend_test! {
         );
         let unknown = status_of(&mut health, "no.such.Service").await;
         assert_eq!(unknown.expect_err("unknown service").code(), Code::NotFound);
+    }
+}
+
+backend_test! {
+    #[tokio::test]
+    async fn server_info_reports_the_version_state_and_what_the_store_holds() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let before = std::time::SystemTime::now();
+        let server = TestServer::start(config(dir.path(), 0)).await;
+        let client = server.client().await;
+        let empty = client.server_info().await.expect("server info");
+        assert_eq!(empty.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(empty.state, ServerState::Serving);
+        assert_eq!(empty.write_refusal, None);
+        assert!(!empty.backend.is_empty());
+        let since_start = empty.started.duration_since(before);
+        assert!(since_start.is_ok(), "started {:?} before the test", empty.started);
+        let store = empty.store.expect("figures for an unlimited caller");
+        assert_eq!((store.streams, store.events), (0, 0));
+
+        let (order, invoice) = (common::new_stream("order"), common::new_stream("invoice"));
+        for (stream, count) in [(&order, 2), (&invoice, 3)] {
+            client
+                .append(stream, ExpectedVersion::Any, common::numbered(0, count))
+                .await
+                .expect("append");
+        }
+        client
+            .delete_stream(&invoice, ExpectedVersion::Any, false)
+            .await
+            .expect("delete");
+        let held = client.server_info().await.expect("server info");
+        let store = held.store.expect("figures");
+        // Deleted streams and their events still count: they are in the log.
+        assert_eq!((store.streams, store.events), (2, 5), "{store:?}");
+        if let Some(bytes) = store.log_bytes {
+            assert!(bytes > 0, "{store:?}");
+        }
+        assert_eq!(held.started, empty.started);
     }
 }
 
@@ -94,6 +134,12 @@ async fn not_serving_while_recovering() {
         Err(Error::Unavailable(message)) => assert!(message.contains("recovering"), "{message}"),
         other => panic!("expected UNAVAILABLE while recovering, got {other:?}"),
     }
+    let info = client
+        .server_info()
+        .await
+        .expect("server info while recovering");
+    assert_eq!(info.state, ServerState::Starting);
+    assert_eq!(info.store, None, "no figures before the store opens");
 
     // Unblock recovery with bytes that are not a segment: the start fails cleanly.
     let writer = std::thread::spawn(move || std::fs::write(&fifo, [b'x'; 64]));

@@ -41,6 +41,18 @@ export function time(timestamp: Timestamp | undefined): string {
   return new Date(millis).toISOString().replace("T", " ").replace("Z", " UTC");
 }
 
+/** A size in bytes, in binary units: "1.5 MiB". */
+export function bytes(count: bigint): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = Number(count);
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 export function state(value: StreamState): string {
   switch (value) {
     case StreamState.LIVE:

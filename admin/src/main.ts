@@ -4,6 +4,7 @@ import { setToken, token } from "./api.js";
 import { h } from "./dom.js";
 import { appendPage } from "./append.js";
 import { route } from "./routes.js";
+import { serverPage } from "./server.js";
 import { streamPage } from "./stream.js";
 import { streamsPage } from "./streams.js";
 import { tailPage } from "./tail.js";
@@ -50,6 +51,9 @@ function render(): void {
       break;
     case "tail":
       leave = tailPage(main, current.query);
+      break;
+    case "server":
+      leave = serverPage(main);
       break;
     case "streams":
       streamsPage(main, current.query);

@@ -12,6 +12,7 @@ export type Route =
   | { page: "streams"; query: URLSearchParams }
   | { page: "append"; query: URLSearchParams }
   | { page: "tail"; query: URLSearchParams }
+  | { page: "server" }
   | { page: "stream"; type: string; key: string; query: URLSearchParams };
 
 export function route(hash: string): Route {
@@ -23,5 +24,6 @@ export function route(hash: string): Route {
   }
   if (parts[0] === "append") return { page: "append", query };
   if (parts[0] === "tail") return { page: "tail", query };
+  if (parts[0] === "server") return { page: "server" };
   return { page: "streams", query };
 }

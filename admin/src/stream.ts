@@ -132,7 +132,8 @@ function deleteButtons(info: StreamInfo, outcome: HTMLElement, done: () => Promi
       ? "Its events go from reads, and it can never be written again."
       : "Its events go from reads; a later append starts it again after them.";
     const confirm = h("button", { type: "button", class: "danger" }, what);
-    const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+    // Focus starts on Cancel, so Enter on a dialog opened by mistake changes nothing.
+    const cancel = h("button", { type: "button", class: "secondary", autofocus: true }, "Cancel");
     const dialog = h(
       "dialog",
       { "aria-labelledby": `confirm-${what}` },

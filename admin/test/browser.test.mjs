@@ -206,3 +206,24 @@ test("delete and tombstone ask first, then the state changes", async () => {
   assert.equal(await page.getByRole("button", { name: "Tombstone…" }).count(), 0);
   await page.close();
 });
+
+test("the server page shows its state, version and what the store holds, as the CLI does", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(`http://${admin}/`);
+  await page.getByRole("link", { name: "Server" }).click();
+  const info = page.getByLabel("The server");
+  await info.locator("dd").first().waitFor();
+  const told = JSON.parse(execFileSync(cliBin, ["--server", `http://${grpc}`, "--json", "server"], { encoding: "utf8" }));
+  const value = async (list, term) => list.locator(`dt:text-is("${term}") + dd`).textContent();
+  assert.match(await value(info, "State"), /^serving: /);
+  assert.match(await value(info, "Health"), /^SERVING /);
+  assert.equal(await value(info, "Version"), told.version);
+  assert.equal(await value(info, "Backend"), "file");
+  const held = page.getByLabel("The store");
+  assert.equal(await value(held, "Streams"), told.store.streams.toLocaleString("en"));
+  assert.equal(await value(held, "Events"), told.store.events.toLocaleString("en"));
+  assert.ok(told.store.events >= 51, `the store holds ${told.store.events} events`);
+  assert.equal(await value(held, "Log segments"), String(told.store.log_segments));
+  await page.screenshot({ path: join(shots, "server.png"), fullPage: true });
+  await page.close();
+});

@@ -82,7 +82,7 @@ pub struct StreamPage {
     pub next_page_token: Option<String>,
 }
 
-fn time(timestamp: Option<prost_types::Timestamp>) -> SystemTime {
+pub(crate) fn time(timestamp: Option<prost_types::Timestamp>) -> SystemTime {
     timestamp
         .map(|t| UNIX_EPOCH + Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32))
         .unwrap_or(UNIX_EPOCH)

@@ -19,7 +19,7 @@
 //! ```
 //!
 //! - [`Client`]: connect, append, read a stream or the whole log, subscribe, list,
-//!   inspect and delete streams;
+//!   inspect and delete streams, ask the server how it stands;
 //! - [`types`](crate::StreamId): streams, events, expected versions, read positions;
 //! - [`backup`]: `Client::backup_to(dir)`, an online, incremental backup into a
 //!   directory; `Client::scavenge`, giving back the disk of what deletes and stream
@@ -34,6 +34,7 @@ mod client;
 mod connect;
 mod error;
 mod scavenge;
+mod server_info;
 mod snapshot;
 mod subscription;
 mod types;
@@ -43,6 +44,7 @@ pub use client::{Client, EventStream};
 pub use connect::{ClientBuilder, default_address};
 pub use error::Error;
 pub use scavenge::ScavengeReport;
+pub use server_info::{ServerInfo, ServerState, StoreFigures};
 pub use snapshot::{FromSnapshot, Snapshot};
 pub use subscription::{
     SubscribeFrom, SubscribeOptions, Subscription, SubscriptionFilter, SubscriptionMessage,

@@ -149,6 +149,23 @@ fn append_read_info_streams_delete_as_tables_and_json() {
     );
     assert_eq!(info["state"], "live");
 
+    let server_info: serde_json::Value =
+        serde_json::from_str(&stdout(&evenire(uri, &["--json", "server"]))).expect("json");
+    assert_eq!(server_info["state"], "serving");
+    assert_eq!(server_info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        (
+            server_info["store"]["streams"].as_u64(),
+            server_info["store"]["events"].as_u64()
+        ),
+        (Some(1), Some(4))
+    );
+    let table = stdout(&evenire(uri, &["server"]));
+    assert!(
+        table.contains("state           serving") && table.contains("events          4"),
+        "{table}"
+    );
+
     let streams = stdout(&evenire(uri, &["streams", "--type", "order"]));
     assert!(streams.contains(&stream) && streams.contains("live"));
     let none = evenire(uri, &["streams", "--type", "sensor"]);

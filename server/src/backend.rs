@@ -19,8 +19,8 @@
 pub use crate::store::{
     AppendResult, BackupChunk, BackupFile, BackupPlan, DeleteMode, DeleteResult, Direction,
     EventData, ExpectedVersion, Filter, HeldFile, ListFilter, Listing, MAX_TYPE_LEN, ReadFrom,
-    RecordedEvent, Snapshot, StoreError, StreamId, StreamInfo, StreamRules, StreamState,
-    SubscribeFrom, SubscribeTarget, SubscriptionItem,
+    RecordedEvent, Snapshot, StoreError, StoreFigures, StreamId, StreamInfo, StreamRules,
+    StreamState, SubscribeFrom, SubscribeTarget, SubscriptionItem,
 };
 use std::fmt;
 
@@ -78,6 +78,9 @@ pub trait EventStore: fmt::Debug + Send + Sync + 'static {
 
     /// What the store knows about `stream`; None for a stream never written.
     async fn stream_info(&self, stream: &StreamId) -> Result<Option<StreamInfo>, StoreError>;
+
+    /// What the store holds as a whole: its streams, events and log.
+    async fn figures(&self) -> Result<StoreFigures, StoreError>;
 
     /// Deletes `stream` if it meets `expected`, softly or for good; durable like an
     /// append, and idempotent.

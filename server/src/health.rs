@@ -45,6 +45,14 @@ impl Health {
     pub fn end_watches(&self) {
         self.stopping.send_replace(true);
     }
+
+    /// What checks see, for other parts of the server to read.
+    pub fn view(&self) -> Service {
+        Service {
+            status: self.status.subscribe(),
+            stopping: self.stopping.subscribe(),
+        }
+    }
 }
 
 /// The service side of [`Health`].
@@ -52,6 +60,18 @@ impl Health {
 pub struct Service {
     status: watch::Receiver<ServingStatus>,
     stopping: watch::Receiver<bool>,
+}
+
+impl Service {
+    /// Whether checks see SERVING now.
+    pub fn serving(&self) -> bool {
+        *self.status.borrow() == ServingStatus::Serving
+    }
+
+    /// Whether the server is shutting down.
+    pub fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
 }
 
 /// The names this server answers for: the server itself and the event store service.

@@ -144,7 +144,8 @@ pub async fn serve(
         scavenge_bytes_per_second: config.scavenge_rate_limit.0,
     };
     let metrics = metrics::Metrics::new();
-    let api = EventStoreApi::new(slot.clone(), limits, access, metrics.clone());
+    let facts = service::ServerFacts::new(health.view());
+    let api = EventStoreApi::new(slot.clone(), limits, access, metrics.clone(), facts);
     let read_shares = api.read_shares();
     let api = EventStoreServiceServer::new(api)
         .max_decoding_message_size(config.max_request_size.as_usize());

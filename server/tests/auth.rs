@@ -175,6 +175,7 @@ async fn calls(client: &Client, stream: &StreamId) -> Vec<(&'static str, Result<
             .map(|_| ()),
     ));
     outcomes.push(("GetStream", client.get_stream(stream).await.map(|_| ())));
+    outcomes.push(("GetServerInfo", client.server_info().await.map(|_| ())));
     outcomes.push((
         "Append",
         client
@@ -341,7 +342,7 @@ async fn a_scoped_token_sees_and_touches_only_its_stream_types() {
     // Calls that name another type's stream are denied, naming the scope.
     for (call, outcome) in calls(&orders, &sensor).await {
         match (call, outcome) {
-            ("ReadAll" | "ListStreams", Ok(())) => {}
+            ("ReadAll" | "ListStreams" | "GetServerInfo", Ok(())) => {}
             ("Backup" | "Scavenge", Err(Error::PermissionDenied(message))) => {
                 assert!(message.contains("every stream"), "{call}: {message}")
             }
@@ -361,6 +362,15 @@ async fn a_scoped_token_sees_and_touches_only_its_stream_types() {
             "{call} on an order stream: {outcome:?}"
         );
     }
+
+    // The server's figures count every type: a scoped token is not told them.
+    let info = orders.server_info().await.expect("server info");
+    assert_eq!(info.store, None, "{info:?}");
+    let info = admin.server_info().await.expect("server info");
+    assert!(
+        info.store.is_some_and(|store| store.streams == 2),
+        "{info:?}"
+    );
 
     // $all and listings leave the other types out; counts are of what it sees.
     let events: Vec<_> = orders

@@ -1,8 +1,9 @@
 //! After a failed fsync the store refuses every write until a restart; health said
 //! SERVING all the same, so load balancers kept sending writes to a server that
-//! refused them. It turns NOT_SERVING, for the service and for `""`.
+//! refused them. It turns NOT_SERVING, for the service and for `""`, and GetServerInfo
+//! says why.
 
-use evenire_client::{Client, EventData, ExpectedVersion, StreamId};
+use evenire_client::{Client, EventData, ExpectedVersion, ServerState, StreamId};
 use evenire_server::store::Store;
 use evenire_server::store::sim_fs::SimFs;
 use evenire_server::{Config, Opening, serve};
@@ -102,6 +103,10 @@ async fn health_turns_not_serving_once_writes_are_refused() {
     let reported = wait_for(&mut health, service, ServingStatus::NotServing).await;
     assert_eq!(reported, not_serving);
     assert_eq!(status(&mut health, "").await, not_serving);
+    let info = client.server_info().await.expect("server info");
+    assert_eq!(info.state, ServerState::RefusingWrites);
+    let reason = info.write_refusal.expect("the reason writes are refused");
+    assert!(reason.contains("sync"), "{reason}");
 
     let _ = stop.send(());
     let _ = server.await;

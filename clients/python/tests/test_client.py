@@ -141,6 +141,18 @@ def test_list_get_and_delete_streams(client):
         client.get_stream(StreamId.new(kind))
 
 
+def test_server_info_reports_the_state_and_what_the_store_holds(client):
+    before = client.server_info()
+    assert (before.state, before.write_refusal) == ("serving", None)
+    assert before.version and before.backend == "file"
+    client.append(StreamId.new("info-py"), numbered(0, 3))
+    after = client.server_info()
+    assert after.store["streams"] == before.store["streams"] + 1
+    assert after.store["events"] == before.store["events"] + 3
+    assert after.store["log_bytes"] > before.store["log_bytes"]
+    assert after.started == before.started
+
+
 def test_the_address_is_taken_in_every_form_and_from_evenire_server(server_address, monkeypatch):
     from evenire import EvenireClient, StreamId, StreamNotFound
 
@@ -175,6 +187,7 @@ def test_the_asyncio_client_appends_reads_subscribes_and_raises_the_same_errors(
             with pytest.raises(StreamNotFound):
                 await client.get_stream(StreamId.new("order"))
             assert (await client.get_stream(order)).version == 2
+            assert (await client.server_info()).state == "serving"
             await client.save_snapshot(order, 1, "OrderState", b'{"n": 1}')
             restored = await client.read_from_snapshot(order)
             assert restored.snapshot.version == 1 and [e.version for e in restored.events] == [2]

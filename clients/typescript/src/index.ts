@@ -116,6 +116,22 @@ export interface StreamRules {
   maxAgeSeconds?: bigint;
 }
 
+/** What a server is and how it stands; health reports SERVING in state "serving" alone. */
+export interface ServerInfo {
+  version: string;
+  /** What keeps the events: "file". */
+  backend: string;
+  started: Date;
+  state: "starting" | "serving" | "refusing_writes" | "stopping";
+  /** Why writes are refused (state "refusing_writes"). */
+  writeRefusal?: string;
+  /**
+   * What the store holds (logBytes and logSegments where the backend can tell);
+   * undefined while the store opens, and for a credential limited to some stream types.
+   */
+  store?: { streams: bigint; events: bigint; logBytes?: bigint; logSegments?: bigint };
+}
+
 /** Where a scavenge is, and what it has freed so far (in a dry run, would free). */
 export interface ScavengeReport {
   dryRun: boolean;
@@ -266,6 +282,29 @@ function toInfo(i: pb.StreamInfo): StreamInfo {
     },
     rulesRevision: i.rulesRevision,
     rulesAreTypeDefault: i.rulesAreTypeDefault,
+  };
+}
+
+function toServerInfo(r: pb.GetServerInfoResponse): ServerInfo {
+  const states = {
+    [pb.ServerState.STARTING]: "starting",
+    [pb.ServerState.SERVING]: "serving",
+    [pb.ServerState.REFUSING_WRITES]: "refusing_writes",
+    [pb.ServerState.STOPPING]: "stopping",
+  } as Record<number, ServerInfo["state"]>;
+  const store = r.store && {
+    streams: r.store.streams,
+    events: r.store.events,
+    logBytes: r.store.logBytes,
+    logSegments: r.store.logSegments,
+  };
+  return {
+    version: r.version,
+    backend: r.backend,
+    started: toDate(r.started),
+    state: states[r.state] ?? "starting",
+    writeRefusal: r.writeRefusal || undefined,
+    store,
   };
 }
 
@@ -500,6 +539,11 @@ export class EvenireClient {
     const response = await call(() => this.rpc.getStream({ stream: streamId }));
     if (!response.info) throw new EvenireError("GetStream answered without info", Code.Internal);
     return toInfo(response.info);
+  }
+
+  /** What the server is and how it stands; it answers while the store recovers too. */
+  async serverInfo(): Promise<ServerInfo> {
+    return toServerInfo(await call(() => this.rpc.getServerInfo({})));
   }
 
   /** Deletes a stream (for good with `tombstone`); returns the version deleted through. */

@@ -173,6 +173,17 @@ test("list, get and delete streams", async () => {
   await assert.rejects(client.getStream(newStream(kind)), StreamNotFoundError);
 });
 
+test("server info reports the state and what the store holds", async () => {
+  const before = await client.serverInfo();
+  assert.deepEqual([before.state, before.writeRefusal, before.backend], ["serving", undefined, "file"]);
+  await client.append(newStream("info-ts"), numbered(0, 3));
+  const after = await client.serverInfo();
+  assert.equal(after.store?.streams, (before.store?.streams ?? 0n) + 1n);
+  assert.equal(after.store?.events, (before.store?.events ?? 0n) + 3n);
+  assert.ok((after.store?.logBytes ?? 0n) > (before.store?.logBytes ?? 0n));
+  assert.equal(after.started.getTime(), before.started.getTime());
+});
+
 test("the address is taken in every form and from EVENIRE_SERVER", async () => {
   const address = baseUrl.replace("http://", "");
   process.env.EVENIRE_SERVER = address;

@@ -1,7 +1,7 @@
 //! Who may call: bearer tokens and client certificates from the token file
 //! (`rules.rs`), each with a role and optionally a set of stream-type prefixes.
 //!
-//! - `read`: Read, ReadAll, Subscribe, ListStreams, GetStream;
+//! - `read`: Read, ReadAll, Subscribe, ListStreams, GetStream, GetServerInfo;
 //! - `write`: those and Append;
 //! - `admin`: everything, DeleteStream included.
 //!

@@ -6,6 +6,7 @@ mod convert;
 pub mod encode;
 mod read_shares;
 pub mod refusals;
+mod server_info;
 mod snapshot;
 pub mod status;
 
@@ -36,6 +37,7 @@ use evenire_proto::server::event_store_service_server::EventStoreService;
 use evenire_proto::v1 as pb;
 use evenire_proto::{IncomingAppend, Outgoing};
 use read_shares::ReadShare;
+pub use server_info::ServerFacts;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -69,6 +71,8 @@ pub struct EventStoreApi {
     metrics: Arc<Metrics>,
     /// The pace every backup shares.
     backup_pacer: Arc<backup::Pacer>,
+    /// What GetServerInfo reports besides the store.
+    facts: ServerFacts,
 }
 
 impl EventStoreApi {
@@ -79,6 +83,7 @@ impl EventStoreApi {
         limits: Limits,
         access: Access,
         metrics: Arc<Metrics>,
+        facts: ServerFacts,
     ) -> Self {
         EventStoreApi {
             store,
@@ -87,6 +92,7 @@ impl EventStoreApi {
             access,
             metrics,
             backup_pacer: Arc::new(backup::Pacer::new(limits.backup_bytes_per_second)),
+            facts,
         }
     }
 
@@ -323,6 +329,23 @@ impl EventStoreService for EventStoreApi {
         Ok(Response::new(Box::pin(
             tokio_stream::iter(first).chain(events),
         )))
+    }
+
+    async fn get_server_info(
+        &self,
+        request: Request<pb::GetServerInfoRequest>,
+    ) -> Result<Response<pb::GetServerInfoResponse>, Status> {
+        let caller = self.access.caller(&request, "GetServerInfo", Role::Read)?;
+        let store = self.store.get();
+        // The figures count every stream type: a credential limited to some is not
+        // told how much the others hold.
+        let figures = match store {
+            Some(store) if caller.scope.is_all() => {
+                Some(store.figures().await.map_err(status::from_store)?)
+            }
+            _ => None,
+        };
+        Ok(Response::new(self.facts.answer(store, figures)))
     }
 
     type ScavengeStream = ReceiverStream<Result<pb::ScavengeResponse, Status>>;

@@ -3,8 +3,8 @@
 use crate::backend::{
     AppendResult, BackupChunk, BackupPlan, BackupRead, DeleteMode, DeleteResult, Direction,
     EventData, EventRead, EventStore, EventSubscription, ExpectedVersion, Filter, HeldFile,
-    ListFilter, Listing, ReadFrom, RecordedEvent, Snapshot, StreamId, StreamInfo, StreamRules,
-    SubscribeTarget, SubscriptionItem,
+    ListFilter, Listing, ReadFrom, RecordedEvent, Snapshot, StoreFigures, StreamId, StreamInfo,
+    StreamRules, SubscribeTarget, SubscriptionItem,
 };
 use crate::store::reads::read::LogRead;
 use crate::store::reads::subscription::Subscription;
@@ -70,6 +70,10 @@ impl EventStore for Store {
 
     async fn stream_info(&self, stream: &StreamId) -> Result<Option<StreamInfo>, StoreError> {
         Ok(Store::stream_info(self, stream))
+    }
+
+    async fn figures(&self) -> Result<StoreFigures, StoreError> {
+        Ok(Store::figures(self))
     }
 
     async fn delete_stream(

@@ -49,7 +49,7 @@ pub use scavenge::{Reclaimed, ScavengeOptions, ScavengeProgress};
 pub use settings::{FsyncPolicy, StoreConfig};
 pub use types::{
     AppendResult, DeleteMode, DeleteResult, Direction, EventData, ExpectedVersion, MAX_TYPE_LEN,
-    ReadFrom, RecordedEvent, StreamId, StreamInfo, StreamRules, StreamState,
+    ReadFrom, RecordedEvent, StoreFigures, StreamId, StreamInfo, StreamRules, StreamState,
 };
 
 use index::Index;
@@ -422,6 +422,18 @@ impl Store {
     /// What the store knows about `stream`; None for a stream never written.
     pub fn stream_info(&self, stream: &StreamId) -> Option<StreamInfo> {
         self.index().info(stream)
+    }
+
+    /// What the store holds: its streams, events and log.
+    pub fn figures(&self) -> StoreFigures {
+        let index = self.index().figures();
+        let stats = &self.shared.stats;
+        StoreFigures {
+            streams: index.streams,
+            events: index.events,
+            log_bytes: Some(stats.log_bytes()),
+            log_segments: Some(stats.segments.load(std::sync::atomic::Ordering::Relaxed)),
+        }
     }
 
     /// A page of streams in (type, key) order after `after`: at most `limit`, having

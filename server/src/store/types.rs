@@ -144,6 +144,19 @@ pub enum StreamState {
     Tombstoned,
 }
 
+/// What a store holds, as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreFigures {
+    /// Streams the store knows, deleted ones included.
+    pub streams: u64,
+    /// Events ever appended: the position the next one gets.
+    pub events: u64,
+    /// Bytes of the log on disk; None where the store cannot tell.
+    pub log_bytes: Option<u64>,
+    /// Segment files of the log; None where the store has none.
+    pub log_segments: Option<u64>,
+}
+
 /// What the store knows about a stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamInfo {

@@ -201,6 +201,8 @@ enum Command {
     },
     /// Check the server's health.
     Health,
+    /// Show the server's version and state, and what its store holds.
+    Server,
     /// Back the store up into DIR, online (needs the `admin` role): the first run copies
     /// everything, later runs only what is new, and a run into the directory of an
     /// interrupted one finishes it. DIR is a data directory once the backup's manifest
@@ -544,6 +546,10 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                     ));
                 }
             }
+        }
+        Command::Server => {
+            let client = connect(cli).await?;
+            out.server_info(&client.server_info().await?);
         }
         Command::Health => {
             let serving = health(cli).await?;

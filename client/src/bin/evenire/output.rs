@@ -2,7 +2,10 @@
 //! for scripts. Event data is shown as JSON when it parses as JSON, else as base64.
 
 use base64::Engine;
-use evenire_client::{AppendResult, RecordedEvent, StreamId, StreamInfo, StreamState};
+use evenire_client::{
+    AppendResult, RecordedEvent, ServerInfo, ServerState, StoreFigures, StreamId, StreamInfo,
+    StreamState,
+};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -483,6 +486,52 @@ impl Printer {
             table.row(event);
         }
         table.finish();
+    }
+
+    /// What the server is and how it stands.
+    pub fn server_info(self, info: &ServerInfo) {
+        let state = match info.state {
+            ServerState::Starting => "starting",
+            ServerState::Serving => "serving",
+            ServerState::RefusingWrites => "refusing writes",
+            ServerState::Stopping => "stopping",
+        };
+        let store = info.store.as_ref();
+        if self.json {
+            let value = json!({
+                "version": info.version,
+                "backend": info.backend,
+                "started": rfc3339(info.started),
+                "state": state,
+                "write_refusal": info.write_refusal,
+                "store": store.map(|store| json!({
+                    "streams": store.streams,
+                    "events": store.events,
+                    "log_bytes": store.log_bytes,
+                    "log_segments": store.log_segments,
+                })),
+            });
+            say!("{value}");
+            return;
+        }
+        let figure = |pick: fn(&StoreFigures) -> Option<u64>| or_dash(store.and_then(pick));
+        let rows = [
+            ("version", info.version.clone()),
+            ("backend", info.backend.clone()),
+            ("started", rfc3339(info.started)),
+            ("state", state.to_string()),
+            (
+                "write refusal",
+                info.write_refusal.clone().unwrap_or_else(|| "-".into()),
+            ),
+            ("streams", figure(|s| Some(s.streams))),
+            ("events", figure(|s| Some(s.events))),
+            ("log bytes", figure(|s| s.log_bytes)),
+            ("log segments", figure(|s| s.log_segments)),
+        ];
+        for (name, value) in rows {
+            say!("{name:<15} {value}");
+        }
     }
 
     /// The health check's answer.

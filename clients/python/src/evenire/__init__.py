@@ -20,6 +20,7 @@ from .client import (
     FromSnapshot,
     RecordedEvent,
     ScavengeReport,
+    ServerInfo,
     Snapshot,
     StreamId,
     StreamInfo,
@@ -41,7 +42,7 @@ from .errors import (
 __all__ = [
     "AppendResult", "AsyncEvenireClient", "CaughtUp", "Checkpoint", "DataLoss", "EvenireClient", "EvenireError",
     "EventData", "EventIdConflict", "FromSnapshot", "InvalidArgument", "PermissionDenied", "RecordedEvent",
-    "ScavengeReport", "Snapshot", "StreamId",
+    "ScavengeReport", "ServerInfo", "Snapshot", "StreamId",
     "StreamInfo", "StreamNotFound", "StreamTombstoned", "Unauthenticated", "Unavailable",
     "WrongExpectedVersion",
 ]

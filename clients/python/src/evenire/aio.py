@@ -19,7 +19,7 @@ import grpc.aio
 
 from .client import (
     AppendResult, CaughtUp, Checkpoint, EventData, Expected, FromSnapshot, Origin, RecordedEvent,
-    ScavengeReport, StreamId, StreamInfo, _append_request, _channel, _delete_request, _from_snapshot,
+    ScavengeReport, ServerInfo, StreamId, StreamInfo, _append_request, _channel, _delete_request, _from_snapshot,
     _read_all_request, _read_request, _rules_request, _scavenge_done, _scavenge_request, _snapshot_request,
     _subscribe_request, _subscription_items,
 )
@@ -108,6 +108,14 @@ class AsyncEvenireClient:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return StreamInfo._from(response.info)
+
+    async def server_info(self) -> ServerInfo:
+        """What the server is and how it stands; it answers while the store recovers too."""
+        try:
+            response = await self._stub.GetServerInfo(pb.GetServerInfoRequest())
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        return ServerInfo._from(response)
 
     async def delete_stream(self, stream: StreamId, expected: Expected = "any", *,
                             tombstone: bool = False) -> int:

@@ -175,6 +175,36 @@ class StreamInfo:
 
 
 @dataclass(frozen=True)
+class ServerInfo:
+    """What a server is and how it stands. `state` is "starting", "serving",
+    "refusing_writes" or "stopping"; health reports SERVING in "serving" alone."""
+
+    version: str
+    backend: str
+    started: datetime
+    state: str
+    #: Why writes are refused (state "refusing_writes"); None otherwise.
+    write_refusal: Optional[str]
+    #: What the store holds: {"streams", "events", "log_bytes", "log_segments"} (the last
+    #: two None where the backend cannot tell); None while the store opens, and for a
+    #: credential limited to some stream types.
+    store: Optional[dict]
+
+    @classmethod
+    def _from(cls, r: pb.GetServerInfoResponse) -> "ServerInfo":
+        states = {pb.SERVER_STATE_STARTING: "starting", pb.SERVER_STATE_SERVING: "serving",
+                  pb.SERVER_STATE_REFUSING_WRITES: "refusing_writes", pb.SERVER_STATE_STOPPING: "stopping"}
+        store = None
+        if r.HasField("store"):
+            s = r.store
+            store = {"streams": s.streams, "events": s.events,
+                     "log_bytes": s.log_bytes if s.HasField("log_bytes") else None,
+                     "log_segments": s.log_segments if s.HasField("log_segments") else None}
+        return cls(r.version, r.backend, _time(r.started), states.get(r.state, "unknown"),
+                   r.write_refusal or None, store)
+
+
+@dataclass(frozen=True)
 class ScavengeReport:
     """Where a scavenge is, and what it has freed so far (in a dry run, would free);
     the last report has `done` set."""
@@ -383,6 +413,13 @@ class EvenireClient:
         """What the store knows about a stream; StreamNotFound for one never written."""
         try:
             return StreamInfo._from(self._stub.GetStream(pb.GetStreamRequest(stream=stream._proto())).info)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def server_info(self) -> ServerInfo:
+        """What the server is and how it stands; it answers while the store recovers too."""
+        try:
+            return ServerInfo._from(self._stub.GetServerInfo(pb.GetServerInfoRequest()))
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 

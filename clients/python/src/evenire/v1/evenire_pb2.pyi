@@ -41,6 +41,14 @@ class StreamState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STREAM_STATE_LIVE: _ClassVar[StreamState]
     STREAM_STATE_DELETED: _ClassVar[StreamState]
     STREAM_STATE_TOMBSTONED: _ClassVar[StreamState]
+
+class ServerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVER_STATE_UNSPECIFIED: _ClassVar[ServerState]
+    SERVER_STATE_STARTING: _ClassVar[ServerState]
+    SERVER_STATE_SERVING: _ClassVar[ServerState]
+    SERVER_STATE_REFUSING_WRITES: _ClassVar[ServerState]
+    SERVER_STATE_STOPPING: _ClassVar[ServerState]
 EXPECTED_STATE_UNSPECIFIED: ExpectedState
 EXPECTED_STATE_ANY: ExpectedState
 EXPECTED_STATE_NO_STREAM: ExpectedState
@@ -58,6 +66,11 @@ STREAM_STATE_UNSPECIFIED: StreamState
 STREAM_STATE_LIVE: StreamState
 STREAM_STATE_DELETED: StreamState
 STREAM_STATE_TOMBSTONED: StreamState
+SERVER_STATE_UNSPECIFIED: ServerState
+SERVER_STATE_STARTING: ServerState
+SERVER_STATE_SERVING: ServerState
+SERVER_STATE_REFUSING_WRITES: ServerState
+SERVER_STATE_STOPPING: ServerState
 
 class StreamId(_message.Message):
     __slots__ = ("key", "type")
@@ -476,3 +489,35 @@ class SetStreamRulesResponse(_message.Message):
     REVISION_FIELD_NUMBER: _ClassVar[int]
     revision: int
     def __init__(self, revision: _Optional[int] = ...) -> None: ...
+
+class GetServerInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetServerInfoResponse(_message.Message):
+    __slots__ = ("version", "backend", "started", "state", "write_refusal", "store")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    WRITE_REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    backend: str
+    started: _timestamp_pb2.Timestamp
+    state: ServerState
+    write_refusal: str
+    store: StoreFigures
+    def __init__(self, version: _Optional[str] = ..., backend: _Optional[str] = ..., started: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServerState, str]] = ..., write_refusal: _Optional[str] = ..., store: _Optional[_Union[StoreFigures, _Mapping]] = ...) -> None: ...
+
+class StoreFigures(_message.Message):
+    __slots__ = ("streams", "events", "log_bytes", "log_segments")
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LOG_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    streams: int
+    events: int
+    log_bytes: int
+    log_segments: int
+    def __init__(self, streams: _Optional[int] = ..., events: _Optional[int] = ..., log_bytes: _Optional[int] = ..., log_segments: _Optional[int] = ...) -> None: ...

@@ -103,6 +103,11 @@ class EventStoreServiceStub:
                 request_serializer=evenire_dot_v1_dot_evenire__pb2.ScavengeRequest.SerializeToString,
                 response_deserializer=evenire_dot_v1_dot_evenire__pb2.ScavengeResponse.FromString,
                 _registered_method=True)
+        self.GetServerInfo = channel.unary_unary(
+                '/evenire.v1.EventStoreService/GetServerInfo',
+                request_serializer=evenire_dot_v1_dot_evenire__pb2.GetServerInfoRequest.SerializeToString,
+                response_deserializer=evenire_dot_v1_dot_evenire__pb2.GetServerInfoResponse.FromString,
+                _registered_method=True)
 
 
 class EventStoreServiceServicer:
@@ -239,6 +244,16 @@ class EventStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServerInfo(self, request, context):
+        """GetServerInfo says what the server is and how it is: its version, its state as
+        health reports it, why it refuses writes when it does, and what the store holds.
+        It answers while the store recovers too. Needs the `read` role; the store's
+        figures, which count every stream type, only for a credential not limited to some.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -301,6 +316,11 @@ def add_EventStoreServiceServicer_to_server(servicer, server):
                     servicer.Scavenge,
                     request_deserializer=evenire_dot_v1_dot_evenire__pb2.ScavengeRequest.FromString,
                     response_serializer=evenire_dot_v1_dot_evenire__pb2.ScavengeResponse.SerializeToString,
+            ),
+            'GetServerInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServerInfo,
+                    request_deserializer=evenire_dot_v1_dot_evenire__pb2.GetServerInfoRequest.FromString,
+                    response_serializer=evenire_dot_v1_dot_evenire__pb2.GetServerInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -636,6 +656,33 @@ class EventStoreService:
             '/evenire.v1.EventStoreService/Scavenge',
             evenire_dot_v1_dot_evenire__pb2.ScavengeRequest.SerializeToString,
             evenire_dot_v1_dot_evenire__pb2.ScavengeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServerInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evenire.v1.EventStoreService/GetServerInfo',
+            evenire_dot_v1_dot_evenire__pb2.GetServerInfoRequest.SerializeToString,
+            evenire_dot_v1_dot_evenire__pb2.GetServerInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -115,6 +115,12 @@ class EventStoreServiceStub:
     (ALREADY_EXISTS while another runs); it goes on if the caller goes away.
     Needs the `admin` role, for every stream type. docs/storage.md, "Reclaiming space".
     """
+    GetServerInfo: _grpc.UnaryUnaryMultiCallable[_evenire_pb2.GetServerInfoRequest, _evenire_pb2.GetServerInfoResponse]
+    """GetServerInfo says what the server is and how it is: its version, its state as
+    health reports it, why it refuses writes when it does, and what the store holds.
+    It answers while the store recovers too. Needs the `read` role; the store's
+    figures, which count every stream type, only for a credential not limited to some.
+    """
 
 @_typing.type_check_only
 class EventStoreServiceAsyncStub(EventStoreServiceStub):
@@ -202,6 +208,12 @@ class EventStoreServiceAsyncStub(EventStoreServiceStub):
     changes nothing and reports what it would free. One at a time
     (ALREADY_EXISTS while another runs); it goes on if the caller goes away.
     Needs the `admin` role, for every stream type. docs/storage.md, "Reclaiming space".
+    """
+    GetServerInfo: _aio.UnaryUnaryMultiCallable[_evenire_pb2.GetServerInfoRequest, _evenire_pb2.GetServerInfoResponse]  # type: ignore[assignment]
+    """GetServerInfo says what the server is and how it is: its version, its state as
+    health reports it, why it refuses writes when it does, and what the store holds.
+    It answers while the store recovers too. Needs the `read` role; the store's
+    figures, which count every stream type, only for a credential not limited to some.
     """
 
 class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -359,6 +371,18 @@ class EventStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         changes nothing and reports what it would free. One at a time
         (ALREADY_EXISTS while another runs); it goes on if the caller goes away.
         Needs the `admin` role, for every stream type. docs/storage.md, "Reclaiming space".
+        """
+
+    @_abc_1.abstractmethod
+    def GetServerInfo(
+        self,
+        request: _evenire_pb2.GetServerInfoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_evenire_pb2.GetServerInfoResponse, _abc.Awaitable[_evenire_pb2.GetServerInfoResponse]]:
+        """GetServerInfo says what the server is and how it is: its version, its state as
+        health reports it, why it refuses writes when it does, and what the store holds.
+        It answers while the store recovers too. Needs the `read` role; the store's
+        figures, which count every stream type, only for a credential not limited to some.
         """
 
 def add_EventStoreServiceServicer_to_server(servicer: EventStoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
