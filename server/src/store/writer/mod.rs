@@ -448,6 +448,7 @@ impl Writer {
         for decided in group.decided {
             decided.send();
         }
+        self.shared.reader.tidy_cache();
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
