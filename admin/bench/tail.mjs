@@ -1,6 +1,6 @@
 // The live tail under a steady write load, measured in Chromium: does the page keep up,
 // stay bounded and stay responsive? Not a test (figures, no verdict on timing): the
-// browser test checks what must hold at any speed (500 rows at most, nothing missed);
+// browser test checks what must hold at any speed (MAX_ROWS at most, nothing missed);
 // this prints what it costs.
 //
 //   cargo build --release -p evenire-server -p evenire-testkit --bins

@@ -1,9 +1,9 @@
 //! `evenire-load SERVER RATE SECONDS [BATCH]`: appends RATE × SECONDS events to SERVER
 //! at RATE events a second, BATCH events an append (10 by default; the total is rounded
 //! up to whole batches for every appender), spread over 100 `load/…` streams, then
-//! prints `{"appended": N, "seconds": S}`: S above SECONDS means the rate did not hold. A steady, known write load for
-//! what watches the log rather than writes it: the web admin's live tail is measured
-//! and tested under it.
+//! prints `{"appended": N, "seconds": S}`: S above SECONDS means the rate did not hold.
+//! A steady, known write load for what watches the log rather than writes it: the web
+//! admin's live tail is measured and tested under it.
 
 use evenire_client::{Client, EventData, ExpectedVersion, StreamId};
 use std::process::ExitCode;

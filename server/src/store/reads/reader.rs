@@ -108,8 +108,8 @@ impl LogReader {
     /// a thread of its own. Left to itself, moka does it inline, in the call that finds
     /// 64 writes pending: on the writer, between answering one group and syncing the
     /// next, where it costs every append in flight. The writer calls this after each
-    /// group, so its own inserts find little or nothing to do (single events at 32
-    /// writers on one connection: 7-10 % more events/s, BENCHMARKS.md).
+    /// group, so its own inserts find little or nothing to do (single events on one
+    /// connection: 5-13 % more events/s at 8 to 128 writers, BENCHMARKS.md).
     pub fn tidy_cache(&self) {
         if let Some(keeper) = &self.keeper {
             // Full: the keeper has a wake-up waiting already.
