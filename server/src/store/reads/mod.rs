@@ -3,4 +3,5 @@
 
 pub mod read;
 pub mod reader;
+mod recent;
 pub mod subscription;

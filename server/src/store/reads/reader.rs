@@ -1,11 +1,13 @@
-//! Reading records back: from the cache when they are there, else from their segment
-//! with a positioned read, checking the checksum every time a record comes off the disk.
+//! Reading records back: from the newest records or the cache when they are there, else
+//! from their segment with a positioned read, checking the checksum every time a record
+//! comes off the disk.
 
 use crate::store::error::StoreError;
 use crate::store::index::RecordLoc;
 use crate::store::log::fs::{Fs, ReadAt};
 use crate::store::log::record::{self, Entry, Record, Snapshot};
 use crate::store::log::segment;
+use crate::store::reads::recent::Recent;
 use bytes::Bytes;
 use moka::sync::Cache;
 use std::collections::HashMap;
@@ -17,6 +19,20 @@ use std::sync::{Arc, RwLock};
 const EVENT_OVERHEAD_BYTES: u32 = 128;
 /// Memory a cache entry takes beyond its events: moka's bookkeeping and the record.
 const ENTRY_OVERHEAD_BYTES: u32 = 320;
+/// The share of the cache size kept for the newest records however full the cache of
+/// records read from disk is; that cache has the rest. At 256 MiB, about 100,000
+/// single-event appends: what tails, subscribers and aggregates just written read.
+const RECENT_SHARE_DIVISOR: u64 = 4;
+
+/// What a record counts for against the cache size: the frame's bytes plus what the
+/// entry and decoding add (the cache's own bookkeeping, the record, each event's struct
+/// and type string), so that the bound holds for small events too.
+fn weight(loc: &RecordLoc, record: &Record) -> u32 {
+    let per_event = u32::try_from(record.events.len()).unwrap_or(u32::MAX);
+    loc.len
+        .saturating_add(ENTRY_OVERHEAD_BYTES)
+        .saturating_add(per_event.saturating_mul(EVENT_OVERHEAD_BYTES))
+}
 
 /// Reads records by location. Shared by the writer (idempotency look-ups) and readers.
 #[derive(Debug)]
@@ -24,11 +40,14 @@ pub struct LogReader {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     files: RwLock<Files>,
-    /// Decoded records, weighted by their size on disk. None when the cache size is 0,
-    /// so that setting really means "no cache".
+    /// The cache size: the newest records and the cache together.
+    cache_bytes: u64,
+    /// The newest committed records, which the writer adds ([`Recent`]), in what the
+    /// cache leaves of the size, a quarter of it at least. None, like the cache, when
+    /// the cache size is 0, so that setting really means "no cache".
+    recent: Option<Recent>,
+    /// Decoded records that reads fetched from disk, weighted by their size.
     cache: Option<Cache<RecordLoc, Arc<Record>>>,
-    /// Wakes the thread that does the cache's upkeep (`tidy_cache`).
-    keeper: Option<std::sync::mpsc::SyncSender<()>>,
     /// Records found in the cache, and read from disk, since the start.
     hits: AtomicU64,
     misses: AtomicU64,
@@ -63,27 +82,22 @@ pub struct CacheFigures {
 }
 
 impl LogReader {
-    /// A reader over the segments in `dir` with a cache of `cache_bytes`.
+    /// A reader over the segments in `dir` with `cache_bytes` for the newest records
+    /// and the cache together.
     pub fn new(fs: Arc<dyn Fs>, dir: PathBuf, cache_bytes: u64) -> Self {
+        let recent_bytes = cache_bytes / RECENT_SHARE_DIVISOR;
+        let recent = (cache_bytes > 0).then(Recent::default);
         let cache = (cache_bytes > 0).then(|| {
             Cache::builder()
-                .max_capacity(cache_bytes)
-                // The frame's bytes plus what the entry and decoding add (the cache's
-                // own bookkeeping, the record, each event's struct and type string), so
-                // that the bound holds for small events too.
-                .weigher(|loc: &RecordLoc, record: &Arc<Record>| {
-                    let per_event = u32::try_from(record.events.len()).unwrap_or(u32::MAX);
-                    loc.len
-                        .saturating_add(ENTRY_OVERHEAD_BYTES)
-                        .saturating_add(per_event.saturating_mul(EVENT_OVERHEAD_BYTES))
-                })
+                .max_capacity(cache_bytes - recent_bytes)
+                .weigher(|loc: &RecordLoc, record: &Arc<Record>| weight(loc, record))
                 .build()
         });
-        let keeper = cache.as_ref().and_then(spawn_keeper);
         LogReader {
             fs,
             dir,
-            keeper,
+            cache_bytes,
+            recent,
             files: RwLock::new(Files {
                 open: HashMap::new(),
                 segment_of: HashMap::new(),
@@ -96,30 +110,39 @@ impl LogReader {
         }
     }
 
-    /// Offers a just-committed record to the cache: recent events are the likeliest to
-    /// be read.
-    pub fn remember(&self, loc: RecordLoc, record: Arc<Record>) {
-        if let Some(cache) = &self.cache {
+    /// Adds a committed group's records, in log order, to the newest records. The
+    /// writer calls it once per group, before the group is visible.
+    pub fn committed(&self, records: impl Iterator<Item = (RecordLoc, Arc<Record>)>) {
+        if let Some(recent) = &self.recent {
+            let records = records.map(|(loc, record)| {
+                let weight = weight(&loc, &record);
+                (loc, record, weight)
+            });
+            recent.push(records, self.recent_bound());
+        }
+    }
+
+    /// Caches a record read from disk; the newest records give way to it.
+    fn keep_read(&self, loc: RecordLoc, record: Arc<Record>) {
+        if let (Some(cache), Some(recent)) = (&self.cache, &self.recent) {
             cache.insert(loc, record);
+            recent.trim(self.recent_bound());
         }
     }
 
-    /// Has the cache's pending upkeep (admissions, evictions, its counts) done now, on
-    /// a thread of its own. Left to itself, moka does it inline, in the call that finds
-    /// 64 writes pending: on the writer, between answering one group and syncing the
-    /// next, where it costs every append in flight. The writer calls this after each
-    /// group, so its own inserts find little or nothing to do (single events on one
-    /// connection: 5-13 % more events/s at 8 to 128 writers, BENCHMARKS.md).
-    pub fn tidy_cache(&self) {
-        if let Some(keeper) = &self.keeper {
-            // Full: the keeper has a wake-up waiting already.
-            let _ = keeper.try_send(());
-        }
+    /// What the newest records may weigh: what the cache does not hold of the size,
+    /// and a quarter of it at least. Memory the cache has not filled yet keeps more of
+    /// what was just written (a stream read right after it is written is read from
+    /// memory); as reads fill the cache, the newest records give way.
+    fn recent_bound(&self) -> u64 {
+        let cached = self.cache.as_ref().map_or(0, Cache::weighted_size);
+        (self.cache_bytes.saturating_sub(cached)).max(self.cache_bytes / RECENT_SHARE_DIVISOR)
     }
 
-    /// The record at `loc` if the cache has it. Never blocks.
+    /// The record at `loc` if the newest records or the cache have it. Never blocks.
     pub fn cached(&self, loc: RecordLoc) -> Option<Arc<Record>> {
-        let found = self.cache.as_ref().and_then(|c| c.get(&loc));
+        let found = (self.recent.as_ref().and_then(|r| r.get(loc)))
+            .or_else(|| self.cache.as_ref().and_then(|c| c.get(&loc)));
         if found.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -128,11 +151,12 @@ impl LogReader {
 
     /// Hits, misses and what the cache holds now (moka's figures, a moment behind).
     pub fn figures(&self) -> CacheFigures {
+        let (recent_entries, recent_bytes) = self.recent.as_ref().map_or((0, 0), Recent::figures);
         CacheFigures {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
-            entries: self.cache.as_ref().map_or(0, Cache::entry_count),
-            bytes: self.cache.as_ref().map_or(0, Cache::weighted_size),
+            entries: recent_entries + self.cache.as_ref().map_or(0, Cache::entry_count),
+            bytes: recent_bytes + self.cache.as_ref().map_or(0, Cache::weighted_size),
         }
     }
 
@@ -142,7 +166,7 @@ impl LogReader {
             return Ok(record);
         }
         let record = Arc::new(self.read_from_disk(loc)?);
-        self.remember(loc, record.clone());
+        self.keep_read(loc, record.clone());
         Ok(record)
     }
 
@@ -262,9 +286,13 @@ impl LogReader {
     /// Forgets what the cache holds of the records at `locs`: a scavenge moved or
     /// reclaimed them.
     pub fn forget(&self, locs: impl Iterator<Item = RecordLoc>) {
+        let locs: Vec<RecordLoc> = locs.collect();
+        if let Some(recent) = &self.recent {
+            recent.forget(&locs);
+        }
         if let Some(cache) = &self.cache {
-            for loc in locs {
-                cache.invalidate(&loc);
+            for loc in &locs {
+                cache.invalidate(loc);
             }
         }
     }
@@ -276,63 +304,67 @@ fn segment_name(path: &std::path::Path) -> std::borrow::Cow<'_, str> {
     path.file_name().unwrap_or_default().to_string_lossy()
 }
 
-/// Starts the thread that does `cache`'s upkeep when woken; it ends with the reader.
-fn spawn_keeper(cache: &Cache<RecordLoc, Arc<Record>>) -> Option<std::sync::mpsc::SyncSender<()>> {
-    let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
-    let cache = cache.clone();
-    std::thread::Builder::new()
-        .name("evenire-cache".into())
-        .spawn(move || {
-            while woken.recv().is_ok() {
-                cache.run_pending_tasks();
-            }
-        })
-        .inspect_err(
-            |e| tracing::warn!(error = %e, "no cache keeper thread: the cache keeps itself"),
-        )
-        .ok()
-        .map(|_| wake)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::log::fs::RealFs;
-    use crate::store::log::record::Record;
-    use crate::store::types::StreamId;
-    use std::time::{Duration, Instant};
+    use crate::store::reads::recent::test_record as record;
 
-    fn record(n: u64) -> Arc<Record> {
-        Arc::new(Record {
-            first_position: n,
-            first_version: 0,
-            created_micros: 0,
-            stream: StreamId {
-                key: uuid::Uuid::from_u128(u128::from(n)),
-                stream_type: "test".into(),
-            },
-            events: Vec::new(),
-        })
+    fn loc(n: u64) -> RecordLoc {
+        RecordLoc {
+            segment: 0,
+            len: 100,
+            offset: n * 100,
+        }
     }
 
     #[test]
-    fn the_keeper_does_the_upkeep_the_inserts_left() {
+    fn committed_records_are_found_among_the_newest_and_counted_as_hits() {
         let reader = LogReader::new(Arc::new(RealFs), PathBuf::from("."), 1 << 20);
-        // Fewer than the 64 pending writes at which an insert does the upkeep itself:
-        // until someone does it, the cache counts none of them.
-        for n in 0..10 {
-            let loc = RecordLoc {
-                segment: 0,
-                len: 100,
-                offset: n * 100,
-            };
-            reader.remember(loc, record(n));
+        reader.committed((0..10).map(|n| (loc(n), record(n))));
+        let found = reader.cached(loc(3)).map(|r| r.first_position);
+        assert_eq!(found, Some(3));
+        let figures = reader.figures();
+        assert_eq!((figures.hits, figures.entries), (1, 10));
+        assert!(figures.bytes >= 10 * u64::from(100 + ENTRY_OVERHEAD_BYTES));
+
+        // A cache size of 0 keeps nothing, the newest records included.
+        let none = LogReader::new(Arc::new(RealFs), PathBuf::from("."), 0);
+        none.committed((0..10).map(|n| (loc(n), record(n))));
+        assert!(none.cached(loc(3)).is_none());
+        assert_eq!(none.figures().entries, 0);
+    }
+
+    #[test]
+    fn the_newest_records_use_what_reads_leave_and_give_way_to_them() {
+        // 420 bytes a record (100 + the entry's overhead): 2,496 fit in 1 MiB, 624 in
+        // the quarter the newest records keep however full the cache is.
+        let reader = LogReader::new(Arc::new(RealFs), PathBuf::from("."), 1 << 20);
+        reader.committed((0..2_000).map(|n| (loc(n), record(n))));
+        assert_eq!(
+            reader.figures().entries,
+            2_000,
+            "all of them, in memory reads left"
+        );
+        assert!(reader.cached(loc(0)).is_some());
+
+        // Reads fill the cache with 1,500 other records: the newest give way.
+        let cache = reader.cache.as_ref().expect("a cache");
+        for n in 10_000..11_500 {
+            reader.keep_read(loc(n), record(n));
         }
-        reader.tidy_cache();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while reader.figures().entries < 10 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(reader.figures().entries, 10, "the keeper ran the upkeep");
+        cache.run_pending_tasks();
+        reader.keep_read(loc(11_500), record(11_500));
+        let figures = reader.figures();
+        assert!(
+            figures.bytes <= (1 << 20) + 420,
+            "within the size: {figures:?}"
+        );
+        assert!(reader.cached(loc(0)).is_none(), "the oldest gave way");
+        assert!(reader.cached(loc(1_999)).is_some(), "the newest stayed");
+        assert!(
+            reader.cached(loc(10_000)).is_some(),
+            "what reads fetched stayed"
+        );
     }
 }

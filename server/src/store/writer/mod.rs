@@ -402,17 +402,16 @@ impl Writer {
         StoreError::io("writing to the log", error)
     }
 
-    /// Makes the durable group visible: cache first (so that readers woken by the
-    /// commit find it there), then the index, then subscribers and the answers, the
-    /// ones decided without a write last.
-    /// Makes a durable group visible and answers it; its records end at `offset` of
-    /// `segment`.
+    /// Makes the durable group visible and answers it (its records end at `offset` of
+    /// `segment`): the newest records first (so that readers woken by the commit find
+    /// them there), then the index, then subscribers and the answers, the ones decided
+    /// without a write last.
     fn publish(&mut self, group: Group, segment: u32, offset: u64) {
-        for written in &group.written {
-            if let Written::Append { loc, record, .. } = written {
-                self.shared.reader.remember(*loc, record.clone());
-            }
-        }
+        let appended = group.written.iter().filter_map(|written| match written {
+            Written::Append { loc, record, .. } => Some((*loc, record.clone())),
+            _ => None,
+        });
+        self.shared.reader.committed(appended);
         let next_position = {
             let mut index = write_index(&self.shared);
             for written in &group.written {
@@ -448,7 +447,6 @@ impl Writer {
         for decided in group.decided {
             decided.send();
         }
-        self.shared.reader.tidy_cache();
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
