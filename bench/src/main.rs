@@ -83,11 +83,14 @@ struct Args {
     /// Streams whose last event is read backward.
     #[arg(long, default_value_t = 100_000)]
     streams: usize,
-    /// Log sizes (events, 10 per stream) whose start-up time and memory are measured.
+    /// Log sizes (events, 10 per stream) at which start-up after a clean stop and after
+    /// a kill -9, memory, and the append and read lines are measured.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000_000_u64, 10_000_000])]
     scale: Vec<u64>,
     /// Keep the scale logs in this directory (one subdirectory per size) and reuse them
-    /// on the next run, instead of writing fresh ones in a temporary directory.
+    /// on the next run, instead of writing fresh ones in a temporary directory. Runs
+    /// never change them: each measures a copy in `--data-dir` (sealed segments
+    /// hard-linked when both are on one file system).
     #[arg(long)]
     scale_dir: Option<PathBuf>,
     /// Events in the log the scavenge section writes (streams of 10), half of whose
@@ -854,6 +857,13 @@ async fn scale_figures(args: &Args, results: &mut Results, root: &Path) -> Resul
         })
     })?;
     results.note(format!("an empty server's RSS: {baseline:.0} MiB"));
+    let scenario = scale::Scenario {
+        binary: &binary,
+        cache: &cache,
+        baseline_mib: baseline,
+        duration: args.duration(),
+        stream_events: args.stream_events.min(100_000),
+    };
     for &events in &args.scale {
         let per_stream = 10;
         let temporary;
@@ -867,9 +877,12 @@ async fn scale_figures(args: &Args, results: &mut Results, root: &Path) -> Resul
         if !dir.join("segment-00000000000000000000.log").exists() {
             scale::fill(&dir, events, per_stream, 100).await?;
         }
+        let work = tempfile::tempdir_in(root)?;
         let point =
-            scale::measure(&binary, &dir, events, events / per_stream, &cache, baseline).await?;
-        results.add(point.start);
+            scale::measure(&scenario, &dir, work.path(), events, events / per_stream).await?;
+        for figure in point.starts.into_iter().chain(point.loads) {
+            results.add(figure);
+        }
         results.note(format!(
             "{events} events in {} streams: RSS {:.0} MiB after start, index {:.0} B per event \
              (RSS above an empty server's); {:.0} MiB after reading the whole log",

@@ -136,6 +136,31 @@ impl ServerProcess {
         self.stop_now();
     }
 
+    /// SIGTERM, a clean stop, and its exit status once it exits; killed if it has not
+    /// within `patience`.
+    pub fn stop(mut self, patience: Duration) -> Result<std::process::ExitStatus, String> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map_err(|e| format!("running kill: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {pid}: {sent}"));
+        }
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => return Err(format!("waiting for the server: {e}")),
+            }
+        }
+        self.stop_now();
+        Err(format!(
+            "the server did not stop within {patience:?} of SIGTERM"
+        ))
+    }
+
     fn stop_now(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
