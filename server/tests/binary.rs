@@ -117,15 +117,15 @@ fn sigterm_stops_cleanly_and_keeps_every_acknowledged_event() {
                 .expect("append");
         }
     });
-    terminate(&server.child);
-    let status = wait(&mut server.child);
+    terminate(&server);
+    let status = wait(&mut server);
     assert!(status.success(), "exit status {status:?}");
 
     let (mut server, uri) = start(dir.path());
     let versions = runtime.block_on(versions_of(&uri, &stream));
     assert_eq!(versions, (0..20).collect::<Vec<_>>());
-    terminate(&server.child);
-    assert!(wait(&mut server.child).success());
+    terminate(&server);
+    assert!(wait(&mut server).success());
 }
 
 #[test]
@@ -189,8 +189,8 @@ fn verify_and_repair_cut_the_log_at_the_first_damage() {
                 .expect("append");
         }
     });
-    terminate(&server.child);
-    assert!(wait(&mut server.child).success());
+    terminate(&server);
+    assert!(wait(&mut server).success());
 
     let sound = offline(dir.path(), &["verify"]);
     assert!(sound.status.success());
@@ -240,8 +240,8 @@ fn verify_and_repair_cut_the_log_at_the_first_damage() {
     let (mut server, uri) = start(dir.path());
     let versions = runtime.block_on(versions_of(&uri, &stream));
     assert_eq!(versions, vec![0], "the record before the damage survives");
-    terminate(&server.child);
-    assert!(wait(&mut server.child).success());
+    terminate(&server);
+    assert!(wait(&mut server).success());
 }
 
 #[tokio::test]
@@ -270,8 +270,8 @@ async fn offline_commands_take_the_data_dir_after_them_and_refuse_a_live_directo
             "{args:?}: {stderr}"
         );
     }
-    terminate(&server.child);
-    assert!(wait(&mut server.child).success());
+    terminate(&server);
+    assert!(wait(&mut server).success());
     let verified = after(&["verify"]);
     assert!(
         verified.status.success(),
@@ -322,8 +322,8 @@ async fn an_open_health_watch_ends_at_shutdown_instead_of_holding_it() {
             tokio::spawn(async move { while let Ok(Some(_)) = watch.message().await {} })
         })
         .collect();
-    terminate(&server.child);
-    let status = tokio::task::spawn_blocking(move || wait(&mut server.child))
+    terminate(&server);
+    let status = tokio::task::spawn_blocking(move || wait(&mut server))
         .await
         .expect("wait");
     assert!(status.success(), "stopped within 10 s, not the 60 s grace");

@@ -34,8 +34,8 @@ fn ten_appends(dir: &Path) -> Vec<StreamId> {
                 .expect("append");
         }
     });
-    terminate(&server.child);
-    assert!(wait(&mut server.child).success());
+    terminate(&server);
+    assert!(wait(&mut server).success());
     streams
 }
 

@@ -167,11 +167,7 @@ fn replace(target: &Path, contents: &str) {
 }
 
 fn hangup(server: &ServerProcess) {
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &server.child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+    server.signal("HUP").expect("SIGHUP");
 }
 
 #[tokio::test]

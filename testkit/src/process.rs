@@ -136,29 +136,50 @@ impl ServerProcess {
         self.stop_now();
     }
 
-    /// SIGTERM, a clean stop, and its exit status once it exits; killed if it has not
-    /// within `patience`.
-    pub fn stop(mut self, patience: Duration) -> Result<std::process::ExitStatus, String> {
+    /// Sends it the signal `name` ("TERM", "HUP") with `kill`.
+    pub fn signal(&self, name: &str) -> Result<(), String> {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([format!("-{name}").as_str(), &pid])
             .status()
             .map_err(|e| format!("running kill: {e}"))?;
-        if !sent.success() {
-            return Err(format!("kill -TERM {pid}: {sent}"));
+        match sent.success() {
+            true => Ok(()),
+            false => Err(format!("kill -{name} {pid}: {sent}")),
         }
+    }
+
+    /// Its exit status once it exits, or None if it is still running after `patience`.
+    pub fn wait_for_exit(
+        &mut self,
+        patience: Duration,
+    ) -> Result<Option<std::process::ExitStatus>, String> {
         let deadline = Instant::now() + patience;
-        while Instant::now() < deadline {
+        loop {
             match self.child.try_wait() {
-                Ok(Some(status)) => return Ok(status),
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Ok(Some(status)) => return Ok(Some(status)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(None) => return Ok(None),
                 Err(e) => return Err(format!("waiting for the server: {e}")),
             }
         }
-        self.stop_now();
-        Err(format!(
-            "the server did not stop within {patience:?} of SIGTERM"
-        ))
+    }
+
+    /// SIGTERM, a clean stop, and its exit status once it exits; killed if it has not
+    /// within `patience`.
+    pub fn stop(mut self, patience: Duration) -> Result<std::process::ExitStatus, String> {
+        self.signal("TERM")?;
+        match self.wait_for_exit(patience)? {
+            Some(status) => Ok(status),
+            None => {
+                self.stop_now();
+                Err(format!(
+                    "the server did not stop within {patience:?} of SIGTERM"
+                ))
+            }
+        }
     }
 
     fn stop_now(&mut self) {

@@ -4,7 +4,7 @@
 
 use evenire_testkit::process::ServerProcess;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_evenire-server");
@@ -25,24 +25,20 @@ pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
 }
 
 /// SIGTERM: a clean stop.
-pub fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+pub fn terminate(server: &ServerProcess) {
+    server.signal("TERM").unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Its exit status, once it exits (killed after 10 s).
-pub fn wait(child: &mut Child) -> std::process::ExitStatus {
-    for _ in 0..1000 {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
+pub fn wait(server: &mut ServerProcess) -> std::process::ExitStatus {
+    match server.wait_for_exit(Duration::from_secs(10)) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let _ = server.child.kill();
+            panic!("the server did not exit within 10 s");
         }
-        std::thread::sleep(Duration::from_millis(10));
+        Err(e) => panic!("{e}"),
     }
-    let _ = child.kill();
-    panic!("the server did not exit within 10 s");
 }
 
 /// Runs the binary's offline subcommand `args` on `data_dir`.

@@ -60,9 +60,9 @@ impl Recent {
         }
         self.bytes.store(ring.bytes, Ordering::Relaxed);
         drop(ring);
-        // Freed after the lock, where readers need not wait for it, and before the
-        // group is answered: freed after the answers, they took the core from the
-        // tasks sending them (2-4 % fewer appends at 32 writers, BENCHMARKS.md).
+        // Freed after the lock, where readers need not wait for it, and on a push
+        // before the group is answered: freed after the answers, they took the core
+        // from the tasks sending them (2-4 % fewer appends at 32 writers, BENCHMARKS.md).
         drop(gone);
     }
 
