@@ -29,13 +29,14 @@ pub fn terminate(server: &ServerProcess) {
     server.signal("TERM").unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// Its exit status, once it exits (killed after 10 s).
+/// Its exit status, once it exits (killed after 15 s: longer than the server's default
+/// shutdown grace of 10 s, which a client connection nobody reads can take whole).
 pub fn wait(server: &mut ServerProcess) -> std::process::ExitStatus {
-    match server.wait_for_exit(Duration::from_secs(10)) {
+    match server.wait_for_exit(Duration::from_secs(15)) {
         Ok(Some(status)) => status,
         Ok(None) => {
             let _ = server.child.kill();
-            panic!("the server did not exit within 10 s");
+            panic!("the server did not exit within 15 s");
         }
         Err(e) => panic!("{e}"),
     }
