@@ -2,12 +2,13 @@
 //! hold bounded memory and are capped in number, connections past the limit are closed
 //! while the server goes on serving, and nothing stays held after such clients go.
 
-use evenire_client::{Client, EventData, ExpectedVersion, StreamId};
+use evenire_client::{Client, Direction, EventData, ExpectedVersion, ReadFrom, StreamId};
 use evenire_proto::v1 as pb;
 use evenire_proto::v1::event_store_service_client::EventStoreServiceClient;
 use std::io::Read;
 use std::process::Child;
 use std::time::Duration;
+use tokio_stream::StreamExt;
 
 mod common;
 use common::start;
@@ -57,6 +58,23 @@ fn unread_streams_hold_bounded_memory_and_are_capped() {
     let uri = format!("http://{addr}");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let stream = runtime.block_on(bulk_stream(&uri, 20));
+    // One whole read first, so the cache is at its bound before the measure starts:
+    // the growth below is what the unread reads hold, not the cache changing from the
+    // newest records (which the appends left) to the disk reads the reads bring in.
+    let read_once = runtime.block_on(async {
+        let client = Client::connect(uri.clone()).await.expect("connect");
+        let mut read = client
+            .read(&stream, ReadFrom::Start, Direction::Forward, None)
+            .await
+            .expect("read the stream once");
+        let mut events = 0;
+        while let Some(event) = read.next().await {
+            event.expect("an event");
+            events += 1;
+        }
+        events
+    });
+    assert_eq!(read_once, 20_000);
     let before = rss_kib(&server.child);
 
     let (growth, refused) = runtime.block_on(async {
