@@ -30,6 +30,17 @@ pub struct Config {
     #[arg(long, env = "EVENIRE_CACHE_SIZE", default_value_t = ByteSize::mib(256))]
     pub cache_size: ByteSize,
 
+    /// Keep the event-id index on disk (in `<data-dir>/index`) rather than wholly in
+    /// memory. Off by default until its cost on batch appends is paid down (see
+    /// docs/storage.md, "The index on disk").
+    #[arg(long, env = "EVENIRE_INDEX_ON_DISK")]
+    pub index_on_disk: bool,
+
+    /// Memory for the blocks of the index on disk (in `<data-dir>/index`) that look-ups
+    /// read most: its filters and the event ids found recently.
+    #[arg(long, env = "EVENIRE_INDEX_CACHE_SIZE", default_value_t = ByteSize::mib(64))]
+    pub index_cache_size: ByteSize,
+
     /// When appends are acknowledged: `always` = after fdatasync (survives power loss);
     /// `power-loss-unsafe` = once in the OS page cache (survives a process crash only;
     /// for benchmarks and tests).
@@ -191,6 +202,8 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5243)),
             data_dir: data_dir.into(),
             cache_size: ByteSize::mib(256),
+            index_on_disk: false,
+            index_cache_size: ByteSize::mib(64),
             fsync: Fsync::Always,
             segment_size: ByteSize::mib(64),
             max_event_size: ByteSize::mib(4),
@@ -295,6 +308,7 @@ impl Config {
         StoreConfig {
             data_dir: self.data_dir.clone(),
             cache_bytes: self.cache_size.0,
+            index_cache_bytes: self.index_on_disk.then_some(self.index_cache_size.0),
             fsync: match self.fsync {
                 Fsync::Always => FsyncPolicy::Always,
                 Fsync::PowerLossUnsafe => FsyncPolicy::PowerLossUnsafe,

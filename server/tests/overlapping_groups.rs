@@ -22,6 +22,7 @@ fn config(fs: &SimFs) -> StoreConfig {
     StoreConfig {
         data_dir: PathBuf::from("/sim/evenire-data"),
         cache_bytes: 1 << 20,
+        index_cache_bytes: None,
         fsync: FsyncPolicy::Always,
         segment_size: 4096,
         max_pending_bytes: 64 << 20,

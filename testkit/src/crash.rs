@@ -241,11 +241,14 @@ async fn run_cycles(binary: &Path, cycles: usize, seed: u64, scavenging: bool) -
     println!("crash test: {cycles} cycles{mode}, seed {seed}");
     let mut rng = Rng(seed | 1);
     let dir = tempfile::tempdir().expect("temp dir");
-    // Small segments, so that scavenges have sealed ones to rewrite.
+    // Small segments, so that many are sealed: their event ids go to the index on
+    // disk (the kill lands in ingestions and checkpoint writes, and retries of
+    // unanswered appends are recognised from it), and scavenges have sealed ones to
+    // rewrite.
     let args: &[&str] = if scavenging {
         &["--segment-size", "16KiB"]
     } else {
-        &[]
+        &["--segment-size", "64KiB", "--index-on-disk"]
     };
     let start = || {
         tokio::task::block_in_place(|| ServerProcess::start(binary, dir.path(), args))

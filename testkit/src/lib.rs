@@ -8,6 +8,7 @@
 //!   tests of per-address limits;
 //! - [`soak`]: minutes of normal clients, alone and beside hostile ones, with the
 //!   server's memory sampled (`evenire-bench --soak-seconds`, `server/tests/soak.rs`);
+//! - [`files`]: every file under a directory, for tests that damage what a server left;
 //! - [`rng`]: a seeded generator, so a failing randomised run replays from its seed.
 //!
 //! The in-process server of the end-to-end tests stays in `tests/common`, beside the
@@ -15,6 +16,7 @@
 
 pub mod crash;
 pub mod durability;
+pub mod files;
 pub mod net;
 pub mod process;
 pub mod rng;

@@ -46,7 +46,14 @@ impl Collector for StoreCollector {
                 })
                 .max()
                 .unwrap_or(0);
-            (index.figures(), lag)
+            (
+                index.figures(
+                    stats
+                        .event_ids_in_memory
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                ),
+                lag,
+            )
         };
         gauge(
             e,
@@ -106,13 +113,19 @@ impl Collector for StoreCollector {
         family(
             e,
             "evenire_index_entries",
-            "Entries in the in-memory index, by kind",
+            "Entries in the index, by kind; event_ids_in_memory: the ids not (yet) only on disk",
             MetricType::Gauge,
             "kind",
             [
                 ("streams", index.streams),
                 ("records", index.records),
                 ("event_ids", index.events),
+                (
+                    "event_ids_in_memory",
+                    stats
+                        .event_ids_in_memory
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                ),
             ],
         )?;
         gauge(

@@ -53,6 +53,8 @@ pub use types::{
 };
 
 use index::Index;
+use index::disk::{self, IdMap, IndexDb};
+use index::ingest::Ingester;
 use log::recovery;
 use reads::read;
 use reads::reader::LogReader;
@@ -62,6 +64,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use writer::Writer;
+use writer::decide::EventIds;
 use writer::group::{
     AppendCommand, Command, DeleteCommand, Reply, RulesCommand, SnapshotCommand, WriteCommand,
 };
@@ -85,6 +88,47 @@ pub struct Store {
     _lock: Option<File>,
 }
 
+/// The writer's event ids from what recovery gathered: with an index on disk, the
+/// ids of sealed segments it does not hold yet go to its ingester (all of them when it
+/// did not match the log and starts anew); without one, all are kept in memory.
+fn event_ids(
+    index_db: Option<(IndexDb, Option<disk::Checkpoint>)>,
+    recovered: &mut recovery::Recovered,
+) -> Result<EventIds, StoreError> {
+    let mut segments = std::mem::take(&mut recovered.ids);
+    let active = segments.pop().map(|(_, ids)| ids).unwrap_or_default();
+    let Some((db, checkpoint)) = index_db else {
+        let mut all = IdMap::default();
+        for (_, ids) in segments.into_iter().chain([(0, active)]) {
+            for (id, position) in ids.iter() {
+                all.insert(*id, *position);
+            }
+        }
+        return Ok(EventIds::in_memory(all));
+    };
+    let (db, through) = match recovered.checkpoint_holds {
+        true => (db, checkpoint.map(|c| c.segment)),
+        false => (db.rebuild()?, None),
+    };
+    let sealed = segments
+        .into_iter()
+        .map(|(segment, ids)| {
+            let end_position = segment
+                .checked_add(1)
+                .and_then(|next| recovered.index.segment_first_position(next))
+                .unwrap_or_else(|| recovered.index.next_position());
+            let checkpoint = disk::Checkpoint {
+                segment,
+                end_position,
+            };
+            (checkpoint, ids)
+        })
+        .collect();
+    let ingester = Ingester::start(Arc::new(db), through)
+        .map_err(|e| StoreError::io("starting the index's ingester thread", e))?;
+    Ok(EventIds::on_disk(ingester, sealed, active))
+}
+
 /// Fixed cost charged to the queue budget for each append, whatever its size.
 const APPEND_OVERHEAD_BYTES: usize = 256;
 
@@ -100,7 +144,14 @@ impl Store {
         let lock = lock_dir(fs.as_ref(), dir)?;
         let started = std::time::Instant::now();
         scavenge::remove_leftovers(fs.as_ref(), dir)?;
-        let mut recovered = recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream)?;
+        let index_db = match config.index_cache_bytes {
+            Some(cache) => Some(IndexDb::open_or_rebuild(&dir.join(disk::INDEX_DIR), cache)?),
+            None => None,
+        };
+        let checkpoint = index_db.as_ref().and_then(|(_, checkpoint)| *checkpoint);
+        let mut recovered =
+            recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream, checkpoint)?;
+        let ids = event_ids(index_db, &mut recovered)?;
         recovered
             .index
             .set_default_rules(config.default_rules.clone());
@@ -138,6 +189,10 @@ impl Store {
                 recovered.segments,
             ),
         });
+        shared.stats.event_ids_in_memory.store(
+            ids.in_memory_count() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let syncer = Syncer::spawn(shared.clone())
             .map_err(|e| StoreError::io("starting the sync thread", e))?;
         let writer = Writer {
@@ -152,7 +207,7 @@ impl Store {
             reserved_end: recovered.active_len,
             last_created: recovered.last_created,
             shared: shared.clone(),
-            ids: recovered.ids,
+            ids,
             refusing: None,
             marks: writer::marks::Marks::new(
                 config.fsync == FsyncPolicy::Always,
@@ -426,8 +481,12 @@ impl Store {
 
     /// What the store holds: its streams, events and log.
     pub fn figures(&self) -> StoreFigures {
-        let index = self.index().figures();
         let stats = &self.shared.stats;
+        let index = self.index().figures(
+            stats
+                .event_ids_in_memory
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
         StoreFigures {
             streams: index.streams,
             events: index.events,

@@ -23,6 +23,10 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Bytes of decoded records the cache may hold; 0 turns it off.
     pub cache_bytes: u64,
+    /// The index on disk, in `data_dir/index`, with a block cache of this many bytes;
+    /// None keeps every event id in memory instead (stores on a simulated file
+    /// system, which the index's own files would not go through).
+    pub index_cache_bytes: Option<u64>,
     /// When appends are acknowledged.
     pub fsync: FsyncPolicy,
     /// A segment is closed and a new one started once it reaches this many bytes.

@@ -18,6 +18,9 @@ pub struct StoreStats {
     pub active_len: AtomicU64,
     /// Segment files.
     pub segments: AtomicU64,
+    /// Event ids the writer holds in memory: the active segment's, and those of sealed
+    /// segments not yet on disk (every id, without an index on disk).
+    pub event_ids_in_memory: AtomicU64,
     /// Appends and deletes written per group commit: how much one fdatasync carries.
     pub group_commit_writes: Histogram,
     /// Each fdatasync of the log, in seconds.
@@ -32,6 +35,7 @@ impl StoreStats {
             sealed_bytes: AtomicU64::new(sealed_bytes),
             active_len: AtomicU64::new(active_len),
             segments: AtomicU64::new(segments),
+            event_ids_in_memory: AtomicU64::new(0),
             // 1, 2, 4, ... 16384 writes.
             group_commit_writes: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
             // 50 µs to about 1.6 s: a page-cache sync to a drive that is failing.

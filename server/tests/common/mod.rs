@@ -1,11 +1,13 @@
-//! Starting the real `evenire-server` binary for tests, and reading a store's log
-//! whole.
+//! Starting the real `evenire-server` binary for tests, reading a store's log whole,
+//! and scraping its metrics.
 #![allow(dead_code)]
 
 use evenire_testkit::process::ServerProcess;
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_evenire-server");
 
@@ -125,4 +127,68 @@ pub async fn drain(
         }
         out.extend(batch);
     }
+}
+
+/// One scrape: each sample's value by its name and labels as written
+/// (`evenire_appends_total{outcome="ok"}`).
+#[derive(Debug)]
+pub struct Scrape(pub HashMap<String, f64>);
+
+impl Scrape {
+    pub fn get(&self, sample: &str) -> f64 {
+        *self
+            .0
+            .get(sample)
+            .unwrap_or_else(|| panic!("no sample {sample} in {:?}", self.0.keys()))
+    }
+}
+
+/// `GET path` over HTTP/1.1: the status line and the body.
+pub async fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to metrics");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read the response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("a header and a body");
+    let status = head.lines().next().unwrap_or_default().to_string();
+    assert!(
+        path != "/metrics" || head.contains("text/plain; version=0.0.4"),
+        "the Prometheus text format's content type: {head}"
+    );
+    (status, body.to_string())
+}
+
+/// Scrapes `/metrics`, checking every line is a comment or `name[{labels}] value`.
+pub async fn scrape(addr: &str) -> Scrape {
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    let mut samples = HashMap::new();
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name, value) = line.rsplit_once(' ').expect("`name value`");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number in `{line}`"));
+        let bare = name.split('{').next().unwrap_or_default();
+        assert!(
+            (bare.starts_with("evenire_") || bare.starts_with("process_"))
+                && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "a metric name Prometheus accepts: `{line}`"
+        );
+        samples.insert(name.to_string(), value);
+    }
+    Scrape(samples)
 }

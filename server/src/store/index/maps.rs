@@ -99,6 +99,10 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     pub fn len(&self) -> usize {
         self.shards.iter().map(HashMap::len).sum()
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
 }
 
 #[cfg(test)]

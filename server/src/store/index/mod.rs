@@ -9,12 +9,16 @@
 //!   record it was written in (segment and place in it). A scavenge drops a prefix of
 //!   a stream's chunks, never anything in the middle.
 //!
-//! Every event id and its position are kept apart, by the writer alone (`EventIds` in
-//! decide.rs): readers never need them.
+//! Every event id and its position are kept apart, by the writer alone (`ids.rs`),
+//! in memory for the active segment and on disk (`disk.rs`) for sealed ones: readers
+//! never need them.
 //!
 //! Cost per single-event append: 24 bytes in `records`, 16 in its stream (and about 40
 //! in the writer's id map); plus about 100 bytes per stream.
 
+pub mod disk;
+pub mod ids;
+pub mod ingest;
 pub mod maps;
 mod rewrite;
 
@@ -195,13 +199,14 @@ pub struct IndexFigures {
     pub records: u64,
     pub events: u64,
     /// Memory estimated from the entries: the records, each stream's chunks and its
-    /// entry, and the writer's event-id map (the costs in this module's documentation).
+    /// entry, and the event ids the writer holds in memory (the costs in this module's
+    /// documentation).
     pub bytes: u64,
 }
 
 /// Bytes per stream beyond its chunks: its entry, its key in the ordered set, the map.
 const STREAM_BYTES: usize = 100;
-/// Bytes per event in the writer's event-id map.
+/// Bytes per event id the writer holds in memory.
 const EVENT_ID_BYTES: u64 = 40;
 
 impl Index {
@@ -578,6 +583,11 @@ impl Index {
         entry.last_appended_micros = record.created_micros;
     }
 
+    /// The first position segment `seq` covers, if the log has reached it.
+    pub fn segment_first_position(&self, seq: u32) -> Option<u64> {
+        self.segments.get(seq as usize).map(|s| s.first_position)
+    }
+
     /// Number of streams.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
@@ -609,8 +619,8 @@ impl Index {
         &mut self.segments[seq]
     }
 
-    /// Its entries and their estimated memory.
-    pub fn figures(&self) -> IndexFigures {
+    /// Its entries and their estimated memory, with the writer's `ids_in_memory`.
+    pub fn figures(&self, ids_in_memory: u64) -> IndexFigures {
         let record_capacity: usize = self.segments.iter().map(|s| s.records.capacity()).sum();
         let place_capacity: usize = self.segments.iter().map(|s| s.places.capacity()).sum();
         let bytes = record_capacity * std::mem::size_of::<LogRecord>()
@@ -621,7 +631,7 @@ impl Index {
             streams: self.streams.len() as u64,
             records: self.record_count as u64,
             events: self.next_position,
-            bytes: bytes as u64 + self.next_position * EVENT_ID_BYTES,
+            bytes: bytes as u64 + ids_in_memory * EVENT_ID_BYTES,
         }
     }
 }

@@ -12,8 +12,9 @@ use super::fs::Fs;
 use super::record::{Entry, Rewritten};
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use crate::store::error::StoreError;
+use crate::store::index::disk::{Checkpoint, IdMap};
 use crate::store::index::{Index, RecordLoc};
-use crate::store::writer::decide::{self, EventIds};
+use crate::store::writer::decide;
 use bytes::Bytes;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,12 @@ use std::path::{Path, PathBuf};
 pub struct Recovered {
     /// The rebuilt index.
     pub index: Index,
-    /// Every event id and its position, for the writer.
-    pub ids: EventIds,
+    /// The event ids of the segments the index on disk does not cover, by segment,
+    /// in log order: the last one is the active segment's.
+    pub ids: Vec<(u32, IdMap)>,
+    /// Whether the checkpoint recovery was given matches the log: when it does not,
+    /// every id is in `ids` and the index on disk must be rebuilt.
+    pub checkpoint_holds: bool,
     /// The segment new records go to.
     pub active_segment: u32,
     /// Its length after any torn tail was cut off.
@@ -59,8 +64,8 @@ pub struct TornTail {
 pub struct Replayed {
     /// The index the log describes.
     pub index: Index,
-    /// Every event id and its position.
-    pub ids: EventIds,
+    /// The event ids of each segment from the first asked for, and their positions.
+    pub ids: Vec<(u32, IdMap)>,
     /// The segments, in order, with their sizes.
     pub segments: Vec<(u64, PathBuf, u64)>,
     /// Records read: appends and deletes.
@@ -104,15 +109,16 @@ fn stopped_cleanly(fs: &dyn Fs, dir: &Path) -> Result<bool, StoreError> {
 /// disk. Fails, naming the file and offset, at the first damage that is not a torn
 /// tail.
 pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
-    replay_keeping(fs, dir, 1)
+    replay_keeping(fs, dir, 1, u32::MAX)
 }
 
 /// [`replay`], with an index that keeps the last `snapshots_kept` snapshots of each
-/// stream.
+/// stream, and the event ids of the segments from `ids_from` on.
 pub fn replay_keeping(
     fs: &dyn Fs,
     dir: &Path,
     snapshots_kept: usize,
+    ids_from: u32,
 ) -> Result<Replayed, StoreError> {
     let segments = segment::list_segments(fs, dir)
         .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
@@ -125,7 +131,7 @@ pub fn replay_keeping(
     };
     let mut replayed = Replayed {
         index: Index::keeping(snapshots_kept),
-        ids: EventIds::default(),
+        ids: Vec::new(),
         segments: Vec::new(),
         records: 0,
         sync_marks: 0,
@@ -167,7 +173,17 @@ pub fn replay_keeping(
                     ));
                 }
             };
-            let (index, ids) = (&mut replayed.index, &mut replayed.ids);
+            // Known even when it holds no record yet: a checkpoint is checked against
+            // where the segment after it starts.
+            replayed.index.open_segments_through(seq32);
+            if seq32 >= ids_from {
+                replayed.ids.push((seq32, IdMap::default()));
+            }
+            let index = &mut replayed.index;
+            let mut ids = match seq32 >= ids_from {
+                true => replayed.ids.last_mut().map(|(_, ids)| ids),
+                false => None,
+            };
             let last_created = &mut replayed.last_created;
             let (mut records, mut sync_marks) = (0, 0);
             let scavenged = &mut replayed.scavenged;
@@ -185,7 +201,7 @@ pub fn replay_keeping(
                 *last_created = (*last_created).max(scanned.entry.created_micros());
                 let mut replay = Replay {
                     index,
-                    ids,
+                    ids: ids.as_deref_mut(),
                     path: &path,
                     scavenged,
                     rewritten: &mut rewritten,
@@ -239,8 +255,31 @@ fn check_numbering(segments: &[(u64, PathBuf)]) -> Result<(), StoreError> {
 
 /// Rebuilds the index from the segments in `dir`: [`replay`], then cuts off a torn
 /// tail, or creates the first segment of a new store.
-pub fn recover(fs: &dyn Fs, dir: &Path, snapshots_kept: usize) -> Result<Recovered, StoreError> {
-    let replayed = replay_keeping(fs, dir, snapshots_kept)?;
+///
+/// With the `checkpoint` of an index on disk, the event ids of the segments it covers
+/// are not gathered, once the log shows it matches: the segment after the checkpoint's
+/// starts where the checkpoint says. An index that does not match (the log was
+/// restored from a backup, or cut by `repair`) is not trusted: the log is read again
+/// for every id.
+pub fn recover(
+    fs: &dyn Fs,
+    dir: &Path,
+    snapshots_kept: usize,
+    checkpoint: Option<Checkpoint>,
+) -> Result<Recovered, StoreError> {
+    let ids_from = checkpoint.map_or(0, |c| c.segment.saturating_add(1));
+    let mut replayed = replay_keeping(fs, dir, snapshots_kept, ids_from)?;
+    let checkpoint_holds = checkpoint.is_none_or(|c| {
+        let next = c.segment.checked_add(1);
+        next.and_then(|next| replayed.index.segment_first_position(next)) == Some(c.end_position)
+    });
+    if !checkpoint_holds {
+        tracing::warn!(
+            ?checkpoint,
+            "the index on disk does not match the log: rebuilding it from the log"
+        );
+        replayed = replay_keeping(fs, dir, snapshots_kept, 0)?;
+    }
     if replayed.clean_stop {
         // Gone before anything is written: the next crash must not pass for a clean stop.
         fs.remove(&dir.join(CLEAN_STOP))
@@ -252,7 +291,8 @@ pub fn recover(fs: &dyn Fs, dir: &Path, snapshots_kept: usize) -> Result<Recover
             .map_err(|e| StoreError::io("creating the first segment", e))?;
         return Ok(Recovered {
             index: Index::keeping(snapshots_kept),
-            ids: EventIds::default(),
+            ids: vec![(0, IdMap::default())],
+            checkpoint_holds,
             active_segment: 0,
             active_len: SEGMENT_HEADER_LEN,
             events: 0,
@@ -287,6 +327,7 @@ pub fn recover(fs: &dyn Fs, dir: &Path, snapshots_kept: usize) -> Result<Recover
         events: replayed.index.next_position(),
         index: replayed.index,
         ids: replayed.ids,
+        checkpoint_holds,
         active_segment: u32::try_from(last_seq).unwrap_or(u32::MAX),
         active_len: active_len.max(SEGMENT_HEADER_LEN),
         last_created: replayed.last_created,
@@ -308,7 +349,8 @@ pub fn recover(fs: &dyn Fs, dir: &Path, snapshots_kept: usize) -> Result<Recover
 /// later ones come after it.
 struct Replay<'a> {
     index: &'a mut Index,
-    ids: &'a mut EventIds,
+    /// Where the segment's event ids go, if they are wanted.
+    ids: Option<&'a mut IdMap>,
     path: &'a Path,
     scavenged: &'a mut bool,
     /// The rewritten-segment record of the segment being read, if it has one.
@@ -371,8 +413,10 @@ impl Replay<'_> {
                     )));
                 }
                 index.apply(loc, record);
-                for (position, event) in (record.first_position..).zip(&record.events) {
-                    self.ids.insert(event.id, position);
+                if let Some(ids) = self.ids.as_deref_mut() {
+                    for (position, event) in (record.first_position..).zip(&record.events) {
+                        ids.insert(event.id, position);
+                    }
                 }
             }
             Entry::Delete(deletion) => {

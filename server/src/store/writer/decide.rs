@@ -5,13 +5,12 @@
 
 use super::plan::Records;
 use crate::store::error::StoreError;
-use crate::store::index::maps::{FastMap, ShardedMap};
+use crate::store::index::maps::FastMap;
 use crate::store::index::{Index, WriteState};
 use crate::store::log::record::{Deletion, Record};
 use crate::store::types::{
     AppendResult, DeleteMode, DeleteResult, EventData, ExpectedVersion, StreamId,
 };
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -37,12 +36,8 @@ pub enum DeleteDecision {
 }
 
 /// Every event id in the log and its position, for idempotent retries, plus the ids
-/// decided into the batch being committed (taken out again if it fails). Only the
-/// writer uses it, so it lives outside the index and its lock. An append claims its
-/// ids in one probe each (`claim_new_ids`): in the common case, all new, that is the
-/// look-up and the insert at once, each a cache miss in a table of every id in the
-/// log; a look-up for all of them first and the inserts after cost two.
-pub type EventIds = ShardedMap<Uuid, u64>;
+/// decided into the batch being committed (taken out again if it fails).
+pub use crate::store::index::ids::EventIds;
 
 /// Streams and positions given out earlier in the batch being decided, and in the
 /// batch before it while that one is still syncing (not yet in the index).
@@ -194,7 +189,7 @@ pub fn append(
     events: &[EventData],
 ) -> Result<AppendDecision, StoreError> {
     let first_position = pending.next_position;
-    let claimed = claim_new_ids(ids, events, first_position);
+    let claimed = ids.claim(events, first_position)?;
     if !claimed
         && let Some(result) = retried(index, pending, ids, records, stream, expected, events)?
     {
@@ -202,7 +197,7 @@ pub fn append(
     }
     let first_version = next_version(index, pending, stream, expected).inspect_err(|_| {
         if claimed {
-            release_ids(ids, events);
+            ids.release(events);
         }
     })?;
     if !claimed {
@@ -216,31 +211,6 @@ pub fn append(
         first_version,
         first_position,
     })
-}
-
-/// Puts each id of `events` into `ids` at the position it would take from
-/// `first_position`, if none of them is there yet. If one is, takes out those it put
-/// in and returns false.
-fn claim_new_ids(ids: &mut EventIds, events: &[EventData], first_position: u64) -> bool {
-    for (i, (position, event)) in (first_position..).zip(events).enumerate() {
-        match ids.entry(event.id) {
-            Entry::Vacant(slot) => {
-                slot.insert(position);
-            }
-            Entry::Occupied(_) => {
-                release_ids(ids, &events[..i]);
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// Takes the ids of `events` out of `ids`.
-fn release_ids(ids: &mut EventIds, events: &[EventData]) {
-    for event in events {
-        ids.remove(&event.id);
-    }
 }
 
 /// The version an append to `stream` starts at, if the stream takes it.
@@ -435,7 +405,7 @@ fn find_event(
     id: Uuid,
     last_read: &mut Option<Arc<Record>>,
 ) -> Result<Option<EventPlace>, StoreError> {
-    let Some(&position) = ids.get(&id) else {
+    let Some(position) = ids.get(&id)? else {
         return Ok(None);
     };
     if let Some(place) = pending.place(position) {

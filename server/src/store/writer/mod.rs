@@ -30,6 +30,7 @@ mod reserve;
 pub mod syncer;
 
 use crate::store::error::StoreError;
+use crate::store::index::disk::Checkpoint;
 use crate::store::log::fs::{Fs, LogFile};
 use crate::store::log::record;
 use crate::store::log::recovery;
@@ -79,7 +80,8 @@ pub struct Writer {
     pub(in crate::store) last_created: i64,
     pub(in crate::store) syncer: Syncer,
     pub(in crate::store) shared: Arc<Shared>,
-    /// Every event id in the log and its position; only the writer needs them.
+    /// Every event id in the log and its position (`index/ids.rs`); only the writer
+    /// needs them.
     pub(in crate::store) ids: EventIds,
     /// Set after a failed fsync, or a failed write that could not be cut off again:
     /// every later write is refused with this reason.
@@ -183,6 +185,7 @@ impl Writer {
         if self.refusing.is_some() {
             return;
         }
+        self.ids.finish();
         let synced = if self.reserved_end > self.active_len {
             self.active.truncate(self.active_len)
         } else {
@@ -212,6 +215,15 @@ impl Writer {
             let error = StoreError::WritesRefused(reason.clone());
             refuse_all(batch, &error);
             return syncing;
+        }
+        if self.active_len >= self.segment_size {
+            // Every group of the segment answered before it is sealed: its event ids
+            // then go to the index on disk as they are, none of them in doubt.
+            self.land(syncing.take());
+            if let Some(reason) = &self.refusing {
+                refuse_all(batch, &StoreError::WritesRefused(reason.clone()));
+                return None;
+            }
         }
         if self.active_len >= self.segment_size
             && let Err(e) = self.rotate()
@@ -441,6 +453,10 @@ impl Writer {
             offset,
         });
         self.shared.committed.send_replace(next_position);
+        self.shared
+            .stats
+            .event_ids_in_memory
+            .store(self.ids.in_memory_count() as u64, Ordering::Relaxed);
         for written in group.written {
             written.succeed();
         }
@@ -466,6 +482,11 @@ impl Writer {
             .store(segment::SEGMENT_HEADER_LEN, Ordering::Relaxed);
         stats.segments.fetch_add(1, Ordering::Relaxed);
         self.active = file.into();
+        let end_position = read_index(&self.shared).next_position();
+        self.ids.sealed(Checkpoint {
+            segment: self.active_segment,
+            end_position,
+        });
         self.active_segment = next;
         self.marks.rotated(next);
         self.active_len = segment::SEGMENT_HEADER_LEN;

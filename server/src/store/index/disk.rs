@@ -1,0 +1,321 @@
+//! The index on disk: what the log says, kept in an LSM tree (fjall) beside it so that
+//! it need not live in memory nor be rebuilt from the whole log at every start.
+//!
+//! It is derived data. The log stays the truth: the index says up to which segment it
+//! covers (its checkpoint), a start replays only the log after that, and an index that
+//! cannot be opened, or whose checkpoint does not match the log, is thrown away and
+//! built again from the log (`recovery.rs` checks the match).
+//!
+//! Keyspaces:
+//! - `event_ids`: an event id's 16 bytes to its position (8 bytes, big-endian). A
+//!   sealed segment's ids go in at once, sorted, as a table of their own (fjall's
+//!   ingestion: no journal, no memtable): a segment of small events holds over a
+//!   million ids, which one write batch each would take longer to insert than batch
+//!   appends take to write. A bloom filter per table answers most look-ups of new ids
+//!   without a disk read.
+//! - `meta`: the checkpoint, written and synced after the segment's ids are durable.
+
+use super::maps::ShardedMap;
+use crate::store::error::StoreError;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use std::io;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// Event ids and their positions, in memory.
+pub type IdMap = ShardedMap<Uuid, u64>;
+
+/// The directory of the index on disk, inside the data directory.
+pub const INDEX_DIR: &str = "index";
+
+/// The layout of what the index holds; an index of another layout is rebuilt.
+const FORMAT: u32 = 1;
+const CHECKPOINT_KEY: &[u8] = b"checkpoint";
+
+/// How far the index on disk covers the log: every segment up to `segment`, whose
+/// last position is `end_position - 1` (the next segment starts at `end_position`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub segment: u32,
+    pub end_position: u64,
+}
+
+impl Checkpoint {
+    fn encode(self) -> [u8; 16] {
+        let mut bytes = [0; 16];
+        bytes[0..4].copy_from_slice(&FORMAT.to_be_bytes());
+        bytes[4..8].copy_from_slice(&self.segment.to_be_bytes());
+        bytes[8..16].copy_from_slice(&self.end_position.to_be_bytes());
+        bytes
+    }
+
+    /// None for another format or a value of the wrong size.
+    fn decode(bytes: &[u8]) -> Option<Checkpoint> {
+        let bytes: &[u8; 16] = bytes.try_into().ok()?;
+        let (format, rest) = bytes.split_at(4);
+        let (segment, end_position) = rest.split_at(4);
+        (u32::from_be_bytes(format.try_into().ok()?) == FORMAT).then_some(Checkpoint {
+            segment: u32::from_be_bytes(segment.try_into().ok()?),
+            end_position: u64::from_be_bytes(end_position.try_into().ok()?),
+        })
+    }
+}
+
+/// The open index on disk.
+pub struct IndexDb {
+    db: Database,
+    event_ids: Keyspace,
+    meta: Keyspace,
+    dir: PathBuf,
+    cache_bytes: u64,
+}
+
+impl std::fmt::Debug for IndexDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexDb").field("dir", &self.dir).finish()
+    }
+}
+
+fn index_error(context: impl Into<String>, error: fjall::Error) -> StoreError {
+    StoreError::io(context, io::Error::other(error.to_string()))
+}
+
+impl IndexDb {
+    /// Opens the index in `dir` with a block cache of `cache_bytes`, and reads its
+    /// checkpoint. One that cannot be opened, or whose checkpoint cannot be read, is
+    /// removed and made anew, empty: the log rebuilds it.
+    pub fn open_or_rebuild(
+        dir: &Path,
+        cache_bytes: u64,
+    ) -> Result<(IndexDb, Option<Checkpoint>), StoreError> {
+        match IndexDb::open(dir, cache_bytes).and_then(|db| {
+            let checkpoint = db.checkpoint()?;
+            Ok((db, checkpoint))
+        }) {
+            Ok(opened) => Ok(opened),
+            Err(e) => {
+                tracing::warn!(
+                    index = %dir.display(),
+                    error = %e,
+                    "the index on disk cannot be used: rebuilding it from the log"
+                );
+                remove(dir)?;
+                Ok((IndexDb::open(dir, cache_bytes)?, None))
+            }
+        }
+    }
+
+    fn open(dir: &Path, cache_bytes: u64) -> Result<IndexDb, StoreError> {
+        let opening = |e| index_error(format!("opening the index in {}", dir.display()), e);
+        let db = Database::builder(dir)
+            .cache_size(cache_bytes)
+            // Compaction beside the writer, the syncer and the server's own threads.
+            .worker_threads(1)
+            .open()
+            .map_err(opening)?;
+        let event_ids = db
+            .keyspace("event_ids", KeyspaceCreateOptions::default)
+            .map_err(opening)?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(opening)?;
+        Ok(IndexDb {
+            db,
+            event_ids,
+            meta,
+            dir: dir.to_path_buf(),
+            cache_bytes,
+        })
+    }
+
+    /// Throws this index away and makes it anew, empty.
+    pub fn rebuild(self) -> Result<IndexDb, StoreError> {
+        let (dir, cache_bytes) = (self.dir.clone(), self.cache_bytes);
+        drop(self);
+        remove(&dir)?;
+        IndexDb::open(&dir, cache_bytes)
+    }
+
+    /// How far the index covers the log; None when it covers nothing yet. An
+    /// unreadable checkpoint is an error: the index is then rebuilt.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let value = self
+            .meta
+            .get(CHECKPOINT_KEY)
+            .map_err(|e| index_error("reading the index's checkpoint", e))?;
+        match value {
+            None => Ok(None),
+            Some(bytes) => Checkpoint::decode(&bytes).map(Some).ok_or_else(|| {
+                StoreError::IndexMismatch(
+                    "the index's checkpoint is not one this build reads".into(),
+                )
+            }),
+        }
+    }
+
+    /// The position of the event with `id`, if the index holds it.
+    pub fn event_position(&self, id: Uuid) -> Result<Option<u64>, StoreError> {
+        let value = self
+            .event_ids
+            .get(id.as_bytes())
+            .map_err(|e| index_error("reading an event id from the index", e))?;
+        match value {
+            None => Ok(None),
+            Some(bytes) => match <[u8; 8]>::try_from(&*bytes) {
+                Ok(position) => Ok(Some(u64::from_be_bytes(position))),
+                Err(_) => Err(StoreError::IndexMismatch(format!(
+                    "the index holds a position of {} bytes for event id {id}",
+                    bytes.len()
+                ))),
+            },
+        }
+    }
+
+    /// Puts the ids of a sealed segment into the index, durably, then moves the
+    /// checkpoint to it, durably. A crash in between leaves the checkpoint before the
+    /// segment: the next start gives its ids again, which overwrite the same values.
+    pub fn ingest_ids(&self, ids: &IdMap, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        let ingesting = |e| index_error(format!("indexing segment {}", checkpoint.segment), e);
+        let mut sorted: Vec<(u128, u64)> = ids
+            .iter()
+            .map(|(id, position)| (id.as_u128(), *position))
+            .collect();
+        // Big-endian bytes sort as the integers do; fjall refuses keys out of order.
+        sorted.sort_unstable_by_key(|(id, _)| *id);
+        if !sorted.is_empty() {
+            let mut ingestion = self.event_ids.start_ingestion().map_err(ingesting)?;
+            for (id, position) in sorted {
+                ingestion
+                    .write(id.to_be_bytes(), position.to_be_bytes())
+                    .map_err(ingesting)?;
+            }
+            ingestion.finish().map_err(ingesting)?;
+        }
+        self.meta
+            .insert(CHECKPOINT_KEY, checkpoint.encode())
+            .map_err(ingesting)?;
+        self.db.persist(PersistMode::SyncAll).map_err(ingesting)
+    }
+}
+
+/// Removes the index in `dir`, if there is one.
+pub fn remove(dir: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io(format!("removing {}", dir.display()), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(range: std::ops::Range<u64>) -> IdMap {
+        let mut ids = IdMap::default();
+        for position in range {
+            ids.insert(Uuid::new_v4(), position);
+        }
+        ids
+    }
+
+    #[test]
+    fn ids_ingested_are_found_and_the_checkpoint_kept_across_a_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(INDEX_DIR);
+        let first = ids(0..5_000);
+        let second = ids(5_000..9_000);
+        {
+            let (db, checkpoint) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("open");
+            assert_eq!(checkpoint, None);
+            // Unsorted in the map: the ingestion panics unless they are sorted first.
+            db.ingest_ids(
+                &first,
+                Checkpoint {
+                    segment: 0,
+                    end_position: 5_000,
+                },
+            )
+            .expect("ingest");
+            db.ingest_ids(
+                &second,
+                Checkpoint {
+                    segment: 1,
+                    end_position: 9_000,
+                },
+            )
+            .expect("ingest");
+        }
+        let (db, checkpoint) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("reopen");
+        assert_eq!(
+            checkpoint,
+            Some(Checkpoint {
+                segment: 1,
+                end_position: 9_000
+            })
+        );
+        for (id, position) in first.iter().chain(second.iter()) {
+            assert_eq!(db.event_position(*id).expect("read"), Some(*position));
+        }
+        assert_eq!(db.event_position(Uuid::new_v4()).expect("read"), None);
+    }
+
+    #[test]
+    fn a_later_segment_s_position_for_an_id_wins() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db, _) = IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let id = Uuid::new_v4();
+        let mut earlier = ids(0..10);
+        earlier.insert(id, 3);
+        let mut later = ids(10..20);
+        later.insert(id, 15);
+        db.ingest_ids(
+            &earlier,
+            Checkpoint {
+                segment: 0,
+                end_position: 10,
+            },
+        )
+        .expect("ingest");
+        db.ingest_ids(
+            &later,
+            Checkpoint {
+                segment: 1,
+                end_position: 20,
+            },
+        )
+        .expect("ingest");
+        assert_eq!(db.event_position(id).expect("read"), Some(15));
+    }
+
+    #[test]
+    fn an_index_that_cannot_be_opened_is_made_anew() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(INDEX_DIR);
+        {
+            let (db, _) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("open");
+            db.ingest_ids(
+                &ids(0..100),
+                Checkpoint {
+                    segment: 0,
+                    end_position: 100,
+                },
+            )
+            .expect("ingest");
+        }
+        // Every file of it overwritten with garbage.
+        for entry in evenire_testkit::files::files_under(&path) {
+            std::fs::write(&entry, b"not an index").expect("damage");
+        }
+        let (db, checkpoint) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("rebuilt");
+        assert_eq!(checkpoint, None);
+        db.ingest_ids(
+            &ids(0..10),
+            Checkpoint {
+                segment: 0,
+                end_position: 10,
+            },
+        )
+        .expect("the new index takes ids");
+    }
+}
