@@ -11,15 +11,18 @@
 //!   sealed segment's ids go in at once, sorted, as a table of their own (fjall's
 //!   ingestion: no journal, no memtable): a segment of small events holds over a
 //!   million ids, which one write batch each would take longer to insert than batch
-//!   appends take to write. A bloom filter per table answers most look-ups of new ids
-//!   without a disk read.
+//!   appends take to write. A filter of our own in front (`filter.rs`) answers most
+//!   look-ups of new ids without asking fjall.
 //! - `meta`: the checkpoint, written and synced after the segment's ids are durable.
 
+use super::filter::IdFilter;
 use super::maps::ShardedMap;
+use super::priority;
 use crate::store::error::StoreError;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Event ids and their positions, in memory.
@@ -66,6 +69,8 @@ pub struct IndexDb {
     db: Database,
     event_ids: Keyspace,
     meta: Keyspace,
+    /// In front of `event_ids`: most new ids are ruled out without asking fjall.
+    filter: IdFilter,
     dir: PathBuf,
     cache_bytes: u64,
 }
@@ -107,14 +112,32 @@ impl IndexDb {
 
     fn open(dir: &Path, cache_bytes: u64) -> Result<IndexDb, StoreError> {
         let opening = |e| index_error(format!("opening the index in {}", dir.display()), e);
-        let db = Database::builder(dir)
-            .cache_size(cache_bytes)
-            // Compaction beside the writer, the syncer and the server's own threads.
-            .worker_threads(1)
-            .open()
-            .map_err(opening)?;
+        // Opened on a thread of its own at nice 19: fjall's compaction thread, which it
+        // starts, inherits that (`priority.rs`).
+        let opened = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    priority::lower_to_nice_19();
+                    Database::builder(dir)
+                        .cache_size(cache_bytes)
+                        // Compaction beside the writer, the syncer and the server's own
+                        // threads.
+                        .worker_threads(1)
+                        .open()
+                })
+                .join()
+        });
+        let db = match opened {
+            Ok(opened) => opened.map_err(opening)?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        // No bloom filters of fjall's: the filter of our own in front (`filter.rs`)
+        // rules out new ids in one probe, and they would cost the ingester and the
+        // compactions a filter per table.
         let event_ids = db
-            .keyspace("event_ids", KeyspaceCreateOptions::default)
+            .keyspace("event_ids", || {
+                KeyspaceCreateOptions::default().compaction_strategy(Arc::new(compaction()))
+            })
             .map_err(opening)?;
         let meta = db
             .keyspace("meta", KeyspaceCreateOptions::default)
@@ -123,6 +146,7 @@ impl IndexDb {
             db,
             event_ids,
             meta,
+            filter: IdFilter::default(),
             dir: dir.to_path_buf(),
             cache_bytes,
         })
@@ -153,8 +177,43 @@ impl IndexDb {
         }
     }
 
+    /// Puts every id on disk into the filter, which rules nothing out until then:
+    /// what the ingester does first at a start.
+    pub fn fill_filter(&self) -> Result<(), StoreError> {
+        let mut ids = Vec::with_capacity(1 << 16);
+        for item in self.event_ids.iter() {
+            let key = item
+                .key()
+                .map_err(|e| index_error("reading the index's event ids", e))?;
+            match <[u8; 16]>::try_from(&*key) {
+                Ok(bytes) => ids.push(Uuid::from_bytes(bytes)),
+                Err(_) => {
+                    return Err(StoreError::IndexMismatch(format!(
+                        "the index holds an event id of {} bytes",
+                        key.len()
+                    )));
+                }
+            }
+            if ids.len() == ids.capacity() {
+                self.filter.insert_all(&ids);
+                ids.clear();
+            }
+        }
+        self.filter.insert_all(&ids);
+        self.filter.set_ready();
+        Ok(())
+    }
+
+    /// Memory of the filter in front of the event ids.
+    pub fn filter_bytes(&self) -> usize {
+        self.filter.bytes()
+    }
+
     /// The position of the event with `id`, if the index holds it.
     pub fn event_position(&self, id: Uuid) -> Result<Option<u64>, StoreError> {
+        if !self.filter.may_contain(&id) {
+            return Ok(None);
+        }
         let value = self
             .event_ids
             .get(id.as_bytes())
@@ -191,11 +250,24 @@ impl IndexDb {
             }
             ingestion.finish().map_err(ingesting)?;
         }
+        self.filter.insert_all(ids.iter().map(|(id, _)| id));
         self.meta
             .insert(CHECKPOINT_KEY, checkpoint.encode())
             .map_err(ingesting)?;
         self.db.persist(PersistMode::SyncAll).map_err(ingesting)
     }
+}
+
+/// How the event ids' tables are merged. Every table of random ids overlaps every
+/// other, so each merge into a level rewrites all of it: fjall's default (a merge of
+/// the first level once it holds 4 tables, levels 10 times apart) took more of a pinned
+/// core than the ingestion itself under batch appends. With 16 tables before a merge
+/// and levels 8 times apart, ids are rewritten less often; look-ups ask more tables,
+/// but only for the ids the filter could not rule out.
+fn compaction() -> fjall::compaction::Leveled {
+    fjall::compaction::Leveled::default()
+        .with_l0_threshold(16)
+        .with_level_ratio_policy(vec![8.0])
 }
 
 /// Removes the index in `dir`, if there is one.

@@ -44,7 +44,7 @@ impl EventIds {
             ingester: Some(ingester),
         };
         for (checkpoint, map) in sealed {
-            ids.hand_over(checkpoint, Arc::new(map));
+            ids.hand_over(checkpoint, Arc::new(map), false);
         }
         ids
     }
@@ -112,19 +112,23 @@ impl EventIds {
     }
 
     /// The active segment was sealed, durably and with every group in it answered:
-    /// its ids go to the ingester, and the next segment's start empty.
+    /// its ids go to the ingester, and the next segment's start empty. Waits while the
+    /// ingester is too far behind (`ingest.rs`).
     pub fn sealed(&mut self, checkpoint: Checkpoint) {
         if self.ingester.is_none() {
             return;
         }
         let ids = std::mem::take(&mut self.active);
-        self.hand_over(checkpoint, Arc::new(ids));
+        self.hand_over(checkpoint, Arc::new(ids), true);
+        if let Some(ingester) = &self.ingester {
+            ingester.wait_for_backlog();
+        }
         self.drop_ingested();
     }
 
-    fn hand_over(&mut self, checkpoint: Checkpoint, ids: Arc<IdMap>) {
+    fn hand_over(&mut self, checkpoint: Checkpoint, ids: Arc<IdMap>, sealed_by_writer: bool) {
         if let Some(ingester) = &self.ingester {
-            ingester.ingest(checkpoint, ids.clone());
+            ingester.ingest(checkpoint, ids.clone(), sealed_by_writer);
             self.sealed.push_back((checkpoint.segment, ids));
         }
     }

@@ -17,9 +17,11 @@
 //! in the writer's id map); plus about 100 bytes per stream.
 
 pub mod disk;
+pub mod filter;
 pub mod ids;
 pub mod ingest;
 pub mod maps;
+pub mod priority;
 mod rewrite;
 
 pub use rewrite::SegmentRewrite;

@@ -54,13 +54,8 @@ mod tests {
 
     /// The scheduling policy of the calling thread, from /proc (field 41 of `stat`).
     fn policy() -> u32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-        // Fields after the command name, which is in parentheses, start at field 3.
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        fields
-            .get(41 - 3)
-            .and_then(|p| p.parse().ok())
+        crate::store::index::priority::thread_stat_field(41)
+            .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(u32::MAX)
     }
 
