@@ -231,7 +231,8 @@ impl IndexDb {
     }
 
     /// Puts the ids of a sealed segment into the index, durably, then moves the
-    /// checkpoint to it, durably. A crash in between leaves the checkpoint before the
+    /// checkpoint to it, durably. One thread at a time (the ingester): the filter
+    /// takes inserts from one only. A crash in between leaves the checkpoint before the
     /// segment: the next start gives its ids again, which overwrite the same values.
     pub fn ingest_ids(&self, ids: &IdMap, checkpoint: Checkpoint) -> Result<(), StoreError> {
         let ingesting = |e| index_error(format!("indexing segment {}", checkpoint.segment), e);
