@@ -53,7 +53,7 @@ pub use types::{
 };
 
 use index::Index;
-use index::disk::{self, IdMap, IndexDb};
+use index::disk::{self, IndexDb};
 use index::ingest::Ingester;
 use log::recovery;
 use reads::read;
@@ -96,15 +96,10 @@ fn event_ids(
     recovered: &mut recovery::Recovered,
 ) -> Result<EventIds, StoreError> {
     let mut segments = std::mem::take(&mut recovered.ids);
+    // Without an index on disk, recovery gathered every id in this one map.
     let active = segments.pop().map(|(_, ids)| ids).unwrap_or_default();
     let Some((db, checkpoint)) = index_db else {
-        let mut all = IdMap::default();
-        for (_, ids) in segments.into_iter().chain([(0, active)]) {
-            for (id, position) in ids.iter() {
-                all.insert(*id, *position);
-            }
-        }
-        return Ok(EventIds::in_memory(all));
+        return Ok(EventIds::in_memory(active));
     };
     let (db, through) = match recovered.checkpoint_holds {
         true => (db, checkpoint.map(|c| c.segment)),
@@ -148,9 +143,9 @@ impl Store {
             Some(cache) => Some(IndexDb::open_or_rebuild(&dir.join(disk::INDEX_DIR), cache)?),
             None => None,
         };
-        let checkpoint = index_db.as_ref().and_then(|(_, checkpoint)| *checkpoint);
+        let index = index_db.as_ref().map(|(_, checkpoint)| *checkpoint);
         let mut recovered =
-            recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream, checkpoint)?;
+            recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream, index)?;
         let ids = event_ids(index_db, &mut recovered)?;
         recovered
             .index

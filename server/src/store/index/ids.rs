@@ -4,7 +4,7 @@
 //! The ids of the active segment are in memory. With an index on disk (`disk.rs`),
 //! those of a segment are handed to the ingester when it is sealed, and kept in memory
 //! until the ingester says they are on disk; a look-up asks memory first, newest
-//! first, then the disk. Without one (stores on a simulated file system), every id
+//! first, then the disk (whose filter rules out most new ids without a read). Without one (stores on a simulated file system), every id
 //! stays in memory, as the index was before it had a disk.
 //!
 //! An append claims its ids in one probe each (`claim`): in the common case, all new,

@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 pub struct Recovered {
     /// The rebuilt index.
     pub index: Index,
-    /// The event ids of the segments the index on disk does not cover, by segment,
-    /// in log order: the last one is the active segment's.
+    /// The event ids gathered ([`Ids`]): all in one map without an index on disk;
+    /// with one, a map per segment it does not cover, in log order, the last one the
+    /// active segment's.
     pub ids: Vec<(u32, IdMap)>,
     /// Whether the checkpoint recovery was given matches the log: when it does not,
     /// every id is in `ids` and the index on disk must be rebuilt.
@@ -109,17 +110,34 @@ fn stopped_cleanly(fs: &dyn Fs, dir: &Path) -> Result<bool, StoreError> {
 /// disk. Fails, naming the file and offset, at the first damage that is not a torn
 /// tail.
 pub fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed, StoreError> {
-    replay_keeping(fs, dir, 1, u32::MAX)
+    replay_keeping(fs, dir, 1, Ids::None)
+}
+
+/// Which event ids a replay gathers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    /// None (tools that only check or cut the log).
+    None,
+    /// Every id, in one map (a store without an index on disk): one table at its final
+    /// size, not one per segment merged after.
+    InOneMap,
+    /// Those of each segment from this one on, in a map per segment.
+    BySegmentFrom(u32),
 }
 
 /// [`replay`], with an index that keeps the last `snapshots_kept` snapshots of each
-/// stream, and the event ids of the segments from `ids_from` on.
+/// stream, and the event ids `ids` asks for.
 pub fn replay_keeping(
     fs: &dyn Fs,
     dir: &Path,
     snapshots_kept: usize,
-    ids_from: u32,
+    ids: Ids,
 ) -> Result<Replayed, StoreError> {
+    let ids_from = match ids {
+        Ids::None => u32::MAX,
+        Ids::InOneMap => 0,
+        Ids::BySegmentFrom(first) => first,
+    };
     let segments = segment::list_segments(fs, dir)
         .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
     check_numbering(&segments)?;
@@ -176,7 +194,8 @@ pub fn replay_keeping(
             // Known even when it holds no record yet: a checkpoint is checked against
             // where the segment after it starts.
             replayed.index.open_segments_through(seq32);
-            if seq32 >= ids_from {
+            let one_map_made = ids == Ids::InOneMap && !replayed.ids.is_empty();
+            if seq32 >= ids_from && !one_map_made {
                 replayed.ids.push((seq32, IdMap::default()));
             }
             let index = &mut replayed.index;
@@ -256,19 +275,25 @@ fn check_numbering(segments: &[(u64, PathBuf)]) -> Result<(), StoreError> {
 /// Rebuilds the index from the segments in `dir`: [`replay`], then cuts off a torn
 /// tail, or creates the first segment of a new store.
 ///
-/// With the `checkpoint` of an index on disk, the event ids of the segments it covers
-/// are not gathered, once the log shows it matches: the segment after the checkpoint's
-/// starts where the checkpoint says. An index that does not match (the log was
-/// restored from a backup, or cut by `repair`) is not trusted: the log is read again
-/// for every id.
+/// Without an index on disk (`index` None), every event id is gathered in one map.
+/// With one, those of each segment past its checkpoint, in a map per segment, once the
+/// log shows the checkpoint matches: the segment after the checkpoint's starts where
+/// the checkpoint says. An index that does not match (the log was restored from a
+/// backup, or cut by `repair`) is not trusted: the log is read again for every id.
 pub fn recover(
     fs: &dyn Fs,
     dir: &Path,
     snapshots_kept: usize,
-    checkpoint: Option<Checkpoint>,
+    index: Option<Option<Checkpoint>>,
 ) -> Result<Recovered, StoreError> {
-    let ids_from = checkpoint.map_or(0, |c| c.segment.saturating_add(1));
-    let mut replayed = replay_keeping(fs, dir, snapshots_kept, ids_from)?;
+    let checkpoint = index.flatten();
+    let ids = match index {
+        None => Ids::InOneMap,
+        Some(checkpoint) => {
+            Ids::BySegmentFrom(checkpoint.map_or(0, |c| c.segment.saturating_add(1)))
+        }
+    };
+    let mut replayed = replay_keeping(fs, dir, snapshots_kept, ids)?;
     let checkpoint_holds = checkpoint.is_none_or(|c| {
         let next = c.segment.checked_add(1);
         next.and_then(|next| replayed.index.segment_first_position(next)) == Some(c.end_position)
@@ -278,7 +303,7 @@ pub fn recover(
             ?checkpoint,
             "the index on disk does not match the log: rebuilding it from the log"
         );
-        replayed = replay_keeping(fs, dir, snapshots_kept, 0)?;
+        replayed = replay_keeping(fs, dir, snapshots_kept, Ids::BySegmentFrom(0))?;
     }
     if replayed.clean_stop {
         // Gone before anything is written: the next crash must not pass for a clean stop.

@@ -482,15 +482,16 @@ impl Writer {
             .store(segment::SEGMENT_HEADER_LEN, Ordering::Relaxed);
         stats.segments.fetch_add(1, Ordering::Relaxed);
         self.active = file.into();
-        let end_position = read_index(&self.shared).next_position();
-        self.ids.sealed(Checkpoint {
+        let sealed = Checkpoint {
             segment: self.active_segment,
-            end_position,
-        });
+            end_position: read_index(&self.shared).next_position(),
+        };
         self.active_segment = next;
         self.marks.rotated(next);
         self.active_len = segment::SEGMENT_HEADER_LEN;
         self.reserved_end = self.active_len;
+        // Last: it may wait for the ingester.
+        self.ids.sealed(sealed);
         Ok(())
     }
 }
