@@ -65,7 +65,7 @@ pub struct TornTail {
 pub struct Replayed {
     /// The index the log describes.
     pub index: Index,
-    /// The event ids of each segment from the first asked for, and their positions.
+    /// The event ids gathered, as [`Ids`] asked, and their positions.
     pub ids: Vec<(u32, IdMap)>,
     /// The segments, in order, with their sizes.
     pub segments: Vec<(u64, PathBuf, u64)>,
