@@ -127,13 +127,20 @@ impl IndexDb {
                 })
                 .join()
         });
+        // A panic in fjall over files it cannot make sense of is damage like any other:
+        // the index is rebuilt, the server starts.
         let db = match opened {
             Ok(opened) => opened.map_err(opening)?,
-            Err(panic) => std::panic::resume_unwind(panic),
+            Err(_) => {
+                return Err(StoreError::IndexMismatch(format!(
+                    "opening the index in {} panicked",
+                    dir.display()
+                )));
+            }
         };
-        // No bloom filters of fjall's: the filter of our own in front (`filter.rs`)
-        // rules out new ids in one probe, and they would cost the ingester and the
-        // compactions a filter per table.
+        // fjall's own bloom filters stay: the look-ups that reach it (ids the filter of
+        // our own could not rule out, and retries) ask one table per level and each
+        // table of the first.
         let event_ids = db
             .keyspace("event_ids", || {
                 KeyspaceCreateOptions::default().compaction_strategy(Arc::new(compaction()))
