@@ -113,7 +113,7 @@ impl Collector for StoreCollector {
         family(
             e,
             "evenire_index_entries",
-            "Entries in the index, by kind; event_ids_in_memory: the ids not (yet) only on disk",
+            "Entries in the index, by kind; event_ids_in_memory: the events whose ids are not on disk yet (all, without an index on disk)",
             MetricType::Gauge,
             "kind",
             [

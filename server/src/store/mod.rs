@@ -119,9 +119,13 @@ fn event_ids(
             (checkpoint, ids)
         })
         .collect();
+    let on_disk_end = match through {
+        Some(_) => checkpoint.map_or(0, |c| c.end_position),
+        None => 0,
+    };
     let ingester = Ingester::start(Arc::new(db), through)
         .map_err(|e| StoreError::io("starting the index's ingester thread", e))?;
-    Ok(EventIds::on_disk(ingester, sealed, active))
+    Ok(EventIds::on_disk(ingester, on_disk_end, sealed, active))
 }
 
 /// Fixed cost charged to the queue budget for each append, whatever its size.
@@ -147,6 +151,7 @@ impl Store {
         let mut recovered =
             recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream, index)?;
         let ids = event_ids(index_db, &mut recovered)?;
+        let ids_in_memory = ids.in_memory_count(recovered.index.next_position());
         recovered
             .index
             .set_default_rules(config.default_rules.clone());
@@ -184,10 +189,10 @@ impl Store {
                 recovered.segments,
             ),
         });
-        shared.stats.event_ids_in_memory.store(
-            ids.in_memory_count() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        shared
+            .stats
+            .event_ids_in_memory
+            .store(ids_in_memory, std::sync::atomic::Ordering::Relaxed);
         let syncer = Syncer::spawn(shared.clone())
             .map_err(|e| StoreError::io("starting the sync thread", e))?;
         let writer = Writer {

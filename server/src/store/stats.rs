@@ -18,8 +18,8 @@ pub struct StoreStats {
     pub active_len: AtomicU64,
     /// Segment files.
     pub segments: AtomicU64,
-    /// Event ids the writer holds in memory: the active segment's, and those of sealed
-    /// segments not yet on disk (every id, without an index on disk).
+    /// Event ids the writer holds in memory, about: the events after where the ids on
+    /// disk end (every event, without an index on disk).
     pub event_ids_in_memory: AtomicU64,
     /// Appends and deletes written per group commit: how much one fdatasync carries.
     pub group_commit_writes: Histogram,

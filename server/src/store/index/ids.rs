@@ -25,16 +25,21 @@ pub struct EventIds {
     /// The ids of the active segment (all of them, without an index on disk).
     active: IdMap,
     /// Sealed segments whose ids are not on disk yet, oldest first.
-    sealed: VecDeque<(u32, Arc<IdMap>)>,
+    sealed: VecDeque<(Checkpoint, Arc<IdMap>)>,
     ingester: Option<Ingester>,
+    /// Where the ids on disk end: those of every event before this position are
+    /// there, those after it in memory.
+    on_disk_end: u64,
 }
 
 impl EventIds {
     /// Ids with an index on disk behind them: `sealed` are the ids of segments the
     /// disk does not hold yet, oldest first, each with its checkpoint (they go to the
     /// ingester now), and `active` those of the active segment.
+    /// `on_disk_end` is where the ids already on disk end (the checkpoint's end).
     pub fn on_disk(
         ingester: Ingester,
+        on_disk_end: u64,
         sealed: Vec<(Checkpoint, IdMap)>,
         active: IdMap,
     ) -> EventIds {
@@ -42,6 +47,7 @@ impl EventIds {
             active,
             sealed: VecDeque::new(),
             ingester: Some(ingester),
+            on_disk_end,
         };
         for (checkpoint, map) in sealed {
             ids.hand_over(checkpoint, Arc::new(map), false);
@@ -129,7 +135,7 @@ impl EventIds {
     fn hand_over(&mut self, checkpoint: Checkpoint, ids: Arc<IdMap>, sealed_by_writer: bool) {
         if let Some(ingester) = &self.ingester {
             ingester.ingest(checkpoint, ids.clone(), sealed_by_writer);
-            self.sealed.push_back((checkpoint.segment, ids));
+            self.sealed.push_back((checkpoint, ids));
         }
     }
 
@@ -138,14 +144,19 @@ impl EventIds {
         let Some(through) = self.ingester.as_ref().and_then(Ingester::ingested_through) else {
             return;
         };
-        while self.sealed.front().is_some_and(|(seq, _)| *seq <= through) {
+        while let Some((checkpoint, _)) = self.sealed.front()
+            && checkpoint.segment <= through
+        {
+            self.on_disk_end = checkpoint.end_position;
             self.sealed.pop_front();
         }
     }
 
-    /// Ids held in memory.
-    pub fn in_memory_count(&self) -> usize {
-        self.active.len() + self.sealed.iter().map(|(_, ids)| ids.len()).sum::<usize>()
+    /// About how many ids are held in memory when the log's next position is
+    /// `next_position`: derived from positions, as counting the maps' entries would
+    /// cost the writer a pass over every shard.
+    pub fn in_memory_count(&self, next_position: u64) -> u64 {
+        next_position.saturating_sub(self.on_disk_end)
     }
 
     /// Waits until the ingester has put every sealed segment it was given on disk (or
@@ -159,7 +170,7 @@ impl EventIds {
 
 /// What the sealed segments not yet on disk, newest first, then the disk say of `id`.
 fn elsewhere(
-    sealed: &VecDeque<(u32, Arc<IdMap>)>,
+    sealed: &VecDeque<(Checkpoint, Arc<IdMap>)>,
     ingester: Option<&Ingester>,
     id: &Uuid,
 ) -> Result<Option<u64>, StoreError> {

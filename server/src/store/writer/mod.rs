@@ -456,7 +456,7 @@ impl Writer {
         self.shared
             .stats
             .event_ids_in_memory
-            .store(self.ids.in_memory_count() as u64, Ordering::Relaxed);
+            .store(self.ids.in_memory_count(next_position), Ordering::Relaxed);
         for written in group.written {
             written.succeed();
         }
