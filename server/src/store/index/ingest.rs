@@ -210,10 +210,20 @@ mod tests {
     fn a_stopped_ingester_is_not_waited_for() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (db, _) = IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
-        let ingester = Ingester::start(Arc::new(db), None).expect("start");
+        let ingester = Arc::new(Ingester::start(Arc::new(db), None).expect("start"));
         ingester.stopped.store(true, Ordering::Release);
         ingester.backlog.store(MAX_BACKLOG + 10, Ordering::Release);
-        // Returns at once rather than forever.
-        ingester.wait_for_backlog();
+        // Returns at once rather than forever: a hang fails here (the waiting thread is
+        // left behind), not at CI's timeout.
+        let (done, returned) = mpsc::channel();
+        let waiting = ingester.clone();
+        std::thread::spawn(move || {
+            waiting.wait_for_backlog();
+            let _ = done.send(());
+        });
+        assert!(
+            returned.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "the writer waited for a stopped ingester"
+        );
     }
 }
