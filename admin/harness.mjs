@@ -21,3 +21,15 @@ export function startServer(command, args) {
     child.on("exit", (code) => reject(new Error(`the server exited with ${code}`)));
   });
 }
+
+/**
+ * Sends SIGTERM to a server started by `startServer` and resolves once it has exited, so
+ * a caller may remove its data directory: the server writes there until it stops.
+ */
+export function stopServer(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolvePromise) => {
+    child.once("exit", () => resolvePromise());
+    child.kill("SIGTERM");
+  });
+}

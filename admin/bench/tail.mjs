@@ -20,7 +20,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
-import { startServer } from "../harness.mjs";
+import { startServer, stopServer } from "../harness.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const { values: options } = parseArgs({
@@ -122,7 +122,6 @@ try {
   console.log(`the load appended ${appended} events in ${took} s (${Math.round(appended / took)}/s); the page received every one`);
 } finally {
   await browser.close();
-  server.kill("SIGTERM");
-  await new Promise((done) => server.once("exit", done));
+  await stopServer(server);
   rmSync(work, { recursive: true, force: true });
 }

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { startServer } from "../harness.mjs";
+import { startServer, stopServer } from "../harness.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const serverBin = process.env.EVENIRE_SERVER_BIN ?? join(root, "target/debug/evenire-server");
@@ -64,7 +64,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.kill("SIGTERM");
+  await stopServer(server);
   if (dataDir) rmSync(dirname(dataDir), { recursive: true, force: true });
 });
 
@@ -337,7 +337,7 @@ test("over TLS with tokens: the page asks for a token, keeps it for the tab, and
     assert.equal(await other.getByLabel("Token (kept for this tab only)").inputValue(), "");
   } finally {
     await context.close();
-    secure.child.kill("SIGTERM");
+    await stopServer(secure.child);
     rmSync(files, { recursive: true, force: true });
   }
 });
