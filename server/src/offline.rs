@@ -9,14 +9,16 @@ use evenire_server::store::lost::Lost;
 use evenire_server::store::repair::{self, Damage, Health};
 use evenire_server::store::restore::{self, Restored};
 use evenire_server::store::skip::{self, LOST_EVENT_TYPE, Replacement};
-use evenire_server::store::{StoreError, lock_dir};
+use evenire_server::store::{IndexCheck, StoreError, check_index, lock_dir};
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Offline work on --data-dir, with no server running.
 #[derive(Debug, Subcommand)]
 pub enum Offline {
-    /// Check every record of the log and report; changes nothing. Exit 1 if damaged.
+    /// Check every record of the log, and the index on disk against it, and report;
+    /// changes nothing in the log. Exit 1 if the log is damaged (an index that does not
+    /// agree is reported, not an error: the next start rebuilds it).
     Verify,
     /// Cut the log at its first damaged record so that the server can start again.
     /// Everything after that record is lost: see what with --dry-run first, and prefer
@@ -53,8 +55,22 @@ pub fn run(config: &Config, offline: Offline) -> ExitCode {
     let outcome = match offline {
         // Locked, though it changes nothing: a live server's log changes under the
         // check, which would report its newest group as torn.
-        Offline::Verify => locked(dir, false, || repair::verify(dir))
-            .map(|health| report(dir, &health, Mode::Verify)),
+        Offline::Verify => locked(dir, false, || {
+            let health = repair::verify(dir)?;
+            // Only a sound log can be replayed to check the index against.
+            let index = match health {
+                Health::Sound { .. } => Some(check_index(dir)),
+                Health::Damaged(_) => None,
+            };
+            Ok((health, index))
+        })
+        .map(|(health, index)| {
+            let status = report(dir, &health, Mode::Verify);
+            if let Some(index) = index {
+                report_index(index);
+            }
+            status
+        }),
         Offline::Repair {
             dry_run,
             skip_damaged_record: false,
@@ -104,6 +120,33 @@ enum Mode {
     Verify,
     DryRun,
     Cut,
+}
+
+/// What checking the index on disk against the log found.
+fn report_index(index: Result<Option<IndexCheck>, StoreError>) {
+    let rebuilt = "the next start rebuilds it from the log";
+    match index {
+        Ok(None) => {}
+        Ok(Some(IndexCheck {
+            checkpoint: None, ..
+        })) => println!("index on disk: covers no segment yet (the server fills it)"),
+        Ok(Some(IndexCheck {
+            checkpoint: Some(checkpoint),
+            records,
+            chunks,
+            deletes,
+            difference: None,
+        })) => println!(
+            "index on disk: agrees with the log through segment {} (positions below {}): \
+             {records} record(s), {chunks} chunk(s), {deletes} delete(s)",
+            checkpoint.segment, checkpoint.end_position
+        ),
+        Ok(Some(IndexCheck {
+            difference: Some(difference),
+            ..
+        })) => println!("index on disk: does not agree with the log, {rebuilt}: {difference}"),
+        Err(e) => println!("index on disk: cannot be checked, {rebuilt}: {e}"),
+    }
 }
 
 fn report(dir: &Path, health: &Health, mode: Mode) -> ExitCode {

@@ -12,6 +12,9 @@
 //! reclaimed event back: of a stream deleted before the last check, `$all` shows no
 //! event it did not show then.
 //!
+//! Without scavenging, the server keeps the index on disk, and after every cycle's
+//! last kill `evenire-server verify` must find it agreeing with the log.
+//!
 //! `server/tests/crash_recovery.rs` runs a few cycles of each in CI; `evenire-bench
 //! --crash-cycles N` is the long mode.
 
@@ -224,6 +227,28 @@ async fn check_scavenged(
     (checked, kept.len(), now)
 }
 
+/// After a kill -9, wherever it landed in the ingester's work: `verify` finds the
+/// index on disk exactly what the log up to its checkpoint says (or covering nothing
+/// yet), not merely something the next start would rebuild.
+fn index_agrees(binary: &Path, dir: &Path) {
+    let verify = std::process::Command::new(binary)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("verify")
+        .output()
+        .expect("run evenire-server verify");
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "after a kill -9: {report}");
+    assert!(
+        report.contains("index on disk: agrees with the log")
+            || report.contains("index on disk: covers no segment yet"),
+        "after a kill -9, the index on disk: {report}"
+    );
+    if let Some(line) = report.lines().find(|l| l.starts_with("index on disk")) {
+        println!("  {line}");
+    }
+}
+
 /// Runs `cycles` kill/restart cycles of the server `binary` over a fresh directory.
 /// Panics, naming what broke, at the first violation. Needs a multi-threaded runtime
 /// (starting the binary blocks until it serves).
@@ -330,6 +355,9 @@ async fn run_cycles(binary: &Path, cycles: usize, seed: u64, scavenging: bool) -
             unknown.len()
         );
         server.kill();
+        if !scavenging {
+            index_agrees(binary, dir.path());
+        }
     }
     let total = sent.lock().expect("log").len();
     let (scavenges, reclaimed) = *scavenges.lock().expect("count");

@@ -37,6 +37,7 @@ mod writer;
 
 pub use backup::{Backup, BackupChunk, BackupFile, BackupPlan, HeldFile};
 pub use error::StoreError;
+pub use index::verify::{IndexCheck, check_index};
 pub use index::{ListFilter, Listing};
 pub use log::record::Snapshot;
 pub use log::{fs, lost, record, repair, restore, segment, sim_fs, skip};
@@ -147,7 +148,7 @@ impl Store {
             Some(cache) => Some(IndexDb::open_or_rebuild(&dir.join(disk::INDEX_DIR), cache)?),
             None => None,
         };
-        let index = index_db.as_ref().map(|(_, checkpoint)| *checkpoint);
+        let index = index_db.as_ref().map(|(db, checkpoint)| (db, *checkpoint));
         let mut recovered =
             recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream, index)?;
         let ids = event_ids(index_db, &mut recovered)?;

@@ -13,12 +13,17 @@
 //!   million ids, which one write batch each would take longer to insert than batch
 //!   appends take to write. A filter of our own in front (`filter.rs`) answers most
 //!   look-ups of new ids without asking fjall.
-//! - `meta`: the checkpoint, written and synced after the segment's ids are durable.
+//! - `records`, `chunks` and `deletes`: the streams' part (`disk_streams.rs`).
+//! - `meta`: the checkpoint, written and synced after the segment's ids are durable,
+//!   in one batch with its records, chunks and deletes.
 
+use super::Index;
+use super::disk_streams::StreamKeyspaces;
 use super::filter::IdFilter;
 use super::maps::ShardedMap;
 use super::priority;
 use crate::store::error::StoreError;
+use crate::store::log::segment;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,8 +36,9 @@ pub type IdMap = ShardedMap<Uuid, u64>;
 /// The directory of the index on disk, inside the data directory.
 pub const INDEX_DIR: &str = "index";
 
-/// The layout of what the index holds; an index of another layout is rebuilt.
-const FORMAT: u32 = 1;
+/// The layout of what the index holds; an index of another layout is rebuilt. 2: the
+/// streams' keyspaces.
+const FORMAT: u32 = 2;
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
 /// How far the index on disk covers the log: every segment up to `segment`, whose
@@ -68,10 +74,13 @@ impl Checkpoint {
 pub struct IndexDb {
     db: Database,
     event_ids: Keyspace,
+    streams: StreamKeyspaces,
     meta: Keyspace,
     /// In front of `event_ids`: most new ids are ruled out without asking fjall.
     filter: IdFilter,
     dir: PathBuf,
+    /// The log's directory, whose segments it indexes: the one it is in.
+    log_dir: PathBuf,
     cache_bytes: u64,
 }
 
@@ -110,6 +119,12 @@ impl IndexDb {
         }
     }
 
+    /// Opens the index in `dir` as it is, to check it (`verify.rs`): one that cannot be
+    /// opened is an error, not removed.
+    pub fn open_to_check(dir: &Path) -> Result<IndexDb, StoreError> {
+        IndexDb::open(dir, 16 << 20)
+    }
+
     fn open(dir: &Path, cache_bytes: u64) -> Result<IndexDb, StoreError> {
         let opening = |e| index_error(format!("opening the index in {}", dir.display()), e);
         // Opened on a thread of its own at nice 19: fjall's compaction thread, which it
@@ -146,15 +161,18 @@ impl IndexDb {
                 KeyspaceCreateOptions::default().compaction_strategy(Arc::new(compaction()))
             })
             .map_err(opening)?;
+        let streams = StreamKeyspaces::open(&db, compaction).map_err(opening)?;
         let meta = db
             .keyspace("meta", KeyspaceCreateOptions::default)
             .map_err(opening)?;
         Ok(IndexDb {
             db,
             event_ids,
+            streams,
             meta,
             filter: IdFilter::default(),
             dir: dir.to_path_buf(),
+            log_dir: dir.parent().unwrap_or(dir).to_path_buf(),
             cache_bytes,
         })
     }
@@ -237,11 +255,52 @@ impl IndexDb {
         }
     }
 
-    /// Puts the ids of a sealed segment into the index, durably, then moves the
-    /// checkpoint to it, durably. One thread at a time (the ingester): the filter
-    /// takes inserts from one only. A crash in between leaves the checkpoint before the
-    /// segment: the next start gives its ids again, which overwrite the same values.
-    pub fn ingest_ids(&self, ids: &IdMap, checkpoint: Checkpoint) -> Result<(), StoreError> {
+    /// Whether the last record the index holds before its checkpoint's end is the one
+    /// the log holds there (`index`, rebuilt from the log at this start). A log whose
+    /// segments end where the checkpoint says but whose records are others (another
+    /// store's backup restored in its place; a segment a scavenge rewrote after it was
+    /// indexed, until rewrites are indexed too) is not this index's log. An index that
+    /// cannot be read does not agree.
+    pub fn agrees_with(&self, index: &Index, checkpoint: Option<Checkpoint>) -> bool {
+        let Some(last) = checkpoint.and_then(|c| c.end_position.checked_sub(1)) else {
+            return true;
+        };
+        match self.streams.record_holding(last) {
+            Ok(on_disk) => on_disk == index.record_holding(last),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the index's last record failed");
+                false
+            }
+        }
+    }
+
+    /// The streams' part of the index.
+    pub fn streams(&self) -> &StreamKeyspaces {
+        &self.streams
+    }
+
+    /// Puts a sealed segment into the index, durably: its event ids (`ids`, from the
+    /// writer's memory) as a table of their own, then its records, streams' chunks and
+    /// deletes (read from its file) with the checkpoint moved to it, in one batch,
+    /// synced. One thread at
+    /// a time (the ingester): the filter takes inserts from one only. A crash in
+    /// between leaves the checkpoint before the segment: the next start gives it
+    /// again, and putting it in again changes nothing (`disk_streams.rs`).
+    pub fn ingest_segment(&self, ids: &IdMap, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        let ingesting = |e| index_error(format!("indexing segment {}", checkpoint.segment), e);
+        let path = segment::segment_path(&self.log_dir, u64::from(checkpoint.segment));
+        let mut batch = self.db.batch();
+        self.streams
+            .ingest_segment(&mut batch, &path, checkpoint.segment)?;
+        self.ingest_ids(ids, checkpoint)?;
+        batch.insert(&self.meta, CHECKPOINT_KEY, checkpoint.encode());
+        batch.commit().map_err(ingesting)?;
+        self.db.persist(PersistMode::SyncAll).map_err(ingesting)
+    }
+
+    /// Puts a segment's event ids into their keyspace as a table of their own, and
+    /// into the filter.
+    fn ingest_ids(&self, ids: &IdMap, checkpoint: Checkpoint) -> Result<(), StoreError> {
         let ingesting = |e| index_error(format!("indexing segment {}", checkpoint.segment), e);
         let mut sorted: Vec<(u128, u64)> = ids
             .iter()
@@ -259,10 +318,7 @@ impl IndexDb {
             ingestion.finish().map_err(ingesting)?;
         }
         self.filter.insert_all(ids.iter().map(|(id, _)| id));
-        self.meta
-            .insert(CHECKPOINT_KEY, checkpoint.encode())
-            .map_err(ingesting)?;
-        self.db.persist(PersistMode::SyncAll).map_err(ingesting)
+        Ok(())
     }
 }
 
@@ -287,9 +343,23 @@ pub fn remove(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Writes segment `seq` of `log_dir` with its header and no records: for tests of the
+/// ingestion of event ids alone.
+#[cfg(test)]
+pub fn write_empty_segment(log_dir: &Path, seq: u32) {
+    let path = segment::segment_path(log_dir, u64::from(seq));
+    std::fs::write(&path, segment::header_bytes(u64::from(seq))).expect("write a segment");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ingests `ids` as those of a segment with no records, whose file it writes.
+    fn ingest(db: &IndexDb, ids: &IdMap, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        write_empty_segment(&db.log_dir, checkpoint.segment);
+        db.ingest_segment(ids, checkpoint)
+    }
 
     fn ids(range: std::ops::Range<u64>) -> IdMap {
         let mut ids = IdMap::default();
@@ -309,7 +379,8 @@ mod tests {
             let (db, checkpoint) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("open");
             assert_eq!(checkpoint, None);
             // Unsorted in the map: the ingestion panics unless they are sorted first.
-            db.ingest_ids(
+            ingest(
+                &db,
                 &first,
                 Checkpoint {
                     segment: 0,
@@ -317,7 +388,8 @@ mod tests {
                 },
             )
             .expect("ingest");
-            db.ingest_ids(
+            ingest(
+                &db,
                 &second,
                 Checkpoint {
                     segment: 1,
@@ -349,7 +421,8 @@ mod tests {
         earlier.insert(id, 3);
         let mut later = ids(10..20);
         later.insert(id, 15);
-        db.ingest_ids(
+        ingest(
+            &db,
             &earlier,
             Checkpoint {
                 segment: 0,
@@ -357,7 +430,8 @@ mod tests {
             },
         )
         .expect("ingest");
-        db.ingest_ids(
+        ingest(
+            &db,
             &later,
             Checkpoint {
                 segment: 1,
@@ -374,7 +448,8 @@ mod tests {
         let path = dir.path().join(INDEX_DIR);
         {
             let (db, _) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("open");
-            db.ingest_ids(
+            ingest(
+                &db,
                 &ids(0..100),
                 Checkpoint {
                     segment: 0,
@@ -389,7 +464,8 @@ mod tests {
         }
         let (db, checkpoint) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("rebuilt");
         assert_eq!(checkpoint, None);
-        db.ingest_ids(
+        ingest(
+            &db,
             &ids(0..10),
             Checkpoint {
                 segment: 0,

@@ -77,12 +77,12 @@ impl Ingester {
                     );
                     for (checkpoint, ids, sealed_by_writer) in segments {
                         let started = std::time::Instant::now();
-                        if let Err(e) = db.ingest_ids(&ids, checkpoint) {
+                        if let Err(e) = db.ingest_segment(&ids, checkpoint) {
                             tracing::error!(
                                 segment = checkpoint.segment,
                                 error = %e,
-                                "indexing a sealed segment's event ids failed: they stay in \
-                                 memory until a restart"
+                                "indexing a sealed segment failed: its event ids stay in memory \
+                                 until a restart"
                             );
                             return;
                         }
@@ -166,10 +166,12 @@ impl Drop for SetOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::index::disk::INDEX_DIR;
+    use crate::store::index::disk::{INDEX_DIR, write_empty_segment};
     use uuid::Uuid;
 
-    fn segment_ids(segment: u32) -> (Checkpoint, Arc<IdMap>) {
+    /// A thousand ids of segment `segment`, whose file in `log_dir` holds no records.
+    fn segment_ids(log_dir: &std::path::Path, segment: u32) -> (Checkpoint, Arc<IdMap>) {
+        write_empty_segment(log_dir, segment);
         let mut ids = IdMap::default();
         for i in 0..1_000 {
             ids.insert(Uuid::new_v4(), u64::from(segment) * 1_000 + i);
@@ -191,12 +193,12 @@ mod tests {
         let ingester = Ingester::start(Arc::new(db), None).expect("start");
         // Handed over at a start: not counted.
         for segment in 0..10 {
-            let (checkpoint, ids) = segment_ids(segment);
+            let (checkpoint, ids) = segment_ids(dir.path(), segment);
             ingester.ingest(checkpoint, ids, false);
         }
         assert_eq!(ingester.backlog.load(Ordering::Acquire), 0);
         for segment in 10..20 {
-            let (checkpoint, ids) = segment_ids(segment);
+            let (checkpoint, ids) = segment_ids(dir.path(), segment);
             ingester.ingest(checkpoint, ids, true);
         }
         ingester.wait_for_backlog();

@@ -17,12 +17,14 @@
 //! in the writer's id map); plus about 100 bytes per stream.
 
 pub mod disk;
+pub mod disk_streams;
 pub mod filter;
 pub mod ids;
 pub mod ingest;
 pub mod maps;
 pub mod priority;
 mod rewrite;
+pub mod verify;
 
 pub use rewrite::SegmentRewrite;
 

@@ -12,7 +12,7 @@ use super::fs::Fs;
 use super::record::{Entry, Rewritten};
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use crate::store::error::StoreError;
-use crate::store::index::disk::{Checkpoint, IdMap};
+use crate::store::index::disk::{Checkpoint, IdMap, IndexDb};
 use crate::store::index::{Index, RecordLoc};
 use crate::store::writer::decide;
 use bytes::Bytes;
@@ -133,6 +133,22 @@ pub fn replay_keeping(
     snapshots_kept: usize,
     ids: Ids,
 ) -> Result<Replayed, StoreError> {
+    replay_segments(fs, dir, snapshots_kept, ids, u64::MAX)
+}
+
+/// [`replay`] of the segments up to `last` only: the log as it was when that segment
+/// was sealed (what an index on disk checkpointed there describes).
+pub fn replay_through(fs: &dyn Fs, dir: &Path, last: u32) -> Result<Replayed, StoreError> {
+    replay_segments(fs, dir, 1, Ids::None, u64::from(last))
+}
+
+fn replay_segments(
+    fs: &dyn Fs,
+    dir: &Path,
+    snapshots_kept: usize,
+    ids: Ids,
+    last: u64,
+) -> Result<Replayed, StoreError> {
     let ids_from = match ids {
         Ids::None => u32::MAX,
         Ids::InOneMap => 0,
@@ -147,6 +163,10 @@ pub fn replay_keeping(
         true => None,
         false => segments.last().map(|(seq, _)| *seq),
     };
+    let segments: Vec<_> = segments
+        .into_iter()
+        .filter(|(seq, _)| *seq <= last)
+        .collect();
     let mut replayed = Replayed {
         index: Index::keeping(snapshots_kept),
         ids: Vec::new(),
@@ -278,18 +298,19 @@ fn check_numbering(segments: &[(u64, PathBuf)]) -> Result<(), StoreError> {
 /// Without an index on disk (`index` None), every event id is gathered in one map.
 /// With one, those of each segment past its checkpoint, in a map per segment, once the
 /// log shows the checkpoint matches: the segment after the checkpoint's starts where
-/// the checkpoint says. An index that does not match (the log was restored from a
-/// backup, or cut by `repair`) is not trusted: the log is read again for every id.
+/// the checkpoint says, and the last record before it is the one the index holds
+/// ([`IndexDb::agrees_with`]). An index that does not match (the log was restored from
+/// a backup, or cut by `repair`) is not trusted: the log is read again for every id.
 pub fn recover(
     fs: &dyn Fs,
     dir: &Path,
     snapshots_kept: usize,
-    index: Option<Option<Checkpoint>>,
+    index: Option<(&IndexDb, Option<Checkpoint>)>,
 ) -> Result<Recovered, StoreError> {
-    let checkpoint = index.flatten();
+    let checkpoint = index.and_then(|(_, checkpoint)| checkpoint);
     let ids = match index {
         None => Ids::InOneMap,
-        Some(checkpoint) => {
+        Some((_, checkpoint)) => {
             Ids::BySegmentFrom(checkpoint.map_or(0, |c| c.segment.saturating_add(1)))
         }
     };
@@ -297,7 +318,8 @@ pub fn recover(
     let checkpoint_holds = checkpoint.is_none_or(|c| {
         let next = c.segment.checked_add(1);
         next.and_then(|next| replayed.index.segment_first_position(next)) == Some(c.end_position)
-    });
+    }) && index
+        .is_none_or(|(db, _)| db.agrees_with(&replayed.index, checkpoint));
     if !checkpoint_holds {
         tracing::warn!(
             ?checkpoint,

@@ -1,0 +1,732 @@
+//! The streams' part of the index on disk: for every sealed segment, where each append
+//! record lies by its position, each stream's appends by version, and each stream's
+//! deletes. Written by the ingester from the segment's own file, so that it is derived
+//! from the log exactly as a start derives the index in memory.
+//!
+//! Keyspaces (integers big-endian, so that keys sort as the numbers do):
+//! - `records`: an append record's first position -> its segment, offset and length,
+//!   and its commit time (24 bytes). The record holding a position is the last one
+//!   at or before it.
+//! - `chunks`: a stream's key, then the first version of one of its appends -> that
+//!   append's first position, its number of events and its commit time (20 bytes). A
+//!   chunk names a position, not a place in a file: positions never change, so a
+//!   scavenge that moves records leaves the chunks as they are.
+//! - `deletes`: a stream's key -> the version through which it is deleted, and
+//!   whether it is tombstoned (9 bytes).
+//!
+//! Everything a segment puts there is a pure function of the segment, and merging
+//! deletes takes the larger version and either tombstone: ingesting a segment again
+//! (after a crash before its checkpoint) or the segments in any order gives the same
+//! index. A stream's version is its last chunk's last version, or what its delete says
+//! when a scavenge reclaimed its events.
+//!
+//! Not here yet (issue 24 goes on): the index in memory is still built from the whole
+//! log at every start and serves every read; a scavenge's rewrite of a segment already
+//! ingested is not put on disk (its `records` keep the old offsets, and its chunks of
+//! reclaimed records name positions no record holds), and snapshots and rules stay
+//! in memory only.
+
+use super::{LogRecord, RecordLoc};
+use crate::store::error::StoreError;
+use crate::store::log::record::Entry;
+use crate::store::log::segment;
+use crate::store::types::{DeleteMode, StreamId};
+use bytes::Bytes;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One append of a stream, as the index on disk holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskChunk {
+    pub first_version: u64,
+    pub first_position: u64,
+    pub events: u32,
+    pub created_micros: i64,
+}
+
+impl DiskChunk {
+    #[cfg(test)]
+    pub fn last_version(&self) -> u64 {
+        self.first_version + u64::from(self.events.max(1)) - 1
+    }
+
+    fn encode(&self) -> [u8; 20] {
+        let mut bytes = [0; 20];
+        bytes[0..8].copy_from_slice(&self.first_position.to_be_bytes());
+        bytes[8..12].copy_from_slice(&self.events.to_be_bytes());
+        bytes[12..20].copy_from_slice(&self.created_micros.to_be_bytes());
+        bytes
+    }
+
+    fn decode(first_version: u64, bytes: &[u8]) -> Option<DiskChunk> {
+        let bytes: &[u8; 20] = bytes.try_into().ok()?;
+        Some(DiskChunk {
+            first_version,
+            first_position: u64::from_be_bytes(bytes[0..8].try_into().ok()?),
+            events: u32::from_be_bytes(bytes[8..12].try_into().ok()?),
+            created_micros: i64::from_be_bytes(bytes[12..20].try_into().ok()?),
+        })
+    }
+}
+
+/// What deletes say of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiskDeletion {
+    pub through_version: u64,
+    pub tombstoned: bool,
+}
+
+impl DiskDeletion {
+    /// Both deletes at once: the later version, and a tombstone if either is one.
+    fn merge(self, other: DiskDeletion) -> DiskDeletion {
+        DiskDeletion {
+            through_version: self.through_version.max(other.through_version),
+            tombstoned: self.tombstoned || other.tombstoned,
+        }
+    }
+
+    fn encode(self) -> [u8; 9] {
+        let mut bytes = [0; 9];
+        bytes[0..8].copy_from_slice(&self.through_version.to_be_bytes());
+        bytes[8] = u8::from(self.tombstoned);
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<DiskDeletion> {
+        let bytes: &[u8; 9] = bytes.try_into().ok()?;
+        Some(DiskDeletion {
+            through_version: u64::from_be_bytes(bytes[0..8].try_into().ok()?),
+            tombstoned: bytes[8] != 0,
+        })
+    }
+}
+
+fn encode_record(record: &LogRecord) -> [u8; 24] {
+    let mut bytes = [0; 24];
+    bytes[0..4].copy_from_slice(&record.loc.segment.to_be_bytes());
+    bytes[4..8].copy_from_slice(&record.loc.len.to_be_bytes());
+    bytes[8..16].copy_from_slice(&record.loc.offset.to_be_bytes());
+    bytes[16..24].copy_from_slice(&record.created_micros.to_be_bytes());
+    bytes
+}
+
+fn decode_record(first_position: u64, bytes: &[u8]) -> Option<LogRecord> {
+    let bytes: &[u8; 24] = bytes.try_into().ok()?;
+    Some(LogRecord {
+        first_position,
+        loc: RecordLoc {
+            segment: u32::from_be_bytes(bytes[0..4].try_into().ok()?),
+            len: u32::from_be_bytes(bytes[4..8].try_into().ok()?),
+            offset: u64::from_be_bytes(bytes[8..16].try_into().ok()?),
+        },
+        created_micros: i64::from_be_bytes(bytes[16..24].try_into().ok()?),
+    })
+}
+
+/// A stream's key in `chunks` and `deletes`: its type's bytes, each zero byte written
+/// as zero then 0xff, then two zero bytes, then its key's 16 bytes. Keys sort as
+/// (type, key) does, as listings go, whatever bytes a type holds: the two zeros end a
+/// type before any byte of a longer one that starts the same.
+pub fn stream_key(stream: &StreamId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream.stream_type.len() + 18);
+    for &byte in stream.stream_type.as_bytes() {
+        key.push(byte);
+        if byte == 0 {
+            key.push(0xff);
+        }
+    }
+    key.extend_from_slice(&[0, 0]);
+    key.extend_from_slice(stream.key.as_bytes());
+    key
+}
+
+pub fn chunk_key(stream_key: &[u8], first_version: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream_key.len() + 8);
+    key.extend_from_slice(stream_key);
+    key.extend_from_slice(&first_version.to_be_bytes());
+    key
+}
+
+fn index_error(context: impl Into<String>, error: fjall::Error) -> StoreError {
+    StoreError::io(context, io::Error::other(error.to_string()))
+}
+
+fn malformed(what: &str, len: usize) -> StoreError {
+    StoreError::IndexMismatch(format!("the index holds {what} of {len} bytes"))
+}
+
+/// What one segment put into the index on disk.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentCounts {
+    pub records: usize,
+    pub deletes: usize,
+}
+
+/// The streams' keyspaces.
+pub struct StreamKeyspaces {
+    records: Keyspace,
+    chunks: Keyspace,
+    deletes: Keyspace,
+}
+
+impl StreamKeyspaces {
+    pub fn open(
+        db: &Database,
+        compaction: impl Fn() -> fjall::compaction::Leveled,
+    ) -> fjall::Result<StreamKeyspaces> {
+        // Each segment's records follow the last one's, so its tables never overlap
+        // and fjall's defaults suit them; a segment's chunks are spread over every
+        // stream it wrote, as event ids are over all ids, and merge as those do.
+        let records = db.keyspace("records", KeyspaceCreateOptions::default)?;
+        let chunks = db.keyspace("chunks", || {
+            KeyspaceCreateOptions::default().compaction_strategy(Arc::new(compaction()))
+        })?;
+        let deletes = db.keyspace("deletes", KeyspaceCreateOptions::default)?;
+        Ok(StreamKeyspaces {
+            records,
+            chunks,
+            deletes,
+        })
+    }
+
+    /// Reads sealed segment `seq` from `path` and puts its records, its streams'
+    /// chunks and its deletes (merged with those already there) into `batch`, which the
+    /// caller commits with the checkpoint: nothing of a segment is in the index before
+    /// its checkpoint is. One batch, not tables of their own as the event ids: a
+    /// segment holds a record per append, not per event (500 of batches of 1,000, some
+    /// 400,000 of single events), and a table ingested before the checkpoint would be
+    /// there, past it, after a crash. Damage in the segment is an error, as at a
+    /// start.
+    pub fn ingest_segment(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        path: &Path,
+        seq: u32,
+    ) -> Result<SegmentCounts, StoreError> {
+        let bytes = Bytes::from(
+            std::fs::read(path)
+                .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?,
+        );
+        let mut records = Vec::new();
+        let mut chunks = Vec::new();
+        let mut deletes: BTreeMap<Vec<u8>, DiskDeletion> = BTreeMap::new();
+        segment::scan_each(path, u64::from(seq), &bytes, false, |scanned| {
+            match &scanned.entry {
+                Entry::Append(record) => {
+                    let log_record = LogRecord {
+                        first_position: record.first_position,
+                        loc: RecordLoc {
+                            segment: seq,
+                            len: scanned.len as u32,
+                            offset: scanned.offset,
+                        },
+                        created_micros: record.created_micros,
+                    };
+                    records.push((record.first_position, encode_record(&log_record)));
+                    let chunk = DiskChunk {
+                        first_version: record.first_version,
+                        first_position: record.first_position,
+                        events: record.events.len() as u32,
+                        created_micros: record.created_micros,
+                    };
+                    chunks.push((
+                        chunk_key(&stream_key(&record.stream), record.first_version),
+                        chunk.encode(),
+                    ));
+                }
+                Entry::Delete(deletion) => {
+                    let deleted = DiskDeletion {
+                        through_version: deletion.through_version,
+                        tombstoned: deletion.mode == DeleteMode::Tombstone,
+                    };
+                    let slot = deletes.entry(stream_key(&deletion.stream)).or_default();
+                    *slot = slot.merge(deleted);
+                }
+                // Snapshots and rules stay in memory (above); marks and a rewrite's
+                // header say nothing of streams.
+                Entry::SyncMark(_) | Entry::Snapshot(_) | Entry::Rules(_) | Entry::Rewritten(_) => {
+                }
+            }
+            Ok(())
+        })?;
+        let counts = SegmentCounts {
+            records: records.len(),
+            deletes: deletes.len(),
+        };
+        for (position, value) in records {
+            batch.insert(&self.records, position.to_be_bytes(), value);
+        }
+        for (key, value) in chunks {
+            batch.insert(&self.chunks, key, value);
+        }
+        for (key, deleted) in deletes {
+            let merged = match self.deletion_by_key(&key)? {
+                Some(before) => before.merge(deleted),
+                None => deleted,
+            };
+            batch.insert(&self.deletes, key, merged.encode());
+        }
+        Ok(counts)
+    }
+
+    /// The append record that starts at or before `position`: the one holding it
+    /// unless a scavenge reclaimed it (the caller checks its events).
+    pub fn record_holding(&self, position: u64) -> Result<Option<LogRecord>, StoreError> {
+        let last = self
+            .records
+            .range(..=position.to_be_bytes())
+            .next_back()
+            .map(|item| item.into_inner())
+            .transpose()
+            .map_err(|e| index_error("reading a record from the index", e))?;
+        let Some((key, value)) = last else {
+            return Ok(None);
+        };
+        let first_position = <[u8; 8]>::try_from(&*key)
+            .map(u64::from_be_bytes)
+            .map_err(|_| malformed("a position", key.len()))?;
+        decode_record(first_position, &value)
+            .map(Some)
+            .ok_or_else(|| malformed("a record", value.len()))
+    }
+
+    /// Every record the index holds, in log order.
+    pub fn records(&self) -> impl Iterator<Item = Result<LogRecord, StoreError>> + '_ {
+        self.records.iter().map(|item| {
+            let (key, value) = item
+                .into_inner()
+                .map_err(|e| index_error("reading the index's records", e))?;
+            let first_position = <[u8; 8]>::try_from(&*key)
+                .map(u64::from_be_bytes)
+                .map_err(|_| malformed("a position", key.len()))?;
+            decode_record(first_position, &value).ok_or_else(|| malformed("a record", value.len()))
+        })
+    }
+
+    /// Every chunk the index holds, by its key (the stream's, then the version).
+    pub fn chunks(&self) -> impl Iterator<Item = Result<(Vec<u8>, DiskChunk), StoreError>> + '_ {
+        self.chunks.iter().map(|item| {
+            let (key, value) = item
+                .into_inner()
+                .map_err(|e| index_error("reading the index's chunks", e))?;
+            let version = key
+                .len()
+                .checked_sub(8)
+                .and_then(|at| <[u8; 8]>::try_from(&key[at..]).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| malformed("a chunk key", key.len()))?;
+            let chunk = DiskChunk::decode(version, &value)
+                .ok_or_else(|| malformed("a chunk", value.len()))?;
+            Ok((key.to_vec(), chunk))
+        })
+    }
+
+    /// Every stream's deletes, by the stream's key.
+    pub fn deletes(
+        &self,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, DiskDeletion), StoreError>> + '_ {
+        self.deletes.iter().map(|item| {
+            let (key, value) = item
+                .into_inner()
+                .map_err(|e| index_error("reading the index's deletes", e))?;
+            let deleted =
+                DiskDeletion::decode(&value).ok_or_else(|| malformed("a delete", value.len()))?;
+            Ok((key.to_vec(), deleted))
+        })
+    }
+
+    /// The chunk of `stream` that holds `version`, if the index holds one. (Reads are
+    /// served from memory still: until they are served from here, the tests read
+    /// chunks and deletes back to check what ingestion wrote.)
+    #[cfg(test)]
+    pub fn chunk_holding(
+        &self,
+        stream: &StreamId,
+        version: u64,
+    ) -> Result<Option<DiskChunk>, StoreError> {
+        let key = stream_key(stream);
+        let found = self
+            .chunks
+            .range(chunk_key(&key, 0)..=chunk_key(&key, version))
+            .next_back()
+            .map(|item| item.into_inner())
+            .transpose()
+            .map_err(|e| index_error("reading a stream's chunk from the index", e))?;
+        let Some((chunk_key, value)) = found else {
+            return Ok(None);
+        };
+        let chunk = decode_chunk(&key, &chunk_key, &value)?;
+        Ok((chunk.last_version() >= version).then_some(chunk))
+    }
+
+    /// The last chunk of `stream`: its version is the stream's, unless a delete says
+    /// more.
+    #[cfg(test)]
+    pub fn last_chunk(&self, stream: &StreamId) -> Result<Option<DiskChunk>, StoreError> {
+        let key = stream_key(stream);
+        let found = self
+            .chunks
+            .prefix(&key)
+            .next_back()
+            .map(|item| item.into_inner())
+            .transpose()
+            .map_err(|e| index_error("reading a stream's chunk from the index", e))?;
+        found
+            .map(|(chunk_key, value)| decode_chunk(&key, &chunk_key, &value))
+            .transpose()
+    }
+
+    /// What deletes said of `stream`, if any did.
+    #[cfg(test)]
+    pub fn deletion(&self, stream: &StreamId) -> Result<Option<DiskDeletion>, StoreError> {
+        self.deletion_by_key(&stream_key(stream))
+    }
+
+    fn deletion_by_key(&self, key: &[u8]) -> Result<Option<DiskDeletion>, StoreError> {
+        let value = self
+            .deletes
+            .get(key)
+            .map_err(|e| index_error("reading a stream's delete from the index", e))?;
+        value
+            .map(|bytes| {
+                DiskDeletion::decode(&bytes).ok_or_else(|| malformed("a delete", bytes.len()))
+            })
+            .transpose()
+    }
+}
+
+/// The chunk stored under `chunk_key`, which must be `stream_key` and a version.
+#[cfg(test)]
+fn decode_chunk(
+    stream_key: &[u8],
+    chunk_key: &[u8],
+    value: &[u8],
+) -> Result<DiskChunk, StoreError> {
+    let version = chunk_key
+        .strip_prefix(stream_key)
+        .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| malformed("a chunk key", chunk_key.len()))?;
+    DiskChunk::decode(version, value).ok_or_else(|| malformed("a chunk", value.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fs::RealFs;
+    use crate::store::index::Index;
+    use crate::store::index::disk::{Checkpoint, INDEX_DIR, IdMap, IndexDb};
+    use crate::store::index::verify::check_index;
+    use crate::store::log::recovery;
+    use crate::store::{EventData, ExpectedVersion, FsyncPolicy, Store, StoreConfig};
+    use uuid::Uuid;
+
+    fn store_config(dir: &Path) -> StoreConfig {
+        StoreConfig {
+            data_dir: dir.to_path_buf(),
+            cache_bytes: 0,
+            index_cache_bytes: Some(1 << 20),
+            fsync: FsyncPolicy::PowerLossUnsafe,
+            // A few appends each: many sealed segments.
+            segment_size: 4096,
+            max_pending_bytes: 64 << 20,
+            fs: Arc::new(RealFs),
+            snapshots_per_stream: 1,
+            default_rules: Default::default(),
+        }
+    }
+
+    fn events(count: usize) -> Vec<EventData> {
+        (0..count)
+            .map(|_| EventData {
+                id: Uuid::new_v4(),
+                event_type: Arc::from("Tested"),
+                data: Bytes::from(vec![b'x'; 100]),
+                metadata: Bytes::new(),
+            })
+            .collect()
+    }
+
+    /// Every position and every version of `streams` below the checkpoint resolves on
+    /// disk to the record the index in memory (rebuilt from the log) names; each
+    /// stream's last chunk there ends at its version, and its deletes are the same.
+    fn disk_resolves_as_memory(
+        db: &IndexDb,
+        memory: &Index,
+        checkpoint: Checkpoint,
+        streams: &[StreamId],
+    ) {
+        let disk = db.streams();
+        let ingested = |loc: &RecordLoc| loc.segment <= checkpoint.segment;
+        for position in 0..checkpoint.end_position {
+            assert_eq!(
+                disk.record_holding(position).expect("read"),
+                memory.record_holding(position),
+                "position {position}"
+            );
+        }
+        for stream in streams {
+            let version = memory.stream_version(stream).expect("written");
+            for v in 0..=version {
+                let Some(loc) = memory.record_holding_version(stream, v) else {
+                    continue;
+                };
+                let on_disk = disk
+                    .chunk_holding(stream, v)
+                    .expect("read")
+                    .map(|chunk| disk.record_holding(chunk.first_position).expect("read"));
+                match ingested(&loc) {
+                    true => {
+                        assert_eq!(on_disk.flatten().map(|r| r.loc), Some(loc), "{stream} v{v}")
+                    }
+                    false => assert_eq!(on_disk, None, "{stream} v{v} is not ingested"),
+                }
+            }
+            let last = memory.record_holding_version(stream, version);
+            if last.as_ref().is_some_and(ingested) {
+                let chunk = disk.last_chunk(stream).expect("read").expect("a chunk");
+                assert_eq!(chunk.last_version(), version, "{stream}");
+            }
+            let state = memory.write_state(stream).expect("written");
+            let deleted = disk.deletion(stream).expect("read");
+            assert_eq!(
+                deleted.map(|d| (d.through_version, d.tombstoned)),
+                state
+                    .deleted_through
+                    .map(|through| (through, state.tombstoned)),
+                "{stream}"
+            );
+        }
+    }
+
+    /// Appends of 1 to 4 events to 12 streams in turn, one of them deleted and one
+    /// tombstoned on the way, then to a filler stream, with an index on disk in `dir`,
+    /// and stops cleanly: every stream's last append is in a sealed segment. Returns
+    /// the streams, the filler last.
+    async fn fill(dir: &Path) -> Vec<StreamId> {
+        let store = Store::open(store_config(dir)).expect("open");
+        // A type with a zero byte in it beside its prefix: their keys must not mix.
+        let streams: Vec<StreamId> = (0..12u128)
+            .map(|n| StreamId {
+                key: Uuid::from_u128(n % 4),
+                stream_type: Arc::from(["order", "order\0", "order\0x"][(n / 4) as usize]),
+            })
+            .collect();
+        for round in 0..20 {
+            for (n, stream) in streams.iter().enumerate() {
+                if round == 6 && n == 3 {
+                    store
+                        .delete_stream(stream.clone(), ExpectedVersion::Any, DeleteMode::Soft)
+                        .await
+                        .expect("delete");
+                }
+                if round == 8 && n == 7 {
+                    store
+                        .delete_stream(stream.clone(), ExpectedVersion::Any, DeleteMode::Tombstone)
+                        .await
+                        .expect("tombstone");
+                }
+                if round >= 8 && n == 7 {
+                    continue;
+                }
+                let count = 1 + (round + n) % 4;
+                store
+                    .append(stream.clone(), ExpectedVersion::Any, events(count))
+                    .await
+                    .expect("append");
+            }
+        }
+        // Filler, so that every stream's last append is in a sealed segment.
+        let filler = StreamId {
+            key: Uuid::new_v4(),
+            stream_type: Arc::from("filler"),
+        };
+        for _ in 0..40 {
+            store
+                .append(filler.clone(), ExpectedVersion::Any, events(1))
+                .await
+                .expect("append");
+        }
+        store.shutdown().await;
+        let mut all = streams;
+        all.push(filler);
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_sealed_segments_put_on_disk_resolves_as_the_index_in_memory_does() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let all = fill(dir.path()).await;
+        let streams = &all[..all.len() - 1];
+
+        let memory = recovery::replay(&RealFs, dir.path()).expect("replay").index;
+        let (db, checkpoint) =
+            IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let checkpoint = checkpoint.expect("segments were ingested");
+        assert!(checkpoint.segment > 20, "{checkpoint:?}");
+        disk_resolves_as_memory(&db, &memory, checkpoint, &all);
+        for stream in streams {
+            let last =
+                memory.record_holding_version(stream, memory.stream_version(stream).unwrap_or(0));
+            assert!(
+                last.is_some_and(|loc| loc.segment <= checkpoint.segment),
+                "{stream}"
+            );
+        }
+
+        // A segment ingested again (a crash before its checkpoint) changes nothing.
+        // The checkpoint moves back with each but the last, as a crash's next start
+        // would give them.
+        for segment in [0, checkpoint.segment / 2] {
+            let again = Checkpoint {
+                segment,
+                end_position: memory.segment_first_position(segment + 1).expect("sealed"),
+            };
+            db.ingest_segment(&IdMap::default(), again)
+                .expect("ingest again");
+        }
+        db.ingest_segment(&IdMap::default(), checkpoint)
+            .expect("ingest again");
+        disk_resolves_as_memory(&db, &memory, checkpoint, &all);
+        drop(db);
+        let check = check_index(dir.path()).expect("check").expect("an index");
+        assert_eq!(check.difference, None, "{check:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_index_agrees_with_its_own_log_and_not_with_another_of_the_same_shape() {
+        let ours_dir = tempfile::tempdir().expect("dir");
+        let theirs_dir = tempfile::tempdir().expect("dir");
+        fill(ours_dir.path()).await;
+        fill(theirs_dir.path()).await;
+        let (db, checkpoint) =
+            IndexDb::open_or_rebuild(&ours_dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let ours = recovery::replay(&RealFs, ours_dir.path())
+            .expect("replay")
+            .index;
+        let theirs = recovery::replay(&RealFs, theirs_dir.path())
+            .expect("replay")
+            .index;
+        assert!(db.agrees_with(&ours, checkpoint));
+        // The same streams, versions and sizes, written at other times.
+        assert!(!db.agrees_with(&theirs, checkpoint));
+        assert!(
+            db.agrees_with(&theirs, None),
+            "an empty index holds nothing to differ"
+        );
+        drop(db);
+
+        // What `evenire-server verify` reports: the same, over every record, chunk and
+        // delete.
+        let check = check_index(ours_dir.path())
+            .expect("check")
+            .expect("an index");
+        assert_eq!(check.difference, None);
+        assert!(
+            check.records > 100 && check.chunks > 100 && check.deletes == 2,
+            "{check:?}"
+        );
+        std::fs::remove_dir_all(theirs_dir.path().join(INDEX_DIR)).expect("remove");
+        copy_dir(
+            &ours_dir.path().join(INDEX_DIR),
+            &theirs_dir.path().join(INDEX_DIR),
+        );
+        let check = check_index(theirs_dir.path())
+            .expect("check")
+            .expect("an index");
+        assert!(check.difference.is_some(), "{check:?}");
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+            let target = to.join(entry.file_name());
+            match entry.file_type().expect("type").is_dir() {
+                true => copy_dir(&entry.path(), &target),
+                false => {
+                    std::fs::copy(entry.path(), target).expect("copy");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stream_keys_sort_as_type_then_key() {
+        let key = |t: &str, k: u128| {
+            stream_key(&StreamId {
+                key: Uuid::from_u128(k),
+                stream_type: Arc::from(t),
+            })
+        };
+        let mut streams = vec![
+            ("a", u128::MAX),
+            ("a\0", 0),
+            ("a\0\0", 5),
+            ("a\u{1}", 0),
+            ("ab", 0),
+            ("b", 1),
+            ("b", 2),
+            ("", 7),
+        ];
+        let mut by_key = streams.clone();
+        streams.sort();
+        by_key.sort_by_key(|&(t, k)| key(t, k));
+        assert_eq!(by_key, streams);
+    }
+
+    #[test]
+    fn a_chunk_key_s_stream_is_never_another_s_prefix() {
+        // "a" with a key whose bytes start with zeros, against type "a\0": the type
+        // ends where its two zeros are, so neither stream's keys hold the other's.
+        let a = stream_key(&StreamId {
+            key: Uuid::from_u128(0),
+            stream_type: Arc::from("a"),
+        });
+        let a_nul = stream_key(&StreamId {
+            key: Uuid::from_u128(0),
+            stream_type: Arc::from("a\0"),
+        });
+        assert!(!a_nul.starts_with(&a) && !a.starts_with(&a_nul));
+    }
+
+    #[test]
+    fn values_read_back_as_written() {
+        let chunk = DiskChunk {
+            first_version: 41,
+            first_position: 1 << 40,
+            events: 1_000,
+            created_micros: -5,
+        };
+        assert_eq!(DiskChunk::decode(41, &chunk.encode()), Some(chunk));
+        assert_eq!(chunk.last_version(), 1_040);
+        let record = LogRecord {
+            first_position: 9,
+            loc: RecordLoc {
+                segment: 3,
+                len: 77,
+                offset: 1 << 33,
+            },
+            created_micros: 1_700_000_000_000_000,
+        };
+        assert_eq!(decode_record(9, &encode_record(&record)), Some(record));
+        let deleted = DiskDeletion {
+            through_version: 12,
+            tombstoned: true,
+        };
+        assert_eq!(DiskDeletion::decode(&deleted.encode()), Some(deleted));
+        assert_eq!(
+            DiskDeletion {
+                through_version: 20,
+                tombstoned: false
+            }
+            .merge(deleted),
+            DiskDeletion {
+                through_version: 20,
+                tombstoned: true
+            }
+        );
+    }
+}
