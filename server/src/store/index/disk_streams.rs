@@ -28,7 +28,7 @@
 
 use super::{LogRecord, RecordLoc};
 use crate::store::error::StoreError;
-use crate::store::log::record::Entry;
+use crate::store::log::record::Front;
 use crate::store::log::segment;
 use crate::store::types::{DeleteMode, StreamId};
 use bytes::Bytes;
@@ -210,34 +210,33 @@ impl StreamKeyspaces {
             std::fs::read(path)
                 .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?,
         );
-        let mut records = Vec::new();
-        let mut chunks = Vec::new();
+        let mut counts = SegmentCounts::default();
         let mut deletes: BTreeMap<Vec<u8>, DiskDeletion> = BTreeMap::new();
-        segment::scan_each(path, u64::from(seq), &bytes, false, |scanned| {
-            match &scanned.entry {
-                Entry::Append(record) => {
-                    let log_record = LogRecord {
-                        first_position: record.first_position,
+        segment::fronts(path, u64::from(seq), &bytes, |offset, len, front| {
+            match front {
+                Front::Append(append) => {
+                    let record = LogRecord {
+                        first_position: append.first_position,
                         loc: RecordLoc {
                             segment: seq,
-                            len: scanned.len as u32,
-                            offset: scanned.offset,
+                            len: len as u32,
+                            offset,
                         },
-                        created_micros: record.created_micros,
+                        created_micros: append.created_micros,
                     };
-                    records.push((record.first_position, encode_record(&log_record)));
                     let chunk = DiskChunk {
-                        first_version: record.first_version,
-                        first_position: record.first_position,
-                        events: record.events.len() as u32,
-                        created_micros: record.created_micros,
+                        first_version: append.first_version,
+                        first_position: append.first_position,
+                        events: append.event_count,
+                        created_micros: append.created_micros,
                     };
-                    chunks.push((
-                        chunk_key(&stream_key(&record.stream), record.first_version),
-                        chunk.encode(),
-                    ));
+                    let position = append.first_position.to_be_bytes();
+                    batch.insert(&self.records, position, encode_record(&record));
+                    let key = chunk_key(&stream_key(&append.stream), append.first_version);
+                    batch.insert(&self.chunks, key, chunk.encode());
+                    counts.records += 1;
                 }
-                Entry::Delete(deletion) => {
+                Front::Delete(deletion) => {
                     let deleted = DiskDeletion {
                         through_version: deletion.through_version,
                         tombstoned: deletion.mode == DeleteMode::Tombstone,
@@ -247,21 +246,11 @@ impl StreamKeyspaces {
                 }
                 // Snapshots and rules stay in memory (above); marks and a rewrite's
                 // header say nothing of streams.
-                Entry::SyncMark(_) | Entry::Snapshot(_) | Entry::Rules(_) | Entry::Rewritten(_) => {
-                }
+                Front::Other => {}
             }
             Ok(())
         })?;
-        let counts = SegmentCounts {
-            records: records.len(),
-            deletes: deletes.len(),
-        };
-        for (position, value) in records {
-            batch.insert(&self.records, position.to_be_bytes(), value);
-        }
-        for (key, value) in chunks {
-            batch.insert(&self.chunks, key, value);
-        }
+        counts.deletes = deletes.len();
         for (key, deleted) in deletes {
             let merged = match self.deletion_by_key(&key)? {
                 Some(before) => before.merge(deleted),
@@ -638,6 +627,30 @@ mod tests {
             .expect("check")
             .expect("an index");
         assert!(check.difference.is_some(), "{check:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_damaged_segment_is_refused_and_the_checkpoint_stays() {
+        let dir = tempfile::tempdir().expect("dir");
+        fill(dir.path()).await;
+        let (db, checkpoint) =
+            IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let path = segment::segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let second = &segment::records(&bytes)[1];
+        // A byte of its payload: only the checksum over the events can tell.
+        bytes[(second.offset + second.len - 3) as usize] ^= 0x40;
+        std::fs::write(&path, &bytes).expect("damage");
+        let again = Checkpoint {
+            segment: 1,
+            end_position: 0,
+        };
+        let refused = db.ingest_segment(&IdMap::default(), again);
+        assert!(
+            matches!(refused, Err(StoreError::Corrupt { offset, .. }) if offset == second.offset),
+            "{refused:?}"
+        );
+        assert_eq!(db.checkpoint().expect("read"), checkpoint);
     }
 
     fn copy_dir(from: &Path, to: &Path) {

@@ -373,20 +373,55 @@ pub fn decode_header(header: &[u8; FRAME_HEADER_LEN]) -> Result<FrameHeader, Dec
     })
 }
 
-/// Checks a payload against its header's checksum and decodes it.
-pub fn decode_payload(header: FrameHeader, payload: Bytes) -> Result<Entry, DecodeError> {
-    let computed = crc32c::crc32c(&payload);
+/// Checks a payload against its header's checksum.
+fn check_payload(header: FrameHeader, payload: &[u8]) -> Result<(), DecodeError> {
+    let computed = crc32c::crc32c(payload);
     if computed != header.payload_crc {
         return Err(DecodeError::PayloadChecksum {
             stored: header.payload_crc,
             computed,
         });
     }
+    Ok(())
+}
+
+/// Checks a payload against its header's checksum and decodes it.
+pub fn decode_payload(header: FrameHeader, payload: Bytes) -> Result<Entry, DecodeError> {
+    check_payload(header, &payload)?;
     Cursor {
         buf: payload,
         at: 0,
     }
     .entry()
+}
+
+/// What the index on disk reads of a record: an append's fixed fields (its events are
+/// not decoded), a delete whole, or that it is neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Front {
+    Append(UncheckedAppend),
+    Delete(Deletion),
+    Other,
+}
+
+/// Checks a payload against its header's checksum, as [`decode_payload`] does, and
+/// decodes what [`Front`] holds of it.
+pub fn decode_front(header: FrameHeader, payload: Bytes) -> Result<Front, DecodeError> {
+    check_payload(header, &payload)?;
+    let mut cursor = Cursor {
+        buf: payload,
+        at: 0,
+    };
+    match cursor.buf.first() {
+        Some(&KIND_APPEND) => {
+            cursor.u8()?;
+            cursor.append_front().map(Front::Append)
+        }
+        _ => match cursor.entry()? {
+            Entry::Delete(deletion) => Ok(Front::Delete(deletion)),
+            _ => Ok(Front::Other),
+        },
+    }
 }
 
 /// Decodes a whole framed record held in memory.
