@@ -59,7 +59,7 @@ pub fn run(config: &Config, offline: Offline) -> ExitCode {
             let health = repair::verify(dir)?;
             // Only a sound log can be replayed to check the index against.
             let index = match health {
-                Health::Sound { .. } => Some(check_index(dir)),
+                Health::Sound { .. } => Some(check_index(dir, config.snapshots_per_stream)),
                 Health::Damaged(_) => None,
             };
             Ok((health, index))

@@ -145,7 +145,13 @@ impl Store {
         let started = std::time::Instant::now();
         scavenge::remove_leftovers(fs.as_ref(), dir)?;
         let index_db = match config.index_cache_bytes {
-            Some(cache) => Some(IndexDb::open_or_rebuild(&dir.join(disk::INDEX_DIR), cache)?),
+            Some(cache) => {
+                let (db, checkpoint) = IndexDb::open_or_rebuild(&dir.join(disk::INDEX_DIR), cache)?;
+                Some((
+                    db.keeping_snapshots(config.snapshots_per_stream),
+                    checkpoint,
+                ))
+            }
             None => None,
         };
         let index = index_db.as_ref().map(|(db, checkpoint)| (db, *checkpoint));

@@ -37,8 +37,8 @@ pub type IdMap = ShardedMap<Uuid, u64>;
 pub const INDEX_DIR: &str = "index";
 
 /// The layout of what the index holds; an index of another layout is rebuilt. 2: the
-/// streams' keyspaces.
-const FORMAT: u32 = 2;
+/// streams' keyspaces; 3: rules, snapshots and segments.
+const FORMAT: u32 = 3;
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
 /// How far the index on disk covers the log: every segment up to `segment`, whose
@@ -180,9 +180,10 @@ impl IndexDb {
     /// Throws this index away and makes it anew, empty.
     pub fn rebuild(self) -> Result<IndexDb, StoreError> {
         let (dir, cache_bytes) = (self.dir.clone(), self.cache_bytes);
+        let kept = self.streams.meta.snapshots_kept;
         drop(self);
         remove(&dir)?;
-        IndexDb::open(&dir, cache_bytes)
+        Ok(IndexDb::open(&dir, cache_bytes)?.keeping_snapshots(kept))
     }
 
     /// How far the index covers the log; None when it covers nothing yet. An
@@ -274,6 +275,13 @@ impl IndexDb {
         }
     }
 
+    /// Keeps the newest `kept` snapshots of each stream by version, as the index in
+    /// memory does (one until this is called).
+    pub fn keeping_snapshots(mut self, kept: usize) -> IndexDb {
+        self.streams.meta.snapshots_kept = kept.max(1);
+        self
+    }
+
     /// The streams' part of the index.
     pub fn streams(&self) -> &StreamKeyspaces {
         &self.streams
@@ -290,8 +298,12 @@ impl IndexDb {
         let ingesting = |e| index_error(format!("indexing segment {}", checkpoint.segment), e);
         let path = segment::segment_path(&self.log_dir, u64::from(checkpoint.segment));
         let mut batch = self.db.batch();
-        self.streams
-            .ingest_segment(&mut batch, &path, checkpoint.segment)?;
+        self.streams.ingest_segment(
+            &mut batch,
+            &path,
+            checkpoint.segment,
+            checkpoint.end_position,
+        )?;
         self.ingest_ids(ids, checkpoint)?;
         batch.insert(&self.meta, CHECKPOINT_KEY, checkpoint.encode());
         batch.commit().map_err(ingesting)?;

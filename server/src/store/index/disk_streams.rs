@@ -22,13 +22,13 @@
 //!
 //! Not here yet (issue 24 goes on): the index in memory is still built from the whole
 //! log at every start and serves every read; a scavenge's rewrite of a segment already
-//! ingested is not put on disk (its `records` keep the old offsets, and its chunks of
-//! reclaimed records name positions no record holds), and snapshots and rules stay
-//! in memory only.
+//! ingested is not put on disk (its `records` and kept snapshots keep the old offsets,
+//! and its chunks of reclaimed records name positions no record holds).
 
+use super::disk_meta::{MetaKeyspaces, SegmentMeta};
 use super::{LogRecord, RecordLoc};
 use crate::store::error::StoreError;
-use crate::store::log::record::Front;
+use crate::store::log::record::{Entry, Front};
 use crate::store::log::segment;
 use crate::store::types::{DeleteMode, StreamId};
 use bytes::Bytes;
@@ -150,11 +150,22 @@ pub fn chunk_key(stream_key: &[u8], first_version: u64) -> Vec<u8> {
     key
 }
 
-fn index_error(context: impl Into<String>, error: fjall::Error) -> StoreError {
+pub(super) fn index_error(context: impl Into<String>, error: fjall::Error) -> StoreError {
     StoreError::io(context, io::Error::other(error.to_string()))
 }
 
-fn malformed(what: &str, len: usize) -> StoreError {
+/// Every key and value of `keyspace`, in key order; `what` names them in errors.
+pub(super) fn entries<'a>(
+    keyspace: &'a Keyspace,
+    what: &'static str,
+) -> impl Iterator<Item = Result<fjall::KvPair, StoreError>> + 'a {
+    keyspace.iter().map(move |item| {
+        item.into_inner()
+            .map_err(|e| index_error(format!("reading the index's {what}"), e))
+    })
+}
+
+pub(super) fn malformed(what: &str, len: usize) -> StoreError {
     StoreError::IndexMismatch(format!("the index holds {what} of {len} bytes"))
 }
 
@@ -170,6 +181,8 @@ pub struct StreamKeyspaces {
     records: Keyspace,
     chunks: Keyspace,
     deletes: Keyspace,
+    /// Rules, snapshots and segments (`disk_meta.rs`).
+    pub meta: MetaKeyspaces,
 }
 
 impl StreamKeyspaces {
@@ -185,15 +198,23 @@ impl StreamKeyspaces {
             KeyspaceCreateOptions::default().compaction_strategy(Arc::new(compaction()))
         })?;
         let deletes = db.keyspace("deletes", KeyspaceCreateOptions::default)?;
+        let meta = MetaKeyspaces {
+            rules: db.keyspace("rules", KeyspaceCreateOptions::default)?,
+            snapshots: db.keyspace("snapshots", KeyspaceCreateOptions::default)?,
+            segments: db.keyspace("segments", KeyspaceCreateOptions::default)?,
+            snapshots_kept: 1,
+        };
         Ok(StreamKeyspaces {
             records,
             chunks,
             deletes,
+            meta,
         })
     }
 
-    /// Reads sealed segment `seq` from `path` and puts its records, its streams'
-    /// chunks and its deletes (merged with those already there) into `batch`, which the
+    /// Reads sealed segment `seq` from `path`, which ends before `end_position`, and
+    /// puts its records, its streams' chunks, its deletes (merged with those already
+    /// there) and its rules, snapshots and end (`disk_meta.rs`) into `batch`, which the
     /// caller commits with the checkpoint: nothing of a segment is in the index before
     /// its checkpoint is. One batch, not tables of their own as the event ids: a
     /// segment holds a record per append, not per event (500 of batches of 1,000, some
@@ -205,6 +226,7 @@ impl StreamKeyspaces {
         batch: &mut fjall::OwnedWriteBatch,
         path: &Path,
         seq: u32,
+        end_position: u64,
     ) -> Result<SegmentCounts, StoreError> {
         let bytes = Bytes::from(
             std::fs::read(path)
@@ -212,16 +234,22 @@ impl StreamKeyspaces {
         );
         let mut counts = SegmentCounts::default();
         let mut deletes: BTreeMap<Vec<u8>, DiskDeletion> = BTreeMap::new();
+        let mut meta = SegmentMeta::default();
         segment::fronts(path, u64::from(seq), &bytes, |offset, len, front| {
+            let loc = RecordLoc {
+                segment: seq,
+                len: len as u32,
+                offset,
+            };
+            match &front {
+                Front::Append(append) => meta.see(loc, append.created_micros, None),
+                Front::Other(entry) => meta.see(loc, entry.created_micros(), Some(entry)),
+            }
             match front {
                 Front::Append(append) => {
                     let record = LogRecord {
                         first_position: append.first_position,
-                        loc: RecordLoc {
-                            segment: seq,
-                            len: len as u32,
-                            offset,
-                        },
+                        loc,
                         created_micros: append.created_micros,
                     };
                     let chunk = DiskChunk {
@@ -236,7 +264,7 @@ impl StreamKeyspaces {
                     batch.insert(&self.chunks, key, chunk.encode());
                     counts.records += 1;
                 }
-                Front::Delete(deletion) => {
+                Front::Other(Entry::Delete(deletion)) => {
                     let deleted = DiskDeletion {
                         through_version: deletion.through_version,
                         tombstoned: deletion.mode == DeleteMode::Tombstone,
@@ -244,9 +272,9 @@ impl StreamKeyspaces {
                     let slot = deletes.entry(stream_key(&deletion.stream)).or_default();
                     *slot = slot.merge(deleted);
                 }
-                // Snapshots and rules stay in memory (above); marks and a rewrite's
-                // header say nothing of streams.
-                Front::Other => {}
+                // Snapshots and rules: `meta` above; marks and a rewrite's header say
+                // nothing of streams.
+                Front::Other(_) => {}
             }
             Ok(())
         })?;
@@ -258,6 +286,7 @@ impl StreamKeyspaces {
             };
             batch.insert(&self.deletes, key, merged.encode());
         }
+        self.meta.write(batch, seq, end_position, meta)?;
         Ok(counts)
     }
 
@@ -284,10 +313,8 @@ impl StreamKeyspaces {
 
     /// Every record the index holds, in log order.
     pub fn records(&self) -> impl Iterator<Item = Result<LogRecord, StoreError>> + '_ {
-        self.records.iter().map(|item| {
-            let (key, value) = item
-                .into_inner()
-                .map_err(|e| index_error("reading the index's records", e))?;
+        entries(&self.records, "records").map(|item| {
+            let (key, value) = item?;
             let first_position = <[u8; 8]>::try_from(&*key)
                 .map(u64::from_be_bytes)
                 .map_err(|_| malformed("a position", key.len()))?;
@@ -297,10 +324,8 @@ impl StreamKeyspaces {
 
     /// Every chunk the index holds, by its key (the stream's, then the version).
     pub fn chunks(&self) -> impl Iterator<Item = Result<(Vec<u8>, DiskChunk), StoreError>> + '_ {
-        self.chunks.iter().map(|item| {
-            let (key, value) = item
-                .into_inner()
-                .map_err(|e| index_error("reading the index's chunks", e))?;
+        entries(&self.chunks, "chunks").map(|item| {
+            let (key, value) = item?;
             let version = key
                 .len()
                 .checked_sub(8)
@@ -317,10 +342,8 @@ impl StreamKeyspaces {
     pub fn deletes(
         &self,
     ) -> impl Iterator<Item = Result<(Vec<u8>, DiskDeletion), StoreError>> + '_ {
-        self.deletes.iter().map(|item| {
-            let (key, value) = item
-                .into_inner()
-                .map_err(|e| index_error("reading the index's deletes", e))?;
+        entries(&self.deletes, "deletes").map(|item| {
+            let (key, value) = item?;
             let deleted =
                 DiskDeletion::decode(&value).ok_or_else(|| malformed("a delete", value.len()))?;
             Ok((key.to_vec(), deleted))
@@ -410,7 +433,7 @@ mod tests {
     use crate::store::index::disk::{Checkpoint, INDEX_DIR, IdMap, IndexDb};
     use crate::store::index::verify::check_index;
     use crate::store::log::recovery;
-    use crate::store::{EventData, ExpectedVersion, FsyncPolicy, Store, StoreConfig};
+    use crate::store::{EventData, ExpectedVersion, FsyncPolicy, Store, StoreConfig, StreamRules};
     use uuid::Uuid;
 
     fn store_config(dir: &Path) -> StoreConfig {
@@ -423,10 +446,12 @@ mod tests {
             segment_size: 4096,
             max_pending_bytes: 64 << 20,
             fs: Arc::new(RealFs),
-            snapshots_per_stream: 1,
+            snapshots_per_stream: SNAPSHOTS_KEPT,
             default_rules: Default::default(),
         }
     }
+
+    const SNAPSHOTS_KEPT: usize = 2;
 
     fn events(count: usize) -> Vec<EventData> {
         (0..count)
@@ -522,10 +547,29 @@ mod tests {
                     continue;
                 }
                 let count = 1 + (round + n) % 4;
-                store
+                let appended = store
                     .append(stream.clone(), ExpectedVersion::Any, events(count))
                     .await
                     .expect("append");
+                // Three snapshots of some streams (two kept), one of them deleted
+                // after its first; rules set twice on another.
+                if n % 3 == 0 && round % 5 == 4 {
+                    let state = Bytes::from_static(b"state");
+                    store
+                        .save_snapshot(stream.clone(), appended.version, Arc::from("s"), state)
+                        .await
+                        .expect("snapshot");
+                }
+                if n == 5 && round % 10 == 2 {
+                    let rules = StreamRules {
+                        max_count: Some(1_000 + round as u64),
+                        ..StreamRules::default()
+                    };
+                    store
+                        .set_stream_rules(stream.clone(), rules, None)
+                        .await
+                        .expect("rules");
+                }
             }
         }
         // Filler, so that every stream's last append is in a sealed segment.
@@ -581,7 +625,9 @@ mod tests {
             .expect("ingest again");
         disk_resolves_as_memory(&db, &memory, checkpoint, &all);
         drop(db);
-        let check = check_index(dir.path()).expect("check").expect("an index");
+        let check = check_index(dir.path(), SNAPSHOTS_KEPT)
+            .expect("check")
+            .expect("an index");
         assert_eq!(check.difference, None, "{check:?}");
     }
 
@@ -610,7 +656,7 @@ mod tests {
 
         // What `evenire-server verify` reports: the same, over every record, chunk and
         // delete.
-        let check = check_index(ours_dir.path())
+        let check = check_index(ours_dir.path(), SNAPSHOTS_KEPT)
             .expect("check")
             .expect("an index");
         assert_eq!(check.difference, None);
@@ -623,7 +669,7 @@ mod tests {
             &ours_dir.path().join(INDEX_DIR),
             &theirs_dir.path().join(INDEX_DIR),
         );
-        let check = check_index(theirs_dir.path())
+        let check = check_index(theirs_dir.path(), SNAPSHOTS_KEPT)
             .expect("check")
             .expect("an index");
         assert!(check.difference.is_some(), "{check:?}");

@@ -17,6 +17,7 @@
 //! in the writer's id map); plus about 100 bytes per stream.
 
 pub mod disk;
+pub mod disk_meta;
 pub mod disk_streams;
 pub mod filter;
 pub mod ids;

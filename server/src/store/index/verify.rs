@@ -8,12 +8,13 @@
 //! agree with the log and rebuilds it), but it is a bug, or a scavenge that rewrote a
 //! segment after it was indexed (`disk_streams.rs` says why).
 
-use super::Index;
 use super::disk::{Checkpoint, INDEX_DIR, IndexDb};
 use super::disk_streams::{DiskChunk, DiskDeletion, chunk_key, stream_key};
+use super::{Index, RecordLoc};
 use crate::store::error::StoreError;
 use crate::store::log::fs::RealFs;
 use crate::store::log::recovery;
+use crate::store::types::StreamRules;
 use std::fmt::Debug;
 use std::path::Path;
 
@@ -30,9 +31,10 @@ pub struct IndexCheck {
     pub difference: Option<String>,
 }
 
-/// Checks the index on disk of the log in `dir` against the log; None when there is
-/// no index. Run while no server has the directory open.
-pub fn check_index(dir: &Path) -> Result<Option<IndexCheck>, StoreError> {
+/// Checks the index on disk of the log in `dir`, which keeps `snapshots_kept`
+/// snapshots of each stream, against the log; None when there is no index. Run while
+/// no server has the directory open.
+pub fn check_index(dir: &Path, snapshots_kept: usize) -> Result<Option<IndexCheck>, StoreError> {
     let index_dir = dir.join(INDEX_DIR);
     if !index_dir.exists() {
         return Ok(None);
@@ -45,7 +47,8 @@ pub fn check_index(dir: &Path) -> Result<Option<IndexCheck>, StoreError> {
     let Some(checkpoint) = check.checkpoint else {
         return Ok(Some(check));
     };
-    let memory = recovery::replay_through(&RealFs, dir, checkpoint.segment)?.index;
+    let replayed = recovery::replay_through(&RealFs, dir, snapshots_kept, checkpoint.segment)?;
+    let memory = &replayed.index;
     if memory.next_position() != checkpoint.end_position {
         check.difference = Some(format!(
             "the checkpoint says segment {} ends before position {}, the log says {}",
@@ -60,19 +63,40 @@ pub fn check_index(dir: &Path) -> Result<Option<IndexCheck>, StoreError> {
         .segments
         .iter()
         .flat_map(|s| s.records.iter().copied());
-    let (count, difference) = first_difference("record", records, disk.records())?;
-    check.records = count;
-    if difference.is_none() {
-        let (count, difference) = first_difference("chunk", chunks(&memory), disk.chunks())?;
-        check.chunks = count;
-        check.difference = difference;
-    } else {
-        check.difference = difference;
-    }
+    let compared = [
+        first_difference("record", records, disk.records())?,
+        first_difference("chunk", chunks(memory), disk.chunks())?,
+        first_difference("delete", deletes(memory), disk.deletes())?,
+        first_difference(
+            "rules",
+            rules(memory),
+            disk.meta
+                .all_rules()
+                .map(|r| r.map(|(key, set)| (key, (set.revision, set.rules)))),
+        )?,
+        first_difference("snapshot", snapshots(memory), disk.meta.all_snapshots())?,
+        first_difference(
+            "segment end",
+            segment_ends(memory, checkpoint.segment),
+            disk.meta
+                .all_segments()
+                .map(|s| s.map(|(seq, end)| (seq, end.end_position))),
+        )?,
+    ];
+    [check.records, check.chunks, check.deletes] = [compared[0].0, compared[1].0, compared[2].0];
+    check.difference = compared.into_iter().find_map(|(_, difference)| difference);
     if check.difference.is_none() {
-        let (count, difference) = first_difference("delete", deletes(&memory), disk.deletes())?;
-        check.deletes = count;
-        check.difference = difference;
+        let latest = disk
+            .meta
+            .all_segments()
+            .map(|s| s.map(|(_, end)| end.last_created))
+            .try_fold(i64::MIN, |latest, t| t.map(|t| latest.max(t)))?;
+        if latest != replayed.last_created {
+            check.difference = Some(format!(
+                "the latest commit stamp: the log's {}, the index's {latest}",
+                replayed.last_created
+            ));
+        }
     }
     Ok(Some(check))
 }
@@ -104,6 +128,42 @@ fn chunks(memory: &Index) -> impl Iterator<Item = (Vec<u8>, DiskChunk)> {
     }
     chunks.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
     chunks.into_iter()
+}
+
+/// The rules of the streams of `memory` that have any, with their revision, in key
+/// order.
+fn rules(memory: &Index) -> impl Iterator<Item = (Vec<u8>, (u64, StreamRules))> {
+    let mut rules: Vec<_> = memory
+        .rules
+        .iter()
+        .map(|(stream, rules)| (stream_key(stream), *rules))
+        .collect();
+    rules.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    rules.into_iter()
+}
+
+/// The snapshots `memory` keeps, by stream key and version, in key order.
+fn snapshots(memory: &Index) -> impl Iterator<Item = (Vec<u8>, RecordLoc)> {
+    let mut snapshots = Vec::new();
+    for (stream, kept) in memory.snapshots.iter() {
+        let key = stream_key(stream);
+        for snapshot in kept {
+            snapshots.push((chunk_key(&key, snapshot.version), snapshot.loc));
+        }
+    }
+    snapshots.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    snapshots.into_iter()
+}
+
+/// Where each segment up to `last` ends: where the next starts.
+fn segment_ends(memory: &Index, last: u32) -> impl Iterator<Item = (u32, u64)> + '_ {
+    (0..=last).map(move |seq| {
+        let end = seq
+            .checked_add(1)
+            .and_then(|next| memory.segment_first_position(next))
+            .unwrap_or(memory.next_position());
+        (seq, end)
+    })
 }
 
 /// What deletes said of the streams of `memory`, in key order.

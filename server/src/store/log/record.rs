@@ -396,12 +396,12 @@ pub fn decode_payload(header: FrameHeader, payload: Bytes) -> Result<Entry, Deco
 }
 
 /// What the index on disk reads of a record: an append's fixed fields (its events are
-/// not decoded), a delete whole, or that it is neither.
+/// not decoded), or any other record whole (they are few and small, but for a snapshot's
+/// state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Front {
     Append(UncheckedAppend),
-    Delete(Deletion),
-    Other,
+    Other(Entry),
 }
 
 /// Checks a payload against its header's checksum, as [`decode_payload`] does, and
@@ -417,10 +417,7 @@ pub fn decode_front(header: FrameHeader, payload: Bytes) -> Result<Front, Decode
             cursor.u8()?;
             cursor.append_front().map(Front::Append)
         }
-        _ => match cursor.entry()? {
-            Entry::Delete(deletion) => Ok(Front::Delete(deletion)),
-            _ => Ok(Front::Other),
-        },
+        _ => cursor.entry().map(Front::Other),
     }
 }
 

@@ -136,10 +136,16 @@ pub fn replay_keeping(
     replay_segments(fs, dir, snapshots_kept, ids, u64::MAX)
 }
 
-/// [`replay`] of the segments up to `last` only: the log as it was when that segment
-/// was sealed (what an index on disk checkpointed there describes).
-pub fn replay_through(fs: &dyn Fs, dir: &Path, last: u32) -> Result<Replayed, StoreError> {
-    replay_segments(fs, dir, 1, Ids::None, u64::from(last))
+/// [`replay_keeping`] of the segments up to `last` only, without ids: the log as it
+/// was when that segment was sealed (what an index on disk checkpointed there
+/// describes).
+pub fn replay_through(
+    fs: &dyn Fs,
+    dir: &Path,
+    snapshots_kept: usize,
+    last: u32,
+) -> Result<Replayed, StoreError> {
+    replay_segments(fs, dir, snapshots_kept, Ids::None, u64::from(last))
 }
 
 fn replay_segments(
