@@ -165,6 +165,25 @@ pub(super) fn entries<'a>(
     })
 }
 
+/// Writes `entries`, in strictly rising key order, into `keyspace` as a table of its
+/// own, synced when this returns.
+fn ingest<K: Into<fjall::UserKey>, V: Into<fjall::UserValue>>(
+    keyspace: &Keyspace,
+    entries: impl Iterator<Item = (K, V)>,
+    seq: u32,
+) -> Result<(), StoreError> {
+    let ingesting = |e| index_error(format!("indexing segment {seq}"), e);
+    let mut entries = entries.peekable();
+    if entries.peek().is_none() {
+        return Ok(());
+    }
+    let mut ingestion = keyspace.start_ingestion().map_err(ingesting)?;
+    for (key, value) in entries {
+        ingestion.write(key, value).map_err(ingesting)?;
+    }
+    ingestion.finish().map_err(ingesting)
+}
+
 pub(super) fn malformed(what: &str, len: usize) -> StoreError {
     StoreError::IndexMismatch(format!("the index holds {what} of {len} bytes"))
 }
@@ -212,15 +231,15 @@ impl StreamKeyspaces {
         })
     }
 
-    /// Reads sealed segment `seq` from `path`, which ends before `end_position`, and
-    /// puts its records, its streams' chunks, its deletes (merged with those already
-    /// there) and its rules, snapshots and end (`disk_meta.rs`) into `batch`, which the
-    /// caller commits with the checkpoint: nothing of a segment is in the index before
-    /// its checkpoint is. One batch, not tables of their own as the event ids: a
-    /// segment holds a record per append, not per event (500 of batches of 1,000, some
-    /// 400,000 of single events), and a table ingested before the checkpoint would be
-    /// there, past it, after a crash. Damage in the segment is an error, as at a
-    /// start.
+    /// Reads sealed segment `seq` from `path`, which ends before `end_position`, puts
+    /// its records and its streams' chunks into the index as tables of their own
+    /// (fjall's ingestion, as for event ids: no journal, which fjall replays at every
+    /// open), and its deletes (merged with those already there) and its rules,
+    /// snapshots and end (`disk_meta.rs`) into `batch`, which the caller commits with
+    /// the checkpoint. A crash between the two leaves the segment's records and chunks
+    /// past the checkpoint: whoever reads the index ignores what lies past it, and the
+    /// next start ingests the same segment again, which writes the same entries.
+    /// Damage in the segment is an error, as at a start.
     pub fn ingest_segment(
         &self,
         batch: &mut fjall::OwnedWriteBatch,
@@ -233,6 +252,8 @@ impl StreamKeyspaces {
                 .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?,
         );
         let mut counts = SegmentCounts::default();
+        let mut records = Vec::new();
+        let mut chunks = Vec::new();
         let mut deletes: BTreeMap<Vec<u8>, DiskDeletion> = BTreeMap::new();
         let mut meta = SegmentMeta::default();
         segment::fronts(path, u64::from(seq), &bytes, |offset, len, front| {
@@ -258,11 +279,9 @@ impl StreamKeyspaces {
                         events: append.event_count,
                         created_micros: append.created_micros,
                     };
-                    let position = append.first_position.to_be_bytes();
-                    batch.insert(&self.records, position, encode_record(&record));
+                    records.push((append.first_position, encode_record(&record)));
                     let key = chunk_key(&stream_key(&append.stream), append.first_version);
-                    batch.insert(&self.chunks, key, chunk.encode());
-                    counts.records += 1;
+                    chunks.push((key, chunk.encode()));
                 }
                 Front::Other(Entry::Delete(deletion)) => {
                     let deleted = DiskDeletion {
@@ -278,7 +297,18 @@ impl StreamKeyspaces {
             }
             Ok(())
         })?;
+        counts.records = records.len();
         counts.deletes = deletes.len();
+        // fjall takes a table's keys in strictly rising order: a segment's records are
+        // in position order already.
+        chunks.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        chunks.dedup_by(|(a, _), (b, _)| a == b);
+        ingest(
+            &self.records,
+            records.into_iter().map(|(p, v)| (p.to_be_bytes(), v)),
+            seq,
+        )?;
+        ingest(&self.chunks, chunks.into_iter(), seq)?;
         for (key, deleted) in deletes {
             let merged = match self.deletion_by_key(&key)? {
                 Some(before) => before.merge(deleted),

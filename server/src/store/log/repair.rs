@@ -15,6 +15,7 @@ use super::lost::{Lost, lost_by_cut};
 use super::recovery::{self, TornTail};
 use super::segment::{self, SEGMENT_HEADER_LEN};
 use crate::store::error::StoreError;
+use crate::store::index::disk;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
@@ -154,7 +155,16 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Health, StoreError> {
                 file.sync_all().map_err(io)?;
             }
             RealFs.sync_dir(dir).map_err(io)?;
+            // It may cover what was cut: the next start builds it again from the log.
+            remove_index(dir)?;
         }
     }
     Ok(health)
+}
+
+/// Removes the index on disk of the log in `dir`, if it has one: after a repair
+/// changed the log, what it says of the changed records is not to be trusted, even
+/// past its checkpoint (`index/disk_streams.rs`).
+pub fn remove_index(dir: &Path) -> Result<(), StoreError> {
+    disk::remove(&dir.join(disk::INDEX_DIR))
 }

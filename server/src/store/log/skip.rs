@@ -19,7 +19,7 @@
 use super::fs::{Fs, RealFs};
 use super::lost::frame_end;
 use super::record::{self, AppendHeader, FRAME_HEADER_LEN, SyncMark, unchecked_append};
-use super::repair::{Damage, Health, verify};
+use super::repair::{Damage, Health, remove_index, verify};
 use super::segment;
 use crate::store::error::StoreError;
 use crate::store::types::{EventData, StreamId};
@@ -99,6 +99,8 @@ pub fn skip_damaged_record(
             )));
         }
     };
+    // Its event ids and record are others now: the index on disk is built again.
+    remove_index(dir)?;
     Ok(Ok(Skipped {
         path: damage.path,
         offset,
