@@ -13,9 +13,10 @@
 //!   million ids, which one write batch each would take longer to insert than batch
 //!   appends take to write. A filter of our own in front (`filter.rs`) answers most
 //!   look-ups of new ids without asking fjall.
-//! - `records`, `chunks` and `deletes`: the streams' part (`disk_streams.rs`).
-//! - `meta`: the checkpoint, written and synced after the segment's ids are durable,
-//!   in one batch with its records, chunks and deletes.
+//! - `records`, `chunks`, `deletes`, `rules`, `snapshots` and `segments`: the streams'
+//!   part (`disk_streams.rs`, `disk_meta.rs`).
+//! - `meta`: the checkpoint, written and synced after the segment's ids, records and
+//!   chunks are durable, in one batch with the rest of what the segment says.
 
 use super::Index;
 use super::disk_streams::StreamKeyspaces;
@@ -259,9 +260,9 @@ impl IndexDb {
     /// Whether the last record the index holds before its checkpoint's end is the one
     /// the log holds there (`index`, rebuilt from the log at this start). A log whose
     /// segments end where the checkpoint says but whose records are others (another
-    /// store's backup restored in its place; a segment a scavenge rewrote after it was
-    /// indexed, until rewrites are indexed too) is not this index's log. An index that
-    /// cannot be read does not agree.
+    /// store's log put in its place; the last segment it covers, rewritten by a
+    /// scavenge after it was indexed) is not this index's log. An index that cannot be
+    /// read does not agree.
     pub fn agrees_with(&self, index: &Index, checkpoint: Option<Checkpoint>) -> bool {
         let Some(last) = checkpoint.and_then(|c| c.end_position.checked_sub(1)) else {
             return true;
@@ -288,12 +289,12 @@ impl IndexDb {
     }
 
     /// Puts a sealed segment into the index, durably: its event ids (`ids`, from the
-    /// writer's memory) as a table of their own, then its records, streams' chunks and
-    /// deletes (read from its file) with the checkpoint moved to it, in one batch,
-    /// synced. One thread at
-    /// a time (the ingester): the filter takes inserts from one only. A crash in
-    /// between leaves the checkpoint before the segment: the next start gives it
-    /// again, and putting it in again changes nothing (`disk_streams.rs`).
+    /// writer's memory), records and streams' chunks (read from its file) as tables of
+    /// their own, then its deletes, rules, snapshots and end with the checkpoint moved
+    /// to it, in one batch, synced. One thread at a time (the ingester): the filter
+    /// takes inserts from one only. A crash in between leaves the checkpoint before the
+    /// segment: the next start gives it again, and putting it in again changes nothing
+    /// (`disk_streams.rs`).
     pub fn ingest_segment(&self, ids: &IdMap, checkpoint: Checkpoint) -> Result<(), StoreError> {
         let ingesting = |e| index_error(format!("indexing segment {}", checkpoint.segment), e);
         let path = segment::segment_path(&self.log_dir, u64::from(checkpoint.segment));

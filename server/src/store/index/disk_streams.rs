@@ -14,11 +14,12 @@
 //! - `deletes`: a stream's key -> the version through which it is deleted, and
 //!   whether it is tombstoned (9 bytes).
 //!
-//! Everything a segment puts there is a pure function of the segment, and merging
-//! deletes takes the larger version and either tombstone: ingesting a segment again
-//! (after a crash before its checkpoint) or the segments in any order gives the same
-//! index. A stream's version is its last chunk's last version, or what its delete says
-//! when a scavenge reclaimed its events.
+//! Everything a segment puts there is a function of the segment, and merging deletes
+//! takes the larger version and either tombstone: ingesting a segment again (after a
+//! crash before its checkpoint) gives the same index. Records and chunks are written
+//! before the checkpoint moves, so after such a crash some may lie past it: readers of
+//! the index ignore what lies past its checkpoint. A stream's version is its last
+//! chunk's last version, or what its delete says when a scavenge reclaimed its events.
 //!
 //! Not here yet (issue 24 goes on): the index in memory is still built from the whole
 //! log at every start and serves every read; a scavenge's rewrite of a segment already
