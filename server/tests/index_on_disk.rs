@@ -111,8 +111,13 @@ async fn retries_are_known_from_the_index_on_disk_across_restarts_and_rebuilds()
     retries_hold(&server.uri(), &made).await;
     common::terminate(&server);
     assert!(common::wait(&mut server).success());
+    assert!(
+        index_dir(&data).join("id-filter").exists(),
+        "a clean stop saves the filter"
+    );
 
-    // After a clean stop, the ids of every sealed segment are on disk only.
+    // After a clean stop, the ids of every sealed segment are on disk only, behind the
+    // filter as it was saved: retries of them are known.
     let server = common::start(&data, ARGS);
     let in_memory = ids_in_memory(&server).await;
     assert!(

@@ -41,6 +41,8 @@ pub const INDEX_DIR: &str = "index";
 /// streams' keyspaces; 3: rules, snapshots and segments.
 const FORMAT: u32 = 3;
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
+/// Where a clean stop saves the filter, in the index's directory.
+const FILTER_FILE: &str = "id-filter";
 
 /// How far the index on disk covers the log: every segment up to `segment`, whose
 /// last position is `end_position - 1` (the next segment starts at `end_position`).
@@ -229,6 +231,40 @@ impl IndexDb {
         self.filter.insert_all(&ids);
         self.filter.set_ready();
         Ok(())
+    }
+
+    /// Makes the filter hold every id on disk: the one a clean stop saved, if it covers
+    /// the checkpoint, else filled from the ids on disk. Says which.
+    pub fn ready_filter(&self) -> Result<&'static str, StoreError> {
+        let covers = self
+            .checkpoint()?
+            .map(|c| [u64::from(c.segment), c.end_position]);
+        let path = self.dir.join(FILTER_FILE);
+        match covers.map(|covers| self.filter.load(&path, covers)) {
+            Some(Ok(())) => return Ok("loaded as a clean stop saved it"),
+            Some(Err(why)) if path.exists() => {
+                tracing::info!(why = %why, "the saved filter in front of the event ids is not used");
+            }
+            _ => {}
+        }
+        self.fill_filter()?;
+        Ok("filled from the ids on disk")
+    }
+
+    /// Saves the filter, if it holds every id on disk, for the next start
+    /// ([`IndexDb::ready_filter`]): what a clean stop does once the ingester is done.
+    pub fn save_filter(&self) -> Result<(), StoreError> {
+        let Some(checkpoint) = self.checkpoint()? else {
+            return Ok(());
+        };
+        if !self.filter.is_ready() {
+            return Ok(());
+        }
+        let covers = [u64::from(checkpoint.segment), checkpoint.end_position];
+        let path = self.dir.join(FILTER_FILE);
+        self.filter
+            .save(&path, covers)
+            .map_err(|e| StoreError::io(format!("saving {}", path.display()), e))
     }
 
     /// Memory of the filter in front of the event ids.
@@ -423,6 +459,46 @@ mod tests {
             assert_eq!(db.event_position(*id).expect("read"), Some(*position));
         }
         assert_eq!(db.event_position(Uuid::new_v4()).expect("read"), None);
+    }
+
+    #[test]
+    fn a_start_loads_the_filter_a_clean_stop_saved_while_the_checkpoint_is_the_same() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(INDEX_DIR);
+        let first = ids(0..5_000);
+        let checkpoint = |segment, end_position| Checkpoint {
+            segment,
+            end_position,
+        };
+        {
+            let (db, _) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("open");
+            assert_eq!(
+                db.ready_filter().expect("ready"),
+                "filled from the ids on disk"
+            );
+            ingest(&db, &first, checkpoint(0, 5_000)).expect("ingest");
+            db.save_filter().expect("save");
+        }
+        {
+            let (db, _) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("reopen");
+            assert_eq!(
+                db.ready_filter().expect("ready"),
+                "loaded as a clean stop saved it"
+            );
+            for (id, position) in first.iter() {
+                assert_eq!(db.event_position(*id).expect("read"), Some(*position));
+            }
+            // A segment more, and no clean stop to save the filter again.
+            ingest(&db, &ids(5_000..6_000), checkpoint(1, 6_000)).expect("ingest");
+        }
+        let (db, _) = IndexDb::open_or_rebuild(&path, 1 << 20).expect("reopen");
+        assert_eq!(
+            db.ready_filter().expect("ready"),
+            "filled from the ids on disk"
+        );
+        for (id, position) in first.iter() {
+            assert_eq!(db.event_position(*id).expect("read"), Some(*position));
+        }
     }
 
     #[test]

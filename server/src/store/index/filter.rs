@@ -11,10 +11,17 @@
 //! at capacity, 7 bits per id set. A filter cannot grow, so they come in a chain: when
 //! the newest is full, one of twice its capacity follows; a look-up probes each (five
 //! at 100M ids, from a first of 4M). Bits are atomics: the ingester sets them while
-//! the writer reads them. The hash is seeded per process: ids a client picks cannot be
-//! aimed at one block.
+//! the writer reads them. The hash is seeded at random when a filter is made: ids a
+//! client picks cannot be aimed at one block.
+//!
+//! A clean stop saves the filter beside the index (`id-filter`, with its seed and the
+//! checkpoint it covers, checksummed), and the next start loads it when the checkpoint
+//! is the same: a read of about 1.2 bytes per id, where filling it again reads every id
+//! on disk (at 10M ids, seconds during which every new id is a look-up in fjall).
 
 use std::hash::BuildHasher;
+use std::io::{self, Read, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use uuid::Uuid;
@@ -87,7 +94,9 @@ impl Filter {
 pub struct IdFilter {
     chain: RwLock<Vec<Arc<Filter>>>,
     ready: std::sync::atomic::AtomicBool,
-    hasher: foldhash::quality::RandomState,
+    /// The hash's seed: random, or the saved filter's once it is loaded (before any
+    /// id is added or looked up through it).
+    seed: AtomicU64,
 }
 
 impl Default for IdFilter {
@@ -95,14 +104,108 @@ impl Default for IdFilter {
         IdFilter {
             chain: RwLock::new(vec![Arc::new(Filter::with_capacity(FIRST_CAPACITY))]),
             ready: false.into(),
-            hasher: foldhash::quality::RandomState::default(),
+            seed: AtomicU64::new(Uuid::new_v4().as_u64_pair().0),
         }
     }
 }
 
+/// What a saved filter starts with.
+const MAGIC: &[u8; 8] = b"EVIDFLT1";
+
 impl IdFilter {
     fn hash(&self, id: &Uuid) -> u64 {
-        self.hasher.hash_one(id.as_u128())
+        let seed = self.seed.load(Ordering::Relaxed);
+        foldhash::quality::FixedState::with_seed(seed).hash_one(id.as_u128())
+    }
+
+    /// Saves the filter to `path` (through a file beside it, synced and renamed), as
+    /// covering the ids on disk up to `covers`.
+    pub fn save(&self, path: &Path, covers: [u64; 2]) -> io::Result<()> {
+        let temp = path.with_extension("new");
+        let mut out = Checksummed::new(io::BufWriter::new(std::fs::File::create(&temp)?));
+        out.write_all(MAGIC)?;
+        for n in [self.seed.load(Ordering::Relaxed), covers[0], covers[1]] {
+            out.write_all(&n.to_le_bytes())?;
+        }
+        let chain = self
+            .chain
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        out.write_all(&(chain.len() as u64).to_le_bytes())?;
+        for filter in &chain {
+            let count = filter.count.load(Ordering::Relaxed);
+            for n in [filter.capacity, count, filter.blocks.len() as u64] {
+                out.write_all(&n.to_le_bytes())?;
+            }
+            for word in filter.blocks.iter().flatten() {
+                out.write_all(&word.load(Ordering::Relaxed).to_le_bytes())?;
+            }
+        }
+        let crc = out.crc;
+        let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
+        file.write_all(&crc.to_le_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        match path.parent() {
+            Some(dir) => std::fs::File::open(dir)?.sync_all(),
+            None => Ok(()),
+        }
+    }
+
+    /// Loads the filter saved at `path` if it covers the ids on disk up to `covers`,
+    /// and is then ready; says why not otherwise (none saved, another checkpoint's,
+    /// damaged), changing nothing. Before any id is added or looked up.
+    pub fn load(&self, path: &Path, covers: [u64; 2]) -> Result<(), String> {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let (body, crc) = bytes
+            .split_last_chunk::<4>()
+            .ok_or("shorter than its checksum")?;
+        if crc32c::crc32c(body) != u32::from_le_bytes(*crc) {
+            return Err("its checksum does not match".into());
+        }
+        let mut words = body
+            .strip_prefix(MAGIC)
+            .ok_or("not a saved filter")?
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        let mut next = || words.next().ok_or("cut short");
+        let seed = next()?;
+        if [next()?, next()?] != covers {
+            return Err("it covers another checkpoint".into());
+        }
+        let mut chain = Vec::new();
+        for _ in 0..next()? {
+            let (capacity, count, blocks) = (next()?, next()?, next()?);
+            if blocks
+                != (capacity * BITS_PER_ID)
+                    .div_ceil(64 * WORDS_PER_BLOCK as u64)
+                    .max(1)
+            {
+                return Err("a filter's size does not match its capacity".into());
+            }
+            let filter = Filter::with_capacity(capacity);
+            for word in filter.blocks.iter().flatten() {
+                word.store(next()?, Ordering::Relaxed);
+            }
+            filter.count.store(count, Ordering::Relaxed);
+            chain.push(Arc::new(filter));
+        }
+        if chain.is_empty() || next().is_ok() {
+            return Err("it holds no filter, or more than its filters".into());
+        }
+        self.seed.store(seed, Ordering::Relaxed);
+        *self.chain.write().unwrap_or_else(PoisonError::into_inner) = chain;
+        self.set_ready();
+        Ok(())
+    }
+
+    /// Whether it holds every id on disk (filled or loaded).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
     }
 
     /// Adds ids on disk. One thread adds (the ingester); the lock is only taken to
@@ -152,9 +255,75 @@ impl IdFilter {
     }
 }
 
+/// A writer that keeps the crc32c of what went through it.
+struct Checksummed<W> {
+    inner: W,
+    crc: u32,
+}
+
+impl<W: Write> Checksummed<W> {
+    fn new(inner: W) -> Self {
+        Checksummed { inner, crc: 0 }
+    }
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_filter_loads_for_its_checkpoint_only_and_not_when_damaged() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("id-filter");
+        let filter = IdFilter::default();
+        // Past the first filter's capacity: a chain of two.
+        let added: Vec<Uuid> = (0..FIRST_CAPACITY + 1_000)
+            .map(|_| Uuid::new_v4())
+            .collect();
+        filter.insert_all(&added);
+        filter.set_ready();
+        filter.save(&path, [7, 9_000]).expect("save");
+
+        let other = IdFilter::default();
+        assert_eq!(
+            other.load(&path, [7, 9_001]),
+            Err("it covers another checkpoint".into())
+        );
+        assert!(!other.is_ready());
+        other.load(&path, [7, 9_000]).expect("load");
+        assert!(other.is_ready());
+        assert!(added.iter().all(|id| other.may_contain(id)));
+        let false_hits = (0..100_000)
+            .filter(|_| other.may_contain(&Uuid::new_v4()))
+            .count();
+        assert!(false_hits < 2_000, "{false_hits} of 100000");
+        // Ids added after the load go on into the loaded chain, with its seed.
+        let later = Uuid::new_v4();
+        other.insert_all([&later]);
+        assert!(other.may_contain(&later));
+
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[100] ^= 1;
+        std::fs::write(&path, &bytes).expect("damage");
+        let fresh = IdFilter::default();
+        assert_eq!(
+            fresh.load(&path, [7, 9_000]),
+            Err("its checksum does not match".into())
+        );
+        assert!(!fresh.is_ready());
+    }
 
     #[test]
     fn rules_out_most_ids_never_added_and_never_one_that_was() {

@@ -62,18 +62,22 @@ impl Ingester {
                     let _stopped = SetOnDrop(stopped);
                     priority::lower_to_nice_19();
                     let started = std::time::Instant::now();
-                    if let Err(e) = db.fill_filter() {
-                        tracing::error!(
-                            error = %e,
-                            "reading the event ids on disk failed: each new id is looked up \
-                             on disk, and sealed segments' ids stay in memory"
-                        );
-                        return;
-                    }
+                    let how = match db.ready_filter() {
+                        Ok(how) => how,
+                        Err(e) => {
+                            tracing::error!(
+                                error = %e,
+                                "reading the event ids on disk failed: each new id is looked \
+                                 up on disk, and sealed segments' ids stay in memory"
+                            );
+                            return;
+                        }
+                    };
                     tracing::info!(
+                        how,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         filter_bytes = db.filter_bytes(),
-                        "filled the filter in front of the event ids on disk"
+                        "the filter in front of the event ids on disk is ready"
                     );
                     for (checkpoint, ids, sealed_by_writer) in segments {
                         let started = std::time::Instant::now();
@@ -143,13 +147,18 @@ impl Ingester {
         &self.db
     }
 
-    /// Waits for every queued segment to be ingested.
+    /// Waits for every queued segment to be ingested, then saves the filter for the
+    /// next start.
     pub fn finish(mut self) {
         self.sender = None;
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
             tracing::error!("the ingester thread panicked");
+            return;
+        }
+        if let Err(e) = self.db.save_filter() {
+            tracing::warn!(error = %e, "saving the filter in front of the event ids failed");
         }
     }
 }
