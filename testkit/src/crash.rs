@@ -12,8 +12,9 @@
 //! reclaimed event back: of a stream deleted before the last check, `$all` shows no
 //! event it did not show then.
 //!
-//! Without scavenging, the server keeps the index on disk, and after every cycle's
-//! last kill `evenire-server verify` must find it agreeing with the log.
+//! The server keeps the index on disk, and after every cycle's last kill `evenire-server
+//! verify` must find it agreeing with the log; amid scavenges, or noting a segment
+//! rewritten that the kill kept from being indexed again (the next start rebuilds it).
 //!
 //! `server/tests/crash_recovery.rs` runs a few cycles of each in CI; `evenire-bench
 //! --crash-cycles N` is the long mode.
@@ -229,8 +230,9 @@ async fn check_scavenged(
 
 /// After a kill -9, wherever it landed in the ingester's work: `verify` finds the
 /// index on disk exactly what the log up to its checkpoint says (or covering nothing
-/// yet), not merely something the next start would rebuild.
-fn index_agrees(binary: &Path, dir: &Path) {
+/// yet), not merely something the next start would rebuild; or, `scavenging`, a
+/// rewrite noted that the kill came before the ingester put in.
+fn index_agrees(binary: &Path, dir: &Path, scavenging: bool) {
     let verify = std::process::Command::new(binary)
         .arg("--data-dir")
         .arg(dir)
@@ -239,9 +241,12 @@ fn index_agrees(binary: &Path, dir: &Path) {
         .expect("run evenire-server verify");
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "after a kill -9: {report}");
+    let noted = scavenging
+        && report.contains("were rewritten by a scavenge, and the server stopped before");
     assert!(
         report.contains("index on disk: agrees with the log")
-            || report.contains("index on disk: covers no segment yet"),
+            || report.contains("index on disk: covers no segment yet")
+            || noted,
         "after a kill -9, the index on disk: {report}"
     );
     if let Some(line) = report.lines().find(|l| l.starts_with("index on disk")) {
@@ -270,11 +275,8 @@ async fn run_cycles(binary: &Path, cycles: usize, seed: u64, scavenging: bool) -
     // disk (the kill lands in ingestions and checkpoint writes, and retries of
     // unanswered appends are recognised from it), and scavenges have sealed ones to
     // rewrite.
-    let args: &[&str] = if scavenging {
-        &["--segment-size", "16KiB"]
-    } else {
-        &["--segment-size", "64KiB", "--index-on-disk"]
-    };
+    let segment_size = if scavenging { "16KiB" } else { "64KiB" };
+    let args: &[&str] = &["--segment-size", segment_size, "--index-on-disk"];
     let start = || {
         tokio::task::block_in_place(|| ServerProcess::start(binary, dir.path(), args))
             .expect("the server starts")
@@ -355,9 +357,7 @@ async fn run_cycles(binary: &Path, cycles: usize, seed: u64, scavenging: bool) -
             unknown.len()
         );
         server.kill();
-        if !scavenging {
-            index_agrees(binary, dir.path());
-        }
+        index_agrees(binary, dir.path(), scavenging);
     }
     let total = sent.lock().expect("log").len();
     let (scavenges, reclaimed) = *scavenges.lock().expect("count");

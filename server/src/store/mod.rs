@@ -103,7 +103,10 @@ fn event_ids(
         return Ok(EventIds::in_memory(active));
     };
     let (db, through) = match recovered.checkpoint_holds {
-        true => (db, checkpoint.map(|c| c.segment)),
+        true => {
+            db.forget_rewrites_past(checkpoint)?;
+            (db, checkpoint.map(|c| c.segment))
+        }
         false => (db.rebuild()?, None),
     };
     let sealed = segments
@@ -128,6 +131,9 @@ fn event_ids(
         .map_err(|e| StoreError::io("starting the index's ingester thread", e))?;
     Ok(EventIds::on_disk(ingester, on_disk_end, sealed, active))
 }
+
+/// How long a stop waits for a scavenge to finish the segment it is on.
+const SCAVENGE_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Fixed cost charged to the queue budget for each append, whatever its size.
 const APPEND_OVERHEAD_BYTES: usize = 256;
@@ -190,6 +196,7 @@ impl Store {
             reader: LogReader::new(fs.clone(), dir.clone(), config.cache_bytes),
             committed_end: std::sync::Mutex::new(committed_end),
             scavenging: false.into(),
+            index_rewrites: ids.rewrites(),
             stats: stats::StoreStats::new(
                 recovered.sealed_bytes,
                 recovered.active_len,
@@ -518,6 +525,7 @@ impl Store {
     /// it. Appends after this fail with [`StoreError::ShuttingDown`].
     pub async fn shutdown(&self) {
         self.close_subscriptions();
+        self.wait_for_scavenge().await;
         let (done, finished) = oneshot::channel();
         if self.commands.send(Command::Shutdown(done)).await.is_ok() {
             let _ = finished.await;
@@ -526,6 +534,21 @@ impl Store {
         let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// Waits a while for a scavenge to stop, which it does after the segment it is
+    /// rewriting: that segment's new file reaches the index on disk before the ingester
+    /// stops, else the next start rebuilds the index (`index/ingest.rs`).
+    async fn wait_for_scavenge(&self) {
+        use std::sync::atomic::Ordering;
+        let waited = std::time::Instant::now();
+        while self.shared.scavenging.load(Ordering::Acquire) {
+            if waited.elapsed() > SCAVENGE_STOP_WAIT {
+                tracing::warn!("stopping while a scavenge still rewrites a segment");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 

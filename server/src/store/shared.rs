@@ -25,6 +25,8 @@ pub struct Shared {
     pub committed_end: Mutex<CommittedEnd>,
     /// Set while a scavenge runs: one at a time.
     pub scavenging: std::sync::atomic::AtomicBool,
+    /// With an index on disk: what a scavenge tells it of the segments it rewrites.
+    pub index_rewrites: Option<crate::store::index::ingest::Rewrites>,
 }
 
 /// The end of the last group made durable and visible, with the position after it: the

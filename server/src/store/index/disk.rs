@@ -16,7 +16,9 @@
 //! - `records`, `chunks`, `deletes`, `rules`, `snapshots` and `segments`: the streams'
 //!   part (`disk_streams.rs`, `disk_meta.rs`).
 //! - `meta`: the checkpoint, written and synced after the segment's ids, records and
-//!   chunks are durable, in one batch with the rest of what the segment says.
+//!   chunks are durable, in one batch with the rest of what the segment says; and a
+//!   note for each sealed segment a scavenge is rewriting, until the index holds its
+//!   new file (an index with a note left at a start is rebuilt).
 
 use super::Index;
 use super::disk_streams::StreamKeyspaces;
@@ -25,6 +27,7 @@ use super::maps::ShardedMap;
 use super::priority;
 use crate::store::error::StoreError;
 use crate::store::log::segment;
+use crate::store::types::StreamId;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -41,8 +44,26 @@ pub const INDEX_DIR: &str = "index";
 /// streams' keyspaces; 3: rules, snapshots and segments.
 const FORMAT: u32 = 3;
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
+/// Before a segment's number: the note that a scavenge rewrites it.
+const REWRITE_NOTE: &[u8] = b"rewriting/";
 /// Where a clean stop saves the filter, in the index's directory.
 const FILTER_FILE: &str = "id-filter";
+
+/// A sealed segment a scavenge rewrote (or meant to, and left as it was).
+#[derive(Debug, Clone)]
+pub struct Rewritten {
+    pub segment: u32,
+    /// The positions the segment covers: from the first, to the one after its last.
+    pub positions: std::ops::Range<u64>,
+    /// The streams whose events in the segment went, whose chunks change.
+    pub streams: Vec<StreamId>,
+}
+
+fn rewrite_note(seq: u32) -> Vec<u8> {
+    let mut key = REWRITE_NOTE.to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
 
 /// How far the index on disk covers the log: every segment up to `segment`, whose
 /// last position is `end_position - 1` (the next segment starts at `end_position`).
@@ -293,13 +314,27 @@ impl IndexDb {
         }
     }
 
-    /// Whether the last record the index holds before its checkpoint's end is the one
-    /// the log holds there (`index`, rebuilt from the log at this start). A log whose
-    /// segments end where the checkpoint says but whose records are others (another
-    /// store's log put in its place; the last segment it covers, rewritten by a
-    /// scavenge after it was indexed) is not this index's log. An index that cannot be
-    /// read does not agree.
+    /// Whether the index holds no note of a rewrite it did not put in
+    /// ([`IndexDb::stale_rewrites`]), and the last record it holds before its
+    /// checkpoint's end is the one the log holds there (`index`, rebuilt from the log at
+    /// this start). A log whose segments end where the checkpoint says but whose records
+    /// are others (another store's log put in its place) is not this index's log. An
+    /// index that cannot be read does not agree.
     pub fn agrees_with(&self, index: &Index, checkpoint: Option<Checkpoint>) -> bool {
+        match self.stale_rewrites(checkpoint) {
+            Ok(stale) if stale.is_empty() => {}
+            Ok(stale) => {
+                tracing::warn!(
+                    ?stale,
+                    "segments a scavenge rewrote are not in the index on disk as they are now"
+                );
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the index's notes of rewrites failed");
+                return false;
+            }
+        }
         let Some(last) = checkpoint.and_then(|c| c.end_position.checked_sub(1)) else {
             return true;
         };
@@ -345,6 +380,78 @@ impl IndexDb {
         batch.insert(&self.meta, CHECKPOINT_KEY, checkpoint.encode());
         batch.commit().map_err(ingesting)?;
         self.db.persist(PersistMode::SyncAll).map_err(ingesting)
+    }
+
+    /// Notes, durably, that a scavenge is about to rewrite sealed segment `seq`: until
+    /// [`IndexDb::reingest_segment`] takes the note away, the index may name places in
+    /// its old file, and a start that finds the note rebuilds the index.
+    pub fn note_rewrite(&self, seq: u32) -> Result<(), StoreError> {
+        let noting = |e| index_error(format!("noting segment {seq}'s rewrite in the index"), e);
+        self.meta.insert(rewrite_note(seq), []).map_err(noting)?;
+        self.db.persist(PersistMode::SyncAll).map_err(noting)
+    }
+
+    /// The segments noted as rewritten whose new files the index does not hold yet.
+    pub fn noted_rewrites(&self) -> Result<Vec<u32>, StoreError> {
+        let mut noted = Vec::new();
+        for item in self.meta.prefix(REWRITE_NOTE) {
+            let key = item
+                .key()
+                .map_err(|e| index_error("reading the index's notes of rewrites", e))?;
+            let seq = key
+                .strip_prefix(REWRITE_NOTE)
+                .and_then(|rest| <[u8; 4]>::try_from(rest).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| {
+                    StoreError::IndexMismatch(format!(
+                        "the index holds a note of a rewrite of {} bytes",
+                        key.len()
+                    ))
+                })?;
+            noted.push(seq);
+        }
+        Ok(noted)
+    }
+
+    /// The segments noted as rewritten that the index covers up to `checkpoint`: it
+    /// may name places in their old files. (One past the checkpoint is not in the
+    /// index yet.)
+    pub fn stale_rewrites(&self, checkpoint: Option<Checkpoint>) -> Result<Vec<u32>, StoreError> {
+        let mut noted = self.noted_rewrites()?;
+        noted.retain(|seq| checkpoint.is_some_and(|c| *seq <= c.segment));
+        Ok(noted)
+    }
+
+    /// Takes away the notes of segments past `checkpoint`, which a start hands the
+    /// ingester to put in from their files as they are now, before a scavenge runs.
+    pub fn forget_rewrites_past(&self, checkpoint: Option<Checkpoint>) -> Result<(), StoreError> {
+        let forgetting = |e| index_error("taking away the index's notes of rewrites", e);
+        let mut batch = self.db.batch();
+        for seq in self.noted_rewrites()? {
+            if checkpoint.is_none_or(|c| seq > c.segment) {
+                batch.remove(&self.meta, rewrite_note(seq));
+            }
+        }
+        batch.commit().map_err(forgetting)?;
+        self.db.persist(PersistMode::SyncAll).map_err(forgetting)
+    }
+
+    /// Puts segment `rewritten.segment`'s file as it is now into the index in place of
+    /// what was there (`disk_streams.rs`), and takes its note away, in one batch,
+    /// synced. A segment past the checkpoint is not in the index yet: its ingestion
+    /// reads the file as it is then. The ingester's thread, as ingestion.
+    pub fn reingest_segment(&self, rewritten: &Rewritten) -> Result<(), StoreError> {
+        let seq = rewritten.segment;
+        let indexing = |e| index_error(format!("indexing segment {seq} again"), e);
+        let mut batch = self.db.batch();
+        if self.checkpoint()?.is_some_and(|c| c.segment >= seq) {
+            let path = segment::segment_path(&self.log_dir, u64::from(seq));
+            self.streams
+                .reingest_segment(&mut batch, &path, rewritten)?;
+        }
+        batch.remove(&self.meta, rewrite_note(seq));
+        batch.commit().map_err(indexing)?;
+        self.db.persist(PersistMode::SyncAll).map_err(indexing)
     }
 
     /// Puts a segment's event ids into their keyspace as a table of their own, and

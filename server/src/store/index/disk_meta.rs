@@ -158,13 +158,50 @@ impl MetaKeyspaces {
                 );
             }
         }
+        self.write_end(batch, seq, end_position, meta.last_created);
+        Ok(())
+    }
+
+    /// Puts what `meta` gathered of segment `seq` (which ends before `end_position`)
+    /// after a scavenge rewrote it into `batch`: where the snapshots the index keeps
+    /// lie now, and the latest stamp in it. Its rules and deletes are the same records
+    /// as before, and what they did to other segments' snapshots stays done.
+    pub fn relocate(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        seq: u32,
+        end_position: u64,
+        meta: SegmentMeta,
+    ) -> Result<(), StoreError> {
+        for (key, changes) in meta.snapshots {
+            for (version, loc) in changes.saved {
+                let key = snapshot_key(&key, version);
+                let kept = self
+                    .snapshots
+                    .contains_key(&key)
+                    .map_err(|e| index_error("reading a stream's snapshots from the index", e))?;
+                if kept {
+                    batch.insert(&self.snapshots, key, encode_loc(loc));
+                }
+            }
+        }
+        self.write_end(batch, seq, end_position, meta.last_created);
+        Ok(())
+    }
+
+    fn write_end(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        seq: u32,
+        end_position: u64,
+        last_created: Option<i64>,
+    ) {
         // A segment without records has no stamp: the earliest there is.
-        let last_created = meta.last_created.unwrap_or(i64::MIN);
+        let last_created = last_created.unwrap_or(i64::MIN);
         let mut value = [0; 16];
         value[0..8].copy_from_slice(&end_position.to_be_bytes());
         value[8..16].copy_from_slice(&last_created.to_be_bytes());
         batch.insert(&self.segments, seq.to_be_bytes(), value);
-        Ok(())
     }
 
     fn rules_revision(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {

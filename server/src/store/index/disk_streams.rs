@@ -21,11 +21,14 @@
 //! the index ignore what lies past its checkpoint. A stream's version is its last
 //! chunk's last version, or what its delete says when a scavenge reclaimed its events.
 //!
+//! A scavenge that rewrites a segment already ingested has the ingester put the new
+//! file in, in place of the old (`reingest_segment`): its records anew, the chunks of
+//! the streams that lost events, where its kept snapshots lie.
+//!
 //! Not here yet (issue 24 goes on): the index in memory is still built from the whole
-//! log at every start and serves every read; a scavenge's rewrite of a segment already
-//! ingested is not put on disk (its `records` and kept snapshots keep the old offsets,
-//! and its chunks of reclaimed records name positions no record holds).
+//! log at every start and serves every read.
 
+use super::disk::Rewritten;
 use super::disk_meta::{MetaKeyspaces, SegmentMeta};
 use super::{LogRecord, RecordLoc};
 use crate::store::error::StoreError;
@@ -196,6 +199,79 @@ pub struct SegmentCounts {
     pub deletes: usize,
 }
 
+/// What one segment's records say, in the index's terms.
+struct ScannedSegment {
+    /// Each append record's first position, and its value in `records`, in order.
+    records: Vec<(u64, [u8; 24])>,
+    /// Each append's chunk key and value, in log order.
+    chunks: Vec<(Vec<u8>, [u8; 20])>,
+    /// What its deletes say, by stream key.
+    deletes: BTreeMap<Vec<u8>, DiskDeletion>,
+    meta: SegmentMeta,
+}
+
+/// Reads sealed segment `seq` from `path`: its records' fixed fields, checksums
+/// checked. Damage in it is an error, as at a start.
+fn scan_segment(path: &Path, seq: u32) -> Result<ScannedSegment, StoreError> {
+    let bytes = Bytes::from(
+        std::fs::read(path)
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?,
+    );
+    let mut scanned = ScannedSegment {
+        records: Vec::new(),
+        chunks: Vec::new(),
+        deletes: BTreeMap::new(),
+        meta: SegmentMeta::default(),
+    };
+    segment::fronts(path, u64::from(seq), &bytes, |offset, len, front| {
+        let loc = RecordLoc {
+            segment: seq,
+            len: len as u32,
+            offset,
+        };
+        match &front {
+            Front::Append(append) => scanned.meta.see(loc, append.created_micros, None),
+            Front::Other(entry) => scanned.meta.see(loc, entry.created_micros(), Some(entry)),
+        }
+        match front {
+            Front::Append(append) => {
+                let record = LogRecord {
+                    first_position: append.first_position,
+                    loc,
+                    created_micros: append.created_micros,
+                };
+                let chunk = DiskChunk {
+                    first_version: append.first_version,
+                    first_position: append.first_position,
+                    events: append.event_count,
+                    created_micros: append.created_micros,
+                };
+                scanned
+                    .records
+                    .push((append.first_position, encode_record(&record)));
+                let key = chunk_key(&stream_key(&append.stream), append.first_version);
+                scanned.chunks.push((key, chunk.encode()));
+            }
+            Front::Other(Entry::Delete(deletion)) => {
+                let deleted = DiskDeletion {
+                    through_version: deletion.through_version,
+                    tombstoned: deletion.mode == DeleteMode::Tombstone,
+                };
+                let slot = scanned
+                    .deletes
+                    .entry(stream_key(&deletion.stream))
+                    .or_default();
+                *slot = slot.merge(deleted);
+            }
+            // Snapshots and rules: `meta` above; marks and a rewrite's header say
+            // nothing of streams.
+            Front::Other(_) => {}
+        }
+        Ok(())
+    })?;
+    Ok(scanned)
+}
+
 /// The streams' keyspaces.
 pub struct StreamKeyspaces {
     records: Keyspace,
@@ -248,77 +324,101 @@ impl StreamKeyspaces {
         seq: u32,
         end_position: u64,
     ) -> Result<SegmentCounts, StoreError> {
-        let bytes = Bytes::from(
-            std::fs::read(path)
-                .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?,
-        );
-        let mut counts = SegmentCounts::default();
-        let mut records = Vec::new();
-        let mut chunks = Vec::new();
-        let mut deletes: BTreeMap<Vec<u8>, DiskDeletion> = BTreeMap::new();
-        let mut meta = SegmentMeta::default();
-        segment::fronts(path, u64::from(seq), &bytes, |offset, len, front| {
-            let loc = RecordLoc {
-                segment: seq,
-                len: len as u32,
-                offset,
-            };
-            match &front {
-                Front::Append(append) => meta.see(loc, append.created_micros, None),
-                Front::Other(entry) => meta.see(loc, entry.created_micros(), Some(entry)),
-            }
-            match front {
-                Front::Append(append) => {
-                    let record = LogRecord {
-                        first_position: append.first_position,
-                        loc,
-                        created_micros: append.created_micros,
-                    };
-                    let chunk = DiskChunk {
-                        first_version: append.first_version,
-                        first_position: append.first_position,
-                        events: append.event_count,
-                        created_micros: append.created_micros,
-                    };
-                    records.push((append.first_position, encode_record(&record)));
-                    let key = chunk_key(&stream_key(&append.stream), append.first_version);
-                    chunks.push((key, chunk.encode()));
-                }
-                Front::Other(Entry::Delete(deletion)) => {
-                    let deleted = DiskDeletion {
-                        through_version: deletion.through_version,
-                        tombstoned: deletion.mode == DeleteMode::Tombstone,
-                    };
-                    let slot = deletes.entry(stream_key(&deletion.stream)).or_default();
-                    *slot = slot.merge(deleted);
-                }
-                // Snapshots and rules: `meta` above; marks and a rewrite's header say
-                // nothing of streams.
-                Front::Other(_) => {}
-            }
-            Ok(())
-        })?;
-        counts.records = records.len();
-        counts.deletes = deletes.len();
+        let scanned = scan_segment(path, seq)?;
+        let counts = SegmentCounts {
+            records: scanned.records.len(),
+            deletes: scanned.deletes.len(),
+        };
+        let mut chunks = scanned.chunks;
         // fjall takes a table's keys in strictly rising order: a segment's records are
         // in position order already.
         chunks.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         chunks.dedup_by(|(a, _), (b, _)| a == b);
         ingest(
             &self.records,
-            records.into_iter().map(|(p, v)| (p.to_be_bytes(), v)),
+            scanned
+                .records
+                .into_iter()
+                .map(|(p, v)| (p.to_be_bytes(), v)),
             seq,
         )?;
         ingest(&self.chunks, chunks.into_iter(), seq)?;
-        for (key, deleted) in deletes {
+        for (key, deleted) in scanned.deletes {
             let merged = match self.deletion_by_key(&key)? {
                 Some(before) => before.merge(deleted),
                 None => deleted,
             };
             batch.insert(&self.deletes, key, merged.encode());
         }
-        self.meta.write(batch, seq, end_position, meta)?;
+        self.meta.write(batch, seq, end_position, scanned.meta)?;
         Ok(counts)
+    }
+
+    /// Puts what sealed segment `rewritten.segment`, already in the index, holds after
+    /// a scavenge rewrote it (its file at `path`) into `batch`, in place of what it held
+    /// before: every record in its positions anew (kept ones moved, reclaimed ones
+    /// gone, cut ones starting later), the chunks there of the streams that lost events
+    /// (the others' name positions, which did not change), and where its kept
+    /// snapshots lie now. Deletes and rules stay: a scavenge keeps every one.
+    pub fn reingest_segment(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        path: &Path,
+        rewritten: &Rewritten,
+    ) -> Result<(), StoreError> {
+        let scanned = scan_segment(path, rewritten.segment)?;
+        let positions = &rewritten.positions;
+        let bounds = positions.start.to_be_bytes()..positions.end.to_be_bytes();
+        // A key both removed and inserted in one batch has one sequence number for
+        // both: only those not inserted again are removed.
+        let new_records: BTreeMap<[u8; 8], [u8; 24]> = scanned
+            .records
+            .into_iter()
+            .map(|(p, v)| (p.to_be_bytes(), v))
+            .collect();
+        for item in self.records.range(bounds) {
+            let key = item
+                .key()
+                .map_err(|e| index_error("reading the index's records", e))?;
+            if !new_records.contains_key(&*key) {
+                batch.remove(&self.records, key);
+            }
+        }
+        for (key, value) in new_records {
+            batch.insert(&self.records, key, value);
+        }
+        let mut streams: Vec<Vec<u8>> = rewritten.streams.iter().map(stream_key).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let new_chunks: BTreeMap<Vec<u8>, [u8; 20]> = scanned
+            .chunks
+            .into_iter()
+            .filter(|(key, _)| {
+                streams
+                    .binary_search_by(|stream| stream.as_slice().cmp(&key[..key.len() - 8]))
+                    .is_ok()
+            })
+            .collect();
+        for stream in &streams {
+            for item in self.chunks.prefix(stream) {
+                let (key, value) = item
+                    .into_inner()
+                    .map_err(|e| index_error("reading the index's chunks", e))?;
+                let chunk = DiskChunk::decode(0, &value)
+                    .ok_or_else(|| malformed("a chunk", value.len()))?;
+                if chunk.first_position >= positions.end {
+                    break;
+                }
+                if chunk.first_position >= positions.start && !new_chunks.contains_key(&*key) {
+                    batch.remove(&self.chunks, key);
+                }
+            }
+        }
+        for (key, value) in new_chunks {
+            batch.insert(&self.chunks, key, value);
+        }
+        self.meta
+            .relocate(batch, rewritten.segment, positions.end, scanned.meta)
     }
 
     /// The append record that starts at or before `position`: the one holding it
@@ -656,10 +756,7 @@ mod tests {
             .expect("ingest again");
         disk_resolves_as_memory(&db, &memory, checkpoint, &all);
         drop(db);
-        let check = check_index(dir.path(), SNAPSHOTS_KEPT)
-            .expect("check")
-            .expect("an index");
-        assert_eq!(check.difference, None, "{check:?}");
+        agreeing(dir.path());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -687,10 +784,7 @@ mod tests {
 
         // What `evenire-server verify` reports: the same, over every record, chunk and
         // delete.
-        let check = check_index(ours_dir.path(), SNAPSHOTS_KEPT)
-            .expect("check")
-            .expect("an index");
-        assert_eq!(check.difference, None);
+        let check = agreeing(ours_dir.path());
         assert!(
             check.records > 100 && check.chunks > 100 && check.deletes == 2,
             "{check:?}"
@@ -728,6 +822,126 @@ mod tests {
             "{refused:?}"
         );
         assert_eq!(db.checkpoint().expect("read"), checkpoint);
+    }
+
+    /// What `evenire-server verify` finds of the index on disk in `dir`, which must
+    /// agree with the log and hold no note of a rewrite; run while no store has it open.
+    fn agreeing(dir: &Path) -> crate::store::index::verify::IndexCheck {
+        let check = check_index(dir, SNAPSHOTS_KEPT)
+            .expect("check")
+            .expect("an index");
+        assert_eq!(check.difference, None, "{check:?}");
+        let (db, _) = IndexDb::open_or_rebuild(&dir.join(INDEX_DIR), 1 << 20).expect("open");
+        assert_eq!(db.noted_rewrites().expect("notes"), Vec::<u32>::new());
+        check
+    }
+
+    /// Runs a scavenge of the store to its end; what it did.
+    async fn scavenge(store: &Store) -> crate::store::ScavengeProgress {
+        let mut reports = store
+            .scavenge(crate::store::ScavengeOptions::default())
+            .expect("start a scavenge");
+        let mut last = None;
+        while let Some(report) = reports.recv().await {
+            last = Some(report.expect("scavenge"));
+        }
+        last.expect("a last report")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn segments_a_scavenge_rewrites_are_put_in_the_index_on_disk_as_they_are_now() {
+        let dir = tempfile::tempdir().expect("dir");
+        let all = fill(dir.path()).await;
+        let store = Store::open(store_config(dir.path())).expect("open");
+        // Rules that hide most of a stream's events, some in the middle of an append
+        // of several: those records are cut, not only dropped.
+        let rules = StreamRules {
+            max_count: Some(3),
+            ..StreamRules::default()
+        };
+        store
+            .set_stream_rules(all[0].clone(), rules, None)
+            .await
+            .expect("rules");
+        let done = scavenge(&store).await;
+        assert!(
+            done.segments_rewritten > 3 && done.events_reclaimed > 50,
+            "{done:?}"
+        );
+        store.shutdown().await;
+
+        agreeing(dir.path());
+        let (db, checkpoint) =
+            IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let memory = recovery::replay(&RealFs, dir.path()).expect("replay").index;
+        assert!(db.agrees_with(&memory, checkpoint));
+        disk_resolves_as_memory(&db, &memory, checkpoint.expect("a checkpoint"), &all);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_amid_a_scavenge_leaves_the_index_holding_its_rewrites() {
+        let dir = tempfile::tempdir().expect("dir");
+        fill(dir.path()).await;
+        let store = Store::open(store_config(dir.path())).expect("open");
+        // Slow enough that the stop comes while a segment is being rewritten.
+        let options = crate::store::ScavengeOptions {
+            dry_run: false,
+            bytes_per_second: Some(32 << 10),
+        };
+        let mut reports = store.scavenge(options).expect("start a scavenge");
+        let first = reports.recv().await.expect("a report").expect("scavenge");
+        assert!(!first.done, "{first:?}");
+        store.shutdown().await;
+        agreeing(dir.path());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rewrite_noted_and_not_put_in_is_not_trusted_and_the_index_is_rebuilt() {
+        let dir = tempfile::tempdir().expect("dir");
+        fill(dir.path()).await;
+        let (db, checkpoint) =
+            IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let memory = recovery::replay(&RealFs, dir.path()).expect("replay").index;
+        // A segment the index does not hold yet is put in from its file as it is.
+        let past = checkpoint.expect("a checkpoint").segment + 1;
+        db.note_rewrite(past).expect("note");
+        assert!(db.agrees_with(&memory, checkpoint));
+        // As a crash between a scavenge's rename and the ingester leaves it.
+        db.note_rewrite(2).expect("note");
+        assert!(!db.agrees_with(&memory, checkpoint));
+        drop(db);
+        let check = check_index(dir.path(), SNAPSHOTS_KEPT)
+            .expect("check")
+            .expect("an index");
+        assert!(
+            check
+                .difference
+                .as_deref()
+                .is_some_and(|d| d.contains("[2]")),
+            "{check:?}"
+        );
+
+        let store = Store::open(store_config(dir.path())).expect("open");
+        store.shutdown().await;
+        let check = agreeing(dir.path());
+        assert!(check.records > 100, "rebuilt from the log: {check:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_note_of_a_segment_past_the_checkpoint_is_taken_away_at_a_start() {
+        let dir = tempfile::tempdir().expect("dir");
+        fill(dir.path()).await;
+        let (db, checkpoint) =
+            IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let checkpoint = checkpoint.expect("a checkpoint");
+        db.note_rewrite(checkpoint.segment + 1).expect("note");
+        drop(db);
+        let store = Store::open(store_config(dir.path())).expect("open");
+        store.shutdown().await;
+        let (db, after) =
+            IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        assert_eq!(db.noted_rewrites().expect("notes"), Vec::<u32>::new());
+        assert_eq!(after, Some(checkpoint), "trusted, not rebuilt");
     }
 
     fn copy_dir(from: &Path, to: &Path) {

@@ -55,6 +55,11 @@ impl EventIds {
         ids
     }
 
+    /// What a scavenge tells the index on disk, if there is one.
+    pub fn rewrites(&self) -> Option<super::ingest::Rewrites> {
+        self.ingester.as_ref()?.rewrites()
+    }
+
     /// Ids kept in memory only.
     pub fn in_memory(ids: IdMap) -> EventIds {
         EventIds {

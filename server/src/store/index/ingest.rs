@@ -10,12 +10,16 @@
 //! hands it, all of them when the index is rebuilt, do not count: appends do not wait
 //! for a rebuild.)
 //!
+//! A scavenge that rewrites a sealed segment tells it too ([`Rewrites`]): it puts the
+//! segment's new file into the index in its turn, after any ingestion queued before.
+//!
 //! If an ingestion fails, the ingester stops: the ids it was given stay in the
 //! writer's memory, as they did before there was an index on disk, and the next start
 //! replays the log past the last checkpoint.
 
-use super::disk::{Checkpoint, IdMap, IndexDb};
+use super::disk::{Checkpoint, IdMap, IndexDb, Rewritten};
 use super::priority;
+use crate::store::error::StoreError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -24,9 +28,16 @@ use std::time::Duration;
 /// Sealed segments the ingester may have yet to put on disk before the writer waits.
 pub const MAX_BACKLOG: usize = 4;
 
-/// A sealed segment's ids, and whether the writer sealed it (rather than a start
-/// handing it over).
-type Sealed = (Checkpoint, Arc<IdMap>, bool);
+/// What the ingester is asked to do, in order.
+enum Work {
+    /// A sealed segment's ids, and whether the writer sealed it (rather than a start
+    /// handing it over).
+    Sealed(Checkpoint, Arc<IdMap>, bool),
+    /// A segment a scavenge rewrote.
+    Rewritten(Rewritten),
+    /// The store stops: what was queued before is done, the thread ends.
+    Finish,
+}
 
 /// No segment ingested yet (by this ingester).
 const NONE: u64 = u64::MAX;
@@ -35,7 +46,7 @@ const NONE: u64 = u64::MAX;
 #[derive(Debug)]
 pub struct Ingester {
     db: Arc<IndexDb>,
-    sender: Option<mpsc::Sender<Sealed>>,
+    sender: Option<mpsc::Sender<Work>>,
     /// The last segment whose ids are on disk, or [`NONE`].
     through: Arc<AtomicU64>,
     /// Segments the writer sealed whose ids are not on disk yet.
@@ -48,7 +59,7 @@ pub struct Ingester {
 impl Ingester {
     /// Starts the thread; the index already holds every segment up to `through`.
     pub fn start(db: Arc<IndexDb>, through: Option<u32>) -> std::io::Result<Ingester> {
-        let (sender, segments) = mpsc::channel::<Sealed>();
+        let (sender, work) = mpsc::channel::<Work>();
         let through = Arc::new(AtomicU64::new(through.map_or(NONE, u64::from)));
         let backlog = Arc::new(AtomicUsize::new(0));
         let stopped = Arc::new(AtomicBool::new(false));
@@ -79,27 +90,24 @@ impl Ingester {
                         filter_bytes = db.filter_bytes(),
                         "the filter in front of the event ids on disk is ready"
                     );
-                    for (checkpoint, ids, sealed_by_writer) in segments {
-                        let started = std::time::Instant::now();
-                        if let Err(e) = db.ingest_segment(&ids, checkpoint) {
-                            tracing::error!(
-                                segment = checkpoint.segment,
-                                error = %e,
-                                "indexing a sealed segment failed: its event ids stay in memory \
-                                 until a restart"
-                            );
+                    for work in work {
+                        let done = match work {
+                            Work::Sealed(checkpoint, ids, sealed_by_writer) => {
+                                let done = ingest(&db, checkpoint, &ids);
+                                if done.is_ok() {
+                                    through.store(u64::from(checkpoint.segment), Ordering::Release);
+                                    if sealed_by_writer {
+                                        backlog.fetch_sub(1, Ordering::Release);
+                                    }
+                                }
+                                done
+                            }
+                            Work::Rewritten(rewritten) => reingest(&db, &rewritten),
+                            Work::Finish => return,
+                        };
+                        if done.is_err() {
                             return;
                         }
-                        through.store(u64::from(checkpoint.segment), Ordering::Release);
-                        if sealed_by_writer {
-                            backlog.fetch_sub(1, Ordering::Release);
-                        }
-                        tracing::debug!(
-                            segment = checkpoint.segment,
-                            ids = ids.len(),
-                            elapsed_ms = started.elapsed().as_millis() as u64,
-                            "indexed a sealed segment's event ids"
-                        );
                     }
                 })?
         };
@@ -121,7 +129,7 @@ impl Ingester {
                 self.backlog.fetch_add(1, Ordering::Release);
             }
             // A stopped ingester drops them: they stay in the writer's memory.
-            let _ = sender.send((checkpoint, ids, sealed_by_writer));
+            let _ = sender.send(Work::Sealed(checkpoint, ids, sealed_by_writer));
         }
     }
 
@@ -147,10 +155,21 @@ impl Ingester {
         &self.db
     }
 
+    /// What a scavenge tells of the segments it rewrites.
+    pub fn rewrites(&self) -> Option<Rewrites> {
+        let sender = self.sender.clone()?;
+        Some(Rewrites {
+            db: Arc::downgrade(&self.db),
+            sender,
+        })
+    }
+
     /// Waits for every queued segment to be ingested, then saves the filter for the
     /// next start.
     pub fn finish(mut self) {
-        self.sender = None;
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(Work::Finish);
+        }
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
@@ -160,6 +179,85 @@ impl Ingester {
         if let Err(e) = self.db.save_filter() {
             tracing::warn!(error = %e, "saving the filter in front of the event ids failed");
         }
+    }
+}
+
+impl Drop for Ingester {
+    /// Ends the thread after what was queued, even though [`Rewrites`] keep the channel
+    /// open.
+    fn drop(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(Work::Finish);
+        }
+    }
+}
+
+/// Puts a sealed segment into the index; says why not in the log.
+fn ingest(db: &IndexDb, checkpoint: Checkpoint, ids: &IdMap) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    db.ingest_segment(ids, checkpoint).inspect_err(|e| {
+        tracing::error!(
+            segment = checkpoint.segment,
+            error = %e,
+            "indexing a sealed segment failed: its event ids stay in memory until a restart"
+        );
+    })?;
+    tracing::debug!(
+        segment = checkpoint.segment,
+        ids = ids.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "indexed a sealed segment's event ids"
+    );
+    Ok(())
+}
+
+/// Puts a segment a scavenge rewrote into the index as its file is now; says why not
+/// in the log. The note of its rewrite stays then, and the next start rebuilds the
+/// index.
+fn reingest(db: &IndexDb, rewritten: &Rewritten) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    db.reingest_segment(rewritten).inspect_err(|e| {
+        tracing::error!(
+            segment = rewritten.segment,
+            error = %e,
+            "indexing a rewritten segment failed: the next start rebuilds the index"
+        );
+    })?;
+    tracing::debug!(
+        segment = rewritten.segment,
+        streams = rewritten.streams.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "indexed a segment a scavenge rewrote"
+    );
+    Ok(())
+}
+
+/// A scavenge's side of the ingester: before a sealed segment's file changes, a durable
+/// note in the index that it is about to ([`IndexDb::note_rewrite`]), which a start
+/// finds if the change did not reach the index and then rebuilds it; after, the
+/// segment's new file for the ingester to put in, which takes the note away.
+///
+/// It does not keep the index open: that closes when the store stops, as it would
+/// without a scavenge.
+#[derive(Debug, Clone)]
+pub struct Rewrites {
+    db: std::sync::Weak<IndexDb>,
+    sender: mpsc::Sender<Work>,
+}
+
+impl Rewrites {
+    /// Before segment `seq`'s file changes; an error once the index is closed.
+    pub fn before(&self, seq: u32) -> Result<(), StoreError> {
+        match self.db.upgrade() {
+            Some(db) => db.note_rewrite(seq),
+            None => Err(StoreError::ShuttingDown),
+        }
+    }
+
+    /// After it changed, or was left as it was.
+    pub fn after(&self, rewritten: Rewritten) {
+        // A stopped ingester drops it: the note stays, the next start rebuilds.
+        let _ = self.sender.send(Work::Rewritten(rewritten));
     }
 }
 

@@ -6,8 +6,8 @@
 //! its checkpoint: the same records in log order, the same chunks of every stream, the
 //! same deletes, rules, snapshots and segment ends. An
 //! index that differs is not damage to the data (the next start finds it does not
-//! agree with the log and rebuilds it), but it is a bug, or a scavenge that rewrote a
-//! segment after it was indexed (`disk_streams.rs` says why).
+//! agree with the log and rebuilds it), but it is a bug, or a scavenge's rewrite that a
+//! crash kept from the index (noted, `ingest.rs`).
 
 use super::disk::{Checkpoint, INDEX_DIR, IndexDb};
 use super::disk_streams::{DiskChunk, DiskDeletion, chunk_key, stream_key};
@@ -48,6 +48,14 @@ pub fn check_index(dir: &Path, snapshots_kept: usize) -> Result<Option<IndexChec
     let Some(checkpoint) = check.checkpoint else {
         return Ok(Some(check));
     };
+    let stale = db.stale_rewrites(Some(checkpoint))?;
+    if !stale.is_empty() {
+        check.difference = Some(format!(
+            "segments {stale:?} were rewritten by a scavenge, and the server stopped before \
+             they were indexed again"
+        ));
+        return Ok(Some(check));
+    }
     let replayed = recovery::replay_through(&RealFs, dir, snapshots_kept, checkpoint.segment)?;
     let memory = &replayed.index;
     if memory.next_position() != checkpoint.end_position {

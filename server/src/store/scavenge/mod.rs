@@ -23,6 +23,7 @@ mod background;
 pub mod plan;
 
 use crate::store::error::StoreError;
+use crate::store::index::disk::Rewritten;
 use crate::store::log::fs::Fs;
 use crate::store::log::segment;
 use crate::store::shared::{Shared, write_index};
@@ -166,15 +167,35 @@ fn rewrite(
         }
         written.sync_data().map_err(io("syncing"))
     })?;
+    // The index on disk may hold the segment: noted before its file changes, put in
+    // again once its new name is durable (`index/ingest.rs`).
+    if let Some(rewrites) = &shared.index_rewrites {
+        rewrites.before(seq)?;
+    }
+    let streams = plan.rewrite.streams.iter().map(|(stream, _)| stream);
+    let mut rewritten = Rewritten {
+        segment: seq,
+        positions: 0..0,
+        streams: streams.chain(&plan.rewrite.deleted).cloned().collect(),
+    };
+    let after = |rewritten: Rewritten| {
+        if let Some(rewrites) = &shared.index_rewrites {
+            rewrites.after(rewritten);
+        }
+    };
     // Locations that name the old file must go on reading it after the rename.
     shared.reader.hold(plan.rewrite.old_file, seq)?;
     let locked = Instant::now();
     {
         let mut index = write_index(shared);
+        if let Some((first, end)) = index.segment_range(seq) {
+            rewritten.positions = first..end;
+        }
         if let Err(reason) = index.check_rewrite(&plan.rewrite) {
             drop(index);
             tracing::info!(segment = seq, %reason, "left a segment as it was");
             fs.remove(&temp).map_err(io("removing"))?;
+            after(rewritten);
             return Ok(false);
         }
         fs.rename(&temp, path).map_err(io("renaming"))?;
@@ -195,6 +216,7 @@ fn rewrite(
     );
     fs.sync_dir(dir)
         .map_err(io("syncing the directory after"))?;
+    after(rewritten);
     for batch in plan.rewrite.deleted.chunks(DROP_BATCH) {
         write_index(shared).drop_gone_chunks(batch);
     }
