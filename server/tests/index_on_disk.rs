@@ -3,7 +3,8 @@
 //! its original result, and reusing one of its ids elsewhere is refused, after a
 //! clean stop, after a kill -9, with the index removed or damaged, and with an index
 //! from a later state of the log than the log now holds (which must not be trusted:
-//! ids only that later log held are new to this one).
+//! ids only that later log held are new to this one), and with the index as a power
+//! loss may leave it behind the log.
 
 use evenire_client::{AppendResult, Client, Error, EventData, ExpectedVersion, StreamId};
 use evenire_testkit::process::ServerProcess;
@@ -193,4 +194,115 @@ async fn an_index_ahead_of_the_log_is_not_trusted() {
         assert_eq!(written.position, first_new + i as u64 * 3 + 2);
     }
     server.kill();
+}
+
+/// Copies the directory `from` to `to` while a server writes it: each file as far as it
+/// was written when the copy reached it, and a file made or removed meanwhile maybe
+/// missing. False when `from` is not there yet.
+fn copy_while_written(from: &Path, to: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return false;
+    };
+    std::fs::create_dir_all(to).expect("make dir");
+    for entry in entries.flatten() {
+        let target = to.join(entry.file_name());
+        match entry.path().is_dir() {
+            true => {
+                copy_while_written(&entry.path(), &target);
+            }
+            // Gone since it was listed: left out, as a power loss may leave out a file
+            // whose directory entry was not synced.
+            false => {
+                let _ = std::fs::copy(entry.path(), &target);
+            }
+        }
+    }
+    true
+}
+
+/// The power-loss side of the index on disk. A power loss keeps every acknowledged
+/// append of the log (synced before its answer) and of the index only what was synced,
+/// which may be any moment of its writing behind the log: here, copies of the index
+/// taken at moments while appends go on and the ingester writes it (files torn where
+/// the copy caught them mid-write, some missing), each put beside the log as a kill -9
+/// at the end left it. Each start must serve exactly what was acknowledged (every retry
+/// gets its original answer, no reused id goes in), and after it `verify` must find an
+/// index agreeing with the log: trusted because it matched, or rebuilt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_left_at_any_moment_of_its_writing_is_trusted_only_where_it_holds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let server = common::start(&data, ARGS);
+    let copying = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let copier = {
+        let (copying, index, root) = (copying.clone(), index_dir(&data), dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            let mut copies = Vec::new();
+            while copying.load(std::sync::atomic::Ordering::Acquire) {
+                let copy = root.join(format!("index-copy-{}", copies.len()));
+                if copy_while_written(&index, &copy) {
+                    copies.push(copy);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(150));
+            }
+            copies
+        })
+    };
+    let made = append_many(&server.uri(), 1_000).await;
+    copying.store(false, std::sync::atomic::Ordering::Release);
+    let copies = copier.join().expect("the copier");
+    server.kill();
+    assert!(copies.len() >= 3, "{} copies", copies.len());
+
+    // At most four, spread over the run.
+    let step = copies.len().div_ceil(4);
+    for (n, copy) in copies.iter().step_by(step).enumerate() {
+        let trial = dir.path().join(format!("trial-{n}"));
+        std::fs::create_dir_all(&trial).expect("make dir");
+        for file in std::fs::read_dir(&data).expect("list").flatten() {
+            if file.path().is_file() {
+                std::fs::copy(file.path(), trial.join(file.file_name())).expect("copy the log");
+            }
+        }
+        copy_dir(copy, &index_dir(&trial));
+        // Every other one with the second half of what its newest file holds lost (zeros,
+        // as in a journal made at its full length): the last writes before the power
+        // went, not synced.
+        if n % 2 == 1 {
+            let newest = evenire_testkit::files::files_under(&index_dir(&trial))
+                .into_iter()
+                .max_by_key(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok());
+            if let Some(newest) = newest {
+                let mut bytes = std::fs::read(&newest).expect("read");
+                let held = bytes
+                    .iter()
+                    .rposition(|b| *b != 0)
+                    .map_or(0, |last| last + 1);
+                bytes[held / 2..held].fill(0);
+                std::fs::write(&newest, &bytes).expect("tear");
+                println!("tore {newest:?}: bytes {}..{held} lost", held / 2);
+            }
+        }
+        let before = common::offline(&trial, &["verify"]);
+        let before = String::from_utf8_lossy(&before.stdout);
+        let server = common::start(&trial, ARGS);
+        retries_hold(&server.uri(), &made).await;
+        server.kill();
+        let verified = common::offline(&trial, &["verify"]);
+        let report = String::from_utf8_lossy(&verified.stdout);
+        assert!(
+            report.contains("index on disk: agrees with the log")
+                || report.contains("index on disk: covers no segment yet"),
+            "the index copied at {copy:?}, after a start: {report}"
+        );
+        let line = |report: &str| {
+            let found = report.lines().find(|l| l.starts_with("index on disk"));
+            found.unwrap_or("no index line").to_string()
+        };
+        println!(
+            "{copy:?}\n  before: {}\n  after: {}",
+            line(&before),
+            line(&report)
+        );
+    }
 }
