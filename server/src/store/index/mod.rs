@@ -6,8 +6,11 @@
 //!   then a position may be held by no record, and a segment's records are replaced as
 //!   a whole when it is rewritten.
 //! - `streams`: for each stream, its version and, per append, the first version and the
-//!   record it was written in (segment and place in it). A scavenge drops a prefix of
-//!   a stream's chunks, never anything in the middle.
+//!   first position it was written at (a chunk). A chunk's record is the one its
+//!   segment holds in the chunk's positions: found by binary search, so that a scavenge
+//!   that rewrites a segment replaces its records and leaves chunks as they are, and so
+//!   that a chunk names what the index on disk names (`disk_streams.rs`). A scavenge
+//!   drops a prefix of a stream's chunks, never anything in the middle.
 //!
 //! Every event id and its position are kept apart, by the writer alone (`ids.rs`),
 //! in memory for the active segment and on disk (`disk.rs`) for sealed ones: readers
@@ -69,22 +72,14 @@ struct SegmentRecords {
     /// The id of the file its records are read from (`reader::FIRST_REWRITTEN_FILE`):
     /// its number until a scavenge rewrites it.
     file: u32,
-    /// Once a scavenge rewrote it: for each record's place when it was appended (what
-    /// streams' chunks hold), its place in `records` now, or [`GONE`]. Chunks keep
-    /// their places across rewrites, so a rewrite need not visit every stream.
-    places: Vec<u32>,
 }
 
-/// The place of a reclaimed record in [`SegmentRecords::places`].
-const GONE: u32 = u32::MAX;
-
-/// The records of one stream's append, by the segment they are in and their place
-/// in it.
+/// One append of a stream: its first version and the position it was at. A scavenge
+/// that cuts the append's first events moves both on by as many.
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
     first_version: u64,
-    segment: u32,
-    record: u32,
+    first_position: u64,
 }
 
 #[derive(Debug, Default)]
@@ -296,8 +291,8 @@ impl Index {
         let age = i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
         let cutoff = now.saturating_sub(age);
         // A reclaimed record is older than any kept one.
-        let at = entry.chunks.partition_point(|chunk| {
-            self.record_of(chunk)
+        let at = partition_index(entry.chunks.len(), |i| {
+            self.chunk_record(entry, i)
                 .is_none_or(|record| record.created_micros < cutoff)
         });
         entry
@@ -344,9 +339,9 @@ impl Index {
         let (rules, rules_are_type_default) = self.rules_in_force(stream);
         let position_of = |version| {
             let at = entry.chunks.partition_point(|c| c.first_version <= version);
-            let chunk = entry.chunks.get(at.checked_sub(1)?)?;
-            let record = self.record_of(chunk)?;
-            Some(record.first_position + (version - chunk.first_version))
+            let at = at.checked_sub(1)?;
+            let record = self.chunk_record(entry, at)?;
+            Some(record.first_position + (version - entry.chunks[at].first_version))
         };
         Some(StreamInfo {
             stream: stream.clone(),
@@ -449,10 +444,11 @@ impl Index {
         self.next_position
     }
 
-    /// The record a chunk names; None once a scavenge reclaimed it (such chunks stay
-    /// at the front of a deleted stream's until [`Index::drop_gone_chunks`]).
-    fn record_of(&self, chunk: &Chunk) -> Option<&LogRecord> {
-        record_in(&self.segments, chunk)
+    /// The record of chunk `at` of the stream of `entry`; None once a scavenge
+    /// reclaimed it (such chunks stay at the front of a deleted stream's until
+    /// [`Index::drop_gone_chunks`]).
+    fn chunk_record(&self, entry: &StreamEntry, at: usize) -> Option<&LogRecord> {
+        record_in(&self.segments, entry, at)
     }
 
     /// The last record that starts at or before `position`: the one holding it unless a
@@ -494,8 +490,7 @@ impl Index {
             return None;
         }
         let at = entry.chunks.partition_point(|c| c.first_version <= version);
-        let chunk = entry.chunks.get(at.checked_sub(1)?)?;
-        Some(self.record_of(chunk)?.loc)
+        Some(self.chunk_record(entry, at.checked_sub(1)?)?.loc)
     }
 
     /// Whether `first_position` and `first_version` continue the log and the stream
@@ -553,7 +548,6 @@ impl Index {
     pub fn apply(&mut self, loc: RecordLoc, record: &Record) {
         let stream = &record.stream;
         let segment = self.open_segment(loc.segment);
-        let index = segment.records.len() as u32;
         segment.records.push(LogRecord {
             first_position: record.first_position,
             loc,
@@ -581,8 +575,7 @@ impl Index {
         self.chunks += 1;
         entry.chunks.push(Chunk {
             first_version: record.first_version,
-            segment: loc.segment,
-            record: index,
+            first_position: record.first_position,
         });
         entry.version = record.last_version();
         entry.last_appended_micros = record.created_micros;
@@ -615,7 +608,6 @@ impl Index {
                 first_position: next_position,
                 records: Vec::new(),
                 file: 0,
-                places: Vec::new(),
             });
             for (number, segment) in self.segments.iter_mut().enumerate().skip(first) {
                 segment.file = number as u32;
@@ -627,9 +619,7 @@ impl Index {
     /// Its entries and their estimated memory, with the writer's `ids_in_memory`.
     pub fn figures(&self, ids_in_memory: u64) -> IndexFigures {
         let record_capacity: usize = self.segments.iter().map(|s| s.records.capacity()).sum();
-        let place_capacity: usize = self.segments.iter().map(|s| s.places.capacity()).sum();
         let bytes = record_capacity * std::mem::size_of::<LogRecord>()
-            + place_capacity * std::mem::size_of::<u32>()
             + self.chunks * std::mem::size_of::<Chunk>()
             + self.streams.len() * STREAM_BYTES;
         IndexFigures {
@@ -660,12 +650,47 @@ fn new_stream<'a>(
         })
 }
 
-/// The record `chunk` names in `segments`, through the segment's places once rewritten.
-fn record_in<'a>(segments: &'a [SegmentRecords], chunk: &Chunk) -> Option<&'a LogRecord> {
-    let segment = segments.get(chunk.segment as usize)?;
-    let at = match segment.places.is_empty() {
-        true => chunk.record,
-        false => *segment.places.get(chunk.record as usize)?,
-    };
-    segment.records.get(at as usize)
+/// The events chunk `at` of the stream of `entry` was appended with (fewer once a
+/// scavenge cut its first ones): up to the next chunk's first version, or the stream's.
+fn chunk_events(entry: &StreamEntry, at: usize) -> u64 {
+    let first = entry.chunks[at].first_version;
+    let next = entry
+        .chunks
+        .get(at + 1)
+        .map_or(entry.version + 1, |c| c.first_version);
+    next.saturating_sub(first)
+}
+
+/// The record of chunk `at` of the stream of `entry` in `segments`: the one its segment
+/// holds that starts in the chunk's positions (its first events cut by a scavenge, it
+/// starts later). Positions a record held are only ever its own, so the first record
+/// of the segment at or after the chunk's first position is its record if it starts
+/// before the chunk ends; one that starts later is another's: the chunk's was
+/// reclaimed.
+fn record_in<'a>(
+    segments: &'a [SegmentRecords],
+    entry: &StreamEntry,
+    at: usize,
+) -> Option<&'a LogRecord> {
+    let first = entry.chunks.get(at)?.first_position;
+    let end = first.saturating_add(chunk_events(entry, at));
+    let segment = segments.partition_point(|s| s.first_position <= first);
+    let records = &segments.get(segment.checked_sub(1)?)?.records;
+    let record = records.get(records.partition_point(|r| r.first_position < first))?;
+    (record.first_position < end).then_some(record)
+}
+
+/// The first index below `len` for which `before` is false, `before` being true for
+/// every index below it and false from it on (a binary search, as `partition_point`
+/// does over a slice).
+fn partition_index(len: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        match before(middle) {
+            true => low = middle + 1,
+            false => high = middle,
+        }
+    }
+    low
 }

@@ -1,11 +1,12 @@
 //! What a scavenge changes in the index when it rewrites a segment: the segment's
-//! records are replaced as a whole, behind a map from the places streams' chunks hold
-//! to the new ones (so the chunks of kept records need no change); live streams whose
-//! rules hid events lose those chunks at once; deleted streams' chunks of reclaimed
-//! records go later, in short passes ([`Index::drop_gone_chunks`]), since a deleted
-//! stream's reads never reach them.
+//! records are replaced as a whole (chunks name positions, so those of kept records
+//! need no change); live streams whose rules hid events lose those chunks at once;
+//! deleted streams' chunks of reclaimed records go later, in short passes
+//! ([`Index::drop_gone_chunks`]), since a deleted stream's reads never reach them.
 
-use super::{Chunk, GONE, Index, LogRecord, RecordLoc, SegmentRecords, record_in};
+use super::{Chunk, Index, LogRecord, RecordLoc, SegmentRecords, record_in};
+#[cfg(test)]
+use crate::store::types::DeleteMode;
 use crate::store::types::{StreamId, StreamState};
 
 /// One segment's rewrite, planned from the index and the segment's file while the store
@@ -19,9 +20,9 @@ pub struct SegmentRewrite {
     pub new_file: u32,
     /// The records of the rewritten file, in order, at their new locations.
     pub records: Vec<LogRecord>,
-    /// For each record of the segment before, its place among `records`; None when
-    /// it was reclaimed.
-    pub places: Vec<Option<u32>>,
+    /// How many records the segment held when planned: one that holds another number
+    /// changed since.
+    pub records_before: usize,
     /// The streams with events reclaimed in the segment that their rules hid (not a
     /// delete), each with the version through which its events are gone: every event
     /// up to it, wherever it is. Their chunks change at the switch.
@@ -90,7 +91,7 @@ impl Index {
         let Some(current) = self.segments.get(segment as usize) else {
             return Err(format!("segment {segment} is not in the index"));
         };
-        if current.file != rewrite.old_file || current.records.len() != rewrite.places.len() {
+        if current.file != rewrite.old_file || current.records.len() != rewrite.records_before {
             return Err(format!("segment {segment} changed since it was planned"));
         }
         // Only loosened rules make hidden events readable again: with none set since
@@ -117,28 +118,13 @@ impl Index {
     pub fn rewrite_segment(&mut self, rewrite: &SegmentRewrite) -> Result<(), String> {
         self.check_rewrite(rewrite)?;
         let segment = rewrite.segment;
-        let current = &self.segments[segment as usize];
-        // Where each place a chunk holds (its record's place when appended) is now.
-        let now_at = |at: u32| match rewrite.places.get(at as usize) {
-            Some(Some(place)) => *place,
-            _ => GONE,
-        };
-        let places: Vec<u32> = match current.places.is_empty() {
-            true => (0..current.records.len() as u32).map(now_at).collect(),
-            false => current
-                .places
-                .iter()
-                .map(|&at| if at == GONE { GONE } else { now_at(at) })
-                .collect(),
-        };
-        let first_position = current.first_position;
+        let first_position = self.segments[segment as usize].first_position;
         let old = std::mem::replace(
             &mut self.segments[segment as usize],
             SegmentRecords {
                 first_position,
                 records: rewrite.records.clone(),
                 file: rewrite.new_file,
-                places,
             },
         );
         self.record_count = self.record_count - old.records.len() + rewrite.records.len();
@@ -171,10 +157,8 @@ impl Index {
             let Some(entry) = self.streams.get_mut(stream) else {
                 continue;
             };
-            let gone = entry
-                .chunks
-                .iter()
-                .take_while(|chunk| record_in(&self.segments, chunk).is_none())
+            let gone = (0..entry.chunks.len())
+                .take_while(|&at| record_in(&self.segments, entry, at).is_none())
                 .count();
             entry.chunks.drain(..gone);
             self.chunks -= gone;
@@ -193,7 +177,9 @@ fn reclaim_chunks(chunks: &mut Vec<Chunk>, version: u64, through: u64) {
         .get(last + 1)
         .map_or(version, |next| next.first_version - 1);
     if last_ends > through {
-        chunks[last].first_version = through + 1;
+        let cut = through + 1 - chunks[last].first_version;
+        chunks[last].first_version += cut;
+        chunks[last].first_position += cut;
         chunks.drain(..last);
     } else {
         chunks.drain(..=last);
@@ -209,8 +195,7 @@ mod tests {
             .iter()
             .map(|&first_version| Chunk {
                 first_version,
-                segment: 0,
-                record: 0,
+                first_position: 100 + first_version,
             })
             .collect()
     }
@@ -229,6 +214,7 @@ mod tests {
         let mut part = chunks(&[0, 5, 10]);
         reclaim_chunks(&mut part, 12, 6);
         assert_eq!(firsts(&part), [7, 10]);
+        assert_eq!(part[0].first_position, 107, "cut by as many positions");
 
         let mut last = chunks(&[0, 5, 10]);
         reclaim_chunks(&mut last, 12, 11);
@@ -241,5 +227,96 @@ mod tests {
         let mut below = chunks(&[5, 10]);
         reclaim_chunks(&mut below, 12, 3);
         assert_eq!(firsts(&below), [5, 10]);
+    }
+
+    fn stream(name: &str) -> StreamId {
+        StreamId {
+            key: uuid::Uuid::nil(),
+            stream_type: std::sync::Arc::from(name),
+        }
+    }
+
+    /// Appends `events` events to `stream` at the log's end, in segment 0, at `offset`.
+    fn append(index: &mut Index, stream: &StreamId, events: usize, offset: u64) {
+        let first_version = index.stream_version(stream).map_or(0, |v| v + 1);
+        let record = crate::store::log::record::Record {
+            first_position: index.next_position(),
+            first_version,
+            created_micros: 1,
+            stream: stream.clone(),
+            events: (0..events)
+                .map(|_| crate::store::log::record::StoredEvent {
+                    id: uuid::Uuid::new_v4(),
+                    event_type: std::sync::Arc::from("Tested"),
+                    data: bytes::Bytes::new(),
+                    metadata: bytes::Bytes::new(),
+                })
+                .collect(),
+        };
+        let loc = RecordLoc {
+            segment: 0,
+            len: 10,
+            offset,
+        };
+        index.apply(loc, &record);
+    }
+
+    #[test]
+    fn after_a_rewrite_chunks_find_their_records_kept_cut_or_gone_by_position() {
+        let mut index = Index::keeping(1);
+        let (deleted, kept, hidden) = (stream("deleted"), stream("kept"), stream("hidden"));
+        // Positions: deleted 0-2, kept 3-4, hidden 5-8, deleted 9-10, kept 11.
+        append(&mut index, &deleted, 3, 0);
+        append(&mut index, &kept, 2, 10);
+        append(&mut index, &hidden, 4, 20);
+        append(&mut index, &deleted, 2, 30);
+        append(&mut index, &kept, 1, 40);
+        index.apply_delete(&deleted, DeleteMode::Soft, 3);
+        index.open_segments_through(1);
+        let moved = |offset| RecordLoc {
+            segment: 0,
+            len: 5,
+            offset,
+        };
+        let record = |first_position, offset| LogRecord {
+            first_position,
+            loc: moved(offset),
+            created_micros: 1,
+        };
+        // The deleted stream's first record goes and its second is cut to version 4
+        // (position 10); the hidden stream's is cut to versions 2-3 (positions 7-8).
+        let rewrite = SegmentRewrite {
+            segment: 0,
+            old_file: 0,
+            new_file: 7,
+            records: vec![
+                record(3, 100),
+                record(7, 200),
+                record(10, 300),
+                record(11, 400),
+            ],
+            records_before: 5,
+            streams: vec![(hidden.clone(), 1)],
+            deleted: vec![deleted.clone()],
+            ..SegmentRewrite::default()
+        };
+        index.rewrite_segment(&rewrite).expect("rewrite");
+
+        assert_eq!(index.record_holding_version(&kept, 1), Some(moved(100)));
+        assert_eq!(index.record_holding_version(&kept, 2), Some(moved(400)));
+        assert_eq!(index.record_holding_version(&hidden, 2), Some(moved(200)));
+        assert_eq!(index.record_holding_version(&hidden, 1), None, "reclaimed");
+        let info = index.info(&hidden).expect("hidden");
+        assert_eq!(
+            (info.first_position, info.last_position),
+            (Some(7), Some(8))
+        );
+        // The deleted stream's chunk of the record that went is gone; that of the one
+        // cut short finds it.
+        assert_eq!(index.record_holding_version(&deleted, 0), None);
+        assert_eq!(index.record_holding_version(&deleted, 4), Some(moved(300)));
+        index.drop_gone_chunks(std::slice::from_ref(&deleted));
+        let entry = index.streams.get(&deleted).expect("deleted");
+        assert_eq!(entry.chunks.len(), 1, "{:?}", entry.chunks);
     }
 }

@@ -11,7 +11,7 @@
 
 use super::disk::{Checkpoint, INDEX_DIR, IndexDb};
 use super::disk_streams::{DiskChunk, DiskDeletion, chunk_key, stream_key};
-use super::{Index, LogRecord, RecordLoc};
+use super::{Index, LogRecord, RecordLoc, record_in};
 use crate::store::error::StoreError;
 use crate::store::log::fs::RealFs;
 use crate::store::log::recovery;
@@ -125,7 +125,7 @@ fn chunks(memory: &Index) -> impl Iterator<Item = (Vec<u8>, DiskChunk)> {
         let key = stream_key(stream);
         for (i, chunk) in entry.chunks.iter().enumerate() {
             // A replay's chunks all name records it read.
-            let Some(record) = memory.record_of(chunk) else {
+            let Some(record) = record_in(&memory.segments, entry, i) else {
                 continue;
             };
             let next = entry

@@ -189,7 +189,6 @@ fn build(
             segment: seq,
             old_file: segment.old_file,
             rules_changes: segment.rules_changes,
-            places: Vec::with_capacity(indexed.len()),
             ..SegmentRewrite::default()
         },
         old_locs: Vec::with_capacity(indexed.len()),
@@ -244,10 +243,8 @@ fn build(
                     entry.1 = deleted_through >= Some(entry.0);
                 }
                 let start = out.len();
-                if gone == append.events.len() {
-                    plan.rewrite.places.push(None);
-                } else {
-                    let place = plan.rewrite.records.len() as u32;
+                plan.rewrite.records_before += 1;
+                if gone < append.events.len() {
                     let loc_at = new_loc(&out, 0);
                     if gone == 0 {
                         out.extend_from_slice(frame);
@@ -262,7 +259,6 @@ fn build(
                             ..loc_at
                         },
                     });
-                    plan.rewrite.places.push(Some(place));
                 }
                 if gone > 0 {
                     let kept_bytes = (out.len() - start) as u64;
