@@ -426,11 +426,14 @@ impl IndexDb {
     /// ingester to put in from their files as they are now, before a scavenge runs.
     pub fn forget_rewrites_past(&self, checkpoint: Option<Checkpoint>) -> Result<(), StoreError> {
         let forgetting = |e| index_error("taking away the index's notes of rewrites", e);
+        let mut past = self.noted_rewrites()?;
+        past.retain(|seq| checkpoint.is_none_or(|c| *seq > c.segment));
+        if past.is_empty() {
+            return Ok(());
+        }
         let mut batch = self.db.batch();
-        for seq in self.noted_rewrites()? {
-            if checkpoint.is_none_or(|c| seq > c.segment) {
-                batch.remove(&self.meta, rewrite_note(seq));
-            }
+        for seq in past {
+            batch.remove(&self.meta, rewrite_note(seq));
         }
         batch.commit().map_err(forgetting)?;
         self.db.persist(PersistMode::SyncAll).map_err(forgetting)
