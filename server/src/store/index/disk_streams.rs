@@ -421,6 +421,17 @@ impl StreamKeyspaces {
             .relocate(batch, rewritten.segment, positions.end, scanned.meta)
     }
 
+    /// Whether any append record starts at or after `position`.
+    pub fn holds_records_from(&self, position: u64) -> Result<bool, StoreError> {
+        match self.records.range(position.to_be_bytes()..).next() {
+            None => Ok(false),
+            Some(item) => item
+                .key()
+                .map(|_| true)
+                .map_err(|e| index_error("reading a record from the index", e)),
+        }
+    }
+
     /// The append record that starts at or before `position`: the one holding it
     /// unless a scavenge reclaimed it (the caller checks its events).
     pub fn record_holding(&self, position: u64) -> Result<Option<LogRecord>, StoreError> {
@@ -942,6 +953,33 @@ mod tests {
             IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
         assert_eq!(db.noted_rewrites().expect("notes"), Vec::<u32>::new());
         assert_eq!(after, Some(checkpoint), "trusted, not rebuilt");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_note_past_the_checkpoint_is_not_trusted_beside_an_ingestion_cut_short() {
+        let dir = tempfile::tempdir().expect("dir");
+        fill(dir.path()).await;
+        let (db, _) = IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let memory = recovery::replay(&RealFs, dir.path()).expect("replay").index;
+        let through = |segment: u32| Checkpoint {
+            segment,
+            end_position: memory.segment_first_position(segment + 1).expect("sealed"),
+        };
+        // The index as a crash leaves it when it came after the ingester wrote segment
+        // 3's records and chunks (from its file as it was) and before its checkpoint,
+        // and a scavenge noted the segment before renaming a new file over it.
+        let db = db.rebuild().expect("rebuild");
+        for segment in 0..=2 {
+            db.ingest_segment(&IdMap::default(), through(segment))
+                .expect("ingest");
+        }
+        let checkpoint = db.checkpoint().expect("checkpoint");
+        assert_eq!(checkpoint, Some(through(2)));
+        db.note_rewrite(3).expect("note");
+        assert!(db.agrees_with(&memory, checkpoint), "not in the index yet");
+        db.ingest_tables_only(through(3)).expect("tables");
+        assert_eq!(db.stale_rewrites(checkpoint).expect("stale"), [3]);
+        assert!(!db.agrees_with(&memory, checkpoint));
     }
 
     fn copy_dir(from: &Path, to: &Path) {
