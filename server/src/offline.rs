@@ -135,10 +135,12 @@ fn report_index(index: Result<Option<IndexCheck>, StoreError>) {
             records,
             chunks,
             deletes,
+            answers,
             difference: None,
         })) => println!(
             "index on disk: agrees with the log through segment {} (positions below {}): \
-             {records} record(s), {chunks} chunk(s), {deletes} delete(s)",
+             {records} record(s), {chunks} chunk(s), {deletes} delete(s), \
+             {answers} answer(s)",
             checkpoint.segment, checkpoint.end_position
         ),
         Ok(Some(IndexCheck {

@@ -41,8 +41,8 @@ pub type IdMap = ShardedMap<Uuid, u64>;
 pub const INDEX_DIR: &str = "index";
 
 /// The layout of what the index holds; an index of another layout is rebuilt. 2: the
-/// streams' keyspaces; 3: rules, snapshots and segments.
-const FORMAT: u32 = 3;
+/// streams' keyspaces; 3: rules, snapshots and segments; 4: a delete's first stamp.
+const FORMAT: u32 = 4;
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 /// Before a segment's number: the note that a scavenge rewrites it.
 const REWRITE_NOTE: &[u8] = b"rewriting/";

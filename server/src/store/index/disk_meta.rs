@@ -13,10 +13,11 @@
 //!   starts) and the latest commit stamp in it (16 bytes): a start continues the
 //!   writer's stamps after the latest.
 
-use super::RecordLoc;
 use super::disk_streams::{entries, index_error, malformed, stream_key};
+use super::{RecordLoc, SnapshotLoc};
 use crate::store::error::StoreError;
 use crate::store::log::record::{self, Entry, RulesRecord};
+use crate::store::types::StreamRules;
 use fjall::{Keyspace, OwnedWriteBatch};
 use std::collections::BTreeMap;
 
@@ -205,13 +206,39 @@ impl MetaKeyspaces {
     }
 
     fn rules_revision(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        Ok(self.rules_of(key)?.map(|(revision, _)| revision))
+    }
+
+    /// The own rules of the stream keyed `key`, with their revision, if it has any.
+    pub fn rules_of(&self, key: &[u8]) -> Result<Option<(u64, StreamRules)>, StoreError> {
         let framed = self
             .rules
             .get(key)
             .map_err(|e| index_error("reading a stream's rules from the index", e))?;
         framed
-            .map(|framed| decode_rules(&framed).map(|rules| rules.revision))
+            .map(|framed| decode_rules(&framed).map(|set| (set.revision, set.rules)))
             .transpose()
+    }
+
+    /// The snapshot of the stream keyed `key` at its highest version, if it has one.
+    pub fn latest_snapshot(&self, key: &[u8]) -> Result<Option<SnapshotLoc>, StoreError> {
+        let last = self
+            .snapshots
+            .prefix(key)
+            .next_back()
+            .map(|item| item.into_inner())
+            .transpose()
+            .map_err(|e| index_error("reading a stream's snapshots from the index", e))?;
+        let Some((snapshot_key, value)) = last else {
+            return Ok(None);
+        };
+        let version = snapshot_key
+            .strip_prefix(key)
+            .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| malformed("a snapshot key", snapshot_key.len()))?;
+        let loc = decode_loc(&value).ok_or_else(|| malformed("a snapshot", value.len()))?;
+        Ok(Some(SnapshotLoc { version, loc }))
     }
 
     /// The versions of the snapshots the index holds of the stream keyed `key`.

@@ -11,8 +11,8 @@
 //!   append's first position, its number of events and its commit time (20 bytes). A
 //!   chunk names a position, not a place in a file: positions never change, so a
 //!   scavenge that moves records leaves the chunks as they are.
-//! - `deletes`: a stream's key -> the version through which it is deleted, and
-//!   whether it is tombstoned (9 bytes).
+//! - `deletes`: a stream's key -> the version through which it is deleted, whether it
+//!   is tombstoned, and the commit stamp of its first delete (17 bytes).
 //!
 //! Everything a segment puts there is a function of the segment, and merging deletes
 //! takes the larger version and either tombstone: ingesting a segment again (after a
@@ -26,7 +26,8 @@
 //! the streams that lost events, where its kept snapshots lie.
 //!
 //! Not here yet (issue 24 goes on): the index in memory is still built from the whole
-//! log at every start and serves every read.
+//! log at every start and serves every read; `disk_reads.rs` answers from here as it
+//! does, checked by `verify.rs`.
 
 use super::disk::Rewritten;
 use super::disk_meta::{MetaKeyspaces, SegmentMeta};
@@ -52,7 +53,7 @@ pub struct DiskChunk {
 }
 
 impl DiskChunk {
-    #[cfg(test)]
+    /// The version of its last event.
     pub fn last_version(&self) -> u64 {
         self.first_version + u64::from(self.events.max(1)) - 1
     }
@@ -65,7 +66,7 @@ impl DiskChunk {
         bytes
     }
 
-    fn decode(first_version: u64, bytes: &[u8]) -> Option<DiskChunk> {
+    pub(super) fn decode(first_version: u64, bytes: &[u8]) -> Option<DiskChunk> {
         let bytes: &[u8; 20] = bytes.try_into().ok()?;
         Some(DiskChunk {
             first_version,
@@ -81,29 +82,36 @@ impl DiskChunk {
 pub struct DiskDeletion {
     pub through_version: u64,
     pub tombstoned: bool,
+    /// The commit stamp of its first delete: a scavenge keeps every delete record, so
+    /// a stream whose events it reclaimed was first seen there (`disk_reads.rs`).
+    pub first_micros: i64,
 }
 
 impl DiskDeletion {
-    /// Both deletes at once: the later version, and a tombstone if either is one.
+    /// Both deletes at once: the later version, a tombstone if either is one, the
+    /// earlier stamp.
     fn merge(self, other: DiskDeletion) -> DiskDeletion {
         DiskDeletion {
             through_version: self.through_version.max(other.through_version),
             tombstoned: self.tombstoned || other.tombstoned,
+            first_micros: self.first_micros.min(other.first_micros),
         }
     }
 
-    fn encode(self) -> [u8; 9] {
-        let mut bytes = [0; 9];
+    fn encode(self) -> [u8; 17] {
+        let mut bytes = [0; 17];
         bytes[0..8].copy_from_slice(&self.through_version.to_be_bytes());
         bytes[8] = u8::from(self.tombstoned);
+        bytes[9..17].copy_from_slice(&self.first_micros.to_be_bytes());
         bytes
     }
 
     fn decode(bytes: &[u8]) -> Option<DiskDeletion> {
-        let bytes: &[u8; 9] = bytes.try_into().ok()?;
+        let bytes: &[u8; 17] = bytes.try_into().ok()?;
         Some(DiskDeletion {
             through_version: u64::from_be_bytes(bytes[0..8].try_into().ok()?),
             tombstoned: bytes[8] != 0,
+            first_micros: i64::from_be_bytes(bytes[9..17].try_into().ok()?),
         })
     }
 }
@@ -115,6 +123,24 @@ fn encode_record(record: &LogRecord) -> [u8; 24] {
     bytes[8..16].copy_from_slice(&record.loc.offset.to_be_bytes());
     bytes[16..24].copy_from_slice(&record.created_micros.to_be_bytes());
     bytes
+}
+
+/// The record of `item` from `records`, if there is one.
+pub(super) fn record_entry(item: Option<fjall::Guard>) -> Result<Option<LogRecord>, StoreError> {
+    let pair = item
+        .map(|item| item.into_inner())
+        .transpose()
+        .map_err(|e| index_error("reading a record from the index", e))?;
+    pair.map(|(key, value)| decode_record_pair(&key, &value))
+        .transpose()
+}
+
+/// The record stored in `records` under `key` (its first position) as `value`.
+fn decode_record_pair(key: &[u8], value: &[u8]) -> Result<LogRecord, StoreError> {
+    let first_position = <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| malformed("a position", key.len()))?;
+    decode_record(first_position, value).ok_or_else(|| malformed("a record", value.len()))
 }
 
 fn decode_record(first_position: u64, bytes: &[u8]) -> Option<LogRecord> {
@@ -256,12 +282,13 @@ fn scan_segment(path: &Path, seq: u32) -> Result<ScannedSegment, StoreError> {
                 let deleted = DiskDeletion {
                     through_version: deletion.through_version,
                     tombstoned: deletion.mode == DeleteMode::Tombstone,
+                    first_micros: deletion.created_micros,
                 };
-                let slot = scanned
+                scanned
                     .deletes
                     .entry(stream_key(&deletion.stream))
-                    .or_default();
-                *slot = slot.merge(deleted);
+                    .and_modify(|before| *before = before.merge(deleted))
+                    .or_insert(deleted);
             }
             // Snapshots and rules: `meta` above; marks and a rewrite's header say
             // nothing of streams.
@@ -274,9 +301,9 @@ fn scan_segment(path: &Path, seq: u32) -> Result<ScannedSegment, StoreError> {
 
 /// The streams' keyspaces.
 pub struct StreamKeyspaces {
-    records: Keyspace,
-    chunks: Keyspace,
-    deletes: Keyspace,
+    pub(super) records: Keyspace,
+    pub(super) chunks: Keyspace,
+    pub(super) deletes: Keyspace,
     /// Rules, snapshots and segments (`disk_meta.rs`).
     pub meta: MetaKeyspaces,
 }
@@ -435,32 +462,15 @@ impl StreamKeyspaces {
     /// The append record that starts at or before `position`: the one holding it
     /// unless a scavenge reclaimed it (the caller checks its events).
     pub fn record_holding(&self, position: u64) -> Result<Option<LogRecord>, StoreError> {
-        let last = self
-            .records
-            .range(..=position.to_be_bytes())
-            .next_back()
-            .map(|item| item.into_inner())
-            .transpose()
-            .map_err(|e| index_error("reading a record from the index", e))?;
-        let Some((key, value)) = last else {
-            return Ok(None);
-        };
-        let first_position = <[u8; 8]>::try_from(&*key)
-            .map(u64::from_be_bytes)
-            .map_err(|_| malformed("a position", key.len()))?;
-        decode_record(first_position, &value)
-            .map(Some)
-            .ok_or_else(|| malformed("a record", value.len()))
+        let last = self.records.range(..=position.to_be_bytes()).next_back();
+        record_entry(last)
     }
 
     /// Every record the index holds, in log order.
     pub fn records(&self) -> impl Iterator<Item = Result<LogRecord, StoreError>> + '_ {
         entries(&self.records, "records").map(|item| {
             let (key, value) = item?;
-            let first_position = <[u8; 8]>::try_from(&*key)
-                .map(u64::from_be_bytes)
-                .map_err(|_| malformed("a position", key.len()))?;
-            decode_record(first_position, &value).ok_or_else(|| malformed("a record", value.len()))
+            decode_record_pair(&key, &value)
         })
     }
 
@@ -492,54 +502,7 @@ impl StreamKeyspaces {
         })
     }
 
-    /// The chunk of `stream` that holds `version`, if the index holds one. (Reads are
-    /// served from memory still: until they are served from here, the tests read
-    /// chunks and deletes back to check what ingestion wrote.)
-    #[cfg(test)]
-    pub fn chunk_holding(
-        &self,
-        stream: &StreamId,
-        version: u64,
-    ) -> Result<Option<DiskChunk>, StoreError> {
-        let key = stream_key(stream);
-        let found = self
-            .chunks
-            .range(chunk_key(&key, 0)..=chunk_key(&key, version))
-            .next_back()
-            .map(|item| item.into_inner())
-            .transpose()
-            .map_err(|e| index_error("reading a stream's chunk from the index", e))?;
-        let Some((chunk_key, value)) = found else {
-            return Ok(None);
-        };
-        let chunk = decode_chunk(&key, &chunk_key, &value)?;
-        Ok((chunk.last_version() >= version).then_some(chunk))
-    }
-
-    /// The last chunk of `stream`: its version is the stream's, unless a delete says
-    /// more.
-    #[cfg(test)]
-    pub fn last_chunk(&self, stream: &StreamId) -> Result<Option<DiskChunk>, StoreError> {
-        let key = stream_key(stream);
-        let found = self
-            .chunks
-            .prefix(&key)
-            .next_back()
-            .map(|item| item.into_inner())
-            .transpose()
-            .map_err(|e| index_error("reading a stream's chunk from the index", e))?;
-        found
-            .map(|(chunk_key, value)| decode_chunk(&key, &chunk_key, &value))
-            .transpose()
-    }
-
-    /// What deletes said of `stream`, if any did.
-    #[cfg(test)]
-    pub fn deletion(&self, stream: &StreamId) -> Result<Option<DiskDeletion>, StoreError> {
-        self.deletion_by_key(&stream_key(stream))
-    }
-
-    fn deletion_by_key(&self, key: &[u8]) -> Result<Option<DiskDeletion>, StoreError> {
+    pub(super) fn deletion_by_key(&self, key: &[u8]) -> Result<Option<DiskDeletion>, StoreError> {
         let value = self
             .deletes
             .get(key)
@@ -550,21 +513,6 @@ impl StreamKeyspaces {
             })
             .transpose()
     }
-}
-
-/// The chunk stored under `chunk_key`, which must be `stream_key` and a version.
-#[cfg(test)]
-fn decode_chunk(
-    stream_key: &[u8],
-    chunk_key: &[u8],
-    value: &[u8],
-) -> Result<DiskChunk, StoreError> {
-    let version = chunk_key
-        .strip_prefix(stream_key)
-        .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| malformed("a chunk key", chunk_key.len()))?;
-    DiskChunk::decode(version, value).ok_or_else(|| malformed("a chunk", value.len()))
 }
 
 #[cfg(test)]
@@ -631,28 +579,29 @@ mod tests {
                     continue;
                 };
                 let on_disk = disk
-                    .chunk_holding(stream, v)
-                    .expect("read")
-                    .map(|chunk| disk.record_holding(chunk.first_position).expect("read"));
+                    .record_holding_version(stream, v, checkpoint.end_position)
+                    .expect("read");
                 match ingested(&loc) {
-                    true => {
-                        assert_eq!(on_disk.flatten().map(|r| r.loc), Some(loc), "{stream} v{v}")
-                    }
+                    true => assert_eq!(on_disk, Some(loc), "{stream} v{v}"),
                     false => assert_eq!(on_disk, None, "{stream} v{v} is not ingested"),
                 }
             }
+            let facts = disk
+                .stream_facts(stream, checkpoint.end_position)
+                .expect("read");
             let last = memory.record_holding_version(stream, version);
             if last.as_ref().is_some_and(ingested) {
-                let chunk = disk.last_chunk(stream).expect("read").expect("a chunk");
-                assert_eq!(chunk.last_version(), version, "{stream}");
+                assert_eq!(facts.map(|f| f.version), Some(version), "{stream}");
             }
             let state = memory.write_state(stream).expect("written");
-            let deleted = disk.deletion(stream).expect("read");
             assert_eq!(
-                deleted.map(|d| (d.through_version, d.tombstoned)),
-                state
-                    .deleted_through
-                    .map(|through| (through, state.tombstoned)),
+                facts.and_then(|f| f.deleted_through),
+                state.deleted_through,
+                "{stream}"
+            );
+            assert_eq!(
+                facts.is_some_and(|f| f.tombstoned),
+                state.tombstoned,
                 "{stream}"
             );
         }
@@ -842,6 +791,7 @@ mod tests {
             .expect("check")
             .expect("an index");
         assert_eq!(check.difference, None, "{check:?}");
+        assert!(check.answers > 2 * check.chunks, "{check:?}");
         let (db, _) = IndexDb::open_or_rebuild(&dir.join(INDEX_DIR), 1 << 20).expect("open");
         assert_eq!(db.noted_rewrites().expect("notes"), Vec::<u32>::new());
         check
@@ -982,6 +932,44 @@ mod tests {
         assert!(!db.agrees_with(&memory, checkpoint));
     }
 
+    /// Reads ask the index on disk only below its checkpoint: what an ingestion cut
+    /// short left past it (streams' later chunks, streams wholly past it, records) is
+    /// not an answer, as `verify` finds comparing every answer with a replay of the log
+    /// up to the checkpoint.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_from_disk_ignore_what_lies_past_the_checkpoint() {
+        let dir = tempfile::tempdir().expect("dir");
+        fill(dir.path()).await;
+        let memory = recovery::replay(&RealFs, dir.path()).expect("replay").index;
+        let through = |segment: u32| Checkpoint {
+            segment,
+            end_position: memory.segment_first_position(segment + 1).expect("sealed"),
+        };
+        let (db, _) = IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let db = db.rebuild().expect("rebuild");
+        for segment in 0..=8 {
+            db.ingest_segment(&IdMap::default(), through(segment))
+                .expect("ingest");
+        }
+        let mut past = 0;
+        for segment in (9..).take_while(|s| memory.segment_first_position(s + 1).is_some()) {
+            db.ingest_tables_only(through(segment)).expect("tables");
+            past += 1;
+        }
+        assert!(past >= 5, "{past} segments past the checkpoint");
+        assert_eq!(db.checkpoint().expect("checkpoint"), Some(through(8)));
+        drop(db);
+        let check = agreeing(dir.path());
+        assert_eq!(check.checkpoint, Some(through(8)));
+        let (db, _) = IndexDb::open_or_rebuild(&dir.path().join(INDEX_DIR), 1 << 20).expect("open");
+        let end = through(8).end_position;
+        let last_below = memory.record_holding(end - 1).expect("a record");
+        for position in [end, end + 1, u64::MAX] {
+            let found = db.streams().record_holding_below(position, end);
+            assert_eq!(found.expect("read"), Some(last_below), "{position}");
+        }
+    }
+
     fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).expect("mkdir");
         for entry in std::fs::read_dir(from).expect("read dir").flatten() {
@@ -1057,17 +1045,20 @@ mod tests {
         let deleted = DiskDeletion {
             through_version: 12,
             tombstoned: true,
+            first_micros: 1_700_000_000_000_000,
         };
         assert_eq!(DiskDeletion::decode(&deleted.encode()), Some(deleted));
         assert_eq!(
             DiskDeletion {
                 through_version: 20,
-                tombstoned: false
+                tombstoned: false,
+                first_micros: 1_700_000_000_000_001,
             }
             .merge(deleted),
             DiskDeletion {
                 through_version: 20,
-                tombstoned: true
+                tombstoned: true,
+                first_micros: 1_700_000_000_000_000,
             }
         );
     }

@@ -21,7 +21,9 @@
 
 pub mod disk;
 pub mod disk_meta;
+pub mod disk_reads;
 pub mod disk_streams;
+pub mod facts;
 pub mod filter;
 pub mod ids;
 pub mod ingest;
@@ -31,6 +33,8 @@ mod rewrite;
 pub mod verify;
 
 pub use rewrite::SegmentRewrite;
+
+use facts::{RulesInForce, StreamFacts};
 
 use crate::store::log::record::Record;
 use crate::store::types::{DeleteMode, StreamId, StreamInfo, StreamRules, StreamState};
@@ -94,24 +98,19 @@ struct StreamEntry {
 }
 
 impl StreamEntry {
-    /// The first version a read returns (past the end when everything is deleted):
-    /// past the last delete and what a scavenge reclaimed.
-    fn first_visible(&self) -> u64 {
-        let stored = self
-            .chunks
-            .first()
-            .map_or(self.version + 1, |c| c.first_version);
-        self.deleted_through.map_or(0, |v| v + 1).max(stored)
+    fn facts(&self) -> StreamFacts {
+        StreamFacts {
+            version: self.version,
+            first_stored: self.chunks.first().map(|c| c.first_version),
+            deleted_through: self.deleted_through,
+            tombstoned: self.tombstoned,
+            created_micros: self.created_micros,
+            last_appended_micros: self.last_appended_micros,
+        }
     }
 
     fn state(&self) -> StreamState {
-        if self.tombstoned {
-            StreamState::Tombstoned
-        } else if self.first_visible() > self.version {
-            StreamState::Deleted
-        } else {
-            StreamState::Live
-        }
+        self.facts().state()
     }
 }
 
@@ -268,28 +267,30 @@ impl Index {
         }
     }
 
+    /// The rules in force for `stream`, with its own rules' revision.
+    pub fn rules_for(&self, stream: &StreamId) -> RulesInForce {
+        let (revision, _) = self.rules(stream);
+        let (rules, type_default) = self.rules_in_force(stream);
+        RulesInForce {
+            rules,
+            revision,
+            type_default,
+        }
+    }
+
     /// The first version a read of the stream of `entry` returns: past what deletes and
     /// the rules in force removed.
     fn first_readable(&self, stream: &StreamId, entry: &StreamEntry) -> u64 {
         let (rules, _) = self.rules_in_force(stream);
-        let by_age = rules
-            .max_age_seconds
-            .map_or(0, |age| self.first_younger_than(entry, age));
         entry
-            .first_visible()
-            .max(rules.first_kept(entry.version))
-            .max(by_age)
+            .facts()
+            .first_readable(&rules, |cutoff| self.first_committed_since(entry, cutoff))
     }
 
-    /// The first version of the stream of `entry` committed less than `seconds` ago
-    /// (one past its last when none was): commit times rise along a stream's records,
-    /// so a binary search over them finds it.
-    fn first_younger_than(&self, entry: &StreamEntry, seconds: u64) -> u64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        let age = i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
-        let cutoff = now.saturating_sub(age);
+    /// The first version of the stream of `entry` committed at or after `cutoff` (one
+    /// past its last when none was): commit times rise along a stream's records, so a
+    /// binary search over them finds it.
+    fn first_committed_since(&self, entry: &StreamEntry, cutoff: i64) -> u64 {
         // A reclaimed record is older than any kept one.
         let at = partition_index(entry.chunks.len(), |i| {
             self.chunk_record(entry, i)
@@ -316,50 +317,31 @@ impl Index {
     /// written, or whose events are all deleted.
     pub fn readable(&self, stream: &StreamId) -> Option<(u64, u64)> {
         let entry = self.streams.get(stream)?;
-        (entry.state() == StreamState::Live)
-            .then(|| (self.first_readable(stream, entry), entry.version))
+        entry.facts().readable(self.first_readable(stream, entry))
     }
 
     /// What the writer decides appends and deletes on.
     pub fn write_state(&self, stream: &StreamId) -> Option<WriteState> {
-        self.streams.get(stream).map(|entry| WriteState {
-            version: entry.version,
-            deleted: entry.state() == StreamState::Deleted,
-            tombstoned: entry.tombstoned,
-            deleted_through: entry.deleted_through,
-        })
+        self.streams
+            .get(stream)
+            .map(|entry| entry.facts().write_state())
     }
 
     /// What the store knows about a stream.
     pub fn info(&self, stream: &StreamId) -> Option<StreamInfo> {
         let entry = self.streams.get(stream)?;
-        let first = self.first_readable(stream, entry);
-        let live = entry.state() == StreamState::Live && first <= entry.version;
-        let (rules_revision, _) = self.rules(stream);
-        let (rules, rules_are_type_default) = self.rules_in_force(stream);
         let position_of = |version| {
             let at = entry.chunks.partition_point(|c| c.first_version <= version);
             let at = at.checked_sub(1)?;
             let record = self.chunk_record(entry, at)?;
             Some(record.first_position + (version - entry.chunks[at].first_version))
         };
-        Some(StreamInfo {
-            stream: stream.clone(),
-            version: entry.version,
-            event_count: if live { entry.version - first + 1 } else { 0 },
-            first_position: if live { position_of(first) } else { None },
-            last_position: if live {
-                position_of(entry.version)
-            } else {
-                None
-            },
-            created_micros: entry.created_micros,
-            last_appended_micros: entry.last_appended_micros,
-            state: entry.state(),
-            rules,
-            rules_revision,
-            rules_are_type_default,
-        })
+        let first = self.first_readable(stream, entry);
+        Some(
+            entry
+                .facts()
+                .info(stream, self.rules_for(stream), first, position_of),
+        )
     }
 
     /// Up to `limit` streams after `after` that pass `filter`, looking at no more than

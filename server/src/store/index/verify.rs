@@ -10,12 +10,12 @@
 //! crash kept from the index (noted, `ingest.rs`).
 
 use super::disk::{Checkpoint, INDEX_DIR, IndexDb};
-use super::disk_streams::{DiskChunk, DiskDeletion, chunk_key, stream_key};
+use super::disk_streams::{DiskChunk, DiskDeletion, StreamKeyspaces, chunk_key, stream_key};
 use super::{Index, LogRecord, RecordLoc, record_in};
 use crate::store::error::StoreError;
 use crate::store::log::fs::RealFs;
 use crate::store::log::recovery;
-use crate::store::types::StreamRules;
+use crate::store::types::{StreamId, StreamRules};
 use std::fmt::Debug;
 use std::path::Path;
 
@@ -28,6 +28,11 @@ pub struct IndexCheck {
     pub records: u64,
     pub chunks: u64,
     pub deletes: u64,
+    /// Answers compared: each stream's facts, what a read of it covers, its info and
+    /// latest snapshot, where an age rule would cut it, the record of each of its chunks' first and last versions, the
+    /// records holding each record's start and the position before it and the one after
+    /// its start, and the streams in listing order.
+    pub answers: u64,
     /// The first difference from the log, if there is one.
     pub difference: Option<String>,
 }
@@ -83,7 +88,22 @@ pub fn check_index(dir: &Path, snapshots_kept: usize) -> Result<Option<IndexChec
     let compared = [
         first_difference("record", records, disk.records().filter(covered_record))?,
         first_difference("chunk", chunks(memory), disk.chunks().filter(covered_chunk))?,
-        first_difference("delete", deletes(memory), disk.deletes())?,
+        first_difference(
+            "delete",
+            deletes(memory),
+            disk.deletes().map(|d| {
+                d.map(|(key, deleted)| {
+                    let first_micros = 0;
+                    (
+                        key,
+                        DiskDeletion {
+                            first_micros,
+                            ..deleted
+                        },
+                    )
+                })
+            }),
+        )?,
         first_difference(
             "rules",
             rules(memory),
@@ -115,8 +135,141 @@ pub fn check_index(dir: &Path, snapshots_kept: usize) -> Result<Option<IndexChec
             ));
         }
     }
+    if check.difference.is_none() {
+        (check.answers, check.difference) = answers_differ(memory, disk, end)?;
+    }
     Ok(Some(check))
 }
+
+/// How many of the answers that reads will ask of the index on disk (`disk_reads.rs`)
+/// were compared with those of `memory`, and the first that differs, if one does.
+fn answers_differ(
+    memory: &Index,
+    disk: &StreamKeyspaces,
+    end: u64,
+) -> Result<(u64, Option<String>), StoreError> {
+    let defaults = &memory.default_rules;
+    let count = std::cell::Cell::new(0);
+    let differs = |what: String, want: &dyn Debug, got: &dyn Debug| {
+        count.set(count.get() + 1);
+        let (want, got) = (format!("{want:?}"), format!("{got:?}"));
+        (want != got).then(|| format!("{what}: the log's {want}, the index's {got}"))
+    };
+    for (stream, entry) in memory.streams.iter() {
+        let facts = Some(entry.facts());
+        let checks = [
+            differs(
+                format!("the facts of stream {stream}"),
+                &facts,
+                &disk.stream_facts(stream, end)?,
+            ),
+            differs(
+                format!("what a read of stream {stream} covers"),
+                &memory.readable(stream),
+                &disk.readable(stream, defaults, end)?,
+            ),
+            differs(
+                format!("the info of stream {stream}"),
+                &memory.info(stream),
+                &disk.info(stream, defaults, end)?,
+            ),
+            differs(
+                format!("the latest snapshot of stream {stream}"),
+                &memory.latest_snapshot(stream),
+                &disk.latest_snapshot(stream)?,
+            ),
+        ];
+        if let Some(difference) = checks.into_iter().flatten().next() {
+            return Ok((count.get(), Some(difference)));
+        }
+        // Where an age rule would cut the stream: at its first, middle and last
+        // chunks' stamps, and just after the last (nothing is that young).
+        let stamps = [
+            0,
+            entry.chunks.len() / 2,
+            entry.chunks.len().saturating_sub(1),
+        ]
+        .map(|at| record_in(&memory.segments, entry, at).map(|r| r.created_micros));
+        let cutoffs = stamps
+            .into_iter()
+            .flatten()
+            .chain(stamps[2].map(|last| last + 1));
+        for cutoff in cutoffs {
+            if let Some(difference) = differs(
+                format!("the first version of stream {stream} committed since {cutoff}"),
+                &memory.first_committed_since(entry, cutoff),
+                &disk.first_committed_since(&stream_key(stream), &entry.facts(), cutoff, end)?,
+            ) {
+                return Ok((count.get(), Some(difference)));
+            }
+        }
+        for (at, chunk) in entry.chunks.iter().enumerate() {
+            // A replay's chunks all name records it read.
+            if record_in(&memory.segments, entry, at).is_none() {
+                continue;
+            }
+            let last = chunk.first_version + super::chunk_events(entry, at).max(1) - 1;
+            for version in [chunk.first_version, last] {
+                if let Some(difference) = differs(
+                    format!("the record of version {version} of stream {stream}"),
+                    &memory.record_holding_version(stream, version),
+                    &disk.record_holding_version(stream, version, end)?,
+                ) {
+                    return Ok((count.get(), Some(difference)));
+                }
+            }
+        }
+    }
+    for record in memory.segments.iter().flat_map(|s| s.records.iter()) {
+        let position = record.first_position;
+        // Before it: the last position of the record before, or one a scavenge
+        // reclaimed.
+        for at in [position, position.saturating_sub(1)] {
+            if let Some(difference) = differs(
+                format!("the record holding position {at}"),
+                &memory.record_holding(at),
+                &disk.record_holding_below(at, end)?,
+            ) {
+                return Ok((count.get(), Some(difference)));
+            }
+        }
+        if let Some(difference) = differs(
+            format!("the record after position {position}"),
+            &memory.record_after(position),
+            &disk.record_after(position, end)?,
+        ) {
+            return Ok((count.get(), Some(difference)));
+        }
+    }
+    let listed = memory.ordered.iter().flat_map(|(stream_type, keys)| {
+        keys.iter().map(|key| StreamId {
+            key: uuid::Uuid::from_u128(*key),
+            stream_type: stream_type.clone(),
+        })
+    });
+    let mut listed = listed.peekable();
+    let mut after = None;
+    while listed.peek().is_some() {
+        let want: Vec<StreamId> = listed.by_ref().take(LISTING_PAGE).collect();
+        let got = disk.streams_after(after.as_ref(), LISTING_PAGE, end)?;
+        if let Some(difference) =
+            differs(format!("the streams listed after {after:?}"), &want, &got)
+        {
+            return Ok((count.get(), Some(difference)));
+        }
+        after = want.last().cloned();
+    }
+    let rest = disk.streams_after(after.as_ref(), 1, end)?;
+    let difference = differs(
+        "the streams listed last".into(),
+        &Vec::<StreamId>::new(),
+        &rest,
+    );
+    Ok((count.get(), difference))
+}
+
+/// Streams compared at a time in `answers_differ`'s listing.
+const LISTING_PAGE: usize = 1000;
 
 /// The chunks of every stream of `memory` as the index on disk keeps them, in key order.
 fn chunks(memory: &Index) -> impl Iterator<Item = (Vec<u8>, DiskChunk)> {
@@ -192,6 +345,9 @@ fn deletes(memory: &Index) -> impl Iterator<Item = (Vec<u8>, DiskDeletion)> {
             let deleted = DiskDeletion {
                 through_version: entry.deleted_through?,
                 tombstoned: entry.tombstoned,
+                // The index in memory does not keep it: the streams' facts compared
+                // in `answers` show it.
+                first_micros: 0,
             };
             Some((stream_key(stream), deleted))
         })
