@@ -18,7 +18,23 @@ pub type Backend = (&'static str, OpenStore);
 
 /// Every backend the end-to-end tests of the contract run against. A second backend
 /// joins every [`backend_test!`] with one line here.
-pub const BACKENDS: &[Backend] = &[("file log", evenire_server::open_file_log)];
+pub const BACKENDS: &[Backend] = &[
+    ("file log", evenire_server::open_file_log),
+    (
+        "file log with its index on disk",
+        open_file_log_index_on_disk,
+    ),
+];
+
+/// The file log with `--index-on-disk` and segments of 1 KiB (the smallest), so that a test's few
+/// events fill sealed segments whose records the index in memory lets go of once the
+/// index on disk holds them: reads then find them there.
+fn open_file_log_index_on_disk(config: &Config) -> evenire_server::Opening {
+    let mut config = config.clone();
+    config.index_on_disk = true;
+    config.segment_size = evenire_server::config::ByteSize(1 << 10);
+    evenire_server::open_file_log(&config)
+}
 
 tokio::task_local! {
     /// The backend the servers a test starts serve; the file log outside

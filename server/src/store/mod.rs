@@ -164,6 +164,9 @@ impl Store {
         let mut recovered =
             recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream, index)?;
         let ids = event_ids(index_db, &mut recovered)?;
+        if let Some(through) = ids.on_disk_through() {
+            recovered.index.forget_records_through(through);
+        }
         let ids_in_memory = ids.in_memory_count(recovered.index.next_position());
         recovered
             .index
@@ -197,6 +200,7 @@ impl Store {
             committed_end: std::sync::Mutex::new(committed_end),
             scavenging: false.into(),
             index_rewrites: ids.rewrites(),
+            index_db: ids.index_db(),
             stats: stats::StoreStats::new(
                 recovered.sealed_bytes,
                 recovered.active_len,

@@ -2,9 +2,10 @@
 //! its cache, and the signals subscriptions wait on.
 
 use crate::store::index::Index;
+use crate::store::index::disk::IndexDb;
 use crate::store::reads::reader::LogReader;
 use crate::store::stats::StoreStats;
-use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use tokio::sync::watch;
 
 /// What the writer and the readers share.
@@ -27,6 +28,9 @@ pub struct Shared {
     pub scavenging: std::sync::atomic::AtomicBool,
     /// With an index on disk: what a scavenge tells it of the segments it rewrites.
     pub index_rewrites: Option<crate::store::index::ingest::Rewrites>,
+    /// With an index on disk: where readers find the records the index in memory let
+    /// go of. Weak, so that it closes when the store stops.
+    pub index_db: Option<Weak<IndexDb>>,
 }
 
 /// The end of the last group made durable and visible, with the position after it: the
@@ -42,6 +46,11 @@ pub struct CommittedEnd {
 }
 
 impl Shared {
+    /// The index on disk while the store runs, if it has one.
+    pub fn index_db(&self) -> Option<Arc<IndexDb>> {
+        self.index_db.as_ref()?.upgrade()
+    }
+
     pub fn committed_end(&self) -> CommittedEnd {
         *self
             .committed_end

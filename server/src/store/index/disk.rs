@@ -20,11 +20,11 @@
 //!   note for each sealed segment a scavenge is rewriting, until the index holds its
 //!   new file (an index with a note left at a start is rebuilt).
 
-use super::Index;
 use super::disk_streams::StreamKeyspaces;
 use super::filter::IdFilter;
 use super::maps::ShardedMap;
 use super::priority;
+use super::{Index, lookup};
 use crate::store::error::StoreError;
 use crate::store::log::segment;
 use crate::store::types::StreamId;
@@ -57,6 +57,9 @@ pub struct Rewritten {
     pub positions: std::ops::Range<u64>,
     /// The streams whose events in the segment went, whose chunks change.
     pub streams: Vec<StreamId>,
+    /// The streams whose snapshots in the segment went: the index on disk may still
+    /// keep them (what left them unkept may lie past its checkpoint).
+    pub snapshots_gone: Vec<StreamId>,
 }
 
 fn rewrite_note(seq: u32) -> Vec<u8> {
@@ -339,7 +342,10 @@ impl IndexDb {
             return true;
         };
         match self.streams.record_holding(last) {
-            Ok(on_disk) => on_disk == index.record_holding(last),
+            Ok(on_disk) => {
+                let in_memory = lookup::record_holding(index, lookup::Disk::NONE, last);
+                matches!(in_memory, Ok(lookup::Found::Is(found)) if found == on_disk)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "reading the index's last record failed");
                 false

@@ -13,6 +13,7 @@
 //!   starts) and the latest commit stamp in it (16 bytes): a start continues the
 //!   writer's stamps after the latest.
 
+use super::disk::Rewritten;
 use super::disk_streams::{entries, index_error, malformed, stream_key};
 use super::{RecordLoc, SnapshotLoc};
 use crate::store::error::StoreError;
@@ -119,6 +120,12 @@ pub struct SegmentEnd {
     pub last_created: i64,
 }
 
+impl std::fmt::Debug for MetaKeyspaces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaKeyspaces").finish_non_exhaustive()
+    }
+}
+
 impl MetaKeyspaces {
     /// Puts what `meta` gathered of segment `seq`, which ends before `end_position`,
     /// into `batch`, merged with what the index holds: rules of a higher revision
@@ -163,17 +170,46 @@ impl MetaKeyspaces {
         Ok(())
     }
 
-    /// Puts what `meta` gathered of segment `seq` (which ends before `end_position`)
-    /// after a scavenge rewrote it into `batch`: where the snapshots the index keeps
-    /// lie now, and the latest stamp in it. Its rules and deletes are the same records
-    /// as before, and what they did to other segments' snapshots stays done.
+    /// Puts what `meta` gathered of segment `rewritten.segment` (which ends before
+    /// `end_position`) after a scavenge rewrote it into `batch`: where the snapshots the
+    /// index keeps lie now, none of those that went (kept here still when what left
+    /// them unkept lies past the checkpoint: a start from here would read another
+    /// record at their place), and the latest stamp in it. Its rules and deletes are
+    /// the same records as before, and what they did to other segments' snapshots
+    /// stays done.
     pub fn relocate(
         &self,
         batch: &mut OwnedWriteBatch,
-        seq: u32,
+        rewritten: &Rewritten,
         end_position: u64,
         meta: SegmentMeta,
     ) -> Result<(), StoreError> {
+        let seq = rewritten.segment;
+        let mut gone: Vec<Vec<u8>> = rewritten.snapshots_gone.iter().map(stream_key).collect();
+        gone.sort_unstable();
+        gone.dedup();
+        for key in &gone {
+            for item in self.snapshots.prefix(key) {
+                let (snapshot_key, value) = item
+                    .into_inner()
+                    .map_err(|e| index_error("reading a stream's snapshots from the index", e))?;
+                let loc = decode_loc(&value).ok_or_else(|| malformed("a snapshot", value.len()))?;
+                let version = snapshot_key
+                    .strip_prefix(key.as_slice())
+                    .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| malformed("a snapshot key", snapshot_key.len()))?;
+                // Those the new file holds are put at their new place below (a key
+                // both removed and put in one batch would be neither).
+                let kept = meta
+                    .snapshots
+                    .get(key)
+                    .is_some_and(|changes| changes.saved.contains_key(&version));
+                if loc.segment == seq && !kept {
+                    batch.remove(&self.snapshots, snapshot_key);
+                }
+            }
+        }
         for (key, changes) in meta.snapshots {
             for (version, loc) in changes.saved {
                 let key = snapshot_key(&key, version);

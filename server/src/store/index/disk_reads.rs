@@ -10,8 +10,8 @@
 //! are the same when they are.
 
 use super::disk_streams::{
-    DiskChunk, DiskDeletion, StreamKeyspaces, chunk_key, index_error, malformed, record_entry,
-    stream_key,
+    DiskChunk, DiskDeletion, StreamKeyspaces, chunk_key, decode_record_pair, index_error,
+    malformed, record_entry, stream_key,
 };
 use super::facts::{RulesInForce, StreamFacts};
 use super::{LogRecord, RecordLoc, SnapshotLoc};
@@ -237,12 +237,39 @@ impl StreamKeyspaces {
         self.first_record_in(chunk.first_position..chunk_end.min(end))
     }
 
-    fn first_record_in(&self, positions: Range<u64>) -> Result<Option<LogRecord>, StoreError> {
+    /// The first record that starts in `positions`.
+    pub fn first_record_in(&self, positions: Range<u64>) -> Result<Option<LogRecord>, StoreError> {
         if positions.is_empty() {
             return Ok(None);
         }
         let bounds = positions.start.to_be_bytes()..positions.end.to_be_bytes();
         record_entry(self.records.range(bounds).next())
+    }
+
+    /// Every record that starts in `positions`, in log order.
+    pub fn records_in(&self, positions: Range<u64>) -> Result<Vec<LogRecord>, StoreError> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bounds = positions.start.to_be_bytes()..positions.end.to_be_bytes();
+        self.records
+            .range(bounds)
+            .map(|item| {
+                let (key, value) = item
+                    .into_inner()
+                    .map_err(|e| index_error("reading a record from the index", e))?;
+                decode_record_pair(&key, &value)
+            })
+            .collect()
+    }
+
+    /// The last record that starts in `positions`.
+    pub fn last_record_in(&self, positions: Range<u64>) -> Result<Option<LogRecord>, StoreError> {
+        if positions.is_empty() {
+            return Ok(None);
+        }
+        let bounds = positions.start.to_be_bytes()..positions.end.to_be_bytes();
+        record_entry(self.records.range(bounds).next_back())
     }
 
     /// The last chunk of the stream keyed `key` whose first version is at or before

@@ -136,7 +136,7 @@ pub(super) fn record_entry(item: Option<fjall::Guard>) -> Result<Option<LogRecor
 }
 
 /// The record stored in `records` under `key` (its first position) as `value`.
-fn decode_record_pair(key: &[u8], value: &[u8]) -> Result<LogRecord, StoreError> {
+pub(super) fn decode_record_pair(key: &[u8], value: &[u8]) -> Result<LogRecord, StoreError> {
     let first_position = <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
         .map_err(|_| malformed("a position", key.len()))?;
@@ -308,6 +308,12 @@ pub struct StreamKeyspaces {
     pub meta: MetaKeyspaces,
 }
 
+impl std::fmt::Debug for StreamKeyspaces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamKeyspaces").finish_non_exhaustive()
+    }
+}
+
 impl StreamKeyspaces {
     pub fn open(
         db: &Database,
@@ -445,7 +451,7 @@ impl StreamKeyspaces {
             batch.insert(&self.chunks, key, value);
         }
         self.meta
-            .relocate(batch, rewritten.segment, positions.end, scanned.meta)
+            .relocate(batch, rewritten, positions.end, scanned.meta)
     }
 
     /// Whether any append record starts at or after `position`.
@@ -516,7 +522,7 @@ impl StreamKeyspaces {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::fs::RealFs;
     use crate::store::index::Index;
@@ -526,7 +532,7 @@ mod tests {
     use crate::store::{EventData, ExpectedVersion, FsyncPolicy, Store, StoreConfig, StreamRules};
     use uuid::Uuid;
 
-    fn store_config(dir: &Path) -> StoreConfig {
+    pub(crate) fn store_config(dir: &Path) -> StoreConfig {
         StoreConfig {
             data_dir: dir.to_path_buf(),
             cache_bytes: 0,
@@ -611,7 +617,7 @@ mod tests {
     /// tombstoned on the way, then to a filler stream, with an index on disk in `dir`,
     /// and stops cleanly: every stream's last append is in a sealed segment. Returns
     /// the streams, the filler last.
-    async fn fill(dir: &Path) -> Vec<StreamId> {
+    pub(crate) async fn fill(dir: &Path) -> Vec<StreamId> {
         let store = Store::open(store_config(dir)).expect("open");
         // A type with a zero byte in it beside its prefix: their keys must not mix.
         let streams: Vec<StreamId> = (0..12u128)
@@ -786,7 +792,7 @@ mod tests {
 
     /// What `evenire-server verify` finds of the index on disk in `dir`, which must
     /// agree with the log and hold no note of a rewrite; run while no store has it open.
-    fn agreeing(dir: &Path) -> crate::store::index::verify::IndexCheck {
+    pub(crate) fn agreeing(dir: &Path) -> crate::store::index::verify::IndexCheck {
         let check = check_index(dir, SNAPSHOTS_KEPT)
             .expect("check")
             .expect("an index");
@@ -798,7 +804,7 @@ mod tests {
     }
 
     /// Runs a scavenge of the store to its end; what it did.
-    async fn scavenge(store: &Store) -> crate::store::ScavengeProgress {
+    pub(crate) async fn scavenge(store: &Store) -> crate::store::ScavengeProgress {
         let mut reports = store
             .scavenge(crate::store::ScavengeOptions::default())
             .expect("start a scavenge");
@@ -970,7 +976,7 @@ mod tests {
         }
     }
 
-    fn copy_dir(from: &Path, to: &Path) {
+    pub(crate) fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).expect("mkdir");
         for entry in std::fs::read_dir(from).expect("read dir").flatten() {
             let target = to.join(entry.file_name());

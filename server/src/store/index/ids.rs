@@ -60,6 +60,21 @@ impl EventIds {
         self.ingester.as_ref()?.rewrites()
     }
 
+    /// The index on disk, for readers, if there is one.
+    pub fn index_db(&self) -> Option<std::sync::Weak<super::disk::IndexDb>> {
+        self.ingester.as_ref().map(Ingester::db_weak)
+    }
+
+    /// The index on disk, for the writer's own look-ups, if there is one.
+    pub fn disk(&self) -> Option<&super::disk::IndexDb> {
+        self.ingester.as_ref().map(Ingester::db)
+    }
+
+    /// The last segment whose ids (and records) the index on disk holds, if any.
+    pub fn on_disk_through(&self) -> Option<u32> {
+        self.ingester.as_ref()?.ingested_through()
+    }
+
     /// Ids kept in memory only.
     pub fn in_memory(ids: IdMap) -> EventIds {
         EventIds {

@@ -186,6 +186,11 @@ impl Ingester {
         &self.db
     }
 
+    /// The index on disk, for readers: weak, so that it closes when the store stops.
+    pub fn db_weak(&self) -> std::sync::Weak<IndexDb> {
+        Arc::downgrade(&self.db)
+    }
+
     /// What a scavenge tells of the segments it rewrites.
     pub fn rewrites(&self) -> Option<Rewrites> {
         let sender = self.sender.clone()?;

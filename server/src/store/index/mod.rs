@@ -4,20 +4,24 @@
 //!   lies on disk. Positions only grow, so the record holding a position is found by
 //!   binary search. They are gapless until a scavenge reclaims some (`store/scavenge/`):
 //!   then a position may be held by no record, and a segment's records are replaced as
-//!   a whole when it is rewritten.
-//! - `streams`: for each stream, its version and, per append, the first version and the
-//!   first position it was written at (a chunk). A chunk's record is the one its
-//!   segment holds in the chunk's positions: found by binary search, so that a scavenge
-//!   that rewrites a segment replaces its records and leaves chunks as they are, and so
-//!   that a chunk names what the index on disk names (`disk_streams.rs`). A scavenge
-//!   drops a prefix of a stream's chunks, never anything in the middle.
+//!   a whole when it is rewritten. With an index on disk, a segment it holds lets go of
+//!   its records ([`Index::forget_records_through`]): look-ups then say that the disk
+//!   has the answer ([`Located`]), and `lookup.rs` asks it.
+//! - `streams`: for each stream, its version and, per append, the first version, the
+//!   first position it was written at and its commit time (a chunk). A chunk's record
+//!   is the one its segment holds in the chunk's positions: found by binary search, so
+//!   that a scavenge that rewrites a segment replaces its records and leaves chunks as
+//!   they are, and so that a chunk names what the index on disk names
+//!   (`disk_streams.rs`). A scavenge drops a prefix of a stream's chunks, never
+//!   anything in the middle.
 //!
 //! Every event id and its position are kept apart, by the writer alone (`ids.rs`),
 //! in memory for the active segment and on disk (`disk.rs`) for sealed ones: readers
 //! never need them.
 //!
-//! Cost per single-event append: 24 bytes in `records`, 16 in its stream (and about 40
-//! in the writer's id map); plus about 100 bytes per stream.
+//! Cost per single-event append: 32 bytes in `records` (none once the index on disk
+//! holds its segment), 24 in its stream (and about 40 in the writer's id map while its
+//! id is in memory); plus about 100 bytes per stream.
 
 pub mod disk;
 pub mod disk_meta;
@@ -27,6 +31,7 @@ pub mod facts;
 pub mod filter;
 pub mod ids;
 pub mod ingest;
+pub mod lookup;
 pub mod maps;
 pub mod priority;
 mod rewrite;
@@ -76,14 +81,47 @@ struct SegmentRecords {
     /// The id of the file its records are read from (`reader::FIRST_REWRITTEN_FILE`):
     /// its number until a scavenge rewrites it.
     file: u32,
+    /// Once its records are in the index on disk and let go of here
+    /// ([`Index::forget_records_through`]), how many there are; it is then the disk
+    /// that says which they are.
+    on_disk: Option<usize>,
 }
 
-/// One append of a stream: its first version and the position it was at. A scavenge
-/// that cuts the append's first events moves both on by as many.
+impl SegmentRecords {
+    fn len(&self) -> usize {
+        self.on_disk.unwrap_or(self.records.len())
+    }
+}
+
+/// Which record of some positions a look-up wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    First,
+    Last,
+}
+
+/// Where the answer to a look-up of a record is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// Here, in memory: this record, or none.
+    Here(Option<LogRecord>),
+    /// In the index on disk: the first or last record in `positions`, which lie in
+    /// `segment`, whose records only the disk holds (`lookup.rs` asks it).
+    OnDisk {
+        segment: u32,
+        positions: std::ops::Range<u64>,
+        pick: Pick,
+    },
+}
+
+/// One append of a stream: its first version, the position it was at and when it was
+/// committed (what an age rule is checked against, wherever its record is). A scavenge
+/// that cuts the append's first events moves the first two on by as many.
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
     first_version: u64,
     first_position: u64,
+    created_micros: i64,
 }
 
 #[derive(Debug, Default)]
@@ -182,6 +220,8 @@ pub struct Index {
     /// Rules set so far, own or default: a scavenge whose plan saw the same count
     /// knows no rule was loosened since (nothing else makes hidden events readable).
     rules_changes: u64,
+    /// The segments up to this one have let go of their records, if any have.
+    records_forgotten_through: Option<u32>,
 }
 
 /// Where one snapshot of a stream lies, and the version it is at.
@@ -288,14 +328,12 @@ impl Index {
     }
 
     /// The first version of the stream of `entry` committed at or after `cutoff` (one
-    /// past its last when none was): commit times rise along a stream's records, so a
-    /// binary search over them finds it.
+    /// past its last when none was): commit times rise along a stream's chunks, so a
+    /// binary search over them finds it. (Chunks of records a scavenge reclaimed, left
+    /// at the front of a deleted stream's for a while, are older than any kept: their
+    /// versions are deleted, and reads start past them whatever this says.)
     fn first_committed_since(&self, entry: &StreamEntry, cutoff: i64) -> u64 {
-        // A reclaimed record is older than any kept one.
-        let at = partition_index(entry.chunks.len(), |i| {
-            self.chunk_record(entry, i)
-                .is_none_or(|record| record.created_micros < cutoff)
-        });
+        let at = entry.chunks.partition_point(|c| c.created_micros < cutoff);
         entry
             .chunks
             .get(at)
@@ -330,11 +368,13 @@ impl Index {
     /// What the store knows about a stream.
     pub fn info(&self, stream: &StreamId) -> Option<StreamInfo> {
         let entry = self.streams.get(stream)?;
+        // A live stream's chunks from its first readable version on name their
+        // records' positions exactly (a scavenge moves those it cut at its switch), so
+        // this needs no record, wherever the records are.
         let position_of = |version| {
             let at = entry.chunks.partition_point(|c| c.first_version <= version);
-            let at = at.checked_sub(1)?;
-            let record = self.chunk_record(entry, at)?;
-            Some(record.first_position + (version - entry.chunks[at].first_version))
+            let chunk = entry.chunks.get(at.checked_sub(1)?)?;
+            Some(chunk.first_position + (version - chunk.first_version))
         };
         let first = self.first_readable(stream, entry);
         Some(
@@ -426,53 +466,122 @@ impl Index {
         self.next_position
     }
 
-    /// The record of chunk `at` of the stream of `entry`; None once a scavenge
-    /// reclaimed it (such chunks stay at the front of a deleted stream's until
-    /// [`Index::drop_gone_chunks`]).
-    fn chunk_record(&self, entry: &StreamEntry, at: usize) -> Option<&LogRecord> {
-        record_in(&self.segments, entry, at)
-    }
-
-    /// The last record that starts at or before `position`: the one holding it unless a
-    /// scavenge reclaimed it (the caller checks the record's events).
-    pub fn record_holding(&self, position: u64) -> Option<LogRecord> {
+    /// Where the last record that starts at or before `position` is: the one holding
+    /// it unless a scavenge reclaimed it (the caller checks the record's events).
+    /// `lookup::record_holding` asks the disk when the answer is there.
+    pub fn locate_holding(&self, position: u64) -> Located {
         if position >= self.next_position {
-            return None;
+            return Located::Here(None);
         }
         let segments = self
             .segments
             .partition_point(|s| s.first_position <= position);
-        self.segments[..segments].iter().rev().find_map(|segment| {
+        for (seq, segment) in self.segments[..segments].iter().enumerate().rev() {
+            if segment.on_disk.is_some() {
+                return Located::OnDisk {
+                    segment: seq as u32,
+                    positions: segment.first_position..position + 1,
+                    pick: Pick::Last,
+                };
+            }
             let at = segment
                 .records
                 .partition_point(|r| r.first_position <= position);
-            at.checked_sub(1).map(|i| segment.records[i])
-        })
+            if let Some(i) = at.checked_sub(1) {
+                return Located::Here(Some(segment.records[i]));
+            }
+        }
+        Located::Here(None)
     }
 
-    /// The first record that starts after `position`, if there is one: where a forward
-    /// read of the log goes on past positions a scavenge reclaimed.
-    pub fn record_after(&self, position: u64) -> Option<LogRecord> {
+    /// Where the first record that starts after `position` is, if there is one: where
+    /// a forward read of the log goes on past positions a scavenge reclaimed.
+    pub fn locate_after(&self, position: u64) -> Located {
         let segments = self
             .segments
             .partition_point(|s| s.first_position <= position);
         let first = segments.saturating_sub(1);
-        self.segments[first..].iter().find_map(|segment| {
+        for (seq, segment) in self.segments.iter().enumerate().skip(first) {
+            if segment.on_disk.is_some() {
+                let end = self.segment_end(seq);
+                let from = segment.first_position.max(position.saturating_add(1));
+                if from < end {
+                    return Located::OnDisk {
+                        segment: seq as u32,
+                        positions: from..end,
+                        pick: Pick::First,
+                    };
+                }
+                continue;
+            }
             let at = segment
                 .records
                 .partition_point(|r| r.first_position <= position);
-            segment.records.get(at).copied()
-        })
+            if let Some(record) = segment.records.get(at) {
+                return Located::Here(Some(*record));
+            }
+        }
+        Located::Here(None)
     }
 
-    /// The record that holds version `version` of `stream`.
-    pub fn record_holding_version(&self, stream: &StreamId, version: u64) -> Option<RecordLoc> {
-        let entry = self.streams.get(stream)?;
+    /// Where the record that holds version `version` of `stream` is.
+    pub fn locate_version(&self, stream: &StreamId, version: u64) -> Located {
+        let Some(entry) = self.streams.get(stream) else {
+            return Located::Here(None);
+        };
         if version > entry.version {
-            return None;
+            return Located::Here(None);
         }
         let at = entry.chunks.partition_point(|c| c.first_version <= version);
-        Some(self.chunk_record(entry, at.checked_sub(1)?)?.loc)
+        match at.checked_sub(1) {
+            Some(at) => locate_chunk_record(&self.segments, entry, at),
+            None => Located::Here(None),
+        }
+    }
+
+    /// Whether segment `seq`'s records are on disk only (a look-up that found them
+    /// there checks that they still are: a scavenge's rewrite puts them here again).
+    pub fn records_on_disk(&self, seq: u32) -> bool {
+        self.segments
+            .get(seq as usize)
+            .is_some_and(|s| s.on_disk.is_some())
+    }
+
+    /// Lets go of the records of every segment up to `seq` that the index on disk holds
+    /// as they are (those a scavenge rewrote since the start stay: the disk may not
+    /// hold their new file yet). Look-ups of them then ask the disk.
+    pub fn forget_records_through(&mut self, seq: u32) {
+        if self
+            .records_forgotten_through
+            .is_some_and(|done| done >= seq)
+        {
+            return;
+        }
+        let first = self
+            .records_forgotten_through
+            .map_or(0, |done| done as usize + 1);
+        self.records_forgotten_through = Some(seq);
+        let last = (seq as usize).min(self.segments.len().saturating_sub(1));
+        for (number, segment) in self
+            .segments
+            .iter_mut()
+            .enumerate()
+            .take(last + 1)
+            .skip(first)
+        {
+            if segment.on_disk.is_none() && segment.file == number as u32 {
+                segment.on_disk = Some(segment.records.len());
+                segment.records = Vec::new();
+            }
+        }
+    }
+
+    /// The position after segment `seq`'s last: where the next starts, or the log's
+    /// next position for the last.
+    fn segment_end(&self, seq: usize) -> u64 {
+        self.segments
+            .get(seq + 1)
+            .map_or(self.next_position, |next| next.first_position)
     }
 
     /// Whether `first_position` and `first_version` continue the log and the stream
@@ -558,6 +667,7 @@ impl Index {
         entry.chunks.push(Chunk {
             first_version: record.first_version,
             first_position: record.first_position,
+            created_micros: record.created_micros,
         });
         entry.version = record.last_version();
         entry.last_appended_micros = record.created_micros;
@@ -590,6 +700,7 @@ impl Index {
                 first_position: next_position,
                 records: Vec::new(),
                 file: 0,
+                on_disk: None,
             });
             for (number, segment) in self.segments.iter_mut().enumerate().skip(first) {
                 segment.file = number as u32;
@@ -648,31 +759,37 @@ fn chunk_events(entry: &StreamEntry, at: usize) -> u64 {
 /// starts later). Positions a record held are only ever its own, so the first record
 /// of the segment at or after the chunk's first position is its record if it starts
 /// before the chunk ends; one that starts later is another's: the chunk's was
-/// reclaimed.
-fn record_in<'a>(
-    segments: &'a [SegmentRecords],
-    entry: &StreamEntry,
-    at: usize,
-) -> Option<&'a LogRecord> {
-    let first = entry.chunks.get(at)?.first_position;
+/// reclaimed. When the segment's records are on disk only, it is the disk's to say.
+fn locate_chunk_record(segments: &[SegmentRecords], entry: &StreamEntry, at: usize) -> Located {
+    let Some(chunk) = entry.chunks.get(at) else {
+        return Located::Here(None);
+    };
+    let first = chunk.first_position;
     let end = first.saturating_add(chunk_events(entry, at));
-    let segment = segments.partition_point(|s| s.first_position <= first);
-    let records = &segments.get(segment.checked_sub(1)?)?.records;
-    let record = records.get(records.partition_point(|r| r.first_position < first))?;
-    (record.first_position < end).then_some(record)
+    let seq = segments.partition_point(|s| s.first_position <= first);
+    let Some(seq) = seq.checked_sub(1) else {
+        return Located::Here(None);
+    };
+    let segment = &segments[seq];
+    if segment.on_disk.is_some() {
+        return Located::OnDisk {
+            segment: seq as u32,
+            positions: first..end,
+            pick: Pick::First,
+        };
+    }
+    let records = &segment.records;
+    let record = records
+        .get(records.partition_point(|r| r.first_position < first))
+        .filter(|record| record.first_position < end);
+    Located::Here(record.copied())
 }
 
-/// The first index below `len` for which `before` is false, `before` being true for
-/// every index below it and false from it on (a binary search, as `partition_point`
-/// does over a slice).
-fn partition_index(len: usize, before: impl Fn(usize) -> bool) -> usize {
-    let (mut low, mut high) = (0, len);
-    while low < high {
-        let middle = low + (high - low) / 2;
-        match before(middle) {
-            true => low = middle + 1,
-            false => high = middle,
-        }
+/// [`locate_chunk_record`] where the segment's records are in memory; None otherwise,
+/// as when it was reclaimed.
+fn record_in(segments: &[SegmentRecords], entry: &StreamEntry, at: usize) -> Option<LogRecord> {
+    match locate_chunk_record(segments, entry, at) {
+        Located::Here(record) => record,
+        Located::OnDisk { .. } => None,
     }
-    low
 }

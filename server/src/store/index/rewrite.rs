@@ -4,7 +4,7 @@
 //! deleted streams' chunks of reclaimed records go later, in short passes
 //! ([`Index::drop_gone_chunks`]), since a deleted stream's reads never reach them.
 
-use super::{Chunk, Index, LogRecord, RecordLoc, SegmentRecords, record_in};
+use super::{Chunk, Index, Located, LogRecord, RecordLoc, SegmentRecords, locate_chunk_record};
 #[cfg(test)]
 use crate::store::types::DeleteMode;
 use crate::store::types::{StreamId, StreamState};
@@ -34,6 +34,8 @@ pub struct SegmentRewrite {
     pub rules_changes: u64,
     /// The snapshots kept: where they were and where they are.
     pub snapshots: Vec<(StreamId, RecordLoc, RecordLoc)>,
+    /// The streams of the snapshots that go (a delete, or newer ones, left them unkept).
+    pub snapshots_gone: Vec<StreamId>,
 }
 
 impl Index {
@@ -62,10 +64,14 @@ impl Index {
         (through, entry.deleted_through)
     }
 
-    /// The id of the file segment `segment` is read from now, and its records.
-    pub fn segment_records(&self, segment: u32) -> Option<(u32, &[LogRecord])> {
+    /// The id of the file segment `segment` is read from now, and its records; or,
+    /// when those are on disk only, how many there are.
+    pub fn segment_records(&self, segment: u32) -> Option<(u32, Result<&[LogRecord], usize>)> {
         let records = self.segments.get(segment as usize)?;
-        Some((records.file, &records.records))
+        match records.on_disk {
+            Some(count) => Some((records.file, Err(count))),
+            None => Some((records.file, Ok(&records.records))),
+        }
     }
 
     /// The first position segment `segment` covers, and the one after its last (where
@@ -91,7 +97,7 @@ impl Index {
         let Some(current) = self.segments.get(segment as usize) else {
             return Err(format!("segment {segment} is not in the index"));
         };
-        if current.file != rewrite.old_file || current.records.len() != rewrite.records_before {
+        if current.file != rewrite.old_file || current.len() != rewrite.records_before {
             return Err(format!("segment {segment} changed since it was planned"));
         }
         // Only loosened rules make hidden events readable again: with none set since
@@ -125,9 +131,11 @@ impl Index {
                 first_position,
                 records: rewrite.records.clone(),
                 file: rewrite.new_file,
+                // Here until the next start: the disk may not hold the new file yet.
+                on_disk: None,
             },
         );
-        self.record_count = self.record_count - old.records.len() + rewrite.records.len();
+        self.record_count = self.record_count - old.len() + rewrite.records.len();
         // Streams whose rules hid what went: their reads start past it, so their chunks
         // must (a record cut short starts at the first event it kept).
         for (stream, through) in &rewrite.streams {
@@ -158,7 +166,9 @@ impl Index {
                 continue;
             };
             let gone = (0..entry.chunks.len())
-                .take_while(|&at| record_in(&self.segments, entry, at).is_none())
+                .take_while(|&at| {
+                    locate_chunk_record(&self.segments, entry, at) == Located::Here(None)
+                })
                 .count();
             entry.chunks.drain(..gone);
             self.chunks -= gone;
@@ -196,6 +206,7 @@ mod tests {
             .map(|&first_version| Chunk {
                 first_version,
                 first_position: 100 + first_version,
+                created_micros: 1,
             })
             .collect()
     }

@@ -11,6 +11,7 @@
 
 use super::disk::{Checkpoint, INDEX_DIR, IndexDb};
 use super::disk_streams::{DiskChunk, DiskDeletion, StreamKeyspaces, chunk_key, stream_key};
+use super::lookup::{self, Disk};
 use super::{Index, LogRecord, RecordLoc, record_in};
 use crate::store::error::StoreError;
 use crate::store::log::fs::RealFs;
@@ -212,7 +213,9 @@ fn answers_differ(
             for version in [chunk.first_version, last] {
                 if let Some(difference) = differs(
                     format!("the record of version {version} of stream {stream}"),
-                    &memory.record_holding_version(stream, version),
+                    &lookup::record_holding_version(memory, Disk::NONE, stream, version)?
+                        .waited()?
+                        .map(|r| r.loc),
                     &disk.record_holding_version(stream, version, end)?,
                 ) {
                     return Ok((count.get(), Some(difference)));
@@ -227,7 +230,7 @@ fn answers_differ(
         for at in [position, position.saturating_sub(1)] {
             if let Some(difference) = differs(
                 format!("the record holding position {at}"),
-                &memory.record_holding(at),
+                &lookup::record_holding(memory, Disk::NONE, at)?.waited()?,
                 &disk.record_holding_below(at, end)?,
             ) {
                 return Ok((count.get(), Some(difference)));
@@ -235,7 +238,7 @@ fn answers_differ(
         }
         if let Some(difference) = differs(
             format!("the record after position {position}"),
-            &memory.record_after(position),
+            &lookup::record_after(memory, Disk::NONE, position)?.waited()?,
             &disk.record_after(position, end)?,
         ) {
             return Ok((count.get(), Some(difference)));

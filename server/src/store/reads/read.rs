@@ -4,6 +4,8 @@
 
 use crate::store::error::StoreError;
 use crate::store::index::RecordLoc;
+use crate::store::index::disk::IndexDb;
+use crate::store::index::lookup::{self, Disk, Found};
 use crate::store::log::record::Record;
 use crate::store::shared::{Shared, read_index};
 use crate::store::types::{Direction, ReadFrom, RecordedEvent, StreamId};
@@ -241,12 +243,20 @@ impl LogRead {
         {
             return Ok(Some((at, record.clone())));
         }
-        let found = {
-            let index = read_index(&self.shared);
-            match &self.scope {
-                Scope::Stream(stream) => index.record_holding_version(stream, at),
-                Scope::All => index.record_holding(at).map(|r| r.loc),
+        let db = self.shared.index_db();
+        let disk = Disk {
+            keyspaces: db.as_deref().map(IndexDb::streams),
+            may_block,
+        };
+        let found = match &self.scope {
+            Scope::Stream(stream) => {
+                lookup::record_holding_version(&*self.shared, disk, stream, at)?
             }
+            Scope::All => lookup::record_holding(&*self.shared, disk, at)?,
+        };
+        let found = match found {
+            Found::Is(found) => found.map(|r| r.loc),
+            Found::Blocked => return Ok(None),
         };
         let record = match found {
             Some(loc) => match self.load(loc, may_block)? {
@@ -287,9 +297,12 @@ impl LogRead {
                     Ok(found)
                 }
                 Direction::Forward => {
-                    let (after, log_end) = {
-                        let index = read_index(&self.shared);
-                        (index.record_after(at), index.next_position())
+                    // Before the look-up: past it, appends made since would be
+                    // skipped.
+                    let log_end = read_index(&self.shared).next_position();
+                    let after = match lookup::record_after(&*self.shared, disk, at)? {
+                        Found::Is(after) => after,
+                        Found::Blocked => return Ok(None),
                     };
                     let Some(after) = after else {
                         // Reclaimed to the end of the log: go on from there.

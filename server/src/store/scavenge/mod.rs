@@ -177,6 +177,7 @@ fn rewrite(
         segment: seq,
         positions: 0..0,
         streams: streams.chain(&plan.rewrite.deleted).cloned().collect(),
+        snapshots_gone: plan.rewrite.snapshots_gone.clone(),
     };
     let after = |rewritten: Rewritten| {
         if let Some(rewrites) = &shared.index_rewrites {

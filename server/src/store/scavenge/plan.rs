@@ -276,6 +276,7 @@ fn build(
                     out.extend_from_slice(frame);
                 } else {
                     anything_goes = true;
+                    plan.rewrite.snapshots_gone.push(snapshot.stream.clone());
                     let counted = plan
                         .by_type
                         .entry(snapshot.stream.stream_type.clone())
@@ -340,7 +341,8 @@ fn copy_records(
         let done = with_index(shared, longest, |index| {
             // Only a scavenge replaces a sealed segment's records, and this is it.
             let records = match index.segment_records(seq) {
-                Some((now, records)) if now == file => records,
+                Some((now, Ok(records))) if now == file => records,
+                Some((now, Err(count))) if now == file => return Ok(Err(count)),
                 _ => return Err(mismatch(format!("segment {seq} changed while planned"))),
             };
             let end = records.len().min(copied.len() + LOCKED_BATCH);
@@ -348,12 +350,36 @@ fn copy_records(
                 .get(copied.len()..end)
                 .ok_or_else(|| mismatch(format!("segment {seq} changed while planned")))?;
             copied.extend_from_slice(batch);
-            Ok(copied.len() == records.len())
+            Ok(Ok(copied.len() == records.len()))
         })?;
-        if done {
-            return Ok(copied);
+        match done {
+            Ok(true) => return Ok(copied),
+            Ok(false) => {}
+            Err(count) => return records_on_disk(shared, seq, count),
         }
     }
+}
+
+/// The records of segment `seq`, which the index on disk holds (`count` of them) and
+/// the index in memory let go of: read from the disk, with no lock held.
+fn records_on_disk(shared: &Shared, seq: u32, count: usize) -> Result<Vec<LogRecord>, StoreError> {
+    let (first, end) = read_index(shared)
+        .segment_range(seq)
+        .ok_or_else(|| mismatch(format!("segment {seq} is the one being written")))?;
+    let db = shared.index_db().ok_or_else(|| {
+        mismatch(format!(
+            "segment {seq}'s records are on disk, and it closed"
+        ))
+    })?;
+    let records = db.streams().records_in(first..end)?;
+    if records.len() != count {
+        return Err(mismatch(format!(
+            "the index on disk holds {} records of segment {seq}, the index in memory \
+             counted {count}",
+            records.len()
+        )));
+    }
+    Ok(records)
 }
 
 /// Runs `f` on the index under its read lock, keeping in `longest` the longest hold.

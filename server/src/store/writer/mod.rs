@@ -445,6 +445,10 @@ impl Writer {
                     }
                 }
             }
+            // The segments the index on disk holds now read their records there.
+            if let Some(through) = self.ids.on_disk_through() {
+                index.forget_records_through(through);
+            }
             index.next_position()
         };
         self.shared.set_committed_end(CommittedEnd {

@@ -1,0 +1,357 @@
+//! Look-ups of records wherever the index keeps them. The index in memory says where
+//! a record is (`Index::locate_*`); when that is the index on disk (a segment whose
+//! records it let go of), the disk is asked after the index's lock is let go, so that
+//! appends never wait on a disk read, and the answer is checked under the lock again:
+//! a scavenge that rewrote the segment meanwhile puts its records back in memory (the
+//! disk may not hold the new file yet), and the look-up is asked again.
+
+use super::disk_streams::StreamKeyspaces;
+use super::{Index, Located, LogRecord, Pick};
+use crate::store::error::StoreError;
+use crate::store::shared::{Shared, read_index};
+use crate::store::types::StreamId;
+use std::ops::Range;
+
+/// The index in memory, however it is held: the shared one under its lock, or one
+/// already locked or owned.
+pub trait IndexAccess {
+    fn with<T>(&self, f: impl FnOnce(&Index) -> T) -> T;
+}
+
+impl IndexAccess for Shared {
+    fn with<T>(&self, f: impl FnOnce(&Index) -> T) -> T {
+        f(&read_index(self))
+    }
+}
+
+impl IndexAccess for Index {
+    fn with<T>(&self, f: impl FnOnce(&Index) -> T) -> T {
+        f(self)
+    }
+}
+
+/// The index on disk, if there is one, and whether a look-up may wait on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Disk<'a> {
+    pub keyspaces: Option<&'a StreamKeyspaces>,
+    /// False on a thread that must not block: a look-up that needs the disk says so
+    /// ([`Found::Blocked`]) instead.
+    pub may_block: bool,
+}
+
+impl Disk<'_> {
+    /// For an index whose records are all in memory.
+    pub const NONE: Disk<'static> = Disk {
+        keyspaces: None,
+        may_block: true,
+    };
+}
+
+/// What a look-up found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found<T> {
+    Is(T),
+    /// The answer is on disk, and the look-up may not wait for it.
+    Blocked,
+}
+
+/// The last record that starts at or before `position`: the one holding it unless a
+/// scavenge reclaimed it (the caller checks the record's events).
+pub fn record_holding(
+    index: &impl IndexAccess,
+    disk: Disk<'_>,
+    position: u64,
+) -> Result<Found<Option<LogRecord>>, StoreError> {
+    // Reclaimed up to a segment's start: the segments before it say.
+    let before = |asked: &Range<u64>| asked.start.checked_sub(1);
+    walk(index, disk, position, Index::locate_holding, before)
+}
+
+/// The first record that starts after `position`, if there is one.
+pub fn record_after(
+    index: &impl IndexAccess,
+    disk: Disk<'_>,
+    position: u64,
+) -> Result<Found<Option<LogRecord>>, StoreError> {
+    // Reclaimed to a segment's end: the segments after it say.
+    let last = |asked: &Range<u64>| asked.end.checked_sub(1);
+    walk(index, disk, position, Index::locate_after, last)
+}
+
+/// The record that holds version `version` of `stream`; none when a scavenge
+/// reclaimed it.
+pub fn record_holding_version(
+    index: &impl IndexAccess,
+    disk: Disk<'_>,
+    stream: &StreamId,
+    version: u64,
+) -> Result<Found<Option<LogRecord>>, StoreError> {
+    let locate = |i: &Index, version| i.locate_version(stream, version);
+    walk(index, disk, version, locate, |_| None)
+}
+
+/// Looks `at` up with `locate`, asking the disk where it says; when the disk has no
+/// record in the positions asked, goes on from what `then` makes of them, if anything.
+fn walk(
+    index: &impl IndexAccess,
+    disk: Disk<'_>,
+    mut at: u64,
+    locate: impl Fn(&Index, u64) -> Located,
+    then: impl Fn(&Range<u64>) -> Option<u64>,
+) -> Result<Found<Option<LogRecord>>, StoreError> {
+    loop {
+        let (segment, positions, pick) = match index.with(|i| locate(i, at)) {
+            Located::Here(found) => return Ok(Found::Is(found)),
+            Located::OnDisk {
+                segment,
+                positions,
+                pick,
+            } => (segment, positions, pick),
+        };
+        match ask_settled(index, disk, segment, positions.clone(), pick)? {
+            Step::Done(Some(record)) => return Ok(Found::Is(Some(record))),
+            Step::Done(None) => match then(&positions) {
+                Some(next) => at = next,
+                None => return Ok(Found::Is(None)),
+            },
+            Step::Again => {}
+            Step::Blocked => return Ok(Found::Blocked),
+        }
+    }
+}
+
+enum Step {
+    Done(Option<LogRecord>),
+    /// The segment's records came back to memory meanwhile.
+    Again,
+    Blocked,
+}
+
+/// The first or last record in `positions` of `segment`, asked of the disk, if the
+/// segment's records are still on disk only once it answered.
+fn ask_settled(
+    index: &impl IndexAccess,
+    disk: Disk<'_>,
+    segment: u32,
+    positions: Range<u64>,
+    pick: Pick,
+) -> Result<Step, StoreError> {
+    if !disk.may_block {
+        return Ok(Step::Blocked);
+    }
+    let keyspaces = disk.keyspaces.ok_or_else(|| {
+        StoreError::IndexMismatch(format!(
+            "segment {segment}'s records are in the index on disk, and there is none"
+        ))
+    })?;
+    let found = match pick {
+        Pick::First => keyspaces.first_record_in(positions)?,
+        Pick::Last => keyspaces.last_record_in(positions)?,
+    };
+    match index.with(|i| i.records_on_disk(segment)) {
+        true => Ok(Step::Done(found)),
+        false => Ok(Step::Again),
+    }
+}
+
+impl<T> Found<T> {
+    /// The answer of a look-up that could wait on the disk ([`Disk::may_block`]).
+    pub fn waited(self) -> Result<T, StoreError> {
+        match self {
+            Found::Is(found) => Ok(found),
+            Found::Blocked => Err(StoreError::IndexMismatch(
+                "a look-up that may wait on the disk did not".into(),
+            )),
+        }
+    }
+}
+
+/// The look-ups of an index whose records are all in memory, for tests.
+#[cfg(test)]
+impl Index {
+    pub fn record_holding(&self, position: u64) -> Option<LogRecord> {
+        record_holding(self, Disk::NONE, position)
+            .and_then(Found::waited)
+            .expect("records in memory")
+    }
+
+    pub fn record_holding_version(
+        &self,
+        stream: &StreamId,
+        version: u64,
+    ) -> Option<super::RecordLoc> {
+        record_holding_version(self, Disk::NONE, stream, version)
+            .and_then(Found::waited)
+            .expect("records in memory")
+            .map(|record| record.loc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::error::StoreError;
+    use crate::store::index::disk_streams::tests::{
+        agreeing, copy_dir, fill, scavenge, store_config,
+    };
+    use crate::store::shared::read_index;
+    use crate::store::types::{
+        DeleteMode, Direction, ExpectedVersion, ReadFrom, StreamId, StreamRules,
+    };
+    use crate::store::{ListFilter, LogRead, Store, StoreConfig};
+    use std::path::Path;
+
+    /// Every event a read returns, in batches of 5: position, version, id.
+    async fn drain(mut read: LogRead) -> Vec<(u64, u64, uuid::Uuid)> {
+        let mut events = Vec::new();
+        loop {
+            let (next, batch) = read.next_batch(5, 1 << 20).await;
+            read = next;
+            let batch = batch.expect("read");
+            if batch.is_empty() {
+                return events;
+            }
+            events.extend(batch.iter().map(|e| (e.position, e.version, e.id)));
+        }
+    }
+
+    /// What reads of `store` return: each stream's from either end and from the middle
+    /// both ways, its info; the log's likewise; a listing. Without `infos`, the events
+    /// only (two stores that deleted streams at other times list other times).
+    async fn reads(store: &Store, streams: &[StreamId], infos: bool) -> Vec<String> {
+        use {Direction::*, ReadFrom::*};
+        let mut seen = Vec::new();
+        let froms = [
+            (Start, Forward, None),
+            (End, Backward, None),
+            (Version(5), Forward, Some(4)),
+            (Version(9), Backward, Some(6)),
+        ];
+        for stream in streams {
+            for (from, direction, max) in froms {
+                let got = match store.read(stream.clone(), from, direction, max) {
+                    Ok(read) => format!("{:?}", drain(read).await),
+                    Err(e) => e.to_string(),
+                };
+                seen.push(format!("{stream} from {from:?} {direction:?}: {got}"));
+            }
+            if infos {
+                seen.push(format!("{:?}", store.stream_info(stream)));
+            }
+        }
+        let log_froms = [(Start, Forward), (End, Backward), (Version(37), Forward)];
+        for (from, direction) in log_froms.into_iter().chain([(Version(71), Backward)]) {
+            let got = drain(store.read_all(from, direction, None)).await;
+            seen.push(format!("the log from {from:?} {direction:?}: {got:?}"));
+        }
+        let filter = ListFilter {
+            include_deleted: true,
+            ..ListFilter::default()
+        };
+        if infos {
+            seen.push(format!("{:?}", store.list_streams(None, &filter, 100, 100)));
+        }
+        seen
+    }
+
+    /// The first answer that differs, if one does.
+    fn first_difference(got: &[String], want: &[String]) -> Option<(String, String)> {
+        let differs = got.iter().zip(want).find(|(got, want)| got != want);
+        let differs = differs.map(|(got, want)| (got.clone(), want.clone()));
+        match got.len() == want.len() {
+            true => differs,
+            false => Some((format!("{} answers", got.len()), format!("{}", want.len()))),
+        }
+    }
+
+    fn without_index(dir: &Path) -> StoreConfig {
+        StoreConfig {
+            index_cache_bytes: None,
+            ..store_config(dir)
+        }
+    }
+
+    /// Rules on a stream that hide all but its last 3 events, and a scavenge to the end.
+    async fn hide_and_scavenge(store: &Store, stream: &StreamId) {
+        let rules = StreamRules {
+            max_count: Some(3),
+            ..StreamRules::default()
+        };
+        store
+            .set_stream_rules(stream.clone(), rules, None)
+            .await
+            .expect("rules");
+        let done = scavenge(store).await;
+        assert!(done.segments_rewritten > 3, "{done:?}");
+    }
+
+    /// After a start with an index on disk, the index in memory holds no record of the
+    /// segments the disk holds, and every read (stream and log, both ways, from the
+    /// middle, info, listings) answers as a store with every record in memory does; so
+    /// after a scavenge rewrote such segments, whose records it takes from the disk.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_find_on_disk_the_records_the_index_in_memory_let_go_of() {
+        let dir = tempfile::tempdir().expect("dir");
+        let streams = fill(dir.path()).await;
+        let copy = tempfile::tempdir().expect("dir");
+        copy_dir(dir.path(), copy.path());
+
+        let in_memory = Store::open(without_index(copy.path())).expect("open");
+        let expected = reads(&in_memory, &streams, true).await;
+        hide_and_scavenge(&in_memory, &streams[0]).await;
+        let expected_after = reads(&in_memory, &streams, true).await;
+        delete_and_scavenge(&in_memory, &streams).await;
+        in_memory.shutdown().await;
+        drop(in_memory);
+        let in_memory = Store::open(without_index(copy.path())).expect("open");
+        let expected_emptied = reads(&in_memory, &streams, false).await;
+        in_memory.shutdown().await;
+
+        let store = Store::open(store_config(dir.path())).expect("open");
+        assert!(
+            on_disk(&store) >= 15,
+            "{} segments on disk only",
+            on_disk(&store)
+        );
+        let got = reads(&store, &streams, true).await;
+        assert_eq!(first_difference(&got, &expected), None);
+        hide_and_scavenge(&store, &streams[0]).await;
+        let got = reads(&store, &streams, true).await;
+        assert_eq!(first_difference(&got, &expected_after), None);
+        delete_and_scavenge(&store, &streams).await;
+        store.shutdown().await;
+        drop(store);
+        agreeing(dir.path());
+        // Segments the scavenge emptied, on disk only: reads of the log go past them.
+        let store = Store::open(store_config(dir.path())).expect("open");
+        assert!(
+            on_disk(&store) >= 15,
+            "{} segments on disk only",
+            on_disk(&store)
+        );
+        let got = reads(&store, &streams, false).await;
+        assert_eq!(first_difference(&got, &expected_emptied), None);
+        store.shutdown().await;
+    }
+
+    /// How many of the first 20 segments have their records on disk only.
+    fn on_disk(store: &Store) -> usize {
+        let index = read_index(&store.shared);
+        (0..20).filter(|&s| index.records_on_disk(s)).count()
+    }
+
+    /// Deletes every stream but the first and the last (the filler), and scavenges to
+    /// the end: most segments are left without an append.
+    async fn delete_and_scavenge(store: &Store, streams: &[StreamId]) {
+        for stream in &streams[1..streams.len() - 1] {
+            match store
+                .delete_stream(stream.clone(), ExpectedVersion::Any, DeleteMode::Soft)
+                .await
+            {
+                Ok(_) | Err(StoreError::StreamDeleted(_)) => {}
+                Err(e) => panic!("delete {stream}: {e}"),
+            }
+        }
+        let done = scavenge(store).await;
+        assert!(done.segments_rewritten > 10, "{done:?}");
+    }
+}
