@@ -343,8 +343,8 @@ impl IndexDb {
         };
         match self.streams.record_holding(last) {
             Ok(on_disk) => {
-                let in_memory = lookup::record_holding(index, lookup::Disk::NONE, last);
-                matches!(in_memory, Ok(lookup::Found::Is(found)) if found == on_disk)
+                let in_memory = lookup::record_holding(index, None, last);
+                matches!(in_memory, Ok(found) if found == on_disk)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reading the index's last record failed");

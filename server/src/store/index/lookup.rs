@@ -30,30 +30,11 @@ impl IndexAccess for Index {
     }
 }
 
-/// The index on disk, if there is one, and whether a look-up may wait on it.
-#[derive(Debug, Clone, Copy)]
-pub struct Disk<'a> {
-    pub keyspaces: Option<&'a StreamKeyspaces>,
-    /// False on a thread that must not block: a look-up that needs the disk says so
-    /// ([`Found::Blocked`]) instead.
-    pub may_block: bool,
-}
-
-impl Disk<'_> {
-    /// For an index whose records are all in memory.
-    pub const NONE: Disk<'static> = Disk {
-        keyspaces: None,
-        may_block: true,
-    };
-}
-
-/// What a look-up found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found<T> {
-    Is(T),
-    /// The answer is on disk, and the look-up may not wait for it.
-    Blocked,
-}
+/// The index on disk, if there is one. It is asked even where a read takes records
+/// from the cache only: a point read of 24 bytes, from fjall's block cache while that
+/// holds them (`--index-cache-size`), costs less than the hop to the blocking pool
+/// that not asking it made every such read take (storage.md, "Records on disk").
+pub type Disk<'a> = Option<&'a StreamKeyspaces>;
 
 /// The last record that starts at or before `position`: the one holding it unless a
 /// scavenge reclaimed it (the caller checks the record's events).
@@ -61,7 +42,7 @@ pub fn record_holding(
     index: &impl IndexAccess,
     disk: Disk<'_>,
     position: u64,
-) -> Result<Found<Option<LogRecord>>, StoreError> {
+) -> Result<Option<LogRecord>, StoreError> {
     // Reclaimed up to a segment's start: the segments before it say.
     let before = |asked: &Range<u64>| asked.start.checked_sub(1);
     walk(index, disk, position, Index::locate_holding, before)
@@ -72,7 +53,7 @@ pub fn record_after(
     index: &impl IndexAccess,
     disk: Disk<'_>,
     position: u64,
-) -> Result<Found<Option<LogRecord>>, StoreError> {
+) -> Result<Option<LogRecord>, StoreError> {
     // Reclaimed to a segment's end: the segments after it say.
     let last = |asked: &Range<u64>| asked.end.checked_sub(1);
     walk(index, disk, position, Index::locate_after, last)
@@ -85,7 +66,7 @@ pub fn record_holding_version(
     disk: Disk<'_>,
     stream: &StreamId,
     version: u64,
-) -> Result<Found<Option<LogRecord>>, StoreError> {
+) -> Result<Option<LogRecord>, StoreError> {
     let locate = |i: &Index, version| i.locate_version(stream, version);
     walk(index, disk, version, locate, |_| None)
 }
@@ -98,10 +79,10 @@ fn walk(
     mut at: u64,
     locate: impl Fn(&Index, u64) -> Located,
     then: impl Fn(&Range<u64>) -> Option<u64>,
-) -> Result<Found<Option<LogRecord>>, StoreError> {
+) -> Result<Option<LogRecord>, StoreError> {
     loop {
         let (segment, positions, pick) = match index.with(|i| locate(i, at)) {
-            Located::Here(found) => return Ok(Found::Is(found)),
+            Located::Here(found) => return Ok(found),
             Located::OnDisk {
                 segment,
                 positions,
@@ -109,13 +90,12 @@ fn walk(
             } => (segment, positions, pick),
         };
         match ask_settled(index, disk, segment, positions.clone(), pick)? {
-            Step::Done(Some(record)) => return Ok(Found::Is(Some(record))),
+            Step::Done(Some(record)) => return Ok(Some(record)),
             Step::Done(None) => match then(&positions) {
                 Some(next) => at = next,
-                None => return Ok(Found::Is(None)),
+                None => return Ok(None),
             },
             Step::Again => {}
-            Step::Blocked => return Ok(Found::Blocked),
         }
     }
 }
@@ -124,7 +104,6 @@ enum Step {
     Done(Option<LogRecord>),
     /// The segment's records came back to memory meanwhile.
     Again,
-    Blocked,
 }
 
 /// The first or last record in `positions` of `segment`, asked of the disk, if the
@@ -136,10 +115,7 @@ fn ask_settled(
     positions: Range<u64>,
     pick: Pick,
 ) -> Result<Step, StoreError> {
-    if !disk.may_block {
-        return Ok(Step::Blocked);
-    }
-    let keyspaces = disk.keyspaces.ok_or_else(|| {
+    let keyspaces = disk.ok_or_else(|| {
         StoreError::IndexMismatch(format!(
             "segment {segment}'s records are in the index on disk, and there is none"
         ))
@@ -154,25 +130,11 @@ fn ask_settled(
     }
 }
 
-impl<T> Found<T> {
-    /// The answer of a look-up that could wait on the disk ([`Disk::may_block`]).
-    pub fn waited(self) -> Result<T, StoreError> {
-        match self {
-            Found::Is(found) => Ok(found),
-            Found::Blocked => Err(StoreError::IndexMismatch(
-                "a look-up that may wait on the disk did not".into(),
-            )),
-        }
-    }
-}
-
 /// The look-ups of an index whose records are all in memory, for tests.
 #[cfg(test)]
 impl Index {
     pub fn record_holding(&self, position: u64) -> Option<LogRecord> {
-        record_holding(self, Disk::NONE, position)
-            .and_then(Found::waited)
-            .expect("records in memory")
+        record_holding(self, None, position).expect("records in memory")
     }
 
     pub fn record_holding_version(
@@ -180,8 +142,7 @@ impl Index {
         stream: &StreamId,
         version: u64,
     ) -> Option<super::RecordLoc> {
-        record_holding_version(self, Disk::NONE, stream, version)
-            .and_then(Found::waited)
+        record_holding_version(self, None, stream, version)
             .expect("records in memory")
             .map(|record| record.loc)
     }

@@ -11,7 +11,7 @@
 
 use super::disk::{Checkpoint, INDEX_DIR, IndexDb};
 use super::disk_streams::{DiskChunk, DiskDeletion, StreamKeyspaces, chunk_key, stream_key};
-use super::lookup::{self, Disk};
+use super::lookup;
 use super::{Index, LogRecord, RecordLoc, record_in};
 use crate::store::error::StoreError;
 use crate::store::log::fs::RealFs;
@@ -213,9 +213,7 @@ fn answers_differ(
             for version in [chunk.first_version, last] {
                 if let Some(difference) = differs(
                     format!("the record of version {version} of stream {stream}"),
-                    &lookup::record_holding_version(memory, Disk::NONE, stream, version)?
-                        .waited()?
-                        .map(|r| r.loc),
+                    &lookup::record_holding_version(memory, None, stream, version)?.map(|r| r.loc),
                     &disk.record_holding_version(stream, version, end)?,
                 ) {
                     return Ok((count.get(), Some(difference)));
@@ -230,7 +228,7 @@ fn answers_differ(
         for at in [position, position.saturating_sub(1)] {
             if let Some(difference) = differs(
                 format!("the record holding position {at}"),
-                &lookup::record_holding(memory, Disk::NONE, at)?.waited()?,
+                &lookup::record_holding(memory, None, at)?,
                 &disk.record_holding_below(at, end)?,
             ) {
                 return Ok((count.get(), Some(difference)));
@@ -238,7 +236,7 @@ fn answers_differ(
         }
         if let Some(difference) = differs(
             format!("the record after position {position}"),
-            &lookup::record_after(memory, Disk::NONE, position)?.waited()?,
+            &lookup::record_after(memory, None, position)?,
             &disk.record_after(position, end)?,
         ) {
             return Ok((count.get(), Some(difference)));

@@ -5,7 +5,7 @@
 use crate::store::error::StoreError;
 use crate::store::index::RecordLoc;
 use crate::store::index::disk::IndexDb;
-use crate::store::index::lookup::{self, Disk, Found};
+use crate::store::index::lookup;
 use crate::store::log::record::Record;
 use crate::store::shared::{Shared, read_index};
 use crate::store::types::{Direction, ReadFrom, RecordedEvent, StreamId};
@@ -244,20 +244,14 @@ impl LogRead {
             return Ok(Some((at, record.clone())));
         }
         let db = self.shared.index_db();
-        let disk = Disk {
-            keyspaces: db.as_deref().map(IndexDb::streams),
-            may_block,
-        };
+        let disk = db.as_deref().map(IndexDb::streams);
         let found = match &self.scope {
             Scope::Stream(stream) => {
                 lookup::record_holding_version(&*self.shared, disk, stream, at)?
             }
             Scope::All => lookup::record_holding(&*self.shared, disk, at)?,
         };
-        let found = match found {
-            Found::Is(found) => found.map(|r| r.loc),
-            Found::Blocked => return Ok(None),
-        };
+        let found = found.map(|r| r.loc);
         let record = match found {
             Some(loc) => match self.load(loc, may_block)? {
                 Some(record) => Some(record),
@@ -300,10 +294,7 @@ impl LogRead {
                     // Before the look-up: past it, appends made since would be
                     // skipped.
                     let log_end = read_index(&self.shared).next_position();
-                    let after = match lookup::record_after(&*self.shared, disk, at)? {
-                        Found::Is(after) => after,
-                        Found::Blocked => return Ok(None),
-                    };
+                    let after = lookup::record_after(&*self.shared, disk, at)?;
                     let Some(after) = after else {
                         // Reclaimed to the end of the log: go on from there.
                         self.next = Some(log_end.max(at));

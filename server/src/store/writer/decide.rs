@@ -5,7 +5,7 @@
 
 use super::plan::Records;
 use crate::store::error::StoreError;
-use crate::store::index::lookup::{self, Disk};
+use crate::store::index::lookup;
 use crate::store::index::maps::FastMap;
 use crate::store::index::{Index, WriteState};
 use crate::store::log::record::{Deletion, Record};
@@ -419,11 +419,8 @@ fn find_event(
         _ => {
             // The writer holds the index's read lock: nothing can move the record
             // while the disk is asked.
-            let disk = Disk {
-                keyspaces: ids.disk().map(|db| db.streams()),
-                may_block: true,
-            };
-            let Some(found) = lookup::record_holding(index, disk, position)?.waited()? else {
+            let disk = ids.disk().map(|db| db.streams());
+            let Some(found) = lookup::record_holding(index, disk, position)? else {
                 return Ok(None);
             };
             records.record(found.loc)?
