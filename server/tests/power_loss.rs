@@ -179,6 +179,7 @@ async fn verify_kept(store: &Store, kept: &[Kept], seed: u64) {
     for kept in kept {
         let rules = store
             .stream_info(&kept.stream)
+            .expect("info")
             .map_or(0, |info| info.rules_revision);
         assert!(
             rules >= kept.rules,

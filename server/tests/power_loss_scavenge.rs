@@ -79,7 +79,7 @@ async fn seen(store: &Store, streams: &[StreamId]) -> Seen {
             ),
             Err(refused) => refused.to_string(),
         };
-        let info = store.stream_info(id).map(|i| {
+        let info = store.stream_info(id).expect("info").map(|i| {
             (
                 i.version,
                 i.event_count,
@@ -155,7 +155,10 @@ async fn fill(store: &Store, round: usize) -> Vec<StreamId> {
         .await
         .expect("rules");
     let audit = stream("audit", 0);
-    let before = store.stream_info(&audit).map_or(0, |i| i.version + 1);
+    let before = store
+        .stream_info(&audit)
+        .expect("info")
+        .map_or(0, |i| i.version + 1);
     for i in 0..6 {
         store
             .append(
@@ -176,7 +179,11 @@ async fn fill(store: &Store, round: usize) -> Vec<StreamId> {
         .await
         .expect("rules");
     let account = &orders[1];
-    let version = store.stream_info(account).expect("written").version;
+    let version = store
+        .stream_info(account)
+        .expect("info")
+        .expect("written")
+        .version;
     for v in [version - 1, version] {
         store
             .save_snapshot(account.clone(), v, Arc::from("State"), v.to_string().into())

@@ -59,17 +59,11 @@ impl EventStore for Store {
         limit: usize,
         scan_limit: usize,
     ) -> Result<Listing, StoreError> {
-        Ok(Store::list_streams(
-            self,
-            after.as_ref(),
-            &filter,
-            limit,
-            scan_limit,
-        ))
+        Store::list_streams(self, after.as_ref(), &filter, limit, scan_limit)
     }
 
     async fn stream_info(&self, stream: &StreamId) -> Result<Option<StreamInfo>, StoreError> {
-        Ok(Store::stream_info(self, stream))
+        Store::stream_info(self, stream)
     }
 
     async fn figures(&self) -> Result<StoreFigures, StoreError> {

@@ -55,6 +55,7 @@ pub use types::{
 
 use index::Index;
 use index::disk::{self, IndexDb};
+use index::disk_answers::answered_by;
 use index::ingest::Ingester;
 use log::recovery;
 use reads::read;
@@ -165,7 +166,7 @@ impl Store {
             recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream, index)?;
         let ids = event_ids(index_db, &mut recovered)?;
         if let Some(through) = ids.on_disk_through() {
-            recovered.index.forget_records_through(through);
+            recovered.index.let_go_through(through, usize::MAX);
         }
         let ids_in_memory = ids.in_memory_count(recovered.index.next_position());
         recovered
@@ -324,16 +325,7 @@ impl Store {
         direction: Direction,
         max_count: Option<u64>,
     ) -> Result<LogRead, StoreError> {
-        let (first, last) = {
-            let index = self.index();
-            match index.readable(&stream) {
-                Some(bounds) => bounds,
-                None if index.stream_version(&stream).is_some() => {
-                    return Err(StoreError::StreamDeleted(stream));
-                }
-                None => return Err(StoreError::StreamNotFound(stream)),
-            }
-        };
+        let (first, last) = self.readable(&stream)?;
         Ok(LogRead::new(
             self.shared.clone(),
             read::Scope::Stream(stream),
@@ -441,16 +433,11 @@ impl Store {
     ) -> Result<(Option<Snapshot>, LogRead), StoreError> {
         let mut moved = false;
         let (snapshot, first, last) = loop {
-            let (snapshot, first, last) = {
-                let index = self.index();
-                let Some((first, last)) = index.readable(&stream) else {
-                    return Err(match index.stream_version(&stream) {
-                        Some(_) => StoreError::StreamDeleted(stream),
-                        None => StoreError::StreamNotFound(stream),
-                    });
-                };
-                (index.latest_snapshot(&stream), first, last)
-            };
+            let (readable, snapshot) = answered_by(&self.shared, |index, answers| {
+                let readable = index.readable(&stream, answers)?;
+                Ok((readable, index.latest_snapshot(&stream)))
+            })?;
+            let (first, last) = readable.ok_or_else(|| self.not_readable(&stream))?;
             let Some(at) = snapshot else {
                 break (None, first, last);
             };
@@ -492,9 +479,26 @@ impl Store {
         self.send(command, outcome).await
     }
 
+    /// The versions a read of `stream` covers, (first, last); an error for a stream
+    /// never written or whose events are all deleted.
+    fn readable(&self, stream: &StreamId) -> Result<(u64, u64), StoreError> {
+        let readable = answered_by(&self.shared, |index, answers| {
+            index.readable(stream, answers)
+        })?;
+        readable.ok_or_else(|| self.not_readable(stream))
+    }
+
+    /// Why `stream` has nothing to read: never written, or deleted.
+    fn not_readable(&self, stream: &StreamId) -> StoreError {
+        match self.index().stream_version(stream) {
+            Some(_) => StoreError::StreamDeleted(stream.clone()),
+            None => StoreError::StreamNotFound(stream.clone()),
+        }
+    }
+
     /// What the store knows about `stream`; None for a stream never written.
-    pub fn stream_info(&self, stream: &StreamId) -> Option<StreamInfo> {
-        self.index().info(stream)
+    pub fn stream_info(&self, stream: &StreamId) -> Result<Option<StreamInfo>, StoreError> {
+        answered_by(&self.shared, |index, answers| index.info(stream, answers))
     }
 
     /// What the store holds: its streams, events and log.
@@ -521,8 +525,26 @@ impl Store {
         filter: &ListFilter,
         limit: usize,
         scan_limit: usize,
-    ) -> Listing {
-        self.index().list(after, filter, limit, scan_limit)
+    ) -> Result<Listing, StoreError> {
+        let draft = self.index().list(after, filter, limit, scan_limit);
+        let mut streams = Vec::with_capacity(draft.streams.len());
+        for drafted in draft.streams {
+            let info = match drafted {
+                Ok(info) => info,
+                // Its info needs the index on disk.
+                Err(stream) => match self.stream_info(&stream)? {
+                    Some(info) => info,
+                    None => continue,
+                },
+            };
+            if filter.include_deleted || info.state == StreamState::Live {
+                streams.push(info);
+            }
+        }
+        Ok(Listing {
+            streams,
+            next: draft.next,
+        })
     }
 
     /// Lets the writer finish every append already queued, syncs the log, and stops

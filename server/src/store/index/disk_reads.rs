@@ -13,7 +13,7 @@ use super::disk_streams::{
     DiskChunk, DiskDeletion, StreamKeyspaces, chunk_key, decode_record_pair, index_error,
     malformed, record_entry, stream_key,
 };
-use super::facts::{RulesInForce, StreamFacts};
+use super::facts::{RulesInForce, StreamFacts, now_micros};
 use super::{LogRecord, RecordLoc, SnapshotLoc};
 use crate::store::error::StoreError;
 use crate::store::types::{StreamId, StreamInfo, StreamRules};
@@ -181,21 +181,13 @@ impl StreamKeyspaces {
     ) -> Result<u64, StoreError> {
         let rules = self.rules_for(stream, defaults)?.rules;
         let key = stream_key(stream);
-        let mut failed = None;
-        let first = facts.first_readable(&rules, |cutoff| {
+        facts.first_readable(&rules, now_micros(), |cutoff| {
             self.first_committed_since(&key, facts, cutoff, end)
-                .unwrap_or_else(|e| {
-                    failed = Some(e);
-                    0
-                })
-        });
-        failed.map_or(Ok(first), Err)
+        })
     }
 
     /// The first version of the stream keyed `key` committed at or after `cutoff` (one
-    /// past its last when none was): commit times rise along a stream, so a binary
-    /// search over its versions, one chunk looked up per step, finds it. It lands on
-    /// the first version of a chunk, as a chunk's versions share its stamp.
+    /// past its last when none was).
     pub(super) fn first_committed_since(
         &self,
         key: &[u8],
@@ -203,10 +195,24 @@ impl StreamKeyspaces {
         cutoff: i64,
         end: u64,
     ) -> Result<u64, StoreError> {
-        let Some(first) = facts.first_stored else {
-            return Ok(facts.version + 1);
-        };
-        let (mut low, mut high) = (first, facts.version + 1);
+        match facts.first_stored {
+            Some(first) => self.first_committed_in(key, first..facts.version + 1, cutoff, end),
+            None => Ok(facts.version + 1),
+        }
+    }
+
+    /// The first of `versions` of the stream keyed `key` committed at or after `cutoff`
+    /// (`versions.end` when none was): commit times rise along a stream, so a binary
+    /// search over its versions, one chunk looked up per step, finds it. It lands on
+    /// the first version of a chunk, as a chunk's versions share its stamp.
+    pub fn first_committed_in(
+        &self,
+        key: &[u8],
+        versions: Range<u64>,
+        cutoff: i64,
+        end: u64,
+    ) -> Result<u64, StoreError> {
+        let (mut low, mut high) = (versions.start, versions.end);
         while low < high {
             let middle = low + (high - low) / 2;
             let older = self
@@ -218,6 +224,34 @@ impl StreamKeyspaces {
             }
         }
         Ok(low)
+    }
+
+    /// The position of version `version` of the stream keyed `key`, from the chunk
+    /// below `end` that holds it (positions follow versions within an append, and a
+    /// scavenge that cuts an append's first events moves neither).
+    pub fn version_position(
+        &self,
+        key: &[u8],
+        version: u64,
+        end: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let chunk = self.chunk_at_or_before(key, version, end)?;
+        let chunk = chunk.filter(|chunk| version <= chunk.last_version());
+        Ok(chunk.map(|chunk| chunk.first_position + (version - chunk.first_version)))
+    }
+
+    /// The positions of the append of `stream` below `end` that holds `version`.
+    pub fn chunk_positions(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        end: u64,
+    ) -> Result<Option<Range<u64>>, StoreError> {
+        let chunk = self.chunk_at_or_before(&stream_key(stream), version, end)?;
+        let chunk = chunk.filter(|chunk| version <= chunk.last_version());
+        Ok(chunk.map(|chunk| {
+            chunk.first_position..chunk.first_position.saturating_add(u64::from(chunk.events))
+        }))
     }
 
     /// The position of version `version` of the stream keyed `key`: in its chunk's
@@ -302,6 +336,21 @@ impl StreamKeyspaces {
         version: u64,
         end: u64,
     ) -> Result<Option<DiskChunk>, StoreError> {
+        // A read going forward asks for the version after the last chunk's: the first
+        // of the next, found by a point read (through the tables' bloom filters), far
+        // cheaper than a range's iterator over the levels.
+        let exact = chunk_key(key, version);
+        let found = self
+            .chunks
+            .get(&exact)
+            .map_err(|e| index_error("reading a stream's chunk from the index", e))?;
+        if let Some(value) = found {
+            let chunk = DiskChunk::decode(version, &value)
+                .ok_or_else(|| malformed("a chunk", value.len()))?;
+            if chunk.first_position < end {
+                return Ok(Some(chunk));
+            }
+        }
         // Versions and positions rise together: those past `end` are the last chunks.
         for chunk in self.chunks_of(key, ..=version).rev() {
             let chunk = chunk?;

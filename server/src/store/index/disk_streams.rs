@@ -549,7 +549,7 @@ pub(crate) mod tests {
 
     const SNAPSHOTS_KEPT: usize = 2;
 
-    fn events(count: usize) -> Vec<EventData> {
+    pub(crate) fn events(count: usize) -> Vec<EventData> {
         (0..count)
             .map(|_| EventData {
                 id: Uuid::new_v4(),

@@ -58,20 +58,24 @@ impl StreamFacts {
         }
     }
 
-    /// The first version a read returns under `rules`: past what deletes and the rules
-    /// removed. `first_younger_than(cutoff)` is the first version committed at or after
-    /// `cutoff` (µs since the epoch), asked only under an age rule.
-    pub fn first_readable(
+    /// The first version a read returns under `rules` at `now_micros`: past what
+    /// deletes and the rules removed. `first_younger_than(cutoff)` is the first version
+    /// committed at or after `cutoff` (µs since the epoch), asked only under an age
+    /// rule; it may fail (the index on disk has the answer, or could not give it).
+    pub fn first_readable<E>(
         &self,
         rules: &StreamRules,
-        first_younger_than: impl FnOnce(i64) -> u64,
-    ) -> u64 {
-        let by_age = rules
-            .max_age_seconds
-            .map_or(0, |age| first_younger_than(age_cutoff(age)));
-        self.first_visible()
+        now_micros: i64,
+        first_younger_than: impl FnOnce(i64) -> Result<u64, E>,
+    ) -> Result<u64, E> {
+        let by_age = match rules.max_age_seconds {
+            Some(age) => first_younger_than(age_cutoff(now_micros, age))?,
+            None => 0,
+        };
+        Ok(self
+            .first_visible()
             .max(rules.first_kept(self.version))
-            .max(by_age)
+            .max(by_age))
     }
 
     /// The versions a read covers, (first, last), given the first readable one; None
@@ -110,11 +114,15 @@ impl StreamFacts {
     }
 }
 
-/// The commit stamp before which events are older than `seconds`.
-fn age_cutoff(seconds: u64) -> i64 {
-    let now = std::time::SystemTime::now()
+/// Now, in µs since the Unix epoch: what age rules are checked at.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The commit stamp before which events are older than `seconds` at `now`.
+fn age_cutoff(now: i64, seconds: u64) -> i64 {
     let age = i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
     now.saturating_sub(age)
 }

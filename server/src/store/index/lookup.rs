@@ -6,7 +6,7 @@
 //! disk may not hold the new file yet), and the look-up is asked again.
 
 use super::disk_streams::StreamKeyspaces;
-use super::{Index, Located, LogRecord, Pick};
+use super::{Index, Located, LogRecord, Pick, VersionLocated};
 use crate::store::error::StoreError;
 use crate::store::shared::{Shared, read_index};
 use crate::store::types::StreamId;
@@ -60,15 +60,38 @@ pub fn record_after(
 }
 
 /// The record that holds version `version` of `stream`; none when a scavenge
-/// reclaimed it.
+/// reclaimed it. Where its chunk is on disk only, the disk says first which positions
+/// the chunk holds, and then which record starts there.
 pub fn record_holding_version(
     index: &impl IndexAccess,
     disk: Disk<'_>,
     stream: &StreamId,
     version: u64,
 ) -> Result<Option<LogRecord>, StoreError> {
-    let locate = |i: &Index, version| i.locate_version(stream, version);
-    walk(index, disk, version, locate, |_| None)
+    let mut chunk_on_disk = None;
+    loop {
+        let located = index.with(|i| i.locate_version(stream, version, chunk_on_disk.clone()));
+        let (segment, positions, pick) = match located {
+            VersionLocated::Record(Located::Here(found)) => return Ok(found),
+            VersionLocated::Record(Located::OnDisk {
+                segment,
+                positions,
+                pick,
+            }) => (segment, positions, pick),
+            VersionLocated::ChunkOnDisk { end } => {
+                let keyspaces = disk.ok_or(StoreError::ShuttingDown)?;
+                match keyspaces.chunk_positions(stream, version, end)? {
+                    Some(positions) => chunk_on_disk = Some(positions),
+                    None => return Ok(None),
+                }
+                continue;
+            }
+        };
+        match ask_settled(index, disk, segment, positions, pick)? {
+            Step::Done(found) => return Ok(found),
+            Step::Again => {}
+        }
+    }
 }
 
 /// Looks `at` up with `locate`, asking the disk where it says; when the disk has no
@@ -235,10 +258,7 @@ mod tests {
             max_count: Some(3),
             ..StreamRules::default()
         };
-        store
-            .set_stream_rules(stream.clone(), rules, None)
-            .await
-            .expect("rules");
+        set_rules(store, stream, rules).await;
         let done = scavenge(store).await;
         assert!(done.segments_rewritten > 3, "{done:?}");
     }
@@ -255,9 +275,12 @@ mod tests {
         copy_dir(dir.path(), copy.path());
 
         let in_memory = Store::open(without_index(copy.path())).expect("open");
+        keep_a_day(&in_memory, &streams[1]).await;
         let expected = reads(&in_memory, &streams, true).await;
         hide_and_scavenge(&in_memory, &streams[0]).await;
         let expected_after = reads(&in_memory, &streams, true).await;
+        loosen(&in_memory, &streams[0]).await;
+        let expected_loosened = reads(&in_memory, &streams, true).await;
         delete_and_scavenge(&in_memory, &streams).await;
         in_memory.shutdown().await;
         drop(in_memory);
@@ -271,11 +294,17 @@ mod tests {
             "{} segments on disk only",
             on_disk(&store)
         );
+        let with_chunks_on_disk = read_index(&store.shared).streams_with_chunks_on_disk();
+        assert!(with_chunks_on_disk >= 10, "{with_chunks_on_disk} of 12");
+        keep_a_day(&store, &streams[1]).await;
         let got = reads(&store, &streams, true).await;
         assert_eq!(first_difference(&got, &expected), None);
         hide_and_scavenge(&store, &streams[0]).await;
         let got = reads(&store, &streams, true).await;
         assert_eq!(first_difference(&got, &expected_after), None);
+        loosen(&store, &streams[0]).await;
+        let got = reads(&store, &streams, true).await;
+        assert_eq!(first_difference(&got, &expected_loosened), None);
         delete_and_scavenge(&store, &streams).await;
         store.shutdown().await;
         drop(store);
@@ -289,6 +318,64 @@ mod tests {
         );
         let got = reads(&store, &streams, false).await;
         assert_eq!(first_difference(&got, &expected_emptied), None);
+        store.shutdown().await;
+    }
+
+    /// No rules on `stream`: what a scavenge reclaimed stays gone from its reads.
+    async fn loosen(store: &Store, stream: &StreamId) {
+        set_rules(store, stream, StreamRules::default()).await;
+    }
+
+    async fn set_rules(store: &Store, stream: &StreamId, rules: StreamRules) {
+        let set = store.set_stream_rules(stream.clone(), rules, None).await;
+        set.expect("rules");
+    }
+
+    /// An age rule on `stream` that hides none of it: where its events start is asked
+    /// of its chunks on disk.
+    async fn keep_a_day(store: &Store, stream: &StreamId) {
+        let rules = StreamRules {
+            max_age_seconds: Some(86_400),
+            ..StreamRules::default()
+        };
+        set_rules(store, stream, rules).await;
+    }
+
+    /// While the store runs, the writer lets go of the chunks the index on disk takes
+    /// from the segments it seals, and reads of every version find them there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chunks_leave_memory_as_the_index_on_disk_takes_them() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(store_config(dir.path())).expect("open");
+        let streams: Vec<StreamId> = (0..5u128)
+            .map(|n| StreamId {
+                key: uuid::Uuid::from_u128(n),
+                stream_type: std::sync::Arc::from("sensor"),
+            })
+            .collect();
+        let mut rounds = 0;
+        while read_index(&store.shared).streams_with_chunks_on_disk() < streams.len() {
+            assert!(rounds < 2_000, "no chunks left memory in {rounds} rounds");
+            for stream in &streams {
+                let events = crate::store::index::disk_streams::tests::events(2);
+                store
+                    .append(stream.clone(), ExpectedVersion::Any, events)
+                    .await
+                    .expect("append");
+            }
+            rounds += 1;
+        }
+        for stream in &streams {
+            let read = store.read(stream.clone(), ReadFrom::Start, Direction::Forward, None);
+            let versions: Vec<u64> = drain(read.expect("read"))
+                .await
+                .iter()
+                .map(|e| e.1)
+                .collect();
+            assert_eq!(versions, (0..2 * rounds).collect::<Vec<u64>>(), "{stream}");
+            let info = store.stream_info(stream).expect("info").expect("known");
+            assert_eq!(info.event_count, 2 * rounds, "{info:?}");
+        }
         store.shutdown().await;
     }
 

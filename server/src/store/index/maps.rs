@@ -103,6 +103,40 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards.iter().flat_map(|shard| shard.iter())
     }
+
+    /// Calls `f` on up to `budget` values from where `at` says a sweep over every value
+    /// got to, and moves `at` on; `at` is None once the sweep is done. A shard that
+    /// grows between two calls may be walked in another order: the sweep may then miss
+    /// a few values or see some twice.
+    pub fn sweep(&mut self, at: &mut Option<SweepAt>, budget: usize, mut f: impl FnMut(&mut V)) {
+        let mut left = budget;
+        while let Some(place) = at.as_mut() {
+            if left == 0 {
+                return;
+            }
+            let shard = &mut self.shards[place.shard];
+            let mut seen = 0;
+            for value in shard.values_mut().skip(place.skip).take(left) {
+                f(value);
+                seen += 1;
+            }
+            left -= seen;
+            place.skip += seen;
+            if place.skip >= shard.len() {
+                *at = (place.shard + 1 < SHARDS).then_some(SweepAt {
+                    shard: place.shard + 1,
+                    skip: 0,
+                });
+            }
+        }
+    }
+}
+
+/// Where a sweep over a [`ShardedMap`]'s values got to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepAt {
+    shard: usize,
+    skip: usize,
 }
 
 #[cfg(test)]
@@ -134,6 +168,22 @@ mod tests {
             smallest.is_some_and(|n| n > one.len() / SHARDS / 2),
             "{smallest:?}"
         );
+    }
+
+    #[test]
+    fn a_sweep_in_small_steps_sees_every_value_once() {
+        let mut map = ShardedMap::default();
+        for key in 0..10_000u64 {
+            map.insert(key, 0u32);
+        }
+        let mut at = Some(SweepAt::default());
+        let mut steps = 0;
+        while at.is_some() {
+            map.sweep(&mut at, 7, |seen| *seen += 1);
+            steps += 1;
+        }
+        assert!(map.iter().all(|(_, seen)| *seen == 1));
+        assert!(steps >= 10_000 / 7, "{steps}");
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!   its records ([`Index::forget_records_through`]): look-ups then say that the disk
 //!   has the answer ([`Located`]), and `lookup.rs` asks it.
 //! - `streams`: for each stream, its version and, per append, the first version, the
-//!   first position it was written at and its commit time (a chunk). A chunk's record
+//!   first position it was written at and its commit time (a chunk). With an index on
+//!   disk, a stream's chunks below its checkpoint, all but the last, leave memory
+//!   ([`Index::let_go_through`]): what needs them asks the disk (`disk_answers.rs`,
+//!   `lookup.rs`). A chunk's record
 //!   is the one its segment holds in the chunk's positions: found by binary search, so
 //!   that a scavenge that rewrites a segment replaces its records and leaves chunks as
 //!   they are, and so that a chunk names what the index on disk names
@@ -19,11 +22,13 @@
 //! in memory for the active segment and on disk (`disk.rs`) for sealed ones: readers
 //! never need them.
 //!
-//! Cost per single-event append: 32 bytes in `records` (none once the index on disk
-//! holds its segment), 24 in its stream (and about 40 in the writer's id map while its
-//! id is in memory); plus about 100 bytes per stream.
+//! Cost per single-event append: 32 bytes in `records` and 24 in its stream (none
+//! once the index on disk holds its segment, unless it is its stream's last), and
+//! about 40 in the writer's id map while its id is in memory; plus about 100 bytes per
+//! stream.
 
 pub mod disk;
+pub mod disk_answers;
 pub mod disk_meta;
 pub mod disk_reads;
 pub mod disk_streams;
@@ -39,13 +44,14 @@ pub mod verify;
 
 pub use rewrite::SegmentRewrite;
 
+use disk_answers::{Ask, DiskAnswers, DiskQuery};
 use facts::{RulesInForce, StreamFacts};
 
 use crate::store::log::record::Record;
 use crate::store::types::{DeleteMode, StreamId, StreamInfo, StreamRules, StreamState};
-use maps::ShardedMap;
+use maps::{ShardedMap, SweepAt};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -100,6 +106,16 @@ pub enum Pick {
     Last,
 }
 
+/// Where the answer to a look-up of a stream's version is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionLocated {
+    Record(Located),
+    /// Its chunk is on disk only, below `end`: the disk says which positions it holds.
+    ChunkOnDisk {
+        end: u64,
+    },
+}
+
 /// Where the answer to a look-up of a record is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Located {
@@ -126,7 +142,13 @@ struct Chunk {
 
 #[derive(Debug, Default)]
 struct StreamEntry {
+    /// Its appends' chunks in memory, oldest first: every one it has, or those from
+    /// where the chunks only the index on disk holds end. The last always stays, so
+    /// that reads of a stream's end and its info need no disk read.
     chunks: Vec<Chunk>,
+    /// When the index on disk holds chunks of its that memory let go of: the first
+    /// version they hold. They run up to the first chunk in memory.
+    first_on_disk: Option<u64>,
     version: u64,
     /// Set by a delete: this version and those before it are gone from reads.
     deleted_through: Option<u64>,
@@ -139,7 +161,9 @@ impl StreamEntry {
     fn facts(&self) -> StreamFacts {
         StreamFacts {
             version: self.version,
-            first_stored: self.chunks.first().map(|c| c.first_version),
+            first_stored: self
+                .first_on_disk
+                .or(self.chunks.first().map(|c| c.first_version)),
             deleted_through: self.deleted_through,
             tombstoned: self.tombstoned,
             created_micros: self.created_micros,
@@ -149,6 +173,26 @@ impl StreamEntry {
 
     fn state(&self) -> StreamState {
         self.facts().state()
+    }
+
+    /// The first version of its chunks in memory, or one past its last.
+    fn first_in_memory(&self) -> u64 {
+        self.chunks
+            .first()
+            .map_or(self.version + 1, |c| c.first_version)
+    }
+
+    /// Lets go of its chunks that start below `end` but the last: the index on disk
+    /// holds them. Returns how many went.
+    fn let_go_chunks_below(&mut self, end: u64) -> usize {
+        let all_but_last = self.chunks.len().saturating_sub(1);
+        let gone = self.chunks[..all_but_last].partition_point(|c| c.first_position < end);
+        if gone > 0 {
+            self.first_on_disk = self.first_on_disk.or(Some(self.chunks[0].first_version));
+            self.chunks.drain(..gone);
+            self.chunks.shrink_to_fit();
+        }
+        gone
     }
 }
 
@@ -175,9 +219,9 @@ impl WriteState {
 
 /// One page of a stream listing.
 #[derive(Debug)]
-pub struct Listing {
+pub struct Listing<T = StreamInfo> {
     /// The streams, in (type, key) order.
-    pub streams: Vec<StreamInfo>,
+    pub streams: Vec<T>,
     /// Where the next page starts, if the listing may go on.
     pub next: Option<StreamId>,
 }
@@ -222,6 +266,10 @@ pub struct Index {
     rules_changes: u64,
     /// The segments up to this one have let go of their records, if any have.
     records_forgotten_through: Option<u32>,
+    /// Streams' chunks that start below this position may be on disk only.
+    chunks_on_disk_below: u64,
+    /// Where the sweep that lets go of them got to, while one runs.
+    chunk_sweep: Option<SweepAt>,
 }
 
 /// Where one snapshot of a stream lies, and the version it is at.
@@ -320,24 +368,55 @@ impl Index {
 
     /// The first version a read of the stream of `entry` returns: past what deletes and
     /// the rules in force removed.
-    fn first_readable(&self, stream: &StreamId, entry: &StreamEntry) -> u64 {
+    fn first_readable(
+        &self,
+        stream: &StreamId,
+        entry: &StreamEntry,
+        answers: &DiskAnswers,
+    ) -> Result<u64, DiskQuery> {
         let (rules, _) = self.rules_in_force(stream);
         entry
             .facts()
-            .first_readable(&rules, |cutoff| self.first_committed_since(entry, cutoff))
+            .first_readable(&rules, answers.now_micros(), |cutoff| {
+                self.first_committed_since(stream, entry, cutoff, answers)
+            })
     }
 
     /// The first version of the stream of `entry` committed at or after `cutoff` (one
     /// past its last when none was): commit times rise along a stream's chunks, so a
-    /// binary search over them finds it. (Chunks of records a scavenge reclaimed, left
-    /// at the front of a deleted stream's for a while, are older than any kept: their
-    /// versions are deleted, and reads start past them whatever this says.)
-    fn first_committed_since(&self, entry: &StreamEntry, cutoff: i64) -> u64 {
+    /// binary search over them finds it, or over those on disk when it is before the
+    /// first in memory. (Chunks of records a scavenge reclaimed, left at the front of
+    /// a deleted stream's for a while, are older than any kept: their versions are
+    /// deleted, and reads start past them whatever this says.)
+    fn first_committed_since(
+        &self,
+        stream: &StreamId,
+        entry: &StreamEntry,
+        cutoff: i64,
+        answers: &DiskAnswers,
+    ) -> Result<u64, DiskQuery> {
         let at = entry.chunks.partition_point(|c| c.created_micros < cutoff);
-        entry
+        if at == 0
+            && let Some(first) = entry.first_on_disk
+        {
+            let versions = first..entry.first_in_memory();
+            let ask = Ask::FirstCommittedSince { versions, cutoff };
+            let found = answers.get(self.disk_query(stream, ask))?;
+            return Ok(found.unwrap_or(first));
+        }
+        Ok(entry
             .chunks
             .get(at)
-            .map_or(entry.version + 1, |chunk| chunk.first_version)
+            .map_or(entry.version + 1, |chunk| chunk.first_version))
+    }
+
+    /// `ask` of `stream`'s chunks on disk.
+    fn disk_query(&self, stream: &StreamId, ask: Ask) -> DiskQuery {
+        DiskQuery {
+            stream: stream.clone(),
+            ask,
+            end: self.chunks_on_disk_below,
+        }
     }
 
     /// The snapshot of `stream` at the highest version, if it has one.
@@ -353,9 +432,16 @@ impl Index {
 
     /// The versions a read of the stream covers: (first, last). None for a stream never
     /// written, or whose events are all deleted.
-    pub fn readable(&self, stream: &StreamId) -> Option<(u64, u64)> {
-        let entry = self.streams.get(stream)?;
-        entry.facts().readable(self.first_readable(stream, entry))
+    pub fn readable(
+        &self,
+        stream: &StreamId,
+        answers: &DiskAnswers,
+    ) -> Result<Option<(u64, u64)>, DiskQuery> {
+        let Some(entry) = self.streams.get(stream) else {
+            return Ok(None);
+        };
+        let first = self.first_readable(stream, entry, answers)?;
+        Ok(entry.facts().readable(first))
     }
 
     /// What the writer decides appends and deletes on.
@@ -366,22 +452,33 @@ impl Index {
     }
 
     /// What the store knows about a stream.
-    pub fn info(&self, stream: &StreamId) -> Option<StreamInfo> {
-        let entry = self.streams.get(stream)?;
+    pub fn info(
+        &self,
+        stream: &StreamId,
+        answers: &DiskAnswers,
+    ) -> Result<Option<StreamInfo>, DiskQuery> {
+        let Some(entry) = self.streams.get(stream) else {
+            return Ok(None);
+        };
+        let first = self.first_readable(stream, entry, answers)?;
         // A live stream's chunks from its first readable version on name their
         // records' positions exactly (a scavenge moves those it cut at its switch), so
         // this needs no record, wherever the records are.
         let position_of = |version| {
+            if version < entry.first_in_memory() && entry.first_on_disk.is_some() {
+                let ask = Ask::PositionOf { version };
+                return answers.get(self.disk_query(stream, ask));
+            }
             let at = entry.chunks.partition_point(|c| c.first_version <= version);
-            let chunk = entry.chunks.get(at.checked_sub(1)?)?;
-            Some(chunk.first_position + (version - chunk.first_version))
+            let chunk = at.checked_sub(1).and_then(|at| entry.chunks.get(at));
+            Ok(chunk.map(|chunk| chunk.first_position + (version - chunk.first_version)))
         };
-        let first = self.first_readable(stream, entry);
-        Some(
-            entry
-                .facts()
-                .info(stream, self.rules_for(stream), first, position_of),
-        )
+        let positions = [position_of(first)?, position_of(entry.version)?];
+        let rules = self.rules_for(stream);
+        let info = entry.facts().info(stream, rules, first, |version| {
+            positions[usize::from(version != first)]
+        });
+        Ok(Some(info))
     }
 
     /// Up to `limit` streams after `after` that pass `filter`, looking at no more than
@@ -393,7 +490,7 @@ impl Index {
         filter: &ListFilter,
         limit: usize,
         scan_limit: usize,
-    ) -> Listing {
+    ) -> Listing<Result<StreamInfo, StreamId>> {
         let mut streams = Vec::new();
         let mut last = None;
         let types = match (after, filter.stream_type.as_deref()) {
@@ -434,11 +531,16 @@ impl Index {
                         .encode_lower(&mut text)
                         .starts_with(p)
                 });
-                if key_matches
-                    && let Some(info) = self.info(&stream)
-                    && (filter.include_deleted || info.state == StreamState::Live)
-                {
-                    streams.push(info);
+                let state = self.streams.get(&stream).map(StreamEntry::state);
+                if key_matches && (filter.include_deleted || state == Some(StreamState::Live)) {
+                    // The streams whose info needs the disk are filled in after the
+                    // lock is let go (`disk_answers.rs`).
+                    let answers = DiskAnswers::new();
+                    match self.info(&stream, &answers) {
+                        Ok(Some(info)) => streams.push(Ok(info)),
+                        Ok(None) => {}
+                        Err(_) => streams.push(Err(stream.clone())),
+                    }
                 }
                 last = Some(stream);
             }
@@ -524,18 +626,33 @@ impl Index {
         Located::Here(None)
     }
 
-    /// Where the record that holds version `version` of `stream` is.
-    pub fn locate_version(&self, stream: &StreamId, version: u64) -> Located {
+    /// Where the record that holds version `version` of `stream` is. Where its chunk
+    /// is on disk only, `chunk_on_disk` has the positions the disk said it holds, or the
+    /// answer is to ask it.
+    pub fn locate_version(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        chunk_on_disk: Option<Range<u64>>,
+    ) -> VersionLocated {
         let Some(entry) = self.streams.get(stream) else {
-            return Located::Here(None);
+            return VersionLocated::Record(Located::Here(None));
         };
         if version > entry.version {
-            return Located::Here(None);
+            return VersionLocated::Record(Located::Here(None));
         }
         let at = entry.chunks.partition_point(|c| c.first_version <= version);
-        match at.checked_sub(1) {
-            Some(at) => locate_chunk_record(&self.segments, entry, at),
-            None => Located::Here(None),
+        if let Some(at) = at.checked_sub(1) {
+            return VersionLocated::Record(locate_chunk_record(&self.segments, entry, at));
+        }
+        match (entry.first_on_disk, chunk_on_disk) {
+            (Some(first), Some(positions)) if first <= version => {
+                VersionLocated::Record(locate_first_in(&self.segments, positions))
+            }
+            (Some(first), None) if first <= version => VersionLocated::ChunkOnDisk {
+                end: self.chunks_on_disk_below,
+            },
+            _ => VersionLocated::Record(Located::Here(None)),
         }
     }
 
@@ -550,7 +667,7 @@ impl Index {
     /// Lets go of the records of every segment up to `seq` that the index on disk holds
     /// as they are (those a scavenge rewrote since the start stay: the disk may not
     /// hold their new file yet). Look-ups of them then ask the disk.
-    pub fn forget_records_through(&mut self, seq: u32) {
+    fn forget_records_through(&mut self, seq: u32) {
         if self
             .records_forgotten_through
             .is_some_and(|done| done >= seq)
@@ -574,6 +691,33 @@ impl Index {
                 segment.records = Vec::new();
             }
         }
+    }
+
+    /// Lets go of what the index on disk holds up to segment `seq`, its checkpoint: the
+    /// records there ([`Index::forget_records_through`]), and every stream's chunks
+    /// that start there but its last. For the chunks, a sweep over the streams looks at
+    /// up to `budget` a call, so that the writer, which calls it with each group it
+    /// applies, holds the lock for a short while each time; a start sweeps them all.
+    /// Chunks of segments a scavenge rewrote go too: the disk holds what they hold
+    /// (their positions, commit times and versions) until the ingester puts the new
+    /// file in, and after it.
+    pub fn let_go_through(&mut self, seq: u32, budget: usize) {
+        self.forget_records_through(seq);
+        if self.chunk_sweep.is_none() {
+            let end = self.segment_end(seq as usize);
+            if end <= self.chunks_on_disk_below {
+                return;
+            }
+            // Set before any chunk goes: what asks the disk for chunks asks below it.
+            self.chunks_on_disk_below = end;
+            self.chunk_sweep = Some(SweepAt::default());
+        }
+        let below = self.chunks_on_disk_below;
+        let mut gone = 0;
+        self.streams.sweep(&mut self.chunk_sweep, budget, |entry| {
+            gone += entry.let_go_chunks_below(below);
+        });
+        self.chunks -= gone;
     }
 
     /// The position after segment `seq`'s last: where the next starts, or the log's
@@ -662,6 +806,7 @@ impl Index {
             // of a stream), and reads must not reach it across the gap.
             self.chunks -= entry.chunks.len();
             entry.chunks.clear();
+            entry.first_on_disk = None;
         }
         self.chunks += 1;
         entry.chunks.push(Chunk {
@@ -724,6 +869,15 @@ impl Index {
     }
 }
 
+#[cfg(test)]
+impl Index {
+    /// How many streams have chunks that only the index on disk holds.
+    pub fn streams_with_chunks_on_disk(&self) -> usize {
+        let on_disk = self.streams.iter();
+        on_disk.filter(|(_, e)| e.first_on_disk.is_some()).count()
+    }
+}
+
 /// Makes the entry of `stream`, new, created at `created_micros`, and lists it.
 fn new_stream<'a>(
     streams: &'a mut ShardedMap<StreamId, StreamEntry>,
@@ -765,7 +919,16 @@ fn locate_chunk_record(segments: &[SegmentRecords], entry: &StreamEntry, at: usi
         return Located::Here(None);
     };
     let first = chunk.first_position;
-    let end = first.saturating_add(chunk_events(entry, at));
+    locate_first_in(
+        segments,
+        first..first.saturating_add(chunk_events(entry, at)),
+    )
+}
+
+/// The first record that starts in `positions` (which lie in one segment): where a
+/// chunk's record is.
+fn locate_first_in(segments: &[SegmentRecords], positions: Range<u64>) -> Located {
+    let Range { start: first, end } = positions;
     let seq = segments.partition_point(|s| s.first_position <= first);
     let Some(seq) = seq.checked_sub(1) else {
         return Located::Here(None);

@@ -4,6 +4,7 @@
 //! deleted streams' chunks of reclaimed records go later, in short passes
 //! ([`Index::drop_gone_chunks`]), since a deleted stream's reads never reach them.
 
+use super::disk_answers::{DiskAnswers, DiskQuery};
 use super::{Chunk, Index, Located, LogRecord, RecordLoc, SegmentRecords, locate_chunk_record};
 #[cfg(test)]
 use crate::store::types::DeleteMode;
@@ -42,18 +43,27 @@ impl Index {
     /// The version through which a scavenge may reclaim `stream`'s events: what deletes
     /// and the rules in force hide from reads, except the last event of a stream that is
     /// not deleted (its version is what the stream continues from). None: nothing.
-    pub fn reclaimable_through(&self, stream: &StreamId) -> Option<u64> {
-        self.reclaim_bounds(stream).0
+    pub fn reclaimable_through(
+        &self,
+        stream: &StreamId,
+        answers: &DiskAnswers,
+    ) -> Result<Option<u64>, DiskQuery> {
+        Ok(self.reclaim_bounds(stream, answers)?.0)
     }
 
     /// [`Index::reclaimable_through`], and the version through which a delete covers
     /// the stream: its reclaimed events up to there need no change at a switch.
-    pub fn reclaim_bounds(&self, stream: &StreamId) -> (Option<u64>, Option<u64>) {
+    pub fn reclaim_bounds(
+        &self,
+        stream: &StreamId,
+        answers: &DiskAnswers,
+    ) -> Result<(Option<u64>, Option<u64>), DiskQuery> {
         let Some(entry) = self.streams.get(stream) else {
-            return (None, None);
+            return Ok((None, None));
         };
+        let first_readable = self.first_readable(stream, entry, answers)?;
         let through = (|| {
-            let hidden_through = self.first_readable(stream, entry).checked_sub(1)?;
+            let hidden_through = first_readable.checked_sub(1)?;
             match entry.state() {
                 StreamState::Live => Some(hidden_through.min(entry.version.checked_sub(1)?)),
                 StreamState::Deleted | StreamState::Tombstoned => {
@@ -61,7 +71,7 @@ impl Index {
                 }
             }
         })();
-        (through, entry.deleted_through)
+        Ok((through, entry.deleted_through))
     }
 
     /// The id of the file segment `segment` is read from now, and its records; or,
@@ -107,11 +117,23 @@ impl Index {
             return Ok(());
         }
         // A delete is never undone, so only the streams their rules hid can matter.
+        // This runs under the lock appends wait on, where the disk is not asked: a
+        // stream whose answer needs it counts as changed, and the segment stays as it is
+        // until a scavenge plans it again.
+        let answers = DiskAnswers::new();
         for (stream, through) in &rewrite.streams {
-            if self.reclaimable_through(stream) < Some(*through) {
-                return Err(format!(
-                    "stream {stream}'s events up to version {through} are readable again"
-                ));
+            match self.reclaimable_through(stream, &answers) {
+                Ok(reclaimable) if reclaimable >= Some(*through) => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "stream {stream}'s events up to version {through} are readable again"
+                    ));
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "stream {stream}'s rules changed, and what they hide now is on disk"
+                    ));
+                }
             }
         }
         Ok(())
@@ -143,6 +165,11 @@ impl Index {
                 let before = entry.chunks.len();
                 reclaim_chunks(&mut entry.chunks, entry.version, *through);
                 self.chunks -= before - entry.chunks.len();
+                // Every version up to `through` went, so those on disk below it did.
+                entry.first_on_disk = entry
+                    .first_on_disk
+                    .map(|first| first.max(through + 1))
+                    .filter(|first| *first < entry.first_in_memory());
             }
         }
         for (stream, was, is) in &rewrite.snapshots {
@@ -165,6 +192,13 @@ impl Index {
             let Some(entry) = self.streams.get_mut(stream) else {
                 continue;
             };
+            // With chunks on disk before those in memory, these are not a prefix, and
+            // memory cannot tell whether those went too. They stay: reads of a
+            // deleted stream never reach them, and all but its last leave memory with
+            // the next checkpoint past them.
+            if entry.first_on_disk.is_some() {
+                continue;
+            }
             let gone = (0..entry.chunks.len())
                 .take_while(|&at| {
                     locate_chunk_record(&self.segments, entry, at) == Located::Here(None)
@@ -317,7 +351,11 @@ mod tests {
         assert_eq!(index.record_holding_version(&kept, 2), Some(moved(400)));
         assert_eq!(index.record_holding_version(&hidden, 2), Some(moved(200)));
         assert_eq!(index.record_holding_version(&hidden, 1), None, "reclaimed");
-        let info = index.info(&hidden).expect("hidden");
+        let info = index
+            .info(&hidden, &Default::default())
+            .ok()
+            .flatten()
+            .expect("hidden");
         assert_eq!(
             (info.first_position, info.last_position),
             (Some(7), Some(8))

@@ -10,6 +10,7 @@
 //! crash kept from the index (noted, `ingest.rs`).
 
 use super::disk::{Checkpoint, INDEX_DIR, IndexDb};
+use super::disk_answers::{DiskAnswers, DiskQuery};
 use super::disk_streams::{DiskChunk, DiskDeletion, StreamKeyspaces, chunk_key, stream_key};
 use super::lookup;
 use super::{Index, LogRecord, RecordLoc, record_in};
@@ -156,6 +157,8 @@ fn answers_differ(
         let (want, got) = (format!("{want:?}"), format!("{got:?}"));
         (want != got).then(|| format!("{what}: the log's {want}, the index's {got}"))
     };
+    // A replay holds every chunk in memory: nothing is asked of the disk.
+    let answers = DiskAnswers::new();
     for (stream, entry) in memory.streams.iter() {
         let facts = Some(entry.facts());
         let checks = [
@@ -166,12 +169,12 @@ fn answers_differ(
             ),
             differs(
                 format!("what a read of stream {stream} covers"),
-                &memory.readable(stream),
+                &in_memory(memory.readable(stream, &answers))?,
                 &disk.readable(stream, defaults, end)?,
             ),
             differs(
                 format!("the info of stream {stream}"),
-                &memory.info(stream),
+                &in_memory(memory.info(stream, &answers))?,
                 &disk.info(stream, defaults, end)?,
             ),
             differs(
@@ -198,7 +201,7 @@ fn answers_differ(
         for cutoff in cutoffs {
             if let Some(difference) = differs(
                 format!("the first version of stream {stream} committed since {cutoff}"),
-                &memory.first_committed_since(entry, cutoff),
+                &in_memory(memory.first_committed_since(stream, entry, cutoff, &answers))?,
                 &disk.first_committed_since(&stream_key(stream), &entry.facts(), cutoff, end)?,
             ) {
                 return Ok((count.get(), Some(difference)));
@@ -379,4 +382,11 @@ fn first_difference<T: PartialEq + Debug>(
         }
         count += 1;
     }
+}
+
+/// An answer of the index a replay built, which holds everything in memory.
+fn in_memory<T>(answer: Result<T, DiskQuery>) -> Result<T, StoreError> {
+    answer.map_err(|query| {
+        StoreError::IndexMismatch(format!("a replay of the log asked the disk {query:?}"))
+    })
 }

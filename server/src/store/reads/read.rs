@@ -5,6 +5,7 @@
 use crate::store::error::StoreError;
 use crate::store::index::RecordLoc;
 use crate::store::index::disk::IndexDb;
+use crate::store::index::disk_answers::answered_by;
 use crate::store::index::lookup;
 use crate::store::log::record::Record;
 use crate::store::shared::{Shared, read_index};
@@ -271,7 +272,8 @@ impl LogRead {
             (Scope::Stream(stream), _) => {
                 // A subscription from a version a scavenge has since reclaimed goes on
                 // from the first one there is.
-                let first = read_index(&self.shared).readable(stream).map(|(f, _)| f);
+                let readable = answered_by(&self.shared, |i, a| i.readable(stream, a))?;
+                let first = readable.map(|(f, _)| f);
                 match first {
                     Some(first) if first > at && self.direction == Direction::Forward => {
                         self.next = Some(first);

@@ -11,6 +11,7 @@
 
 use super::read::{LogRead, Scope};
 use crate::store::error::StoreError;
+use crate::store::index::disk_answers::answered_by;
 use crate::store::shared::{Shared, read_index};
 use crate::store::stats::Progress;
 use crate::store::types::{RecordedEvent, StreamId};
@@ -245,15 +246,21 @@ impl Subscription {
 
 /// The first position of the log, or the first version of the stream a read returns.
 fn first_of(shared: &Shared, scope: &Scope) -> u64 {
-    let index = read_index(shared);
-    match scope {
-        Scope::All => 0,
-        Scope::Stream(stream) => index
-            .readable(stream)
-            .map(|(first, _)| first)
-            .or_else(|| index.stream_version(stream).map(|v| v + 1))
-            .unwrap_or(0),
-    }
+    let Scope::Stream(stream) = scope else {
+        return 0;
+    };
+    let first = answered_by(shared, |index, answers| {
+        Ok(match index.readable(stream, answers)? {
+            Some((first, _)) => first,
+            None => index.stream_version(stream).map_or(0, |v| v + 1),
+        })
+    });
+    // The index on disk failed: from the start of what is stored, where the read goes
+    // on past what its rules hide (`read.rs`), if the disk answers by then.
+    first.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, %stream, "finding where a subscription starts");
+        0
+    })
 }
 
 /// The last position of the log, or version of the stream; None when there is none.

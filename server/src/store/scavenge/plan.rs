@@ -3,6 +3,7 @@
 
 use super::background::in_background;
 use crate::store::error::StoreError;
+use crate::store::index::disk_answers::{DiskAnswers, answered_by};
 use crate::store::index::{Index, LogRecord, RecordLoc, SegmentRewrite};
 use crate::store::log::record::{self, Entry, Rewritten};
 use crate::store::log::segment;
@@ -67,7 +68,7 @@ pub fn plan_segment(
     })?;
     let indexed = copy_records(shared, seq, old_file, &mut longest)?;
     let questions = in_background(|| Ok(Questions::of(&scan, old_file)))?;
-    let answers = questions.answer(shared, &mut longest);
+    let answers = questions.answer(shared, &mut longest)?;
     let segment = Segment {
         seq,
         old_file,
@@ -122,17 +123,30 @@ impl Questions {
         questions
     }
 
-    /// Asks the index, a batch per hold of its read lock.
-    fn answer(&self, shared: &Shared, longest: &mut Duration) -> Answers {
+    /// Asks the index, a batch per hold of its read lock; the streams whose bounds
+    /// need the index on disk after the batch, each on its own.
+    fn answer(&self, shared: &Shared, longest: &mut Duration) -> Result<Answers, StoreError> {
         let mut answers = Answers {
             reclaim_bounds: Vec::with_capacity(self.streams.len()),
             snapshot_kept: Vec::with_capacity(self.snapshots.len()),
         };
         for batch in self.streams.chunks(LOCKED_BATCH) {
-            with_index(shared, longest, |index| {
-                let bounds = batch.iter().map(|s| index.reclaim_bounds(s));
-                answers.reclaim_bounds.extend(bounds);
+            let drafted = with_index(shared, longest, |index| {
+                let in_memory = DiskAnswers::new();
+                let bounds = batch
+                    .iter()
+                    .map(|s| index.reclaim_bounds(s, &in_memory).ok());
+                bounds.collect::<Vec<_>>()
             });
+            for (stream, bounds) in batch.iter().zip(drafted) {
+                let bounds = match bounds {
+                    Some(bounds) => bounds,
+                    None => answered_by(shared, |index, on_disk| {
+                        index.reclaim_bounds(stream, on_disk)
+                    })?,
+                };
+                answers.reclaim_bounds.push(bounds);
+            }
         }
         for batch in self.snapshots.chunks(LOCKED_BATCH) {
             with_index(shared, longest, |index| {
@@ -140,7 +154,7 @@ impl Questions {
                 answers.snapshot_kept.extend(kept);
             });
         }
-        answers
+        Ok(answers)
     }
 }
 

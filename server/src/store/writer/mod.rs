@@ -31,6 +31,7 @@ pub mod syncer;
 
 use crate::store::error::StoreError;
 use crate::store::index::disk::Checkpoint;
+use crate::store::index::facts::now_micros;
 use crate::store::log::fs::{Fs, LogFile};
 use crate::store::log::record;
 use crate::store::log::recovery;
@@ -44,12 +45,15 @@ use plan::{AppendPlan, DeletePlan, GroupPlan};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 use syncer::Syncer;
 use tokio::sync::{mpsc, oneshot};
 
 /// Group commits stop taking more commands once they hold this many bytes.
 const MAX_BATCH_BYTES: usize = 32 << 20;
+
+/// Streams whose chunks the writer looks at, with each group it applies, to let go of
+/// those the index on disk holds (`Index::let_go_through`): tens of µs under the lock.
+const LET_GO_BUDGET: usize = 2048;
 
 /// A group written to the log, to be answered once its sync succeeds.
 struct Syncing {
@@ -445,9 +449,9 @@ impl Writer {
                     }
                 }
             }
-            // The segments the index on disk holds now read their records there.
+            // What the index on disk holds now is read there.
             if let Some(through) = self.ids.on_disk_through() {
-                index.forget_records_through(through);
+                index.let_go_through(through, LET_GO_BUDGET);
             }
             index.next_position()
         };
@@ -590,10 +594,4 @@ fn refuse_all(batch: Vec<WriteCommand>, error: &StoreError) {
     for command in batch {
         command.refuse(error);
     }
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }

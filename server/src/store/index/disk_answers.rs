@@ -1,0 +1,121 @@
+//! Questions about a stream that the index in memory answers in part: the chunks of
+//! its appends below the checkpoint (all but its last) leave memory once the index on
+//! disk holds them (`Index::let_go_through`), and what an age rule or the first
+//! readable version needs of them is asked of the disk.
+//!
+//! The index on disk is never read under the index's lock, so that appends never wait
+//! on a disk read. A question runs against the index in memory; where that needs the
+//! disk, it fails with the [`DiskQuery`]; the lock is let go, the disk answers, and the
+//! question runs again with the answer at hand. What the disk holds below a stream's
+//! chunks in memory does not change meanwhile in a way that matters: a scavenge only
+//! takes a prefix of a stream's events away, which the facts in memory say too.
+
+use super::Index;
+use super::disk_streams::{StreamKeyspaces, stream_key};
+use super::facts::now_micros;
+use super::lookup::{Disk, IndexAccess};
+use crate::store::error::StoreError;
+use crate::store::index::disk::IndexDb;
+use crate::store::shared::Shared;
+use crate::store::types::StreamId;
+use std::ops::Range;
+
+/// What a question needs to know of a stream's chunks on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// The first version in `versions` committed at or after `cutoff` (µs since the
+    /// epoch); `versions.end` when none was.
+    FirstCommittedSince { versions: Range<u64>, cutoff: i64 },
+    /// The position of `version`.
+    PositionOf { version: u64 },
+}
+
+/// One thing a question needs of the index on disk, below the position `end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskQuery {
+    pub stream: StreamId,
+    pub ask: Ask,
+    pub end: u64,
+}
+
+/// What the disk answered so far to one question, and the time its age rules are
+/// checked at (fixed, so that the question asks the same again).
+#[derive(Debug)]
+pub struct DiskAnswers {
+    now_micros: i64,
+    known: Vec<(StreamId, Ask, Option<u64>)>,
+}
+
+impl DiskAnswers {
+    /// None known yet; age rules checked at this moment.
+    pub fn new() -> Self {
+        DiskAnswers {
+            now_micros: now_micros(),
+            known: Vec::new(),
+        }
+    }
+
+    pub fn now_micros(&self) -> i64 {
+        self.now_micros
+    }
+
+    /// The disk's answer to `query`, or the query when it has not been asked yet.
+    pub fn get(&self, query: DiskQuery) -> Result<Option<u64>, DiskQuery> {
+        self.known
+            .iter()
+            .find(|(stream, ask, _)| *stream == query.stream && *ask == query.ask)
+            .map(|(_, _, answer)| *answer)
+            .ok_or(query)
+    }
+
+    fn learn(&mut self, query: DiskQuery, answer: Option<u64>) {
+        self.known.push((query.stream, query.ask, answer));
+    }
+}
+
+impl Default for DiskAnswers {
+    fn default() -> Self {
+        DiskAnswers::new()
+    }
+}
+
+/// Runs `question` against the index in memory, asking the disk what it needs between
+/// runs, until it has an answer.
+pub fn answered<T>(
+    index: &impl IndexAccess,
+    disk: Disk<'_>,
+    question: impl Fn(&Index, &DiskAnswers) -> Result<T, DiskQuery>,
+) -> Result<T, StoreError> {
+    let mut answers = DiskAnswers::new();
+    loop {
+        match index.with(|i| question(i, &answers)) {
+            Ok(answer) => return Ok(answer),
+            Err(query) => {
+                // Chunks leave memory only with an index on disk, which closes once the
+                // store has stopped: a question still going then ends as others do.
+                let keyspaces = disk.ok_or(StoreError::ShuttingDown)?;
+                let answer = ask(keyspaces, &query)?;
+                answers.learn(query, answer);
+            }
+        }
+    }
+}
+
+/// [`answered`], of the store's shared index and its index on disk.
+pub fn answered_by<T>(
+    shared: &Shared,
+    question: impl Fn(&Index, &DiskAnswers) -> Result<T, DiskQuery>,
+) -> Result<T, StoreError> {
+    let db = shared.index_db();
+    answered(shared, db.as_deref().map(IndexDb::streams), question)
+}
+
+fn ask(keyspaces: &StreamKeyspaces, query: &DiskQuery) -> Result<Option<u64>, StoreError> {
+    let key = stream_key(&query.stream);
+    match &query.ask {
+        Ask::FirstCommittedSince { versions, cutoff } => keyspaces
+            .first_committed_in(&key, versions.clone(), *cutoff, query.end)
+            .map(Some),
+        Ask::PositionOf { version } => keyspaces.version_position(&key, *version, query.end),
+    }
+}
