@@ -228,6 +228,7 @@ impl Store {
             shared: shared.clone(),
             ids,
             refusing: None,
+            upkeep_due: false,
             marks: writer::marks::Marks::new(
                 config.fsync == FsyncPolicy::Always,
                 recovered.active_segment,

@@ -53,6 +53,9 @@ const FILTER_FILE: &str = "id-filter";
 #[derive(Debug, Clone)]
 pub struct Rewritten {
     pub segment: u32,
+    /// The id its new file is read by (`reader::FIRST_REWRITTEN_FILE`); None when the
+    /// scavenge left it as it was.
+    pub file: Option<u32>,
     /// The positions the segment covers: from the first, to the one after its last.
     pub positions: std::ops::Range<u64>,
     /// The streams whose events in the segment went, whose chunks change.
@@ -456,19 +459,22 @@ impl IndexDb {
     /// Puts segment `rewritten.segment`'s file as it is now into the index in place of
     /// what was there (`disk_streams.rs`), and takes its note away, in one batch,
     /// synced. A segment past the checkpoint is not in the index yet: its ingestion
-    /// reads the file as it is then. The ingester's thread, as ingestion.
-    pub fn reingest_segment(&self, rewritten: &Rewritten) -> Result<(), StoreError> {
+    /// reads the file as it is then. Says whether the index held it (and holds its new
+    /// file's records now). The ingester's thread, as ingestion.
+    pub fn reingest_segment(&self, rewritten: &Rewritten) -> Result<bool, StoreError> {
         let seq = rewritten.segment;
         let indexing = |e| index_error(format!("indexing segment {seq} again"), e);
         let mut batch = self.db.batch();
-        if self.checkpoint()?.is_some_and(|c| c.segment >= seq) {
+        let held = self.checkpoint()?.is_some_and(|c| c.segment >= seq);
+        if held {
             let path = segment::segment_path(&self.log_dir, u64::from(seq));
             self.streams
                 .reingest_segment(&mut batch, &path, rewritten)?;
         }
         batch.remove(&self.meta, rewrite_note(seq));
         batch.commit().map_err(indexing)?;
-        self.db.persist(PersistMode::SyncAll).map_err(indexing)
+        self.db.persist(PersistMode::SyncAll).map_err(indexing)?;
+        Ok(held)
     }
 
     /// What an ingestion of `checkpoint`'s segment cut short by a crash leaves: its

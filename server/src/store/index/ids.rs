@@ -75,6 +75,19 @@ impl EventIds {
         self.ingester.as_ref()?.ingested_through()
     }
 
+    /// The rewritten segments the index on disk holds as they are now, each with the id
+    /// of its file then ([`Ingester::take_reingested`]).
+    pub fn take_reingested(&self) -> Vec<(u32, u32)> {
+        self.ingester
+            .as_ref()
+            .map_or_else(Vec::new, Ingester::take_reingested)
+    }
+
+    /// Whether [`EventIds::take_reingested`] has, or may soon have, something.
+    pub fn reingesting(&self) -> bool {
+        self.ingester.as_ref().is_some_and(Ingester::reingesting)
+    }
+
     /// Ids kept in memory only.
     pub fn in_memory(ids: IdMap) -> EventIds {
         EventIds {

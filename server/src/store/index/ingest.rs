@@ -14,7 +14,9 @@
 //! over, and the bound.
 //!
 //! A scavenge that rewrites a sealed segment tells it too ([`Rewrites`]): it puts the
-//! segment's new file into the index in its turn, after any ingestion queued before.
+//! segment's new file into the index in its turn, after any ingestion queued before,
+//! and then tells the writer ([`Ingester::take_reingested`]), which lets go of the
+//! records the rewrite put back in memory.
 //!
 //! If an ingestion fails, the ingester stops: the ids it was given stay in the
 //! writer's memory, as they did before there was an index on disk, and the next start
@@ -23,9 +25,9 @@
 use super::disk::{Checkpoint, IdMap, IndexDb, Rewritten};
 use super::priority;
 use crate::store::error::StoreError;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Sealed segments the ingester may have yet to put on disk before the writer waits.
@@ -62,6 +64,11 @@ pub struct Ingester {
     may_join: AtomicUsize,
     /// Set when the thread has stopped: nothing more goes on disk.
     stopped: Arc<AtomicBool>,
+    /// Rewritten segments sent and not yet done with.
+    rewrites_in_flight: Arc<AtomicUsize>,
+    /// The rewritten segments put in again, each with the id of the file whose records
+    /// the index on disk now holds, until the writer takes them.
+    reingested: Arc<Mutex<Vec<(u32, u32)>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -73,10 +80,13 @@ impl Ingester {
         let backlog = Arc::new(AtomicUsize::new(0));
         let catching_up = Arc::new(AtomicUsize::new(0));
         let stopped = Arc::new(AtomicBool::new(false));
+        let rewrites_in_flight = Arc::new(AtomicUsize::new(0));
+        let reingested = Arc::new(Mutex::new(Vec::new()));
         let thread = {
             let (db, through) = (db.clone(), through.clone());
             let (backlog, stopped) = (backlog.clone(), stopped.clone());
             let catching_up = catching_up.clone();
+            let (in_flight, reingested) = (rewrites_in_flight.clone(), reingested.clone());
             std::thread::Builder::new()
                 .name("evenire-ingest".into())
                 .spawn(move || {
@@ -114,7 +124,14 @@ impl Ingester {
                                 }
                                 done
                             }
-                            Work::Rewritten(rewritten) => reingest(&db, &rewritten),
+                            Work::Rewritten(rewritten) => {
+                                let done = reingest(&db, &rewritten);
+                                if let (Ok(true), Some(file)) = (&done, rewritten.file) {
+                                    lock(&reingested).push((rewritten.segment, file));
+                                }
+                                in_flight.fetch_sub(1, Ordering::Release);
+                                done.map(|_| ())
+                            }
                             Work::Finish => return,
                         };
                         if done.is_err() {
@@ -131,6 +148,8 @@ impl Ingester {
             catching_up,
             may_join: AtomicUsize::new(0),
             stopped,
+            rewrites_in_flight,
+            reingested,
             thread: Some(thread),
         })
     }
@@ -197,7 +216,21 @@ impl Ingester {
         Some(Rewrites {
             db: Arc::downgrade(&self.db),
             sender,
+            in_flight: self.rewrites_in_flight.clone(),
         })
+    }
+
+    /// The rewritten segments the index on disk holds as they are now, each with the
+    /// id of its file then, since the last call.
+    pub fn take_reingested(&self) -> Vec<(u32, u32)> {
+        std::mem::take(&mut *lock(&self.reingested))
+    }
+
+    /// Whether [`Ingester::take_reingested`] has, or may soon have, something.
+    pub fn reingesting(&self) -> bool {
+        let in_flight = self.rewrites_in_flight.load(Ordering::Acquire) > 0
+            && !self.stopped.load(Ordering::Acquire);
+        in_flight || !lock(&self.reingested).is_empty()
     }
 
     /// Waits for every queued segment to be ingested, then saves the filter for the
@@ -247,12 +280,12 @@ fn ingest(db: &IndexDb, checkpoint: Checkpoint, ids: &IdMap) -> Result<(), Store
     Ok(())
 }
 
-/// Puts a segment a scavenge rewrote into the index as its file is now; says why not
-/// in the log. The note of its rewrite stays then, and the next start rebuilds the
-/// index.
-fn reingest(db: &IndexDb, rewritten: &Rewritten) -> Result<(), StoreError> {
+/// Puts a segment a scavenge rewrote into the index as its file is now, if the index
+/// holds it, and says whether it did; says why not in the log. The note of its rewrite
+/// stays then, and the next start rebuilds the index.
+fn reingest(db: &IndexDb, rewritten: &Rewritten) -> Result<bool, StoreError> {
     let started = std::time::Instant::now();
-    db.reingest_segment(rewritten).inspect_err(|e| {
+    let indexed = db.reingest_segment(rewritten).inspect_err(|e| {
         tracing::error!(
             segment = rewritten.segment,
             error = %e,
@@ -262,10 +295,11 @@ fn reingest(db: &IndexDb, rewritten: &Rewritten) -> Result<(), StoreError> {
     tracing::debug!(
         segment = rewritten.segment,
         streams = rewritten.streams.len(),
+        indexed,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "indexed a segment a scavenge rewrote"
     );
-    Ok(())
+    Ok(indexed)
 }
 
 /// A scavenge's side of the ingester: before a sealed segment's file changes, a durable
@@ -279,6 +313,7 @@ fn reingest(db: &IndexDb, rewritten: &Rewritten) -> Result<(), StoreError> {
 pub struct Rewrites {
     db: std::sync::Weak<IndexDb>,
     sender: mpsc::Sender<Work>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Rewrites {
@@ -292,9 +327,17 @@ impl Rewrites {
 
     /// After it changed, or was left as it was.
     pub fn after(&self, rewritten: Rewritten) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         // A stopped ingester drops it: the note stays, the next start rebuilds.
-        let _ = self.sender.send(Work::Rewritten(rewritten));
+        if self.sender.send(Work::Rewritten(rewritten)).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
+}
+
+/// A list the ingester and the writer share; a panic while it was held leaves it whole.
+fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Sets its flag when dropped: when the ingester's thread ends, by a return or a panic.

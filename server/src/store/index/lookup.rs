@@ -3,7 +3,9 @@
 //! records it let go of), the disk is asked after the index's lock is let go, so that
 //! appends never wait on a disk read, and the answer is checked under the lock again:
 //! a scavenge that rewrote the segment meanwhile puts its records back in memory (the
-//! disk may not hold the new file yet), and the look-up is asked again.
+//! disk may not hold the new file yet), and the look-up is asked again; so when the
+//! segment's records are on disk again, but of another file. The disk names a record's
+//! segment by its number: the index in memory says which file that is now.
 
 use super::disk_streams::StreamKeyspaces;
 use super::{Index, Located, LogRecord, Pick, VersionLocated};
@@ -71,13 +73,19 @@ pub fn record_holding_version(
     let mut chunk_on_disk = None;
     loop {
         let located = index.with(|i| i.locate_version(stream, version, chunk_on_disk.clone()));
-        let (segment, positions, pick) = match located {
+        let on_disk = match located {
             VersionLocated::Record(Located::Here(found)) => return Ok(found),
             VersionLocated::Record(Located::OnDisk {
                 segment,
+                file,
                 positions,
                 pick,
-            }) => (segment, positions, pick),
+            }) => OnDisk {
+                segment,
+                file,
+                positions,
+                pick,
+            },
             VersionLocated::ChunkOnDisk { end } => {
                 let keyspaces = disk.ok_or(StoreError::ShuttingDown)?;
                 match keyspaces.chunk_positions(stream, version, end)? {
@@ -87,7 +95,7 @@ pub fn record_holding_version(
                 continue;
             }
         };
-        match ask_settled(index, disk, segment, positions, pick)? {
+        match ask_settled(index, disk, on_disk)? {
             Step::Done(found) => return Ok(found),
             Step::Again => {}
         }
@@ -104,15 +112,22 @@ fn walk(
     then: impl Fn(&Range<u64>) -> Option<u64>,
 ) -> Result<Option<LogRecord>, StoreError> {
     loop {
-        let (segment, positions, pick) = match index.with(|i| locate(i, at)) {
+        let on_disk = match index.with(|i| locate(i, at)) {
             Located::Here(found) => return Ok(found),
             Located::OnDisk {
                 segment,
+                file,
                 positions,
                 pick,
-            } => (segment, positions, pick),
+            } => OnDisk {
+                segment,
+                file,
+                positions,
+                pick,
+            },
         };
-        match ask_settled(index, disk, segment, positions.clone(), pick)? {
+        let positions = on_disk.positions.clone();
+        match ask_settled(index, disk, on_disk)? {
             Step::Done(Some(record)) => return Ok(Some(record)),
             Step::Done(None) => match then(&positions) {
                 Some(next) => at = next,
@@ -129,26 +144,42 @@ enum Step {
     Again,
 }
 
-/// The first or last record in `positions` of `segment`, asked of the disk, if the
-/// segment's records are still on disk only once it answered.
+/// What [`Located::OnDisk`] says to ask.
+struct OnDisk {
+    segment: u32,
+    file: u32,
+    positions: Range<u64>,
+    pick: Pick,
+}
+
+/// The first or last record in the positions asked, of the disk, if the segment's
+/// records are still on disk only, those of the same file, once it answered.
 fn ask_settled(
     index: &impl IndexAccess,
     disk: Disk<'_>,
-    segment: u32,
-    positions: Range<u64>,
-    pick: Pick,
+    asked: OnDisk,
 ) -> Result<Step, StoreError> {
     // Records are let go of only with an index on disk, which closes once the store
     // has stopped: a read still going then ends as the store's others do.
     let keyspaces = disk.ok_or(StoreError::ShuttingDown)?;
-    let found = match pick {
-        Pick::First => keyspaces.first_record_in(positions)?,
-        Pick::Last => keyspaces.last_record_in(positions)?,
+    let found = match asked.pick {
+        Pick::First => keyspaces.first_record_in(asked.positions)?,
+        Pick::Last => keyspaces.last_record_in(asked.positions)?,
     };
-    match index.with(|i| i.records_on_disk(segment)) {
-        true => Ok(Step::Done(found)),
+    match index.with(|i| i.records_on_disk(asked.segment, asked.file)) {
+        true => Ok(Step::Done(
+            found.map(|record| in_file(record, asked.segment, asked.file)),
+        )),
         false => Ok(Step::Again),
     }
+}
+
+/// `record`, found on disk in segment `segment`, as read from its file `file`.
+pub fn in_file(mut record: LogRecord, segment: u32, file: u32) -> LogRecord {
+    if record.loc.segment == segment {
+        record.loc.segment = file;
+    }
+    record
 }
 
 /// The look-ups of an index whose records are all in memory, for tests.
@@ -299,13 +330,22 @@ mod tests {
         keep_a_day(&store, &streams[1]).await;
         let got = reads(&store, &streams, true).await;
         assert_eq!(first_difference(&got, &expected), None);
+        let held = on_disk(&store);
         hide_and_scavenge(&store, &streams[0]).await;
+        let got = reads(&store, &streams, true).await;
+        assert_eq!(first_difference(&got, &expected_after), None);
+        // The rewritten segments' records go back to disk once it holds their files.
+        wait_until_on_disk(&store, held).await;
         let got = reads(&store, &streams, true).await;
         assert_eq!(first_difference(&got, &expected_after), None);
         loosen(&store, &streams[0]).await;
         let got = reads(&store, &streams, true).await;
         assert_eq!(first_difference(&got, &expected_loosened), None);
+        // Rewritten again, from records on disk: found in their files of the first.
         delete_and_scavenge(&store, &streams).await;
+        wait_until_on_disk(&store, held).await;
+        let got = reads(&store, &streams, false).await;
+        assert_eq!(first_difference(&got, &expected_emptied), None);
         store.shutdown().await;
         drop(store);
         agreeing(dir.path());
@@ -379,10 +419,28 @@ mod tests {
         store.shutdown().await;
     }
 
+    /// Waits until at least `count` of the first 20 segments have their records on
+    /// disk only: those a scavenge rewrote once the ingester has put their new files
+    /// in and the writer, idle, has let go of them.
+    async fn wait_until_on_disk(store: &Store, count: usize) {
+        for _ in 0..1_000 {
+            if on_disk(store) >= count {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{} segments on disk only, not {count}", on_disk(store));
+    }
+
     /// How many of the first 20 segments have their records on disk only.
     fn on_disk(store: &Store) -> usize {
         let index = read_index(&store.shared);
-        (0..20).filter(|&s| index.records_on_disk(s)).count()
+        let on_disk = |s| {
+            index
+                .segment_file(s)
+                .is_some_and(|f| index.records_on_disk(s, f))
+        };
+        (0..20).filter(|&s| on_disk(s)).count()
     }
 
     /// Deletes every stream but the first and the last (the filler), and scavenges to

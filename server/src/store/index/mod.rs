@@ -122,9 +122,11 @@ pub enum Located {
     /// Here, in memory: this record, or none.
     Here(Option<LogRecord>),
     /// In the index on disk: the first or last record in `positions`, which lie in
-    /// `segment`, whose records only the disk holds (`lookup.rs` asks it).
+    /// `segment`, whose records only the disk holds, those of its file `file`
+    /// (`lookup.rs` asks it).
     OnDisk {
         segment: u32,
+        file: u32,
         positions: std::ops::Range<u64>,
         pick: Pick,
     },
@@ -582,6 +584,7 @@ impl Index {
             if segment.on_disk.is_some() {
                 return Located::OnDisk {
                     segment: seq as u32,
+                    file: segment.file,
                     positions: segment.first_position..position + 1,
                     pick: Pick::Last,
                 };
@@ -610,6 +613,7 @@ impl Index {
                 if from < end {
                     return Located::OnDisk {
                         segment: seq as u32,
+                        file: segment.file,
                         positions: from..end,
                         pick: Pick::First,
                     };
@@ -656,17 +660,35 @@ impl Index {
         }
     }
 
-    /// Whether segment `seq`'s records are on disk only (a look-up that found them
-    /// there checks that they still are: a scavenge's rewrite puts them here again).
-    pub fn records_on_disk(&self, seq: u32) -> bool {
+    /// Whether segment `seq`'s records are on disk only, those of its file `file` (a
+    /// look-up that found them there checks that they still are: a scavenge's rewrite
+    /// puts them here again, and once the disk holds its file, lets go of them again).
+    pub fn records_on_disk(&self, seq: u32, file: u32) -> bool {
         self.segments
             .get(seq as usize)
-            .is_some_and(|s| s.on_disk.is_some())
+            .is_some_and(|s| s.on_disk.is_some() && s.file == file)
+    }
+
+    /// The id of the file segment `seq` is read from now.
+    pub fn segment_file(&self, seq: u32) -> Option<u32> {
+        self.segments.get(seq as usize).map(|s| s.file)
+    }
+
+    /// Lets go of the records of segment `seq` that a scavenge rewrote into file `file`,
+    /// which the index on disk now holds as they are, unless it was rewritten again.
+    pub fn let_go_rewritten(&mut self, seq: u32, file: u32) {
+        if let Some(segment) = self.segments.get_mut(seq as usize)
+            && segment.file == file
+            && segment.on_disk.is_none()
+        {
+            segment.on_disk = Some(segment.records.len());
+            segment.records = Vec::new();
+        }
     }
 
     /// Lets go of the records of every segment up to `seq` that the index on disk holds
-    /// as they are (those a scavenge rewrote since the start stay: the disk may not
-    /// hold their new file yet). Look-ups of them then ask the disk.
+    /// as they are (those a scavenge rewrote since the start stay until it holds their
+    /// new file: [`Index::let_go_rewritten`]). Look-ups of them then ask the disk.
     fn forget_records_through(&mut self, seq: u32) {
         if self
             .records_forgotten_through
@@ -718,6 +740,11 @@ impl Index {
             gone += entry.let_go_chunks_below(below);
         });
         self.chunks -= gone;
+    }
+
+    /// Whether a sweep that lets go of chunks is going on.
+    pub fn letting_go(&self) -> bool {
+        self.chunk_sweep.is_some()
     }
 
     /// The position after segment `seq`'s last: where the next starts, or the log's
@@ -937,6 +964,7 @@ fn locate_first_in(segments: &[SegmentRecords], positions: Range<u64>) -> Locate
     if segment.on_disk.is_some() {
         return Located::OnDisk {
             segment: seq as u32,
+            file: segment.file,
             positions: first..end,
             pick: Pick::First,
         };

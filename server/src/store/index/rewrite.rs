@@ -153,7 +153,8 @@ impl Index {
                 first_position,
                 records: rewrite.records.clone(),
                 file: rewrite.new_file,
-                // Here until the next start: the disk may not hold the new file yet.
+                // Here until the ingester has put the new file in the index on disk
+                // (`Index::let_go_rewritten`).
                 on_disk: None,
             },
         );

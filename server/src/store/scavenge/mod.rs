@@ -175,6 +175,7 @@ fn rewrite(
     let streams = plan.rewrite.streams.iter().map(|(stream, _)| stream);
     let mut rewritten = Rewritten {
         segment: seq,
+        file: None,
         positions: 0..0,
         streams: streams.chain(&plan.rewrite.deleted).cloned().collect(),
         snapshots_gone: plan.rewrite.snapshots_gone.clone(),
@@ -203,6 +204,7 @@ fn rewrite(
         let opened = fs.open_read(path).map_err(io("opening"))?;
         let id = shared.reader.adopt(seq, opened)?;
         plan.name_file(id);
+        rewritten.file = Some(id);
         index
             .rewrite_segment(&plan.rewrite)
             .map_err(StoreError::IndexMismatch)?;

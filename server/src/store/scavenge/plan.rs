@@ -4,7 +4,7 @@
 use super::background::in_background;
 use crate::store::error::StoreError;
 use crate::store::index::disk_answers::{DiskAnswers, answered_by};
-use crate::store::index::{Index, LogRecord, RecordLoc, SegmentRewrite};
+use crate::store::index::{Index, LogRecord, RecordLoc, SegmentRewrite, lookup};
 use crate::store::log::record::{self, Entry, Rewritten};
 use crate::store::log::segment;
 use crate::store::shared::{Shared, read_index};
@@ -369,14 +369,20 @@ fn copy_records(
         match done {
             Ok(true) => return Ok(copied),
             Ok(false) => {}
-            Err(count) => return records_on_disk(shared, seq, count),
+            Err(count) => return records_on_disk(shared, seq, file, count),
         }
     }
 }
 
-/// The records of segment `seq`, which the index on disk holds (`count` of them) and
-/// the index in memory let go of: read from the disk, with no lock held.
-fn records_on_disk(shared: &Shared, seq: u32, count: usize) -> Result<Vec<LogRecord>, StoreError> {
+/// The records of segment `seq`, read from its file `file`, which the index on disk
+/// holds (`count` of them) and the index in memory let go of: read from the disk, with
+/// no lock held.
+fn records_on_disk(
+    shared: &Shared,
+    seq: u32,
+    file: u32,
+    count: usize,
+) -> Result<Vec<LogRecord>, StoreError> {
     let (first, end) = read_index(shared)
         .segment_range(seq)
         .ok_or_else(|| mismatch(format!("segment {seq} is the one being written")))?;
@@ -386,6 +392,10 @@ fn records_on_disk(shared: &Shared, seq: u32, count: usize) -> Result<Vec<LogRec
         ))
     })?;
     let records = db.streams().records_in(first..end)?;
+    let records: Vec<LogRecord> = records
+        .into_iter()
+        .map(|record| lookup::in_file(record, seq, file))
+        .collect();
     if records.len() != count {
         return Err(mismatch(format!(
             "the index on disk holds {} records of segment {seq}, the index in memory \

@@ -30,6 +30,7 @@ mod reserve;
 pub mod syncer;
 
 use crate::store::error::StoreError;
+use crate::store::index::Index;
 use crate::store::index::disk::Checkpoint;
 use crate::store::index::facts::now_micros;
 use crate::store::log::fs::{Fs, LogFile};
@@ -54,6 +55,12 @@ const MAX_BATCH_BYTES: usize = 32 << 20;
 /// Streams whose chunks the writer looks at, with each group it applies, to let go of
 /// those the index on disk holds (`Index::let_go_through`): tens of µs under the lock.
 const LET_GO_BUDGET: usize = 2048;
+/// While idle with such upkeep to do, the writer does it this often, eight times the
+/// budget at a time.
+const UPKEEP_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+/// With an index on disk, an idle writer looks this often for upkeep to do: what the
+/// ingester put on disk since (a checkpoint, a rewritten segment) is let go of then.
+const IDLE_UPKEEP_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A group written to the log, to be answered once its sync succeeds.
 struct Syncing {
@@ -92,6 +99,9 @@ pub struct Writer {
     pub(in crate::store) refusing: Option<String>,
     /// How far the active segment is synced, and how far its sync marks say so.
     pub(in crate::store) marks: Marks,
+    /// Whether the index has memory to give back that the index on disk holds: a sweep
+    /// of streams' chunks going on (`Writer::upkeep`).
+    pub(in crate::store) upkeep_due: bool,
 }
 
 impl Writer {
@@ -136,25 +146,43 @@ impl Writer {
     }
 
     /// Waits for the next command, writing a sync mark of its own if none comes within
-    /// [`IDLE_MARK_DELAY`] while synced groups are not yet marked (`marks.rs`).
+    /// [`IDLE_MARK_DELAY`] while synced groups are not yet marked (`marks.rs`), and
+    /// with an index on disk, giving the index's memory back every [`UPKEEP_DELAY`]
+    /// while it has some to, looking for some every [`IDLE_UPKEEP_CHECK`].
     fn next_command(
         &mut self,
         commands: &mut mpsc::Receiver<Command>,
         timer: Option<&tokio::runtime::Runtime>,
     ) -> Option<Command> {
-        if let Some(timer) = timer
-            && self.refusing.is_none()
-            && self.marks.pending()
-        {
+        let Some(timer) = timer else {
+            return commands.blocking_recv();
+        };
+        let mut mark_due = self.refusing.is_none() && self.marks.pending();
+        loop {
+            let with_disk = self.ids.disk().is_some();
+            let upkeep_due = self.upkeep_due || self.ids.reingesting();
+            let delay = match (mark_due, upkeep_due, with_disk) {
+                (true, _, _) => IDLE_MARK_DELAY,
+                (false, true, _) => UPKEEP_DELAY,
+                (false, false, true) => IDLE_UPKEEP_CHECK,
+                (false, false, false) => return commands.blocking_recv(),
+            };
             // Inside the future: the timeout's timer must be made in the runtime.
-            let waited = timer
-                .block_on(async { tokio::time::timeout(IDLE_MARK_DELAY, commands.recv()).await });
-            match waited {
-                Ok(command) => return command,
-                Err(_) => self.write_idle_mark(),
+            let waited =
+                timer.block_on(async { tokio::time::timeout(delay, commands.recv()).await });
+            if let Ok(command) = waited {
+                return command;
+            }
+            if mark_due {
+                // Once: a mark that fails is not tried again until the next group.
+                self.write_idle_mark();
+                mark_due = false;
+            }
+            if with_disk {
+                let mut index = write_index(&self.shared);
+                self.upkeep_due = upkeep(&self.ids, &mut index, 8 * LET_GO_BUDGET);
             }
         }
-        commands.blocking_recv()
     }
 
     /// Writes a sync mark alone and syncs it.
@@ -449,10 +477,7 @@ impl Writer {
                     }
                 }
             }
-            // What the index on disk holds now is read there.
-            if let Some(through) = self.ids.on_disk_through() {
-                index.let_go_through(through, LET_GO_BUDGET);
-            }
+            self.upkeep_due = upkeep(&self.ids, &mut index, LET_GO_BUDGET);
             index.next_position()
         };
         self.shared.set_committed_end(CommittedEnd {
@@ -594,4 +619,17 @@ fn refuse_all(batch: Vec<WriteCommand>, error: &StoreError) {
     for command in batch {
         command.refuse(error);
     }
+}
+
+/// Lets the index in memory give back what the index on disk holds now: the records of
+/// the segments up to its checkpoint, and of those rewritten that it holds again;
+/// streams' chunks, `budget` streams at a time. Says whether a sweep of those goes on.
+fn upkeep(ids: &EventIds, index: &mut Index, budget: usize) -> bool {
+    for (segment, file) in ids.take_reingested() {
+        index.let_go_rewritten(segment, file);
+    }
+    if let Some(through) = ids.on_disk_through() {
+        index.let_go_through(through, budget);
+    }
+    index.letting_go()
 }
