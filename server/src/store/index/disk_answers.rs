@@ -13,9 +13,8 @@
 use super::Index;
 use super::disk_streams::{StreamKeyspaces, stream_key};
 use super::facts::now_micros;
-use super::lookup::{Disk, IndexAccess};
+use super::lookup::IndexAccess;
 use crate::store::error::StoreError;
-use crate::store::index::disk::IndexDb;
 use crate::store::shared::Shared;
 use crate::store::types::StreamId;
 use std::ops::Range;
@@ -79,35 +78,26 @@ impl Default for DiskAnswers {
     }
 }
 
-/// Runs `question` against the index in memory, asking the disk what it needs between
-/// runs, until it has an answer.
-pub fn answered<T>(
-    index: &impl IndexAccess,
-    disk: Disk<'_>,
-    question: impl Fn(&Index, &DiskAnswers) -> Result<T, DiskQuery>,
-) -> Result<T, StoreError> {
-    let mut answers = DiskAnswers::new();
-    loop {
-        match index.with(|i| question(i, &answers)) {
-            Ok(answer) => return Ok(answer),
-            Err(query) => {
-                // Chunks leave memory only with an index on disk, which closes once the
-                // store has stopped: a question still going then ends as others do.
-                let keyspaces = disk.ok_or(StoreError::ShuttingDown)?;
-                let answer = ask(keyspaces, &query)?;
-                answers.learn(query, answer);
-            }
-        }
-    }
-}
-
-/// [`answered`], of the store's shared index and its index on disk.
+/// Runs `question` against the store's index in memory, asking its index on disk what
+/// it needs between runs, until it has an answer. The index on disk is taken only when
+/// it is asked.
 pub fn answered_by<T>(
     shared: &Shared,
     question: impl Fn(&Index, &DiskAnswers) -> Result<T, DiskQuery>,
 ) -> Result<T, StoreError> {
-    let db = shared.index_db();
-    answered(shared, db.as_deref().map(IndexDb::streams), question)
+    let mut answers = DiskAnswers::new();
+    loop {
+        match shared.with(|i| question(i, &answers)) {
+            Ok(answer) => return Ok(answer),
+            Err(query) => {
+                // Chunks leave memory only with an index on disk, which closes once the
+                // store has stopped: a question still going then ends as others do.
+                let db = shared.index_db().ok_or(StoreError::ShuttingDown)?;
+                let answer = ask(db.streams(), &query)?;
+                answers.learn(query, answer);
+            }
+        }
+    }
 }
 
 fn ask(keyspaces: &StreamKeyspaces, query: &DiskQuery) -> Result<Option<u64>, StoreError> {

@@ -505,6 +505,7 @@ impl Index {
             (None, None) => self.ordered.range::<str, _>(..),
         };
         let mut scanned = 0;
+        let in_memory = DiskAnswers::new();
         for (stream_type, keys) in types {
             let keys = match after {
                 Some(after) if after.stream_type == *stream_type => {
@@ -537,8 +538,7 @@ impl Index {
                 if key_matches && (filter.include_deleted || state == Some(StreamState::Live)) {
                     // The streams whose info needs the disk are filled in after the
                     // lock is let go (`disk_answers.rs`).
-                    let answers = DiskAnswers::new();
-                    match self.info(&stream, &answers) {
+                    match self.info(&stream, &in_memory) {
                         Ok(Some(info)) => streams.push(Ok(info)),
                         Ok(None) => {}
                         Err(_) => streams.push(Err(stream.clone())),
