@@ -104,8 +104,9 @@ pub async fn start(addr: &str, deadline: Instant) -> Result<Hostile, String> {
         }
     }));
 
-    // A read hog and a subscription hog: calls opened until refused, never read, held
-    // to the end.
+    // A read hog and a subscription hog: calls opened in waves until refused, never
+    // read, held to the end. Waves, not one call at a time, so that the per-address
+    // limit is met early in the soak however slow the machine.
     for subscribe in [false, true] {
         let (counters, bulk) = (counters.clone(), bulk.clone());
         let addr = addr.to_string();
@@ -118,23 +119,35 @@ pub async fn start(addr: &str, deadline: Instant) -> Result<Hostile, String> {
             let mut subscriptions = Vec::new();
             while Instant::now() < deadline {
                 let opened = match subscribe {
-                    false => bounded(hog.read(&bulk, ReadFrom::Start, Direction::Forward, None))
-                        .await
-                        .map(|read| reads.push(read)),
-                    true => bounded(
-                        hog.subscribe_all(SubscribeFrom::Start, SubscribeOptions::default()),
-                    )
-                    .await
-                    .map(|subscription| subscriptions.push(subscription)),
+                    false => {
+                        let wave = in_wave(|| {
+                            let (hog, bulk) = (hog.clone(), bulk.clone());
+                            async move {
+                                hog.read(&bulk, ReadFrom::Start, Direction::Forward, None)
+                                    .await
+                            }
+                        });
+                        held(wave.await, &mut reads)
+                    }
+                    true => {
+                        let wave = in_wave(|| {
+                            let hog = hog.clone();
+                            async move {
+                                hog.subscribe_all(SubscribeFrom::Start, SubscribeOptions::default())
+                                    .await
+                            }
+                        });
+                        held(wave.await, &mut subscriptions)
+                    }
                 };
-                match opened {
-                    Ok(()) => {
-                        counters.calls_held.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        counters.calls_refused.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                counters
+                    .calls_held
+                    .fetch_add(opened.held, Ordering::Relaxed);
+                counters
+                    .calls_refused
+                    .fetch_add(opened.refused, Ordering::Relaxed);
+                if opened.refused > 0 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         }));
@@ -189,4 +202,48 @@ async fn bounded<T>(
         Ok(Ok(done)) => Ok(done),
         _ => Err(()),
     }
+}
+
+/// Calls a hog opens at once.
+const WAVE: usize = 32;
+
+/// Opens [`WAVE`] calls made by `call` at once, each [`bounded`].
+async fn in_wave<T, F>(call: impl Fn() -> F) -> Vec<Result<T, ()>>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, evenire_client::Error>> + Send + 'static,
+{
+    let mut wave = tokio::task::JoinSet::new();
+    for _ in 0..WAVE {
+        wave.spawn(bounded(call()));
+    }
+    let mut opened = Vec::with_capacity(WAVE);
+    while let Some(call) = wave.join_next().await {
+        opened.push(call.unwrap_or(Err(())));
+    }
+    opened
+}
+
+/// How many of a wave's calls were opened and how many refused.
+struct WaveCounts {
+    held: u64,
+    refused: u64,
+}
+
+/// Keeps a wave's opened calls in `held_calls`, and counts them.
+fn held<T>(wave: Vec<Result<T, ()>>, held_calls: &mut Vec<T>) -> WaveCounts {
+    let mut counts = WaveCounts {
+        held: 0,
+        refused: 0,
+    };
+    for call in wave {
+        match call {
+            Ok(call) => {
+                held_calls.push(call);
+                counts.held += 1;
+            }
+            Err(()) => counts.refused += 1,
+        }
+    }
+    counts
 }
