@@ -116,13 +116,9 @@ impl StreamKeyspaces {
         version: u64,
         end: u64,
     ) -> Result<Option<RecordLoc>, StoreError> {
-        let key = stream_key(stream);
-        let Some(chunk) = self.chunk_at_or_before(&key, version, end)? else {
+        let Some(chunk) = self.chunk_holding(&stream_key(stream), version, end)? else {
             return Ok(None);
         };
-        if version > chunk.last_version() {
-            return Ok(None);
-        }
         Ok(self.chunk_record(&chunk, end)?.map(|record| record.loc))
     }
 
@@ -235,8 +231,7 @@ impl StreamKeyspaces {
         version: u64,
         end: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let chunk = self.chunk_at_or_before(key, version, end)?;
-        let chunk = chunk.filter(|chunk| version <= chunk.last_version());
+        let chunk = self.chunk_holding(key, version, end)?;
         Ok(chunk.map(|chunk| chunk.first_position + (version - chunk.first_version)))
     }
 
@@ -247,8 +242,7 @@ impl StreamKeyspaces {
         version: u64,
         end: u64,
     ) -> Result<Option<Range<u64>>, StoreError> {
-        let chunk = self.chunk_at_or_before(&stream_key(stream), version, end)?;
-        let chunk = chunk.filter(|chunk| version <= chunk.last_version());
+        let chunk = self.chunk_holding(&stream_key(stream), version, end)?;
         Ok(chunk.map(|chunk| {
             chunk.first_position..chunk.first_position.saturating_add(u64::from(chunk.events))
         }))
@@ -326,6 +320,17 @@ impl StreamKeyspaces {
         }
         let bounds = positions.start.to_be_bytes()..positions.end.to_be_bytes();
         record_entry(self.records.range(bounds).next_back())
+    }
+
+    /// The chunk of the stream keyed `key` below `end` that holds `version`.
+    fn chunk_holding(
+        &self,
+        key: &[u8],
+        version: u64,
+        end: u64,
+    ) -> Result<Option<DiskChunk>, StoreError> {
+        let chunk = self.chunk_at_or_before(key, version, end)?;
+        Ok(chunk.filter(|chunk| version <= chunk.last_version()))
     }
 
     /// The last chunk of the stream keyed `key` whose first version is at or before

@@ -8,7 +8,7 @@
 //! segment by its number: the index in memory says which file that is now.
 
 use super::disk_streams::StreamKeyspaces;
-use super::{Index, Located, LogRecord, Pick, VersionLocated};
+use super::{Index, Located, LogRecord, OnDisk, Pick, VersionLocated};
 use crate::store::error::StoreError;
 use crate::store::shared::{Shared, read_index};
 use crate::store::types::StreamId;
@@ -75,17 +75,7 @@ pub fn record_holding_version(
         let located = index.with(|i| i.locate_version(stream, version, chunk_on_disk.clone()));
         let on_disk = match located {
             VersionLocated::Record(Located::Here(found)) => return Ok(found),
-            VersionLocated::Record(Located::OnDisk {
-                segment,
-                file,
-                positions,
-                pick,
-            }) => OnDisk {
-                segment,
-                file,
-                positions,
-                pick,
-            },
+            VersionLocated::Record(Located::OnDisk(on_disk)) => on_disk,
             VersionLocated::ChunkOnDisk { end } => {
                 let keyspaces = disk.ok_or(StoreError::ShuttingDown)?;
                 match keyspaces.chunk_positions(stream, version, end)? {
@@ -114,17 +104,7 @@ fn walk(
     loop {
         let on_disk = match index.with(|i| locate(i, at)) {
             Located::Here(found) => return Ok(found),
-            Located::OnDisk {
-                segment,
-                file,
-                positions,
-                pick,
-            } => OnDisk {
-                segment,
-                file,
-                positions,
-                pick,
-            },
+            Located::OnDisk(on_disk) => on_disk,
         };
         let positions = on_disk.positions.clone();
         match ask_settled(index, disk, on_disk)? {
@@ -142,14 +122,6 @@ enum Step {
     Done(Option<LogRecord>),
     /// The segment's records came back to memory meanwhile.
     Again,
-}
-
-/// What [`Located::OnDisk`] says to ask.
-struct OnDisk {
-    segment: u32,
-    file: u32,
-    positions: Range<u64>,
-    pick: Pick,
 }
 
 /// The first or last record in the positions asked, of the disk, if the segment's

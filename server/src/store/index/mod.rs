@@ -121,15 +121,18 @@ pub enum VersionLocated {
 pub enum Located {
     /// Here, in memory: this record, or none.
     Here(Option<LogRecord>),
-    /// In the index on disk: the first or last record in `positions`, which lie in
-    /// `segment`, whose records only the disk holds, those of its file `file`
-    /// (`lookup.rs` asks it).
-    OnDisk {
-        segment: u32,
-        file: u32,
-        positions: std::ops::Range<u64>,
-        pick: Pick,
-    },
+    /// In the index on disk (`lookup.rs` asks it).
+    OnDisk(OnDisk),
+}
+
+/// A look-up the index on disk answers: the first or last record in `positions`,
+/// which lie in `segment`, whose records only the disk holds, those of its file `file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnDisk {
+    pub segment: u32,
+    pub file: u32,
+    pub positions: Range<u64>,
+    pub pick: Pick,
 }
 
 /// One append of a stream: its first version, the position it was at and when it was
@@ -582,12 +585,12 @@ impl Index {
             .partition_point(|s| s.first_position <= position);
         for (seq, segment) in self.segments[..segments].iter().enumerate().rev() {
             if segment.on_disk.is_some() {
-                return Located::OnDisk {
+                return Located::OnDisk(OnDisk {
                     segment: seq as u32,
                     file: segment.file,
                     positions: segment.first_position..position + 1,
                     pick: Pick::Last,
-                };
+                });
             }
             let at = segment
                 .records
@@ -611,12 +614,12 @@ impl Index {
                 let end = self.segment_end(seq);
                 let from = segment.first_position.max(position.saturating_add(1));
                 if from < end {
-                    return Located::OnDisk {
+                    return Located::OnDisk(OnDisk {
                         segment: seq as u32,
                         file: segment.file,
                         positions: from..end,
                         pick: Pick::First,
-                    };
+                    });
                 }
                 continue;
             }
@@ -962,12 +965,12 @@ fn locate_first_in(segments: &[SegmentRecords], positions: Range<u64>) -> Locate
     };
     let segment = &segments[seq];
     if segment.on_disk.is_some() {
-        return Located::OnDisk {
+        return Located::OnDisk(OnDisk {
             segment: seq as u32,
             file: segment.file,
             positions: first..end,
             pick: Pick::First,
-        };
+        });
     }
     let records = &segment.records;
     let record = records
@@ -981,6 +984,6 @@ fn locate_first_in(segments: &[SegmentRecords], positions: Range<u64>) -> Locate
 fn record_in(segments: &[SegmentRecords], entry: &StreamEntry, at: usize) -> Option<LogRecord> {
     match locate_chunk_record(segments, entry, at) {
         Located::Here(record) => record,
-        Located::OnDisk { .. } => None,
+        Located::OnDisk(_) => None,
     }
 }
