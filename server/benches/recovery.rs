@@ -24,6 +24,7 @@ fn write_log(dir: &std::path::Path) {
         data_dir: dir.to_path_buf(),
         cache_bytes: 0,
         index_cache_bytes: None,
+        index_entries_kept: None,
         fsync: FsyncPolicy::PowerLossUnsafe,
         segment_size: 64 << 20,
         max_pending_bytes: 64 << 20,

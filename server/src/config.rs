@@ -37,7 +37,9 @@ pub struct Config {
     pub index_on_disk: bool,
 
     /// Memory for the blocks of the index on disk (in `<data-dir>/index`) that look-ups
-    /// read most: its filters and the event ids found recently.
+    /// read most (its filters and the event ids found recently) and, as much again, for
+    /// the entries of the streams written most recently (some 80 bytes each); the
+    /// others' are read from the index on disk when needed.
     #[arg(long, env = "EVENIRE_INDEX_CACHE_SIZE", default_value_t = ByteSize::mib(64))]
     pub index_cache_size: ByteSize,
 
@@ -309,6 +311,10 @@ impl Config {
             data_dir: self.data_dir.clone(),
             cache_bytes: self.cache_size.0,
             index_cache_bytes: self.index_on_disk.then_some(self.index_cache_size.0),
+            index_entries_kept: self.index_on_disk.then(|| {
+                let entries = self.index_cache_size.0 / crate::store::STREAM_BYTES as u64;
+                usize::try_from(entries).unwrap_or(usize::MAX)
+            }),
             fsync: match self.fsync {
                 Fsync::Always => FsyncPolicy::Always,
                 Fsync::PowerLossUnsafe => FsyncPolicy::PowerLossUnsafe,

@@ -66,7 +66,11 @@ pub type Opening = Pin<Box<dyn Future<Output = Result<Arc<dyn EventStore>, Store
 /// Opens the file log in `config.data_dir`, recovering it: may take a while on a large
 /// log.
 pub fn open_file_log(config: &Config) -> Opening {
-    let store_config = config.store();
+    open_store(config.store())
+}
+
+/// Opens the file log as `store_config` says (tests set what the command line does not).
+pub fn open_store(store_config: store::StoreConfig) -> Opening {
     Box::pin(async move {
         match tokio::task::spawn_blocking(move || Store::open(store_config)).await {
             Ok(opened) => opened.map(|store| Arc::new(store) as Arc<dyn EventStore>),

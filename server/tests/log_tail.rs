@@ -111,6 +111,7 @@ fn config(dir: PathBuf, fs: Arc<dyn evenire_server::store::fs::Fs>) -> StoreConf
         data_dir: dir,
         cache_bytes: 0,
         index_cache_bytes: None,
+        index_entries_kept: None,
         fsync: FsyncPolicy::Always,
         segment_size: 64 << 20,
         max_pending_bytes: 64 << 20,

@@ -64,6 +64,7 @@ fn config(fs: &SimFs, cache: bool) -> StoreConfig {
         data_dir: PathBuf::from("/sim/model"),
         cache_bytes: if cache { 1 << 20 } else { 0 },
         index_cache_bytes: None,
+        index_entries_kept: None,
         fsync: FsyncPolicy::Always,
         segment_size: 1024,
         max_pending_bytes: 64 << 20,

@@ -23,6 +23,7 @@ fn config(fs: &SimFs) -> StoreConfig {
         data_dir: PathBuf::from("/sim/evenire-data"),
         cache_bytes: 1 << 20,
         index_cache_bytes: None,
+        index_entries_kept: None,
         fsync: FsyncPolicy::Always,
         segment_size: 4096,
         max_pending_bytes: 64 << 20,

@@ -48,6 +48,7 @@ fn config(fs: &SimFs, rng: &mut Rng) -> StoreConfig {
         data_dir: PathBuf::from("/sim/evenire-data"),
         cache_bytes: if rng.below(2) == 0 { 0 } else { 1 << 20 },
         index_cache_bytes: None,
+        index_entries_kept: None,
         fsync: FsyncPolicy::Always,
         segment_size: 512 + rng.below(4096),
         max_pending_bytes: 64 << 20,

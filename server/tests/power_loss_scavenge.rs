@@ -25,6 +25,7 @@ fn config(fs: &SimFs) -> StoreConfig {
         data_dir: PathBuf::from("/sim/evenire-data"),
         cache_bytes: 0,
         index_cache_bytes: None,
+        index_entries_kept: None,
         fsync: FsyncPolicy::Always,
         segment_size: 1024,
         max_pending_bytes: 64 << 20,

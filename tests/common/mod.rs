@@ -28,12 +28,15 @@ pub const BACKENDS: &[Backend] = &[
 
 /// The file log with `--index-on-disk` and segments of 1 KiB (the smallest), so that a test's few
 /// events fill sealed segments whose records the index in memory lets go of once the
-/// index on disk holds them: reads then find them there.
+/// index on disk holds them, and no stream's entry kept in memory once the index on
+/// disk holds it: reads then find them there, and writes bring the entries back.
 fn open_file_log_index_on_disk(config: &Config) -> evenire_server::Opening {
     let mut config = config.clone();
     config.index_on_disk = true;
     config.segment_size = evenire_server::config::ByteSize(1 << 10);
-    evenire_server::open_file_log(&config)
+    let mut store = config.store();
+    store.index_entries_kept = Some(0);
+    evenire_server::open_store(store)
 }
 
 tokio::task_local! {

@@ -1,6 +1,7 @@
 //! The file log's metrics: its size, group commits and syncs, the cache, the index,
 //! subscriptions' lag and the last recovery, read from the store at each scrape.
 
+use super::index::disk_answers::answered_by;
 use super::reads::read::Scope;
 use super::shared::{Shared, read_index};
 use crate::metrics::collect::{counter, family, gauge, gauge_f64};
@@ -29,32 +30,32 @@ impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let e = &mut encoder;
         let stats = &self.shared.stats;
-        let (index, lag) = {
-            let index = read_index(&self.shared);
-            // The slowest subscription: how many events (of the log, or of its stream)
-            // lie between where it has read to and the end.
-            let lag = stats
-                .subscriptions
-                .snapshot()
-                .into_iter()
-                .map(|(scope, next)| {
-                    let end = match &scope {
-                        Scope::All => index.next_position(),
-                        Scope::Stream(stream) => index.stream_version(stream).map_or(0, |v| v + 1),
-                    };
-                    end.saturating_sub(next)
-                })
-                .max()
-                .unwrap_or(0);
-            (
-                index.figures(
-                    stats
-                        .event_ids_in_memory
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                ),
-                lag,
-            )
-        };
+        let index = read_index(&self.shared).figures(
+            stats
+                .event_ids_in_memory
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        // The slowest subscription: how many events (of the log, or of its stream) lie
+        // between where it has read to and the end. A stream's version may need the
+        // index on disk: asked apart, outside the index's lock.
+        let lag = stats
+            .subscriptions
+            .snapshot()
+            .into_iter()
+            .map(|(scope, next)| {
+                let end = match &scope {
+                    Scope::All => read_index(&self.shared).next_position(),
+                    Scope::Stream(stream) => answered_by(&self.shared, |index, answers| {
+                        index.stream_version(stream, answers)
+                    })
+                    .ok()
+                    .flatten()
+                    .map_or(0, |v| v + 1),
+                };
+                end.saturating_sub(next)
+            })
+            .max()
+            .unwrap_or(0);
         gauge(
             e,
             "evenire_log_bytes",

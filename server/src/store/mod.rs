@@ -38,7 +38,7 @@ mod writer;
 pub use backup::{Backup, BackupChunk, BackupFile, BackupPlan, HeldFile};
 pub use error::StoreError;
 pub use index::verify::{IndexCheck, check_index};
-pub use index::{ListFilter, Listing};
+pub use index::{ListFilter, Listing, STREAM_BYTES};
 pub use log::record::Snapshot;
 pub use log::{fs, lost, record, repair, restore, segment, sim_fs, skip};
 pub use metrics::{Recovery, StoreCollector};
@@ -165,8 +165,11 @@ impl Store {
         let mut recovered =
             recovery::recover(fs.as_ref(), dir, config.snapshots_per_stream, index)?;
         let ids = event_ids(index_db, &mut recovered)?;
+        if let Some(kept) = config.index_entries_kept {
+            recovered.index.keep_entries(kept);
+        }
         if let Some(through) = ids.on_disk_through() {
-            recovered.index.let_go_through(through, usize::MAX);
+            recovered.index.let_go_all_through(through);
         }
         let ids_in_memory = ids.in_memory_count(recovered.index.next_position());
         recovered
@@ -491,9 +494,13 @@ impl Store {
 
     /// Why `stream` has nothing to read: never written, or deleted.
     fn not_readable(&self, stream: &StreamId) -> StoreError {
-        match self.index().stream_version(stream) {
-            Some(_) => StoreError::StreamDeleted(stream.clone()),
-            None => StoreError::StreamNotFound(stream.clone()),
+        let version = answered_by(&self.shared, |index, answers| {
+            index.stream_version(stream, answers)
+        });
+        match version {
+            Ok(Some(_)) => StoreError::StreamDeleted(stream.clone()),
+            Ok(None) => StoreError::StreamNotFound(stream.clone()),
+            Err(e) => e,
         }
     }
 

@@ -27,6 +27,9 @@ pub struct StoreConfig {
     /// None keeps every event id in memory instead (stores on a simulated file
     /// system, which the index's own files would not go through).
     pub index_cache_bytes: Option<u64>,
+    /// With the index on disk, how many streams' entries stay in memory at most once it
+    /// holds them (the others are asked of it); None: all of them.
+    pub index_entries_kept: Option<usize>,
     /// When appends are acknowledged.
     pub fsync: FsyncPolicy,
     /// A segment is closed and a new one started once it reaches this many bytes.

@@ -1,7 +1,8 @@
 //! Questions about a stream that the index in memory answers in part: the chunks of
 //! its appends below the checkpoint (all but its last) leave memory once the index on
-//! disk holds them (`Index::let_go_through`), and what an age rule or the first
-//! readable version needs of them is asked of the disk.
+//! disk holds them, and so do the entries of streams not written for a while
+//! (`Index::let_go_through`); what an age rule or the first readable version needs of
+//! those chunks, and the facts of those streams, are asked of the disk.
 //!
 //! The index on disk is never read under the index's lock, so that appends never wait
 //! on a disk read. A question runs against the index in memory; where that needs the
@@ -11,8 +12,8 @@
 //! takes a prefix of a stream's events away, which the facts in memory say too.
 
 use super::Index;
-use super::disk_streams::{StreamKeyspaces, stream_key};
-use super::facts::now_micros;
+use super::disk_streams::{DiskChunk, StreamKeyspaces, stream_key};
+use super::facts::{StreamFacts, now_micros};
 use super::lookup::IndexAccess;
 use crate::store::error::StoreError;
 use crate::store::shared::Shared;
@@ -27,6 +28,18 @@ pub enum Ask {
     FirstCommittedSince { versions: Range<u64>, cutoff: i64 },
     /// The position of `version`.
     PositionOf { version: u64 },
+    /// The stream's facts and last chunk, when its entry is on disk only.
+    Facts,
+}
+
+/// A stream's facts and its last chunk, as the index on disk holds them.
+pub type FactsOnDisk = (StreamFacts, Option<DiskChunk>);
+
+/// What the disk answered.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Version(Option<u64>),
+    Facts(Option<FactsOnDisk>),
 }
 
 /// One thing a question needs of the index on disk, below the position `end`.
@@ -42,7 +55,7 @@ pub struct DiskQuery {
 #[derive(Debug)]
 pub struct DiskAnswers {
     now_micros: i64,
-    known: Vec<(StreamId, Ask, Option<u64>)>,
+    known: Vec<(StreamId, Ask, Answer)>,
 }
 
 impl DiskAnswers {
@@ -60,6 +73,22 @@ impl DiskAnswers {
 
     /// The disk's answer to `query`, or the query when it has not been asked yet.
     pub fn get(&self, query: DiskQuery) -> Result<Option<u64>, DiskQuery> {
+        match self.answer(query)? {
+            Answer::Version(version) => Ok(version),
+            Answer::Facts(_) => Ok(None),
+        }
+    }
+
+    /// The disk's answer to `query`, an [`Ask::Facts`], or the query when it has not
+    /// been asked yet.
+    pub fn facts(&self, query: DiskQuery) -> Result<Option<FactsOnDisk>, DiskQuery> {
+        match self.answer(query)? {
+            Answer::Facts(facts) => Ok(facts),
+            Answer::Version(_) => Ok(None),
+        }
+    }
+
+    fn answer(&self, query: DiskQuery) -> Result<Answer, DiskQuery> {
         self.known
             .iter()
             .find(|(stream, ask, _)| *stream == query.stream && *ask == query.ask)
@@ -67,7 +96,15 @@ impl DiskAnswers {
             .ok_or(query)
     }
 
-    fn learn(&mut self, query: DiskQuery, answer: Option<u64>) {
+    /// Answers that know `facts` of the stream of `query`, for tests.
+    #[cfg(test)]
+    pub(super) fn knowing(query: DiskQuery, facts: FactsOnDisk) -> Self {
+        let mut answers = DiskAnswers::new();
+        answers.learn(query, Answer::Facts(Some(facts)));
+        answers
+    }
+
+    fn learn(&mut self, query: DiskQuery, answer: Answer) {
         self.known.push((query.stream, query.ask, answer));
     }
 }
@@ -90,7 +127,7 @@ pub fn answered_by<T>(
         match shared.with(|i| question(i, &answers)) {
             Ok(answer) => return Ok(answer),
             Err(query) => {
-                // Chunks leave memory only with an index on disk, which closes once the
+                // Chunks and entries leave memory only with an index on disk, which closes once the
                 // store has stopped: a question still going then ends as others do.
                 let db = shared.index_db().ok_or(StoreError::ShuttingDown)?;
                 let answer = ask(db.streams(), &query)?;
@@ -100,12 +137,17 @@ pub fn answered_by<T>(
     }
 }
 
-fn ask(keyspaces: &StreamKeyspaces, query: &DiskQuery) -> Result<Option<u64>, StoreError> {
+fn ask(keyspaces: &StreamKeyspaces, query: &DiskQuery) -> Result<Answer, StoreError> {
     let key = stream_key(&query.stream);
     match &query.ask {
         Ask::FirstCommittedSince { versions, cutoff } => keyspaces
             .first_committed_in(&key, versions.clone(), *cutoff, query.end)
-            .map(Some),
-        Ask::PositionOf { version } => keyspaces.version_position(&key, *version, query.end),
+            .map(|first| Answer::Version(Some(first))),
+        Ask::PositionOf { version } => keyspaces
+            .version_position(&key, *version, query.end)
+            .map(Answer::Version),
+        Ask::Facts => keyspaces
+            .stream_entry(&query.stream, query.end)
+            .map(Answer::Facts),
     }
 }

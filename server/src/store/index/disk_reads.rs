@@ -32,6 +32,16 @@ impl StreamKeyspaces {
         stream: &StreamId,
         end: u64,
     ) -> Result<Option<StreamFacts>, StoreError> {
+        Ok(self.stream_entry(stream, end)?.map(|(facts, _)| facts))
+    }
+
+    /// [`StreamKeyspaces::stream_facts`], and the stream's last chunk below `end` when
+    /// it has one: what the index in memory keeps of a stream (`Index::entry`).
+    pub fn stream_entry(
+        &self,
+        stream: &StreamId,
+        end: u64,
+    ) -> Result<Option<(StreamFacts, Option<DiskChunk>)>, StoreError> {
         let key = stream_key(stream);
         let first = self.chunks_of(&key, ..).next().transpose()?;
         let first = first.filter(|c| c.first_position < end);
@@ -39,7 +49,8 @@ impl StreamKeyspaces {
             Some(_) => self.chunk_at_or_before(&key, u64::MAX, end)?,
             None => None,
         };
-        Ok(facts_of(first, last, self.deletion_by_key(&key)?))
+        let facts = facts_of(first, last, self.deletion_by_key(&key)?);
+        Ok(facts.map(|facts| (facts, last)))
     }
 
     /// The rules in force for `stream`: its own, else its type's in `defaults`.

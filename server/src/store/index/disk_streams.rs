@@ -537,6 +537,7 @@ pub(crate) mod tests {
             data_dir: dir.to_path_buf(),
             cache_bytes: 0,
             index_cache_bytes: Some(1 << 20),
+            index_entries_kept: None,
             fsync: FsyncPolicy::PowerLossUnsafe,
             // A few appends each: many sealed segments.
             segment_size: 4096,
@@ -579,7 +580,7 @@ pub(crate) mod tests {
             );
         }
         for stream in streams {
-            let version = memory.stream_version(stream).expect("written");
+            let version = memory.version_in_memory(stream).expect("written");
             for v in 0..=version {
                 let Some(loc) = memory.record_holding_version(stream, v) else {
                     continue;
@@ -699,8 +700,8 @@ pub(crate) mod tests {
         assert!(checkpoint.segment > 20, "{checkpoint:?}");
         disk_resolves_as_memory(&db, &memory, checkpoint, &all);
         for stream in streams {
-            let last =
-                memory.record_holding_version(stream, memory.stream_version(stream).unwrap_or(0));
+            let last = memory
+                .record_holding_version(stream, memory.version_in_memory(stream).unwrap_or(0));
             assert!(
                 last.is_some_and(|loc| loc.segment <= checkpoint.segment),
                 "{stream}"

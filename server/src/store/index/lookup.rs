@@ -238,6 +238,34 @@ mod tests {
         seen
     }
 
+    /// `answers` without the streams' creation and last append times. Once a scavenge
+    /// reclaimed a stream's first or last events, the index on disk dates them by the
+    /// records the log still holds of it (its first kept append, its first delete), as
+    /// a start that replays the log does, where an entry kept in memory since before
+    /// still has the times of the events that went.
+    fn untimed(answers: Vec<String>) -> Vec<String> {
+        let mut answers = answers;
+        for field in ["created_micros: ", "last_appended_micros: "] {
+            answers = answers.iter().map(|a| without(a, field)).collect();
+        }
+        answers
+    }
+
+    /// `answer` with the number after each `field` left out.
+    fn without(answer: &str, field: &str) -> String {
+        let mut parts = answer.split(field);
+        let mut out = parts.next().unwrap_or_default().to_string();
+        for part in parts {
+            let digits = part
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(part.len());
+            out.push_str(field);
+            out.push('_');
+            out.push_str(&part[digits..]);
+        }
+        out
+    }
+
     /// The first answer that differs, if one does.
     fn first_difference(got: &[String], want: &[String]) -> Option<(String, String)> {
         let differs = got.iter().zip(want).find(|(got, want)| got != want);
@@ -251,6 +279,7 @@ mod tests {
     fn without_index(dir: &Path) -> StoreConfig {
         StoreConfig {
             index_cache_bytes: None,
+            index_entries_kept: None,
             ..store_config(dir)
         }
     }
@@ -281,9 +310,9 @@ mod tests {
         keep_a_day(&in_memory, &streams[1]).await;
         let expected = reads(&in_memory, &streams, true).await;
         hide_and_scavenge(&in_memory, &streams[0]).await;
-        let expected_after = reads(&in_memory, &streams, true).await;
+        let expected_after = untimed(reads(&in_memory, &streams, true).await);
         loosen(&in_memory, &streams[0]).await;
-        let expected_loosened = reads(&in_memory, &streams, true).await;
+        let expected_loosened = untimed(reads(&in_memory, &streams, true).await);
         delete_and_scavenge(&in_memory, &streams).await;
         in_memory.shutdown().await;
         drop(in_memory);
@@ -299,19 +328,29 @@ mod tests {
         );
         let with_chunks_on_disk = read_index(&store.shared).streams_with_chunks_on_disk();
         assert!(with_chunks_on_disk >= 10, "{with_chunks_on_disk} of 12");
+        store.shutdown().await;
+        drop(store);
+
+        // The same with no stream's entry kept in memory once the disk holds it.
+        let store = Store::open(keeping_no_entries(dir.path())).expect("open");
+        let entries_on_disk = read_index(&store.shared).entries_on_disk_only();
+        assert!(
+            entries_on_disk >= 6,
+            "{entries_on_disk} entries on disk only"
+        );
         keep_a_day(&store, &streams[1]).await;
         let got = reads(&store, &streams, true).await;
         assert_eq!(first_difference(&got, &expected), None);
         let held = on_disk(&store);
         hide_and_scavenge(&store, &streams[0]).await;
-        let got = reads(&store, &streams, true).await;
+        let got = untimed(reads(&store, &streams, true).await);
         assert_eq!(first_difference(&got, &expected_after), None);
         // The rewritten segments' records go back to disk once it holds their files.
         wait_until_on_disk(&store, held).await;
-        let got = reads(&store, &streams, true).await;
+        let got = untimed(reads(&store, &streams, true).await);
         assert_eq!(first_difference(&got, &expected_after), None);
         loosen(&store, &streams[0]).await;
-        let got = reads(&store, &streams, true).await;
+        let got = untimed(reads(&store, &streams, true).await);
         assert_eq!(first_difference(&got, &expected_loosened), None);
         // Rewritten again, from records on disk: found in their files of the first.
         delete_and_scavenge(&store, &streams).await;
@@ -322,7 +361,7 @@ mod tests {
         drop(store);
         agreeing(dir.path());
         // Segments the scavenge emptied, on disk only: reads of the log go past them.
-        let store = Store::open(store_config(dir.path())).expect("open");
+        let store = Store::open(keeping_no_entries(dir.path())).expect("open");
         assert!(
             on_disk(&store) >= 15,
             "{} segments on disk only",
@@ -331,6 +370,100 @@ mod tests {
         let got = reads(&store, &streams, false).await;
         assert_eq!(first_difference(&got, &expected_emptied), None);
         store.shutdown().await;
+    }
+
+    /// The index on disk, and no stream's entry kept in memory once it holds it.
+    fn keeping_no_entries(dir: &Path) -> StoreConfig {
+        StoreConfig {
+            index_entries_kept: Some(0),
+            ..store_config(dir)
+        }
+    }
+
+    /// Appends, deletes and snapshots of streams whose entries are on disk only are
+    /// decided on what the disk holds of them, brought back to memory, and the index
+    /// on disk agrees with the log after them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_of_streams_on_disk_only_bring_their_entries_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let streams = fill(dir.path()).await;
+        let store = Store::open(keeping_no_entries(dir.path())).expect("open");
+        let on_disk_only: Vec<StreamId> = {
+            let index = read_index(&store.shared);
+            let found = streams.iter().filter(|s| index.on_disk_only(s));
+            found.cloned().collect()
+        };
+        assert!(on_disk_only.len() >= 6, "{on_disk_only:?}");
+        let live: Vec<&StreamId> = on_disk_only
+            .iter()
+            .filter(|s| !is_deleted(s, &streams))
+            .collect();
+        assert!(live.len() >= 4, "{live:?}");
+        let version = |stream: &StreamId| {
+            let info = store.stream_info(stream).expect("info").expect("known");
+            info.version
+        };
+        let events = crate::store::index::disk_streams::tests::events;
+        // The version the disk holds is the one an exact append must name.
+        let v = version(live[0]);
+        let wrong = store
+            .append(live[0].clone(), ExpectedVersion::Exact(v + 1), events(1))
+            .await;
+        assert!(
+            matches!(wrong, Err(StoreError::WrongExpectedVersion { .. })),
+            "{wrong:?}"
+        );
+        let appended = store
+            .append(live[0].clone(), ExpectedVersion::Exact(v), events(2))
+            .await
+            .expect("append at the version on disk");
+        assert_eq!(appended.version, v + 2);
+        assert!(!read_index(&store.shared).on_disk_only(live[0]));
+        // A stream that exists is not a new one.
+        let none = store
+            .append(live[1].clone(), ExpectedVersion::NoStream, events(1))
+            .await;
+        assert!(
+            matches!(none, Err(StoreError::WrongExpectedVersion { .. })),
+            "{none:?}"
+        );
+        // A delete through the version on disk.
+        let v = version(live[2]);
+        let deleted = store
+            .delete_stream(live[2].clone(), ExpectedVersion::Exact(v), DeleteMode::Soft)
+            .await
+            .expect("delete");
+        assert_eq!(deleted.through_version, v);
+        let read = store.read(live[2].clone(), ReadFrom::Start, Direction::Forward, None);
+        assert!(
+            matches!(read, Err(StoreError::StreamDeleted(_))),
+            "{read:?}"
+        );
+        // A snapshot at a version the disk holds.
+        let v = version(live[3]);
+        let state = bytes::Bytes::from_static(b"state");
+        store
+            .save_snapshot(live[3].clone(), v, std::sync::Arc::from("s"), state)
+            .await
+            .expect("snapshot at the version on disk");
+        let reads_after = reads(&store, &streams, true).await;
+        store.shutdown().await;
+        drop(store);
+        agreeing(dir.path());
+        // After a start with every entry in memory, the same answers.
+        let store = Store::open(StoreConfig {
+            index_entries_kept: None,
+            ..store_config(dir.path())
+        })
+        .expect("open");
+        let got = reads(&store, &streams, true).await;
+        assert_eq!(first_difference(&got, &reads_after), None);
+        store.shutdown().await;
+    }
+
+    /// Whether `fill` deleted or tombstoned `stream` (its 4th and 8th).
+    fn is_deleted(stream: &StreamId, streams: &[StreamId]) -> bool {
+        [&streams[3], &streams[7]].contains(&stream)
     }
 
     /// No rules on `stream`: what a scavenge reclaimed stays gone from its reads.

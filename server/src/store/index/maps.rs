@@ -104,25 +104,42 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         self.shards.iter().flat_map(|shard| shard.iter())
     }
 
-    /// Calls `f` on up to `budget` values from where `at` says a sweep over every value
-    /// got to, and moves `at` on; `at` is None once the sweep is done. A shard that
-    /// grows between two calls may be walked in another order: the sweep may then miss
-    /// a few values or see some twice.
-    pub fn sweep(&mut self, at: &mut Option<SweepAt>, budget: usize, mut f: impl FnMut(&mut V)) {
+    /// Calls `f` on up to `budget` entries from where `at` says a sweep over every
+    /// entry got to, removing those it returns false for, and moves `at` on; `at` is
+    /// None once the sweep is done. A shard that grows between two calls may be walked
+    /// in another order: the sweep may then miss a few entries or see some twice. A
+    /// shard the sweep leaves under a quarter full gives its memory back.
+    pub fn sweep(
+        &mut self,
+        at: &mut Option<SweepAt>,
+        budget: usize,
+        mut f: impl FnMut(&K, &mut V) -> bool,
+    ) where
+        K: Clone,
+    {
         let mut left = budget;
         while let Some(place) = at.as_mut() {
             if left == 0 {
                 return;
             }
             let shard = &mut self.shards[place.shard];
-            let mut seen = 0;
-            for value in shard.values_mut().skip(place.skip).take(left) {
-                f(value);
+            let (mut seen, mut gone) = (0, Vec::new());
+            for (key, value) in shard.iter_mut().skip(place.skip).take(left) {
+                if !f(key, value) {
+                    gone.push(key.clone());
+                }
                 seen += 1;
             }
+            // Removing moves no other entry: the walk goes on past those kept.
+            for key in &gone {
+                shard.remove(key);
+            }
             left -= seen;
-            place.skip += seen;
+            place.skip += seen - gone.len();
             if place.skip >= shard.len() {
+                if shard.len() < shard.capacity() / 4 {
+                    shard.shrink_to_fit();
+                }
                 *at = (place.shard + 1 < SHARDS).then_some(SweepAt {
                     shard: place.shard + 1,
                     skip: 0,
@@ -179,11 +196,37 @@ mod tests {
         let mut at = Some(SweepAt::default());
         let mut steps = 0;
         while at.is_some() {
-            map.sweep(&mut at, 7, |seen| *seen += 1);
+            map.sweep(&mut at, 7, |_, seen| {
+                *seen += 1;
+                true
+            });
             steps += 1;
         }
         assert!(map.iter().all(|(_, seen)| *seen == 1));
         assert!(steps >= 10_000 / 7, "{steps}");
+    }
+
+    #[test]
+    fn a_sweep_that_removes_still_sees_every_value_once_and_gives_memory_back() {
+        let mut map = ShardedMap::default();
+        for key in 0..10_000u64 {
+            map.insert(key, 0u32);
+        }
+        let capacity: usize = map.shards.iter().map(HashMap::capacity).sum();
+        let mut at = Some(SweepAt::default());
+        let mut seen = 0;
+        while at.is_some() {
+            map.sweep(&mut at, 7, |key, value| {
+                *value += 1;
+                seen += 1;
+                key % 10 == 0
+            });
+        }
+        assert_eq!(seen, 10_000);
+        assert_eq!(map.len(), 1_000);
+        assert!(map.iter().all(|(key, value)| key % 10 == 0 && *value == 1));
+        let left: usize = map.shards.iter().map(HashMap::capacity).sum();
+        assert!(left < capacity / 4, "{left} of {capacity}");
     }
 
     #[test]

@@ -16,7 +16,11 @@
 //!   that a scavenge that rewrites a segment replaces its records and leaves chunks as
 //!   they are, and so that a chunk names what the index on disk names
 //!   (`disk_streams.rs`). A scavenge drops a prefix of a stream's chunks, never
-//!   anything in the middle.
+//!   anything in the middle. With an index on disk, the entries of streams not
+//!   written lately leave memory too, past as many as `--index-cache-size` holds
+//!   ([`Index::let_go_through`]): what needs one asks the disk for the stream's facts
+//!   ([`Index::entry`]), and the writer brings back those it writes
+//!   ([`Index::bring_back`]). `ordered` keeps every stream's key.
 //!
 //! Every event id and its position are kept apart, by the writer alone (`ids.rs`),
 //! in memory for the active segment and on disk (`disk.rs`) for sealed ones: readers
@@ -24,8 +28,8 @@
 //!
 //! Cost per single-event append: 32 bytes in `records` and 24 in its stream (none
 //! once the index on disk holds its segment, unless it is its stream's last), and
-//! about 40 in the writer's id map while its id is in memory; plus about 100 bytes per
-//! stream.
+//! about 40 in the writer's id map while its id is in memory; plus about 80 bytes per
+//! stream whose entry is in memory, and 20 per stream in `ordered`.
 
 pub mod disk;
 pub mod disk_answers;
@@ -44,12 +48,13 @@ pub mod verify;
 
 pub use rewrite::SegmentRewrite;
 
-use disk_answers::{Ask, DiskAnswers, DiskQuery};
+use disk_answers::{Ask, DiskAnswers, DiskQuery, FactsOnDisk};
 use facts::{RulesInForce, StreamFacts};
 
 use crate::store::log::record::Record;
 use crate::store::types::{DeleteMode, StreamId, StreamInfo, StreamRules, StreamState};
 use maps::{ShardedMap, SweepAt};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, Range};
 use std::sync::Arc;
@@ -145,7 +150,7 @@ struct Chunk {
     created_micros: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct StreamEntry {
     /// Its appends' chunks in memory, oldest first: every one it has, or those from
     /// where the chunks only the index on disk holds end. The last always stays, so
@@ -160,9 +165,53 @@ struct StreamEntry {
     tombstoned: bool,
     created_micros: i64,
     last_appended_micros: i64,
+    /// The segment it was last written in (an append, a delete), or the active one
+    /// when it was brought back from disk: once the index on disk holds that segment,
+    /// the entry may leave memory ([`Index::let_go_through`]).
+    last_segment: u32,
+    /// Written or brought back since a sweep last passed it: a sweep lets go of the
+    /// others first, and takes this away (a second chance, as a clock cache gives).
+    recent: bool,
 }
 
 impl StreamEntry {
+    /// The entry of a stream the index on disk holds, with `facts` and its last chunk
+    /// in memory, as an entry keeps it, so that reads of its end and its info ask the
+    /// disk no more; the versions below `floor` went in a scavenge the disk does not
+    /// hold yet.
+    fn from_disk(on_disk: FactsOnDisk, floor: Option<u64>, segment: u32) -> Self {
+        let (facts, last) = on_disk;
+        let mut chunks: Vec<Chunk> = last
+            .map(|last| Chunk {
+                first_version: last.first_version,
+                first_position: last.first_position,
+                created_micros: last.created_micros,
+            })
+            .into_iter()
+            .collect();
+        if let Some(floor) = floor.filter(|floor| *floor > 0) {
+            rewrite::reclaim_chunks(&mut chunks, facts.version, floor.saturating_sub(1));
+        }
+        let first_in_memory = chunks
+            .first()
+            .map_or(facts.version + 1, |c| c.first_version);
+        let first_on_disk = facts
+            .first_stored
+            .map(|first| first.max(floor.unwrap_or(0)))
+            .filter(|first| *first < first_in_memory);
+        StreamEntry {
+            chunks,
+            first_on_disk,
+            version: facts.version,
+            deleted_through: facts.deleted_through,
+            tombstoned: facts.tombstoned,
+            created_micros: facts.created_micros,
+            last_appended_micros: facts.last_appended_micros,
+            last_segment: segment,
+            recent: true,
+        }
+    }
+
     fn facts(&self) -> StreamFacts {
         StreamFacts {
             version: self.version,
@@ -275,6 +324,19 @@ pub struct Index {
     chunks_on_disk_below: u64,
     /// Where the sweep that lets go of them got to, while one runs.
     chunk_sweep: Option<SweepAt>,
+    /// The segment up to which the index on disk holds the log, while it does.
+    checkpoint: Option<u32>,
+    /// Streams written, whether their entries are in memory or on disk only.
+    stream_count: usize,
+    /// Streams whose entries are on disk only.
+    entries_on_disk: usize,
+    /// How many streams' entries stay in memory at most once the index on disk holds
+    /// them (`--index-cache-size`); None: all of them.
+    entries_kept: Option<usize>,
+    /// Streams whose entries are on disk only, and the first version a scavenge left
+    /// them that the disk does not hold yet, with the segment it rewrote: until the
+    /// ingester has put that segment's new file in.
+    floors: maps::FastMap<StreamId, (u64, u32)>,
 }
 
 /// Where one snapshot of a stream lies, and the version it is at.
@@ -296,8 +358,10 @@ pub struct IndexFigures {
     pub bytes: u64,
 }
 
-/// Bytes per stream beyond its chunks: its entry, its key in the ordered set, the map.
-const STREAM_BYTES: usize = 100;
+/// Bytes per stream entry in memory beyond its chunks: the entry and the map.
+pub const STREAM_BYTES: usize = 80;
+/// Bytes per stream in the ordered set, which holds every stream.
+const ORDERED_BYTES: usize = 20;
 /// Bytes per event id the writer holds in memory.
 const EVENT_ID_BYTES: u64 = 40;
 
@@ -431,8 +495,72 @@ impl Index {
 
     /// The version of the stream's last event ever written; None for a stream never
     /// written.
-    pub fn stream_version(&self, stream: &StreamId) -> Option<u64> {
+    pub fn stream_version(
+        &self,
+        stream: &StreamId,
+        answers: &DiskAnswers,
+    ) -> Result<Option<u64>, DiskQuery> {
+        Ok(self.entry(stream, answers)?.map(|s| s.version))
+    }
+
+    /// [`Index::stream_version`] of a stream whose entry is in memory, as every entry
+    /// is while a start replays the log and in tests.
+    pub fn version_in_memory(&self, stream: &StreamId) -> Option<u64> {
         self.streams.get(stream).map(|s| s.version)
+    }
+
+    /// The entry of `stream`: the one in memory, or one made of what the index on disk
+    /// said of it in `answers`; None for a stream never written.
+    fn entry<'a>(
+        &'a self,
+        stream: &StreamId,
+        answers: &DiskAnswers,
+    ) -> Result<Option<Cow<'a, StreamEntry>>, DiskQuery> {
+        if let Some(entry) = self.streams.get(stream) {
+            return Ok(Some(Cow::Borrowed(entry)));
+        }
+        if !self.on_disk_only(stream) {
+            return Ok(None);
+        }
+        let on_disk = answers.facts(self.disk_query(stream, Ask::Facts))?;
+        let floor = self.floors.get(stream).map(|(floor, _)| *floor);
+        Ok(on_disk.map(|on_disk| Cow::Owned(StreamEntry::from_disk(on_disk, floor, 0))))
+    }
+
+    /// Whether `stream` was written and its entry is on disk only: the writer brings it
+    /// back ([`Index::bring_back`]) before it decides a write of it.
+    pub fn on_disk_only(&self, stream: &StreamId) -> bool {
+        self.entries_on_disk > 0
+            && self.streams.get(stream).is_none()
+            && self
+                .ordered
+                .get(&*stream.stream_type)
+                .is_some_and(|keys| keys.contains(&stream.key.as_u128()))
+    }
+
+    /// Puts the entry of `stream`, on disk only, back in memory with `facts`, what the
+    /// index on disk holds of it, as the writer is about to write it in segment
+    /// `segment`: it stays until the index on disk holds that segment.
+    pub fn bring_back(&mut self, stream: &StreamId, on_disk: FactsOnDisk, segment: u32) {
+        if !self.on_disk_only(stream) {
+            return;
+        }
+        let floor = self.floors.remove(stream).map(|(floor, _)| floor);
+        let entry = StreamEntry::from_disk(on_disk, floor, segment);
+        self.chunks += entry.chunks.len();
+        self.streams.insert(stream.clone(), entry);
+        self.entries_on_disk -= 1;
+    }
+
+    /// The position below which the index on disk answers.
+    pub fn disk_end(&self) -> u64 {
+        self.chunks_on_disk_below
+    }
+
+    /// Keeps at most `kept` streams' entries in memory once the index on disk holds
+    /// them.
+    pub fn keep_entries(&mut self, kept: usize) {
+        self.entries_kept = Some(kept);
     }
 
     /// The versions a read of the stream covers: (first, last). None for a stream never
@@ -442,15 +570,17 @@ impl Index {
         stream: &StreamId,
         answers: &DiskAnswers,
     ) -> Result<Option<(u64, u64)>, DiskQuery> {
-        let Some(entry) = self.streams.get(stream) else {
+        let Some(entry) = self.entry(stream, answers)? else {
             return Ok(None);
         };
-        let first = self.first_readable(stream, entry, answers)?;
+        let first = self.first_readable(stream, &entry, answers)?;
         Ok(entry.facts().readable(first))
     }
 
-    /// What the writer decides appends and deletes on.
+    /// What the writer decides appends and deletes on: of an entry in memory, where the
+    /// writer brings those it writes back first ([`Index::bring_back`]).
     pub fn write_state(&self, stream: &StreamId) -> Option<WriteState> {
+        debug_assert!(!self.on_disk_only(stream), "{stream} was not brought back");
         self.streams
             .get(stream)
             .map(|entry| entry.facts().write_state())
@@ -462,10 +592,10 @@ impl Index {
         stream: &StreamId,
         answers: &DiskAnswers,
     ) -> Result<Option<StreamInfo>, DiskQuery> {
-        let Some(entry) = self.streams.get(stream) else {
+        let Some(entry) = self.entry(stream, answers)? else {
             return Ok(None);
         };
-        let first = self.first_readable(stream, entry, answers)?;
+        let first = self.first_readable(stream, &entry, answers)?;
         // A live stream's chunks from its first readable version on name their
         // records' positions exactly (a scavenge moves those it cut at its switch), so
         // this needs no record, wherever the records are.
@@ -537,10 +667,12 @@ impl Index {
                         .encode_lower(&mut text)
                         .starts_with(p)
                 });
+                // The streams whose info needs the disk (those on disk only among
+                // them) are filled in, and filtered, after the lock is let go
+                // (`disk_answers.rs`).
                 let state = self.streams.get(&stream).map(StreamEntry::state);
-                if key_matches && (filter.include_deleted || state == Some(StreamState::Live)) {
-                    // The streams whose info needs the disk are filled in after the
-                    // lock is let go (`disk_answers.rs`).
+                let wanted = filter.include_deleted || state.is_none_or(|s| s == StreamState::Live);
+                if key_matches && wanted {
                     match self.info(&stream, &in_memory) {
                         Ok(Some(info)) => streams.push(Ok(info)),
                         Ok(None) => {}
@@ -556,12 +688,21 @@ impl Index {
         }
     }
 
-    /// Records a delete. The caller has checked the stream exists.
-    pub fn apply_delete(&mut self, stream: &StreamId, mode: DeleteMode, through_version: u64) {
+    /// Records a delete, written in segment `segment`. The caller has checked the stream
+    /// exists.
+    pub fn apply_delete(
+        &mut self,
+        stream: &StreamId,
+        mode: DeleteMode,
+        through_version: u64,
+        segment: u32,
+    ) {
         // A stream's snapshots go with its events.
         self.snapshots.remove(stream);
         if let Some(entry) = self.streams.get_mut(stream) {
             entry.deleted_through = Some(through_version);
+            entry.last_segment = entry.last_segment.max(segment);
+            entry.recent = true;
             if mode == DeleteMode::Tombstone {
                 entry.tombstoned = true;
             }
@@ -643,7 +784,16 @@ impl Index {
         chunk_on_disk: Option<Range<u64>>,
     ) -> VersionLocated {
         let Some(entry) = self.streams.get(stream) else {
-            return VersionLocated::Record(Located::Here(None));
+            // On disk only: the disk says whether a chunk holds the version.
+            return match (self.on_disk_only(stream), chunk_on_disk) {
+                (false, _) => VersionLocated::Record(Located::Here(None)),
+                (true, Some(positions)) => {
+                    VersionLocated::Record(locate_first_in(&self.segments, positions))
+                }
+                (true, None) => VersionLocated::ChunkOnDisk {
+                    end: self.chunks_on_disk_below,
+                },
+            };
         };
         if version > entry.version {
             return VersionLocated::Record(Located::Here(None));
@@ -680,6 +830,8 @@ impl Index {
     /// Lets go of the records of segment `seq` that a scavenge rewrote into file `file`,
     /// which the index on disk now holds as they are, unless it was rewritten again.
     pub fn let_go_rewritten(&mut self, seq: u32, file: u32) {
+        // The disk holds what the rewrite left the streams on disk only.
+        self.floors.retain(|_, (_, rewritten)| *rewritten != seq);
         if let Some(segment) = self.segments.get_mut(seq as usize)
             && segment.file == file
             && segment.on_disk.is_none()
@@ -728,6 +880,7 @@ impl Index {
     /// file in, and after it.
     pub fn let_go_through(&mut self, seq: u32, budget: usize) {
         self.forget_records_through(seq);
+        self.checkpoint = Some(seq);
         if self.chunk_sweep.is_none() {
             let end = self.segment_end(seq as usize);
             if end <= self.chunks_on_disk_below {
@@ -738,11 +891,39 @@ impl Index {
             self.chunk_sweep = Some(SweepAt::default());
         }
         let below = self.chunks_on_disk_below;
-        let mut gone = 0;
-        self.streams.sweep(&mut self.chunk_sweep, budget, |entry| {
-            gone += entry.let_go_chunks_below(below);
-        });
+        let (mut gone, mut left) = (0, 0);
+        // Entries past what may stay leave too, those of streams not written since the
+        // sweep last passed them first: what the index on disk holds of them is whole.
+        let mut over = self
+            .entries_kept
+            .map_or(0, |kept| self.streams.len().saturating_sub(kept));
+        self.streams
+            .sweep(&mut self.chunk_sweep, budget, |_, entry| {
+                gone += entry.let_go_chunks_below(below);
+                if over == 0 || entry.last_segment > seq {
+                    return true;
+                }
+                if std::mem::take(&mut entry.recent) {
+                    return true;
+                }
+                over -= 1;
+                gone += entry.chunks.len();
+                left += 1;
+                false
+            });
         self.chunks -= gone;
+        self.entries_on_disk += left;
+    }
+
+    /// [`Index::let_go_through`] all at once, as a start does: what the replay made is
+    /// not what was written recently, so entries get no second chance.
+    pub fn let_go_all_through(&mut self, seq: u32) {
+        self.streams
+            .sweep(&mut Some(SweepAt::default()), usize::MAX, |_, entry| {
+                entry.recent = false;
+                true
+            });
+        self.let_go_through(seq, usize::MAX);
     }
 
     /// Whether a sweep that lets go of chunks is going on.
@@ -790,8 +971,13 @@ impl Index {
         let entry = match self.streams.get_mut(stream) {
             Some(entry) => entry,
             None => {
-                let entry =
-                    new_stream(&mut self.streams, &mut self.ordered, stream, created_micros);
+                let entry = new_stream(
+                    &mut self.streams,
+                    &mut self.ordered,
+                    &mut self.stream_count,
+                    stream,
+                    created_micros,
+                );
                 entry.last_appended_micros = created_micros;
                 entry
             }
@@ -812,6 +998,7 @@ impl Index {
     /// [`Index::continues`], or recovery its looser rule after a scavenge.
     pub fn apply(&mut self, loc: RecordLoc, record: &Record) {
         let stream = &record.stream;
+        debug_assert!(!self.on_disk_only(stream), "{stream} was not brought back");
         let segment = self.open_segment(loc.segment);
         segment.records.push(LogRecord {
             first_position: record.first_position,
@@ -826,6 +1013,7 @@ impl Index {
             None => new_stream(
                 &mut self.streams,
                 &mut self.ordered,
+                &mut self.stream_count,
                 stream,
                 record.created_micros,
             ),
@@ -846,6 +1034,8 @@ impl Index {
         });
         entry.version = record.last_version();
         entry.last_appended_micros = record.created_micros;
+        entry.last_segment = entry.last_segment.max(loc.segment);
+        entry.recent = true;
     }
 
     /// The first position segment `seq` covers, if the log has reached it.
@@ -855,7 +1045,7 @@ impl Index {
 
     /// Number of streams.
     pub fn stream_count(&self) -> usize {
-        self.streams.len()
+        self.stream_count
     }
 
     /// Makes the records of every segment up to `seq`, those the log has not reached
@@ -889,9 +1079,10 @@ impl Index {
         let record_capacity: usize = self.segments.iter().map(|s| s.records.capacity()).sum();
         let bytes = record_capacity * std::mem::size_of::<LogRecord>()
             + self.chunks * std::mem::size_of::<Chunk>()
-            + self.streams.len() * STREAM_BYTES;
+            + self.streams.len() * STREAM_BYTES
+            + self.stream_count * ORDERED_BYTES;
         IndexFigures {
-            streams: self.streams.len() as u64,
+            streams: self.stream_count as u64,
             records: self.record_count as u64,
             events: self.next_position,
             bytes: bytes as u64 + ids_in_memory * EVENT_ID_BYTES,
@@ -901,6 +1092,12 @@ impl Index {
 
 #[cfg(test)]
 impl Index {
+    /// How many streams' entries only the index on disk holds.
+    pub fn entries_on_disk_only(&self) -> usize {
+        assert_eq!(self.entries_on_disk, self.stream_count - self.streams.len());
+        self.entries_on_disk
+    }
+
     /// How many streams have chunks that only the index on disk holds.
     pub fn streams_with_chunks_on_disk(&self) -> usize {
         let on_disk = self.streams.iter();
@@ -912,13 +1109,15 @@ impl Index {
 fn new_stream<'a>(
     streams: &'a mut ShardedMap<StreamId, StreamEntry>,
     ordered: &mut BTreeMap<Arc<str>, BTreeSet<u128>>,
+    stream_count: &mut usize,
     stream: &StreamId,
     created_micros: i64,
 ) -> &'a mut StreamEntry {
-    ordered
+    let listed = ordered
         .entry(stream.stream_type.clone())
         .or_default()
         .insert(stream.key.as_u128());
+    *stream_count += usize::from(listed);
     streams
         .entry(stream.clone())
         .or_insert_with(|| StreamEntry {

@@ -58,10 +58,10 @@ impl Index {
         stream: &StreamId,
         answers: &DiskAnswers,
     ) -> Result<(Option<u64>, Option<u64>), DiskQuery> {
-        let Some(entry) = self.streams.get(stream) else {
+        let Some(entry) = self.entry(stream, answers)? else {
             return Ok((None, None));
         };
-        let first_readable = self.first_readable(stream, entry, answers)?;
+        let first_readable = self.first_readable(stream, &entry, answers)?;
         let through = (|| {
             let hidden_through = first_readable.checked_sub(1)?;
             match entry.state() {
@@ -161,8 +161,18 @@ impl Index {
         self.record_count = self.record_count - old.len() + rewrite.records.len();
         // Streams whose rules hid what went: their reads start past it, so their chunks
         // must (a record cut short starts at the first event it kept).
+        // Until the ingester has put the new file in, the disk holds what went: an
+        // entry in memory stays while the index on disk holds the segments written
+        // before (the ingester takes the rewrite in before them), and one on disk only
+        // keeps its floor until then.
+        let active = self.segments.len().saturating_sub(1) as u32;
         for (stream, through) in &rewrite.streams {
+            if self.on_disk_only(stream) {
+                let floor = self.floors.entry(stream.clone()).or_insert((0, segment));
+                *floor = (floor.0.max(through + 1), segment);
+            }
             if let Some(entry) = self.streams.get_mut(stream) {
+                entry.last_segment = entry.last_segment.max(active);
                 let before = entry.chunks.len();
                 reclaim_chunks(&mut entry.chunks, entry.version, *through);
                 self.chunks -= before - entry.chunks.len();
@@ -213,7 +223,7 @@ impl Index {
 
 /// Drops the chunks of a stream at `version` whose events all lie at or below
 /// `through`, and starts the one that holds `through + 1`, if it starts before, there.
-fn reclaim_chunks(chunks: &mut Vec<Chunk>, version: u64, through: u64) {
+pub(super) fn reclaim_chunks(chunks: &mut Vec<Chunk>, version: u64, through: u64) {
     let starting_at_or_before = chunks.partition_point(|c| c.first_version <= through);
     let Some(last) = starting_at_or_before.checked_sub(1) else {
         return;
@@ -284,7 +294,7 @@ mod tests {
 
     /// Appends `events` events to `stream` at the log's end, in segment 0, at `offset`.
     fn append(index: &mut Index, stream: &StreamId, events: usize, offset: u64) {
-        let first_version = index.stream_version(stream).map_or(0, |v| v + 1);
+        let first_version = index.version_in_memory(stream).map_or(0, |v| v + 1);
         let record = crate::store::log::record::Record {
             first_position: index.next_position(),
             first_version,
@@ -317,7 +327,7 @@ mod tests {
         append(&mut index, &hidden, 4, 20);
         append(&mut index, &deleted, 2, 30);
         append(&mut index, &kept, 1, 40);
-        index.apply_delete(&deleted, DeleteMode::Soft, 3);
+        index.apply_delete(&deleted, DeleteMode::Soft, 3, 0);
         index.open_segments_through(1);
         let moved = |offset| RecordLoc {
             segment: 0,
@@ -368,5 +378,82 @@ mod tests {
         index.drop_gone_chunks(std::slice::from_ref(&deleted));
         let entry = index.streams.get(&deleted).expect("deleted");
         assert_eq!(entry.chunks.len(), 1, "{:?}", entry.chunks);
+    }
+
+    /// A rewrite that reclaims what a stream's rules hid, when its entry is on disk
+    /// only: until the disk holds the new file (and says so of the stream), reads and
+    /// the writer take it to start past what went.
+    #[test]
+    fn a_rewrite_floors_a_stream_on_disk_only_until_the_disk_holds_its_file() {
+        let hidden = stream("hidden");
+        // What the disk still says of it: versions 0-3, stored from 0, in one chunk.
+        let facts = crate::store::index::facts::StreamFacts {
+            version: 3,
+            first_stored: Some(0),
+            deleted_through: None,
+            tombstoned: false,
+            created_micros: 1,
+            last_appended_micros: 1,
+        };
+        let chunk = crate::store::index::disk_streams::DiskChunk {
+            first_version: 0,
+            first_position: 0,
+            events: 4,
+            created_micros: 1,
+        };
+        let facts = (facts, Some(chunk));
+        let mut index = rewritten_on_disk_only(&hidden);
+        let query = index.disk_query(&hidden, crate::store::index::disk_answers::Ask::Facts);
+        let answers = DiskAnswers::knowing(query, facts);
+        assert_eq!(index.readable(&hidden, &answers), Ok(Some((2, 3))));
+        // Once the disk holds the new file, what it says stands.
+        index.let_go_rewritten(0, 7);
+        assert_eq!(index.readable(&hidden, &answers), Ok(Some((0, 3))));
+        // Brought back by the writer before that, it starts past what went.
+        let mut index = rewritten_on_disk_only(&hidden);
+        index.bring_back(&hidden, facts, 1);
+        assert_eq!(
+            index.readable(&hidden, &DiskAnswers::new()),
+            Ok(Some((2, 3)))
+        );
+        let info = index.info(&hidden, &DiskAnswers::new());
+        let info = info.ok().flatten().expect("hidden");
+        assert_eq!(
+            (info.first_position, info.last_position),
+            (Some(2), Some(3)),
+            "its last chunk cut where the rewrite cut it"
+        );
+    }
+
+    /// An index whose entries are all on disk only, where a rewrite of segment 0 into
+    /// file 7 reclaimed versions 0-1 of `hidden` (positions 0-3; another stream's 4).
+    fn rewritten_on_disk_only(hidden: &StreamId) -> Index {
+        let mut index = Index::keeping(1);
+        index.keep_entries(0);
+        append(&mut index, hidden, 4, 0);
+        append(&mut index, &stream("other"), 1, 10);
+        index.open_segments_through(1);
+        index.let_go_all_through(0);
+        assert!(index.on_disk_only(hidden));
+        let record = |first_position, offset| LogRecord {
+            first_position,
+            loc: RecordLoc {
+                segment: 0,
+                len: 5,
+                offset,
+            },
+            created_micros: 1,
+        };
+        let rewrite = SegmentRewrite {
+            segment: 0,
+            old_file: 0,
+            new_file: 7,
+            records: vec![record(2, 100), record(4, 200)],
+            records_before: 2,
+            streams: vec![(hidden.clone(), 1)],
+            ..SegmentRewrite::default()
+        };
+        index.rewrite_segment(&rewrite).expect("rewrite");
+        index
     }
 }

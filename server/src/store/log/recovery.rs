@@ -462,7 +462,7 @@ impl Replay<'_> {
                         record.first_version,
                         record.first_position,
                         index.next_position(),
-                        index.stream_version(&record.stream),
+                        index.version_in_memory(&record.stream),
                     )));
                 }
                 index.apply(loc, record);
@@ -473,7 +473,7 @@ impl Replay<'_> {
                 }
             }
             Entry::Delete(deletion) => {
-                let version = index.stream_version(&deletion.stream);
+                let version = index.version_in_memory(&deletion.stream);
                 let matches = match scavenged {
                     false => version == Some(deletion.through_version),
                     true => version.is_none_or(|v| v <= deletion.through_version),
@@ -489,7 +489,12 @@ impl Replay<'_> {
                     deletion.through_version,
                     deletion.created_micros,
                 );
-                index.apply_delete(&deletion.stream, deletion.mode, deletion.through_version);
+                index.apply_delete(
+                    &deletion.stream,
+                    deletion.mode,
+                    deletion.through_version,
+                    loc.segment,
+                );
             }
             Entry::Snapshot(snapshot) => {
                 let state = index.write_state(&snapshot.stream);
@@ -505,7 +510,7 @@ impl Replay<'_> {
             }
             Entry::Rules(set) => {
                 let (revision, _) = index.rules(&set.stream);
-                let known = scavenged || index.stream_version(&set.stream).is_some();
+                let known = scavenged || index.version_in_memory(&set.stream).is_some();
                 if !known || set.revision != revision + 1 {
                     return Err(inconsistent(format!(
                         "rules of stream {} at revision {} do not follow revision {revision}",

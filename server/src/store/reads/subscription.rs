@@ -134,7 +134,10 @@ impl Subscription {
         let next = match from {
             SubscribeFrom::Start => Some(first_of(&shared, &scope)),
             SubscribeFrom::After(at) => at.checked_add(1),
-            SubscribeFrom::End => Some(last_of(&shared, &scope).map_or(0, |l| l + 1)),
+            // When the index on disk fails here, the first call of `next` fails too.
+            SubscribeFrom::End => {
+                Some(last_of(&shared, &scope).map_or(0, |l| l.map_or(0, |l| l + 1)))
+            }
         };
         let read = LogRead::following(shared.clone(), scope.clone(), next);
         let progress = Progress::enter(shared.clone(), scope.clone(), next.unwrap_or(u64::MAX));
@@ -174,7 +177,10 @@ impl Subscription {
             // Mark the commit signal seen before looking at the index: a commit after
             // this point wakes the wait below even if this pass misses it.
             self.committed.borrow_and_update();
-            let end = last_of(&self.shared, &self.scope);
+            let end = match last_of(&self.shared, &self.scope) {
+                Ok(end) => end,
+                Err(e) => return Some(Err(e)),
+            };
             let mut read = self.read.take()?;
             read.extend_to(end);
             let (read, batch) = read.next_batch(max_events, max_bytes).await;
@@ -252,7 +258,7 @@ fn first_of(shared: &Shared, scope: &Scope) -> u64 {
     let first = answered_by(shared, |index, answers| {
         Ok(match index.readable(stream, answers)? {
             Some((first, _)) => first,
-            None => index.stream_version(stream).map_or(0, |v| v + 1),
+            None => index.stream_version(stream, answers)?.map_or(0, |v| v + 1),
         })
     });
     // The index on disk failed: from the start of what is stored, where the read goes
@@ -264,10 +270,12 @@ fn first_of(shared: &Shared, scope: &Scope) -> u64 {
 }
 
 /// The last position of the log, or version of the stream; None when there is none.
-fn last_of(shared: &Shared, scope: &Scope) -> Option<u64> {
-    let index = read_index(shared);
+/// A stream's version may need the index on disk, which may fail.
+fn last_of(shared: &Shared, scope: &Scope) -> Result<Option<u64>, StoreError> {
     match scope {
-        Scope::All => index.next_position().checked_sub(1),
-        Scope::Stream(stream) => index.stream_version(stream),
+        Scope::All => Ok(read_index(shared).next_position().checked_sub(1)),
+        Scope::Stream(stream) => answered_by(shared, |index, answers| {
+            index.stream_version(stream, answers)
+        }),
     }
 }

@@ -92,6 +92,17 @@ pub struct DeleteCommand {
 }
 
 impl WriteCommand {
+    /// The stream it writes, whose state the writer decides it on (rules too: they
+    /// are set on streams that exist).
+    pub fn stream(&self) -> &StreamId {
+        match self {
+            WriteCommand::Append(append) => &append.stream,
+            WriteCommand::Delete(delete) => &delete.stream,
+            WriteCommand::Snapshot(snapshot) => &snapshot.stream,
+            WriteCommand::Rules(rules) => &rules.stream,
+        }
+    }
+
     /// Answers it with `error`, unplanned.
     pub fn refuse(self, error: &StoreError) {
         match self {

@@ -39,6 +39,7 @@ use crate::store::log::recovery;
 use crate::store::log::segment;
 use crate::store::settings::FsyncPolicy;
 use crate::store::shared::{CommittedEnd, Shared, read_index, write_index};
+use crate::store::types::StreamId;
 use decide::{EventIds, Pending};
 use group::{Command, Decided, Group, WriteCommand, Written};
 use marks::{IDLE_MARK_DELAY, Marks};
@@ -268,6 +269,7 @@ impl Writer {
             return syncing;
         }
 
+        let batch = self.bring_back(batch);
         let created_micros = now_micros().max(self.last_created.saturating_add(1));
         self.last_created = created_micros;
         let mut group = Group::default();
@@ -334,6 +336,51 @@ impl Writer {
             segment: self.active_segment,
             end: self.active_len,
         })
+    }
+
+    /// Brings back into the index in memory the entries of the streams `batch` writes
+    /// that are on disk only, asking the index on disk for their facts (from its block
+    /// cache while it holds them: `--index-cache-size`), so that the writer decides on
+    /// what is; refuses the commands whose stream it could not bring back. The index's
+    /// lock is held only to put them in.
+    fn bring_back(&mut self, mut batch: Vec<WriteCommand>) -> Vec<WriteCommand> {
+        let Some(db) = self.ids.disk() else {
+            return batch;
+        };
+        let (wanted, end): (Vec<StreamId>, u64) = {
+            let index = read_index(&self.shared);
+            let wanted = batch.iter().map(WriteCommand::stream);
+            let wanted = wanted.filter(|stream| index.on_disk_only(stream));
+            (wanted.cloned().collect(), index.disk_end())
+        };
+        if wanted.is_empty() {
+            return batch;
+        }
+        let mut found = Vec::with_capacity(wanted.len());
+        let mut failed = Vec::new();
+        for stream in wanted {
+            match db.streams().stream_entry(&stream, end) {
+                Ok(Some(on_disk)) => found.push((stream, on_disk)),
+                Ok(None) => {
+                    let lost = format!("the index on disk lost stream {stream}'s entry");
+                    failed.push((stream, StoreError::IndexMismatch(lost)));
+                }
+                Err(e) => failed.push((stream, e)),
+            }
+        }
+        {
+            let mut index = write_index(&self.shared);
+            for (stream, facts) in &found {
+                index.bring_back(stream, *facts, self.active_segment);
+            }
+        }
+        for (stream, error) in failed {
+            tracing::error!(error = %error, %stream, "bringing a stream's entry back from disk");
+            let (refused, kept) = batch.into_iter().partition(|c| c.stream() == &stream);
+            refuse_all(refused, &error);
+            batch = kept;
+        }
+        batch
     }
 
     /// Writes a group's records after the last group's.
@@ -465,6 +512,7 @@ impl Writer {
                         &deletion.stream,
                         deletion.mode,
                         deletion.through_version,
+                        segment,
                     ),
                     Written::Snapshot {
                         stream,

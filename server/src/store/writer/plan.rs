@@ -326,8 +326,9 @@ mod tests {
                 self.records.0.insert(loc, record);
             }
             for deletion in deletes {
+                let (stream, mode) = (&deletion.stream, deletion.mode);
                 self.index
-                    .apply_delete(&deletion.stream, deletion.mode, deletion.through_version);
+                    .apply_delete(stream, mode, deletion.through_version, 0);
             }
             out
         }
