@@ -55,7 +55,7 @@ pub use types::{
 
 use index::Index;
 use index::disk::{self, IndexDb};
-use index::disk_answers::answered_by;
+use index::disk_answers::{answered_by, answered_for_read};
 use index::ingest::Ingester;
 use log::recovery;
 use reads::read;
@@ -437,7 +437,7 @@ impl Store {
     ) -> Result<(Option<Snapshot>, LogRead), StoreError> {
         let mut moved = false;
         let (snapshot, first, last) = loop {
-            let (readable, snapshot) = answered_by(&self.shared, |index, answers| {
+            let (readable, snapshot) = answered_for_read(&self.shared, |index, answers| {
                 let readable = index.readable(&stream, answers)?;
                 Ok((readable, index.latest_snapshot(&stream)))
             })?;
@@ -486,7 +486,7 @@ impl Store {
     /// The versions a read of `stream` covers, (first, last); an error for a stream
     /// never written or whose events are all deleted.
     fn readable(&self, stream: &StreamId) -> Result<(u64, u64), StoreError> {
-        let readable = answered_by(&self.shared, |index, answers| {
+        let readable = answered_for_read(&self.shared, |index, answers| {
             index.readable(stream, answers)
         })?;
         readable.ok_or_else(|| self.not_readable(stream))

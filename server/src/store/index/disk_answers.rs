@@ -16,7 +16,7 @@ use super::disk_streams::{DiskChunk, StreamKeyspaces, stream_key};
 use super::facts::{StreamFacts, now_micros};
 use super::lookup::IndexAccess;
 use crate::store::error::StoreError;
-use crate::store::shared::Shared;
+use crate::store::shared::{Shared, write_index};
 use crate::store::types::StreamId;
 use std::ops::Range;
 
@@ -117,15 +117,50 @@ impl Default for DiskAnswers {
 
 /// Runs `question` against the store's index in memory, asking its index on disk what
 /// it needs between runs, until it has an answer. The index on disk is taken only when
-/// it is asked.
+/// it is asked. Answers read while entries left memory or floors went are asked again
+/// (`Index::disk_epoch`).
 pub fn answered_by<T>(
     shared: &Shared,
     question: impl Fn(&Index, &DiskAnswers) -> Result<T, DiskQuery>,
 ) -> Result<T, StoreError> {
+    answered(shared, question, false)
+}
+
+/// [`answered_by`] for a read of a stream: the entry of a stream on disk only that
+/// the answer took is put back in memory (`Index::keep_read`), so that the read's
+/// look-ups and the next reads find it there. Not for questions about many streams
+/// (listings, a scavenge's plan), whose entries would crowd memory until the next
+/// sweeps.
+pub fn answered_for_read<T>(
+    shared: &Shared,
+    question: impl Fn(&Index, &DiskAnswers) -> Result<T, DiskQuery>,
+) -> Result<T, StoreError> {
+    answered(shared, question, true)
+}
+
+fn answered<T>(
+    shared: &Shared,
+    question: impl Fn(&Index, &DiskAnswers) -> Result<T, DiskQuery>,
+    keep: bool,
+) -> Result<T, StoreError> {
     let mut answers = DiskAnswers::new();
+    // The epoch when the answers known were asked.
+    let mut asked_at = None;
     loop {
-        match shared.with(|i| question(i, &answers)) {
-            Ok(answer) => return Ok(answer),
+        let (epoch, run) = shared.with(|i| (i.disk_epoch(), question(i, &answers)));
+        if asked_at.is_some_and(|asked| asked != epoch) {
+            answers.known.clear();
+            asked_at = None;
+            continue;
+        }
+        asked_at = Some(epoch);
+        match run {
+            Ok(answer) => {
+                if keep {
+                    keep_read(shared, &answers, epoch);
+                }
+                return Ok(answer);
+            }
             Err(query) => {
                 // Chunks and entries leave memory only with an index on disk, which closes once the
                 // store has stopped: a question still going then ends as others do.
@@ -134,6 +169,25 @@ pub fn answered_by<T>(
                 answers.learn(query, answer);
             }
         }
+    }
+}
+
+/// Puts the entries of the streams on disk only that `answers` read back in memory.
+fn keep_read(shared: &Shared, answers: &DiskAnswers, epoch: u64) {
+    let facts = answers
+        .known
+        .iter()
+        .filter_map(|(stream, _, answer)| match answer {
+            Answer::Facts(Some(on_disk)) => Some((stream, *on_disk)),
+            _ => None,
+        });
+    let mut facts = facts.peekable();
+    if facts.peek().is_none() {
+        return;
+    }
+    let mut index = write_index(shared);
+    for (stream, on_disk) in facts {
+        index.keep_read(stream, on_disk, epoch);
     }
 }
 

@@ -330,6 +330,12 @@ pub struct Index {
     stream_count: usize,
     /// Streams whose entries are on disk only.
     entries_on_disk: usize,
+    /// Moves on whenever what the index on disk says of a stream on disk only may have
+    /// changed meanwhile: entries left memory (one may have been brought back, written
+    /// and let go of since), or a rewritten segment's floors went (the disk holds it
+    /// now). An answer read from disk between two runs of a question that saw the same
+    /// epoch holds.
+    disk_epoch: u64,
     /// How many streams' entries stay in memory at most once the index on disk holds
     /// them (`--index-cache-size`); None: all of them.
     entries_kept: Option<usize>,
@@ -555,6 +561,22 @@ impl Index {
     /// The position below which the index on disk answers.
     pub fn disk_end(&self) -> u64 {
         self.chunks_on_disk_below
+    }
+
+    /// See the field.
+    pub fn disk_epoch(&self) -> u64 {
+        self.disk_epoch
+    }
+
+    /// Puts the entry of `stream` back in memory with what the index on disk said of it
+    /// while the epoch was `epoch`, for a read: the streams read often stay in memory
+    /// as those written do (the sweep's second chance), and their reads ask the disk
+    /// for their records only. Nothing when the epoch has moved on since.
+    pub fn keep_read(&mut self, stream: &StreamId, on_disk: FactsOnDisk, epoch: u64) {
+        if epoch == self.disk_epoch {
+            let active = self.segments.len().saturating_sub(1) as u32;
+            self.bring_back(stream, on_disk, active);
+        }
     }
 
     /// Keeps at most `kept` streams' entries in memory once the index on disk holds
@@ -831,7 +853,11 @@ impl Index {
     /// which the index on disk now holds as they are, unless it was rewritten again.
     pub fn let_go_rewritten(&mut self, seq: u32, file: u32) {
         // The disk holds what the rewrite left the streams on disk only.
+        let floors = self.floors.len();
         self.floors.retain(|_, (_, rewritten)| *rewritten != seq);
+        if self.floors.len() != floors {
+            self.disk_epoch += 1;
+        }
         if let Some(segment) = self.segments.get_mut(seq as usize)
             && segment.file == file
             && segment.on_disk.is_none()
@@ -913,6 +939,9 @@ impl Index {
             });
         self.chunks -= gone;
         self.entries_on_disk += left;
+        if left > 0 {
+            self.disk_epoch += 1;
+        }
     }
 
     /// [`Index::let_go_through`] all at once, as a start does: what the replay made is

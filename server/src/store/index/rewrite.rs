@@ -406,9 +406,15 @@ mod tests {
         let query = index.disk_query(&hidden, crate::store::index::disk_answers::Ask::Facts);
         let answers = DiskAnswers::knowing(query, facts);
         assert_eq!(index.readable(&hidden, &answers), Ok(Some((2, 3))));
-        // Once the disk holds the new file, what it says stands.
+        // Once the disk holds the new file, what it says stands; and what a read took
+        // from it before is not put back in memory: it may be what the disk said before.
+        let epoch = index.disk_epoch();
         index.let_go_rewritten(0, 7);
         assert_eq!(index.readable(&hidden, &answers), Ok(Some((0, 3))));
+        index.keep_read(&hidden, facts, epoch);
+        assert!(index.on_disk_only(&hidden), "kept from a moved-on epoch");
+        index.keep_read(&hidden, facts, index.disk_epoch());
+        assert!(!index.on_disk_only(&hidden));
         // Brought back by the writer before that, it starts past what went.
         let mut index = rewritten_on_disk_only(&hidden);
         index.bring_back(&hidden, facts, 1);

@@ -11,7 +11,7 @@
 
 use super::read::{LogRead, Scope};
 use crate::store::error::StoreError;
-use crate::store::index::disk_answers::answered_by;
+use crate::store::index::disk_answers::answered_for_read;
 use crate::store::shared::{Shared, read_index};
 use crate::store::stats::Progress;
 use crate::store::types::{RecordedEvent, StreamId};
@@ -255,7 +255,7 @@ fn first_of(shared: &Shared, scope: &Scope) -> u64 {
     let Scope::Stream(stream) = scope else {
         return 0;
     };
-    let first = answered_by(shared, |index, answers| {
+    let first = answered_for_read(shared, |index, answers| {
         Ok(match index.readable(stream, answers)? {
             Some((first, _)) => first,
             None => index.stream_version(stream, answers)?.map_or(0, |v| v + 1),
@@ -274,7 +274,7 @@ fn first_of(shared: &Shared, scope: &Scope) -> u64 {
 fn last_of(shared: &Shared, scope: &Scope) -> Result<Option<u64>, StoreError> {
     match scope {
         Scope::All => Ok(read_index(shared).next_position().checked_sub(1)),
-        Scope::Stream(stream) => answered_by(shared, |index, answers| {
+        Scope::Stream(stream) => answered_for_read(shared, |index, answers| {
             index.stream_version(stream, answers)
         }),
     }
