@@ -117,8 +117,8 @@ impl Default for DiskAnswers {
 
 /// Runs `question` against the store's index in memory, asking its index on disk what
 /// it needs between runs, until it has an answer. The index on disk is taken only when
-/// it is asked. Answers read while entries left memory or floors went are asked again
-/// (`Index::disk_epoch`).
+/// it is asked. Answers read while the writer brought entries back or floors went are
+/// asked again (`Index::disk_epoch`).
 pub fn answered_by<T>(
     shared: &Shared,
     question: impl Fn(&Index, &DiskAnswers) -> Result<T, DiskQuery>,

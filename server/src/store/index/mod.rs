@@ -324,17 +324,15 @@ pub struct Index {
     chunks_on_disk_below: u64,
     /// Where the sweep that lets go of them got to, while one runs.
     chunk_sweep: Option<SweepAt>,
-    /// The segment up to which the index on disk holds the log, while it does.
-    checkpoint: Option<u32>,
     /// Streams written, whether their entries are in memory or on disk only.
     stream_count: usize,
     /// Streams whose entries are on disk only.
     entries_on_disk: usize,
-    /// Moves on whenever what the index on disk says of a stream on disk only may have
-    /// changed meanwhile: entries left memory (one may have been brought back, written
-    /// and let go of since), or a rewritten segment's floors went (the disk holds it
-    /// now). An answer read from disk between two runs of a question that saw the same
-    /// epoch holds.
+    /// Moves on whenever what the index on disk says of a stream on disk only may
+    /// change: the writer brought an entry back to write it (it may leave memory again
+    /// later, written), or a rewritten segment's floors went (the disk holds it now).
+    /// What a question read from disk between two runs that saw the same epoch holds.
+    /// Reads that put entries back do not move it: they change nothing on disk.
     disk_epoch: u64,
     /// How many streams' entries stay in memory at most once the index on disk holds
     /// them (`--index-cache-size`); None: all of them.
@@ -548,6 +546,14 @@ impl Index {
     /// index on disk holds of it, as the writer is about to write it in segment
     /// `segment`: it stays until the index on disk holds that segment.
     pub fn bring_back(&mut self, stream: &StreamId, on_disk: FactsOnDisk, segment: u32) {
+        if self.on_disk_only(stream) {
+            self.disk_epoch += 1;
+            self.put_back(stream, on_disk, segment);
+        }
+    }
+
+    /// Puts the entry of `stream` back in memory, as written in segment `segment`.
+    fn put_back(&mut self, stream: &StreamId, on_disk: FactsOnDisk, segment: u32) {
         if !self.on_disk_only(stream) {
             return;
         }
@@ -575,7 +581,7 @@ impl Index {
     pub fn keep_read(&mut self, stream: &StreamId, on_disk: FactsOnDisk, epoch: u64) {
         if epoch == self.disk_epoch {
             let active = self.segments.len().saturating_sub(1) as u32;
-            self.bring_back(stream, on_disk, active);
+            self.put_back(stream, on_disk, active);
         }
     }
 
@@ -906,7 +912,6 @@ impl Index {
     /// file in, and after it.
     pub fn let_go_through(&mut self, seq: u32, budget: usize) {
         self.forget_records_through(seq);
-        self.checkpoint = Some(seq);
         if self.chunk_sweep.is_none() {
             let end = self.segment_end(seq as usize);
             if end <= self.chunks_on_disk_below {
@@ -939,9 +944,6 @@ impl Index {
             });
         self.chunks -= gone;
         self.entries_on_disk += left;
-        if left > 0 {
-            self.disk_epoch += 1;
-        }
     }
 
     /// [`Index::let_go_through`] all at once, as a start does: what the replay made is

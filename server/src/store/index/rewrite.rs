@@ -413,11 +413,18 @@ mod tests {
         assert_eq!(index.readable(&hidden, &answers), Ok(Some((0, 3))));
         index.keep_read(&hidden, facts, epoch);
         assert!(index.on_disk_only(&hidden), "kept from a moved-on epoch");
-        index.keep_read(&hidden, facts, index.disk_epoch());
+        let epoch = index.disk_epoch();
+        index.keep_read(&hidden, facts, epoch);
         assert!(!index.on_disk_only(&hidden));
+        assert_eq!(index.disk_epoch(), epoch, "a read changes nothing on disk");
         // Brought back by the writer before that, it starts past what went.
         let mut index = rewritten_on_disk_only(&hidden);
+        let epoch = index.disk_epoch();
         index.bring_back(&hidden, facts, 1);
+        assert!(
+            index.disk_epoch() > epoch,
+            "what the writer brings back it writes"
+        );
         assert_eq!(
             index.readable(&hidden, &DiskAnswers::new()),
             Ok(Some((2, 3)))
